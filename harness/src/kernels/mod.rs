@@ -1,0 +1,1 @@
+//! Debian kernel catalog (being written).

@@ -1,0 +1,3 @@
+//! Tracing mechanisms (being written).
+mod kind;
+pub use kind::{MechanismKind, UnknownMechanism};

@@ -1,0 +1,100 @@
+//! The agent's reports to the host, one line each.
+//!
+//! The guest's console carries them, so each line is framed as
+//! `@@tracelab <crc32> <json>`: the host finds records among kernel messages and detects a
+//! garbled line (the checksum is over the JSON text).
+
+use crate::schema::Measured;
+use serde::{Deserialize, Serialize};
+
+pub const PREFIX: &str = "@@tracelab ";
+
+/// One message from the agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
+pub enum Record {
+    /// The agent started: where it runs.
+    Hello {
+        kernel_release: String,
+        machine: String,
+        agent_version: String,
+        /// The function the cells trace, once resolved.
+        function: Option<String>,
+    },
+    /// One finished cell.
+    Cell(Measured),
+    /// The agent could not run its plan at all.
+    Fatal { message: String },
+    /// All cells are done and everything the agent installed was removed.
+    Done,
+}
+
+/// Frames a record as one line (without the newline).
+pub fn encode(record: &Record) -> String {
+    // Serializing these plain data types cannot fail.
+    let json = serde_json::to_string(record).unwrap_or_else(|e| {
+        format!(r#"{{"record":"fatal","message":"cannot encode record: {e}"}}"#)
+    });
+    format!("{PREFIX}{:08x} {json}", crc32fast::hash(json.as_bytes()))
+}
+
+/// What a console line holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Line {
+    Record(Box<Record>),
+    /// It carries the prefix but its checksum or JSON is wrong.
+    Garbled(String),
+    /// Anything else (kernel messages, shell output).
+    Other,
+}
+
+/// Parses one console line.
+pub fn decode(line: &str) -> Line {
+    let line = line.trim_end_matches(['\r', '\n']);
+    let Some(start) = line.find(PREFIX) else {
+        return Line::Other;
+    };
+    let rest = &line[start + PREFIX.len()..];
+    let Some((crc, json)) = rest.split_once(' ') else {
+        return Line::Garbled("record without checksum".into());
+    };
+    match u32::from_str_radix(crc, 16) {
+        Ok(c) if c == crc32fast::hash(json.as_bytes()) => {}
+        _ => return Line::Garbled(format!("checksum mismatch in record: {}", truncate(json))),
+    }
+    match serde_json::from_str(json) {
+        Ok(r) => Line::Record(Box::new(r)),
+        Err(e) => Line::Garbled(format!("unreadable record ({e}): {}", truncate(json))),
+    }
+}
+
+fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(120) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let r = Record::Fatal { message: "no tracefs".into() };
+        let line = encode(&r);
+        assert_eq!(decode(&line), Line::Record(Box::new(r.clone())));
+        // Kernel text before the record on the same line does not hide it.
+        assert_eq!(decode(&format!("[ 1.0] x{line}\r\n")), Line::Record(Box::new(r)));
+    }
+
+    #[test]
+    fn detects_garbled_lines() {
+        let line = encode(&Record::Done);
+        let flipped = line.replace("done", "dome");
+        assert!(matches!(decode(&flipped), Line::Garbled(_)));
+        assert!(matches!(decode("@@tracelab zz {}"), Line::Garbled(_)));
+        assert!(matches!(decode("@@tracelab"), Line::Other));
+        assert_eq!(decode("[    0.000000] Linux version 6.12"), Line::Other);
+    }
+}

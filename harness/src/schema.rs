@@ -1,0 +1,185 @@
+//! The results schema, defined once: what the agent reports for a cell and what the lab
+//! stores. Every figure travels with its [`Unit`].
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Version of the stored results format; bump on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Outcome of one cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Measured, and the mechanism was verified to fire on every measured call.
+    Ok,
+    /// The kernel lacks the mechanism; `reason` names what is missing.
+    Unsupported,
+    /// Something went wrong (attach, verification, guest); `reason` says what.
+    Failed,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Unsupported => "unsupported",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The unit of every time-like figure in a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unit {
+    /// Guest instructions: QEMU `-icount shift=0` advances guest time 1 ns per instruction.
+    Insn,
+    /// Real (monotonic) nanoseconds.
+    Ns,
+}
+
+impl Unit {
+    pub fn name(self) -> &'static str {
+        match self {
+            Unit::Insn => "insn",
+            Unit::Ns => "ns",
+        }
+    }
+}
+
+impl fmt::Display for Unit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which half of an interleaved pair a sample belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// The mechanism installed but disarmed.
+    Baseline,
+    /// The mechanism armed.
+    Mechanism,
+}
+
+/// One timed loop: `calls` calls of the workload took `elapsed` (in the cell's unit).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub repeat: u32,
+    pub phase: Phase,
+    pub calls: u64,
+    pub elapsed: u64,
+    /// Events the mechanism produced during this loop (None for the baseline mechanism).
+    pub fired: Option<u64>,
+}
+
+/// What the agent measured for one mechanism: raw samples and the proof of firing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measured {
+    pub mechanism: String,
+    pub workload: String,
+    /// The kernel function traced, as the kernel names it.
+    pub function: Option<String>,
+    /// What was attached, as written to tracefs (probe line, tracer and filter).
+    pub attach: Option<String>,
+    pub status: Status,
+    pub reason: Option<String>,
+    pub unit: Unit,
+    /// Calls per timed loop.
+    pub calls: u64,
+    /// Events the mechanism must produce per call (1, or 2 for function_graph).
+    pub events_per_call: Option<u64>,
+    /// Verified events over all mechanism loops.
+    pub fired: Option<u64>,
+    pub samples: Vec<Sample>,
+}
+
+impl Measured {
+    /// A cell that produced no samples.
+    pub fn without_samples(
+        mechanism: &str,
+        workload: &str,
+        unit: Unit,
+        status: Status,
+        reason: String,
+    ) -> Self {
+        Measured {
+            mechanism: mechanism.to_string(),
+            workload: workload.to_string(),
+            function: None,
+            attach: None,
+            status,
+            reason: Some(reason),
+            unit,
+            calls: 0,
+            events_per_call: None,
+            fired: None,
+            samples: Vec::new(),
+        }
+    }
+}
+
+/// Summary statistics of a cell, derived from its samples (never stored without them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Median cost of one call with the mechanism armed.
+    pub per_call: f64,
+    /// Median cost of one call in the interleaved baseline loops.
+    pub baseline_per_call: f64,
+    /// Median over repeats of (mechanism − baseline) per call.
+    pub overhead: f64,
+    /// Smallest and largest paired overhead: the spread over repeats.
+    pub overhead_min: f64,
+    pub overhead_max: f64,
+    pub repeats: u32,
+}
+
+/// Where and on what a cell ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellContext {
+    /// `local` or `vm:<arch>/<version>`.
+    pub target: String,
+    pub arch: String,
+    /// The kernel's label (`6.12`, or `local`).
+    pub kernel: String,
+    /// `uname -r` inside the target, when it got that far.
+    pub kernel_release: Option<String>,
+}
+
+/// One stored cell: context, raw measurement, derived summary, and for failures the
+/// console tail that explains them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    pub schema_version: u32,
+    #[serde(flatten)]
+    pub context: CellContext,
+    #[serde(flatten)]
+    pub measured: Measured,
+    pub summary: Option<Summary>,
+    pub console_tail: Option<String>,
+}
+
+impl Cell {
+    pub fn new(context: CellContext, measured: Measured, console_tail: Option<String>) -> Self {
+        let summary = if measured.status == Status::Ok {
+            crate::measurement::summarize(&measured.samples)
+        } else {
+            None
+        };
+        Cell {
+            schema_version: SCHEMA_VERSION,
+            context,
+            measured,
+            summary,
+            console_tail,
+        }
+    }
+}

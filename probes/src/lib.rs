@@ -1,0 +1,9 @@
+//! Probe definitions.
+//!
+//! Everything the lab writes into tracefs is built here from validated parts, so no
+//! newline, space or tracefs syntax can be smuggled into `kprobe_events`,
+//! `dynamic_events` or `set_ftrace_filter` through a function name.
+
+pub mod tracefs_probe;
+
+pub use tracefs_probe::{ProbeDef, ProbeKind, Symbol, SymbolError, GROUP};

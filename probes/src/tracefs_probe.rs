@@ -1,0 +1,173 @@
+//! Dynamic tracefs probes (kprobe, kretprobe, fprobe) as text lines.
+
+use std::fmt;
+
+/// Event group of every probe the lab creates. It marks them as ours, so a later run can
+/// find and remove leftovers of a crashed one without touching anybody else's probes.
+pub const GROUP: &str = "tracelab";
+
+/// Longest symbol accepted (the kernel's KSYM_NAME_LEN is 512; real names are far shorter).
+const MAX_SYMBOL_LEN: usize = 256;
+
+/// A kernel symbol name that is safe to write into tracefs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Symbol(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SymbolError {
+    #[error("function name is empty")]
+    Empty,
+    #[error("function name is {0} bytes long (at most {MAX_SYMBOL_LEN})")]
+    TooLong(usize),
+    #[error(
+        "function name {0:?} has character {1:?}: a kernel symbol is letters, digits, `_` and `.` and does not start with a digit"
+    )]
+    BadChar(String, char),
+}
+
+impl Symbol {
+    pub fn new(name: &str) -> Result<Self, SymbolError> {
+        if name.is_empty() {
+            return Err(SymbolError::Empty);
+        }
+        if name.len() > MAX_SYMBOL_LEN {
+            return Err(SymbolError::TooLong(name.len()));
+        }
+        for (i, c) in name.chars().enumerate() {
+            let ok = c == '_' || c.is_ascii_alphabetic() || (i > 0 && (c.is_ascii_digit() || c == '.'));
+            if !ok {
+                return Err(SymbolError::BadChar(name.to_string(), c));
+            }
+        }
+        Ok(Symbol(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Symbol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The kinds of dynamic probe the lab defines through tracefs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeKind {
+    /// `p:` at the function's entry.
+    Kprobe,
+    /// `p:` at a byte offset inside the function (past the ftrace site: the breakpoint path).
+    KprobeAt(u32),
+    /// `r:` on return.
+    Kretprobe,
+    /// `f:` fprobe at entry.
+    Fprobe,
+    /// `f: ... %return` fprobe at exit.
+    FprobeExit,
+}
+
+/// One probe definition: what to write to create it and to remove it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeDef {
+    pub kind: ProbeKind,
+    /// Event name inside [`GROUP`]; a fixed identifier chosen by the lab, never user text.
+    pub event: &'static str,
+    pub symbol: Symbol,
+}
+
+impl ProbeDef {
+    pub fn new(kind: ProbeKind, event: &'static str, symbol: Symbol) -> Self {
+        debug_assert!(event.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        ProbeDef { kind, event, symbol }
+    }
+
+    /// The tracefs file the definition is written to.
+    pub fn control_file(&self) -> &'static str {
+        match self.kind {
+            ProbeKind::Kprobe | ProbeKind::KprobeAt(_) | ProbeKind::Kretprobe => "kprobe_events",
+            ProbeKind::Fprobe | ProbeKind::FprobeExit => "dynamic_events",
+        }
+    }
+
+    /// The line that creates the probe.
+    pub fn create_line(&self) -> String {
+        let (g, e, s) = (GROUP, self.event, &self.symbol);
+        match self.kind {
+            ProbeKind::Kprobe => format!("p:{g}/{e} {s}"),
+            ProbeKind::KprobeAt(off) => format!("p:{g}/{e} {s}+{off}"),
+            ProbeKind::Kretprobe => format!("r:{g}/{e} {s}"),
+            ProbeKind::Fprobe => format!("f:{g}/{e} {s}"),
+            ProbeKind::FprobeExit => format!("f:{g}/{e} {s}%return"),
+        }
+    }
+
+    /// The line that removes the probe (`-:GROUP/EVENT`).
+    pub fn remove_line(&self) -> String {
+        remove_line(self.event)
+    }
+
+    /// The event's directory under tracefs.
+    pub fn event_dir(&self) -> String {
+        format!("events/{GROUP}/{}", self.event)
+    }
+}
+
+/// The line that removes event `event` of [`GROUP`], whatever kind of probe it is.
+pub fn remove_line(event: &str) -> String {
+    format!("-:{GROUP}/{event}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sym(s: &str) -> Symbol {
+        Symbol::new(s).expect("valid symbol")
+    }
+
+    #[test]
+    fn accepts_kernel_symbols() {
+        for s in ["__x64_sys_getppid", "__arm64_sys_getppid", "do_one.isra.0", "_text"] {
+            assert!(Symbol::new(s).is_ok(), "{s}");
+        }
+    }
+
+    #[test]
+    fn rejects_smuggled_tracefs_syntax() {
+        for s in [
+            "getppid\np:evil/x do_exit",
+            "a b",
+            "f%return",
+            "sym+4",
+            "-:tracelab/kprobe",
+            "x:y",
+            "!sym",
+            "*",
+            "1abc",
+            "",
+        ] {
+            assert!(Symbol::new(s).is_err(), "{s:?} accepted");
+        }
+        assert_eq!(Symbol::new(&"a".repeat(300)), Err(SymbolError::TooLong(300)));
+    }
+
+    #[test]
+    fn lines_for_each_kind() {
+        let s = sym("__do_sys_getppid");
+        let line = |k, e| ProbeDef::new(k, e, s.clone()).create_line();
+        assert_eq!(line(ProbeKind::Kprobe, "kprobe"), "p:tracelab/kprobe __do_sys_getppid");
+        assert_eq!(line(ProbeKind::KprobeAt(9), "kprobe_offset"), "p:tracelab/kprobe_offset __do_sys_getppid+9");
+        assert_eq!(line(ProbeKind::Kretprobe, "kretprobe"), "r:tracelab/kretprobe __do_sys_getppid");
+        assert_eq!(line(ProbeKind::Fprobe, "fprobe"), "f:tracelab/fprobe __do_sys_getppid");
+        assert_eq!(
+            line(ProbeKind::FprobeExit, "fprobe_exit"),
+            "f:tracelab/fprobe_exit __do_sys_getppid%return"
+        );
+        let d = ProbeDef::new(ProbeKind::Fprobe, "fprobe", s);
+        assert_eq!(d.control_file(), "dynamic_events");
+        assert_eq!(d.remove_line(), "-:tracelab/fprobe");
+        assert_eq!(d.event_dir(), "events/tracelab/fprobe");
+    }
+}
