@@ -88,6 +88,9 @@ mod tests {
         assert_eq!("amd64".parse(), Ok(Arch::X86_64));
         assert_eq!("aarch64".parse(), Ok(Arch::Arm64));
         let err = "riscv64".parse::<Arch>().unwrap_err().to_string();
-        assert!(err.contains("riscv64") && err.contains("x86_64, arm64"), "{err}");
+        assert!(
+            err.contains("riscv64") && err.contains("x86_64, arm64"),
+            "{err}"
+        );
     }
 }

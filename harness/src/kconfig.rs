@@ -58,7 +58,12 @@ pub fn parse(text: &str) -> BTreeMap<String, String> {
 pub fn relevant(config: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     RELEVANT
         .iter()
-        .map(|k| (k.to_string(), config.get(*k).cloned().unwrap_or_else(|| "n".into())))
+        .map(|k| {
+            (
+                k.to_string(),
+                config.get(*k).cloned().unwrap_or_else(|| "n".into()),
+            )
+        })
         .collect()
 }
 
@@ -67,7 +72,10 @@ pub fn enabled(config: &BTreeMap<String, String>, option: &str) -> Option<bool> 
     if config.is_empty() {
         return None;
     }
-    Some(matches!(config.get(option).map(String::as_str), Some("y" | "m")))
+    Some(matches!(
+        config.get(option).map(String::as_str),
+        Some("y" | "m")
+    ))
 }
 
 #[cfg(test)]

@@ -1,12 +1,19 @@
 //! tracelab: measures what Linux tracing mechanisms cost per traced call.
+//!
+//! The data flows plan → target → agent (mechanism × workload → measurement) → results →
+//! report. Modules without the `host` feature make up the static guest agent; the rest
+//! (kernel catalog, guests, Parquet results, plots) run on the host only.
 
+pub mod agent;
 pub mod arch;
 pub mod kconfig;
 pub mod measurement;
 pub mod mechanism;
 pub mod plan;
 pub mod protocol;
+pub mod resolve;
 pub mod schema;
+pub mod tracefs;
 
 #[cfg(feature = "host")]
 pub mod kernels;

@@ -81,11 +81,16 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let r = Record::Fatal { message: "no tracefs".into() };
+        let r = Record::Fatal {
+            message: "no tracefs".into(),
+        };
         let line = encode(&r);
         assert_eq!(decode(&line), Line::Record(Box::new(r.clone())));
         // Kernel text before the record on the same line does not hide it.
-        assert_eq!(decode(&format!("[ 1.0] x{line}\r\n")), Line::Record(Box::new(r)));
+        assert_eq!(
+            decode(&format!("[ 1.0] x{line}\r\n")),
+            Line::Record(Box::new(r))
+        );
     }
 
     #[test]

@@ -34,7 +34,8 @@ impl Symbol {
             return Err(SymbolError::TooLong(name.len()));
         }
         for (i, c) in name.chars().enumerate() {
-            let ok = c == '_' || c.is_ascii_alphabetic() || (i > 0 && (c.is_ascii_digit() || c == '.'));
+            let ok =
+                c == '_' || c.is_ascii_alphabetic() || (i > 0 && (c.is_ascii_digit() || c == '.'));
             if !ok {
                 return Err(SymbolError::BadChar(name.to_string(), c));
             }
@@ -80,7 +81,11 @@ pub struct ProbeDef {
 impl ProbeDef {
     pub fn new(kind: ProbeKind, event: &'static str, symbol: Symbol) -> Self {
         debug_assert!(event.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
-        ProbeDef { kind, event, symbol }
+        ProbeDef {
+            kind,
+            event,
+            symbol,
+        }
     }
 
     /// The tracefs file the definition is written to.
@@ -129,7 +134,12 @@ mod tests {
 
     #[test]
     fn accepts_kernel_symbols() {
-        for s in ["__x64_sys_getppid", "__arm64_sys_getppid", "do_one.isra.0", "_text"] {
+        for s in [
+            "__x64_sys_getppid",
+            "__arm64_sys_getppid",
+            "do_one.isra.0",
+            "_text",
+        ] {
             assert!(Symbol::new(s).is_ok(), "{s}");
         }
     }
@@ -150,17 +160,32 @@ mod tests {
         ] {
             assert!(Symbol::new(s).is_err(), "{s:?} accepted");
         }
-        assert_eq!(Symbol::new(&"a".repeat(300)), Err(SymbolError::TooLong(300)));
+        assert_eq!(
+            Symbol::new(&"a".repeat(300)),
+            Err(SymbolError::TooLong(300))
+        );
     }
 
     #[test]
     fn lines_for_each_kind() {
         let s = sym("__do_sys_getppid");
         let line = |k, e| ProbeDef::new(k, e, s.clone()).create_line();
-        assert_eq!(line(ProbeKind::Kprobe, "kprobe"), "p:tracelab/kprobe __do_sys_getppid");
-        assert_eq!(line(ProbeKind::KprobeAt(9), "kprobe_offset"), "p:tracelab/kprobe_offset __do_sys_getppid+9");
-        assert_eq!(line(ProbeKind::Kretprobe, "kretprobe"), "r:tracelab/kretprobe __do_sys_getppid");
-        assert_eq!(line(ProbeKind::Fprobe, "fprobe"), "f:tracelab/fprobe __do_sys_getppid");
+        assert_eq!(
+            line(ProbeKind::Kprobe, "kprobe"),
+            "p:tracelab/kprobe __do_sys_getppid"
+        );
+        assert_eq!(
+            line(ProbeKind::KprobeAt(9), "kprobe_offset"),
+            "p:tracelab/kprobe_offset __do_sys_getppid+9"
+        );
+        assert_eq!(
+            line(ProbeKind::Kretprobe, "kretprobe"),
+            "r:tracelab/kretprobe __do_sys_getppid"
+        );
+        assert_eq!(
+            line(ProbeKind::Fprobe, "fprobe"),
+            "f:tracelab/fprobe __do_sys_getppid"
+        );
         assert_eq!(
             line(ProbeKind::FprobeExit, "fprobe_exit"),
             "f:tracelab/fprobe_exit __do_sys_getppid%return"

@@ -33,7 +33,9 @@ impl Workload {
     pub fn entry_symbols(self, arch: &str) -> &'static [&'static str] {
         match (self, arch) {
             (Workload::Getppid, "x86_64") => &["__x64_sys_getppid", "__do_sys_getppid"],
-            (Workload::Getppid, "aarch64" | "arm64") => &["__arm64_sys_getppid", "__do_sys_getppid"],
+            (Workload::Getppid, "aarch64" | "arm64") => {
+                &["__arm64_sys_getppid", "__do_sys_getppid"]
+            }
             (Workload::Getppid, _) => &["__do_sys_getppid"],
         }
     }
@@ -69,7 +71,12 @@ pub struct UnknownWorkload(pub String);
 impl fmt::Display for UnknownWorkload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let valid: Vec<&str> = Workload::ALL.iter().map(|w| w.name()).collect();
-        write!(f, "unknown workload `{}` (valid: {})", self.0, valid.join(", "))
+        write!(
+            f,
+            "unknown workload `{}` (valid: {})",
+            self.0,
+            valid.join(", ")
+        )
     }
 }
 
@@ -105,7 +112,13 @@ mod tests {
 
     #[test]
     fn entry_symbols_are_arch_specific() {
-        assert_eq!(Workload::Getppid.entry_symbols("x86_64")[0], "__x64_sys_getppid");
-        assert_eq!(Workload::Getppid.entry_symbols("aarch64")[0], "__arm64_sys_getppid");
+        assert_eq!(
+            Workload::Getppid.entry_symbols("x86_64")[0],
+            "__x64_sys_getppid"
+        );
+        assert_eq!(
+            Workload::Getppid.entry_symbols("aarch64")[0],
+            "__arm64_sys_getppid"
+        );
     }
 }

@@ -18,7 +18,10 @@ pub fn summarize(samples: &[Sample]) -> Option<Summary> {
     let mut paired = Vec::new();
     let mut mech = Vec::new();
     let mut base = Vec::new();
-    for m in samples.iter().filter(|s| s.phase == Phase::Mechanism && s.calls > 0) {
+    for m in samples
+        .iter()
+        .filter(|s| s.phase == Phase::Mechanism && s.calls > 0)
+    {
         let Some(b) = samples
             .iter()
             .find(|b| b.phase == Phase::Baseline && b.repeat == m.repeat && b.calls > 0)
@@ -44,7 +47,13 @@ mod tests {
     use super::*;
 
     fn s(repeat: u32, phase: Phase, elapsed: u64) -> Sample {
-        Sample { repeat, phase, calls: 10, elapsed, fired: None }
+        Sample {
+            repeat,
+            phase,
+            calls: 10,
+            elapsed,
+            fired: None,
+        }
     }
 
     #[test]

@@ -105,7 +105,12 @@ mod tests {
             Ok(vec![MechanismKind::Kprobe, MechanismKind::Fprobe])
         );
         assert_eq!(MechanismKind::parse_list("all").map(|v| v.len()), Ok(8));
-        let err = MechanismKind::parse_list("kprobe,uprobe").unwrap_err().to_string();
-        assert!(err.contains("`uprobe`") && err.contains("function-graph"), "{err}");
+        let err = MechanismKind::parse_list("kprobe,uprobe")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`uprobe`") && err.contains("function-graph"),
+            "{err}"
+        );
     }
 }

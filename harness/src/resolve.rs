@@ -1,0 +1,158 @@
+//! Resolving the kernel function a workload calls into the name tracing accepts.
+//!
+//! On x86_64 6.12 `__x64_sys_getppid`, `__ia32_sys_getppid` and `__do_sys_getppid` share
+//! one address, and only `__do_sys_getppid` is in `available_filter_functions` (and BTF):
+//! writing an alias fails. So names are resolved by address against the kernel's own lists.
+
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeSet;
+use tracelab_probes::Symbol;
+
+/// The function the cells trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetFunction {
+    /// The name every mechanism uses (the one ftrace lists, when ftrace is there).
+    pub symbol: Symbol,
+    /// Other names of the same address (the trace may print any of them).
+    pub aliases: Vec<String>,
+    pub address: Option<u64>,
+}
+
+impl TargetFunction {
+    /// The name and its aliases.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.symbol.as_str()).chain(self.aliases.iter().map(String::as_str))
+    }
+}
+
+/// Text symbols of `/proc/kallsyms`: (address, name), module symbols excluded.
+fn text_symbols(kallsyms: &str) -> impl Iterator<Item = (u64, &str)> {
+    kallsyms.lines().filter_map(|line| {
+        let mut it = line.split_whitespace();
+        let addr = u64::from_str_radix(it.next()?, 16).ok()?;
+        let kind = it.next()?;
+        let name = it.next()?;
+        if it.next().is_some() || !matches!(kind, "T" | "t") {
+            return None;
+        }
+        Some((addr, name))
+    })
+}
+
+/// Names in `available_filter_functions` (first column; module tags dropped).
+pub fn filter_functions(text: &str) -> BTreeSet<&str> {
+    text.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect()
+}
+
+/// Picks the function to trace: the first candidate the kernel has, under the name ftrace
+/// lists (an alias at the same address when the candidate itself is not listed).
+///
+/// `kallsyms` is `/proc/kallsyms` (addresses all zero when they are hidden);
+/// `filterable` is the content of `available_filter_functions`, None without ftrace.
+pub fn resolve(
+    candidates: &[&str],
+    kallsyms: &str,
+    filterable: Option<&BTreeSet<&str>>,
+) -> Result<TargetFunction> {
+    let symbols: Vec<(u64, &str)> = text_symbols(kallsyms).collect();
+    let mut notes = Vec::new();
+    for cand in candidates {
+        let Some(&(addr, _)) = symbols.iter().find(|(_, n)| n == cand) else {
+            notes.push(format!("{cand}: not in /proc/kallsyms"));
+            continue;
+        };
+        let mut names = vec![cand.to_string()];
+        if addr != 0 {
+            for (a, n) in &symbols {
+                if *a == addr && !names.iter().any(|x| x == n) {
+                    names.push(n.to_string());
+                }
+            }
+        }
+        let chosen = match filterable {
+            None => Some(cand.to_string()),
+            Some(set) => names.iter().find(|n| set.contains(n.as_str())).cloned(),
+        };
+        let Some(chosen) = chosen else {
+            notes.push(format!(
+                "{cand}: neither it nor its aliases ({}) are in available_filter_functions",
+                names[1..].join(", ")
+            ));
+            continue;
+        };
+        let symbol = Symbol::new(&chosen).with_context(|| format!("kernel symbol {chosen:?}"))?;
+        let aliases = names.into_iter().filter(|n| *n != chosen).collect();
+        return Ok(TargetFunction {
+            symbol,
+            aliases,
+            address: (addr != 0).then_some(addr),
+        });
+    }
+    bail!(
+        "no traceable function among {}: {}",
+        candidates.join(", "),
+        notes.join("; ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KALLSYMS: &str = "\
+ffffffff81100000 T _stext
+ffffffff810b1230 T __x64_sys_getppid
+ffffffff810b1230 T __ia32_sys_getppid
+ffffffff810b1230 t __do_sys_getppid
+ffffffff810b1260 T __x64_sys_getpid
+ffffffffc0001000 t helper\t[some_module]
+";
+
+    #[test]
+    fn resolves_x86_alias_to_the_filterable_name() {
+        let filter = filter_functions("__do_sys_getppid\n__x64_sys_getpid\n");
+        let t = resolve(
+            &["__x64_sys_getppid", "__do_sys_getppid"],
+            KALLSYMS,
+            Some(&filter),
+        )
+        .expect("resolved");
+        assert_eq!(t.symbol.as_str(), "__do_sys_getppid");
+        assert!(t.aliases.contains(&"__x64_sys_getppid".to_string()));
+        assert_eq!(t.address, Some(0xffffffff810b1230));
+        assert!(t.names().any(|n| n == "__ia32_sys_getppid"));
+    }
+
+    #[test]
+    fn without_ftrace_the_candidate_is_used() {
+        let t = resolve(&["__x64_sys_getppid"], KALLSYMS, None).expect("resolved");
+        assert_eq!(t.symbol.as_str(), "__x64_sys_getppid");
+    }
+
+    #[test]
+    fn missing_function_names_every_candidate() {
+        let filter = filter_functions("other\n");
+        let err = resolve(
+            &["__arm64_sys_getppid", "__x64_sys_getpid"],
+            KALLSYMS,
+            Some(&filter),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("__arm64_sys_getppid: not in /proc/kallsyms"),
+            "{err}"
+        );
+        assert!(err.contains("__x64_sys_getpid: neither"), "{err}");
+    }
+
+    #[test]
+    fn module_symbols_and_hidden_addresses() {
+        assert!(resolve(&["helper"], KALLSYMS, None).is_err());
+        let hidden = "0000000000000000 T __x64_sys_getppid\n0000000000000000 t __do_sys_getppid\n";
+        let t = resolve(&["__x64_sys_getppid"], hidden, None).expect("resolved");
+        assert_eq!((t.address, t.aliases.len()), (None, 0));
+    }
+}
