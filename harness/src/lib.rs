@@ -16,9 +16,17 @@ pub mod schema;
 pub mod tracefs;
 
 #[cfg(feature = "host")]
+pub mod cli;
+#[cfg(feature = "host")]
+pub mod guest;
+#[cfg(feature = "host")]
 pub mod kernels;
 #[cfg(feature = "host")]
 pub mod results;
+#[cfg(feature = "host")]
+pub mod study;
+#[cfg(feature = "host")]
+pub mod target;
 
 /// The lab's version, recorded in every result.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

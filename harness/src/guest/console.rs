@@ -69,9 +69,18 @@ impl Drop for ChildGuard {
 }
 
 /// Starts `cmd` and hands each record to `on_event` as it arrives.
-pub fn run(mut cmd: Command, timeouts: Timeouts, on_event: &mut dyn FnMut(Event) -> Result<()>) -> Result<Outcome> {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = ChildGuard(cmd.spawn().with_context(|| format!("starting {:?}", cmd.get_program()))?);
+pub fn run(
+    mut cmd: Command,
+    timeouts: Timeouts,
+    on_event: &mut dyn FnMut(Event) -> Result<()>,
+) -> Result<Outcome> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = ChildGuard(
+        cmd.spawn()
+            .with_context(|| format!("starting {:?}", cmd.get_program()))?,
+    );
     let (tx, rx) = mpsc::channel::<String>();
     let stdout = child.0.stdout.take().context("guest stdout")?;
     let stderr = child.0.stderr.take().context("guest stderr")?;
@@ -106,23 +115,41 @@ pub fn run(mut cmd: Command, timeouts: Timeouts, on_event: &mut dyn FnMut(Event)
                 if done {
                     break Ending::Done;
                 }
-                deadline = Instant::now() + if hello { timeouts.record } else { timeouts.boot };
+                deadline = Instant::now()
+                    + if hello {
+                        timeouts.record
+                    } else {
+                        timeouts.boot
+                    };
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 let what = if hello {
-                    format!("no result from the agent for {} s", timeouts.record.as_secs())
+                    format!(
+                        "no result from the agent for {} s",
+                        timeouts.record.as_secs()
+                    )
                 } else {
-                    format!("the agent did not start within {} s", timeouts.boot.as_secs())
+                    format!(
+                        "the agent did not start within {} s",
+                        timeouts.boot.as_secs()
+                    )
                 };
                 break Ending::TimedOut(what);
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let status = wait_exit(&mut child.0);
-                break if panicked { Ending::Panicked } else { Ending::Exited(status) };
+                break if panicked {
+                    Ending::Panicked
+                } else {
+                    Ending::Exited(status)
+                };
             }
         }
     };
-    Ok(Outcome { ending, tail: tail.into_iter().collect() })
+    Ok(Outcome {
+        ending,
+        tail: tail.into_iter().collect(),
+    })
 }
 
 fn wait_exit(child: &mut Child) -> String {
@@ -143,7 +170,9 @@ fn forward(reader: impl BufRead, tx: mpsc::Sender<String>) {
     // Lines are read as bytes: a console may carry invalid UTF-8.
     for line in reader.split(b'\n') {
         let Ok(line) = line else { break };
-        let text = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
+        let text = String::from_utf8_lossy(&line)
+            .trim_end_matches('\r')
+            .to_string();
         if tx.send(text).is_err() {
             break;
         }
@@ -156,7 +185,10 @@ mod tests {
     use crate::protocol::encode;
 
     fn timeouts(secs: u64) -> Timeouts {
-        Timeouts { boot: Duration::from_secs(secs), record: Duration::from_secs(secs) }
+        Timeouts {
+            boot: Duration::from_secs(secs),
+            record: Duration::from_secs(secs),
+        }
     }
 
     fn sh(script: &str) -> Command {
@@ -192,7 +224,12 @@ mod tests {
         assert!(matches!(out.ending, Ending::TimedOut(ref w) if w.contains("did not start")));
         let out = run(sh("echo hi; exit 3"), timeouts(10), &mut |_| Ok(())).expect("run");
         assert_eq!(out.ending, Ending::Exited("QEMU exit status 3".into()));
-        let out = run(sh("echo '[ 1.0] Kernel panic - not syncing: VFS'"), timeouts(10), &mut |_| Ok(())).expect("run");
+        let out = run(
+            sh("echo '[ 1.0] Kernel panic - not syncing: VFS'"),
+            timeouts(10),
+            &mut |_| Ok(()),
+        )
+        .expect("run");
         assert_eq!(out.ending, Ending::Panicked);
     }
 }

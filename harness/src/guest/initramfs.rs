@@ -26,8 +26,10 @@ enum Entry<'a> {
 
 /// Builds the archive (uncompressed newc cpio; the kernel takes it as is).
 pub fn build(agent: &Path, busybox: &Path, plan_json: &str) -> Result<Vec<u8>> {
-    let agent = std::fs::read(agent).with_context(|| format!("reading agent {}", agent.display()))?;
-    let busybox = std::fs::read(busybox).with_context(|| format!("reading busybox {}", busybox.display()))?;
+    let agent =
+        std::fs::read(agent).with_context(|| format!("reading agent {}", agent.display()))?;
+    let busybox =
+        std::fs::read(busybox).with_context(|| format!("reading busybox {}", busybox.display()))?;
     let entries: Vec<(&str, Entry)> = vec![
         ("bin", Entry::Dir),
         ("bin/busybox", Entry::File(&busybox, 0o755)),
@@ -53,7 +55,13 @@ pub fn build(agent: &Path, busybox: &Path, plan_json: &str) -> Result<Vec<u8>> {
         let (b, data): (_, &[u8]) = match entry {
             Entry::Dir => (b.mode(0o040755).nlink(2), &[]),
             Entry::File(data, perm) => (b.mode(0o100000 | perm).nlink(1), data),
-            Entry::CharDev(major, minor) => (b.mode(0o020600).nlink(1).rdev_major(*major).rdev_minor(*minor), &[]),
+            Entry::CharDev(major, minor) => (
+                b.mode(0o020600)
+                    .nlink(1)
+                    .rdev_major(*major)
+                    .rdev_minor(*minor),
+                &[],
+            ),
         };
         let mut w = b.write(&mut out, data.len() as u32);
         w.write_all(data).context("writing initramfs entry")?;
@@ -79,7 +87,14 @@ mod tests {
         let two = build(&a, &b, "{\"plan\":1}").expect("build");
         assert_eq!(one, two);
         let text = String::from_utf8_lossy(&one);
-        for name in ["bin/busybox", "dev/console", "init", "plan.json", "tracelab-agent", "TRAILER!!!"] {
+        for name in [
+            "bin/busybox",
+            "dev/console",
+            "init",
+            "plan.json",
+            "tracelab-agent",
+            "TRAILER!!!",
+        ] {
             assert!(text.contains(name), "{name} missing");
         }
         assert!(text.contains("AGENT") && text.contains("{\"plan\":1}"));

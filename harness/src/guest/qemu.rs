@@ -43,7 +43,9 @@ impl Mode {
     /// What the cells' clock counts, for the results.
     pub fn clock(self) -> &'static str {
         match self {
-            Mode::Icount => "guest CLOCK_MONOTONIC under -icount shift=0,sleep=off: 1 ns = 1 instruction",
+            Mode::Icount => {
+                "guest CLOCK_MONOTONIC under -icount shift=0,sleep=off: 1 ns = 1 instruction"
+            }
             Mode::Wall => "guest CLOCK_MONOTONIC (real time)",
         }
     }
@@ -77,7 +79,13 @@ pub struct Setup {
 
 impl Setup {
     pub fn new(arch: Arch, mode: Mode, accel: Accel) -> Setup {
-        Setup { arch, mode, accel, memory_mib: 1024, seed: 1 }
+        Setup {
+            arch,
+            mode,
+            accel,
+            memory_mib: 1024,
+            seed: 1,
+        }
     }
 
     pub fn binary(&self) -> &'static str {
@@ -116,12 +124,28 @@ impl Setup {
             push(&["-M", "virt"]);
         }
         push(&["-accel", self.accel.name(), "-cpu", self.cpu(), "-smp", "1"]);
-        push(&["-m", &self.memory_mib.to_string(), "-seed", &self.seed.to_string()]);
+        push(&[
+            "-m",
+            &self.memory_mib.to_string(),
+            "-seed",
+            &self.seed.to_string(),
+        ]);
         if self.mode == Mode::Icount {
             push(&["-icount", "shift=0,sleep=off"]);
         }
-        push(&["-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio"]);
-        push(&["-kernel", &kernel.to_string_lossy(), "-initrd", &initrd.to_string_lossy()]);
+        push(&[
+            "-nographic",
+            "-no-reboot",
+            "-nodefaults",
+            "-serial",
+            "stdio",
+        ]);
+        push(&[
+            "-kernel",
+            &kernel.to_string_lossy(),
+            "-initrd",
+            &initrd.to_string_lossy(),
+        ]);
         push(&["-append", &self.kernel_cmdline()]);
         a
     }
@@ -145,7 +169,11 @@ pub fn version(binary: &str) -> Result<String> {
 /// KVM is worth trying only for the host's own arch and when /dev/kvm opens read-write.
 pub fn kvm_usable(arch: Arch) -> bool {
     Arch::this() == Some(arch)
-        && std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok()
+        && std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+            .is_ok()
 }
 
 #[cfg(test)]
@@ -156,12 +184,29 @@ mod tests {
     fn icount_guest_args() {
         let s = Setup::new(Arch::Arm64, Mode::Icount, Accel::Tcg);
         let a = s.args(Path::new("/k"), Path::new("/i")).join(" ");
-        assert!(a.starts_with("-M virt -accel tcg -cpu max,sve=off,sme=off,pauth-impdef=on"), "{a}");
-        assert!(a.contains("-icount shift=0,sleep=off") && a.contains("-seed 1"), "{a}");
-        assert!(a.contains("console=ttyAMA0") && a.contains("cryptomgr.notests=1"), "{a}");
-        let w = Setup::new(Arch::X86_64, Mode::Wall, Accel::Kvm).args(Path::new("/k"), Path::new("/i")).join(" ");
-        assert!(!w.contains("icount") && w.contains("-accel kvm -cpu host") && w.contains("ttyS0"), "{w}");
+        assert!(
+            a.starts_with("-M virt -accel tcg -cpu max,sve=off,sme=off,pauth-impdef=on"),
+            "{a}"
+        );
+        assert!(
+            a.contains("-icount shift=0,sleep=off") && a.contains("-seed 1"),
+            "{a}"
+        );
+        assert!(
+            a.contains("console=ttyAMA0") && a.contains("cryptomgr.notests=1"),
+            "{a}"
+        );
+        let w = Setup::new(Arch::X86_64, Mode::Wall, Accel::Kvm)
+            .args(Path::new("/k"), Path::new("/i"))
+            .join(" ");
+        assert!(
+            !w.contains("icount") && w.contains("-accel kvm -cpu host") && w.contains("ttyS0"),
+            "{w}"
+        );
         assert_eq!(Mode::Icount.unit(), Unit::Insn);
-        assert!(Mode::parse("fast").unwrap_err().to_string().contains("icount, wall"));
+        assert!(Mode::parse("fast")
+            .unwrap_err()
+            .to_string()
+            .contains("icount, wall"));
     }
 }
