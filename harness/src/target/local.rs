@@ -20,7 +20,7 @@ pub fn preflight() -> Vec<String> {
         problems.push("not running as root (tracefs and probes need root)".to_string());
     }
     match Tracefs::open() {
-        Err(e) => problems.push(format!("{e:#}")),
+        Err(e) => problems.push(format!("{e:#}; mount it with `mount -t tracefs nodev /sys/kernel/tracing`")),
         Ok(t) => {
             if let Err(e) = t.read("available_filter_functions") {
                 problems.push(format!(
@@ -40,17 +40,22 @@ pub fn preflight() -> Vec<String> {
             }
         }
     }
-    let config = host_config();
-    for (opt, what) in [
-        ("CONFIG_KPROBES", "kprobes"),
-        ("CONFIG_FPROBE", "fprobe"),
-        ("CONFIG_FUNCTION_GRAPH_TRACER", "function_graph"),
-    ] {
-        if kconfig::enabled(&config, opt) == Some(false) {
-            problems.push(format!("{opt} is not set (no {what})"));
-        }
-    }
     problems
+}
+
+/// Mechanisms this kernel's config leaves out: not a reason to refuse (they become
+/// `unsupported` cells), but worth saying when refusing anyway.
+pub fn missing_options() -> Vec<String> {
+    let config = host_config();
+    [
+        ("CONFIG_KPROBES", "kprobe, kprobe-offset, kretprobe"),
+        ("CONFIG_FPROBE", "fprobe, fprobe-exit"),
+        ("CONFIG_FUNCTION_GRAPH_TRACER", "function-graph"),
+    ]
+    .iter()
+    .filter(|(opt, _)| kconfig::enabled(&config, opt) == Some(false))
+    .map(|(opt, what)| format!("{opt} is not set (no {what})"))
+    .collect()
 }
 
 fn root_cause(e: &anyhow::Error) -> String {
