@@ -105,6 +105,8 @@ fn run_cell(
     };
     let mut measured = Measured {
         mechanism: kind.name().to_string(),
+        payload: None,
+        stack: 1,
         workload: workload.name().to_string(),
         function,
         attach: None,
@@ -162,6 +164,7 @@ fn measure(
             calls: plan.calls,
             elapsed,
             fired: None,
+            counters: Default::default(),
         });
 
         let mut installed = install()?;
@@ -191,6 +194,7 @@ fn measure(
             calls: plan.calls,
             elapsed,
             fired,
+            counters: Default::default(),
         });
     }
     out.fired = total_fired;

@@ -2,7 +2,12 @@
 //! stores. Every figure travels with its [`Unit`].
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
+
+fn one() -> u32 {
+    1
+}
 
 /// Version of the stored results format; bump on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -79,12 +84,22 @@ pub struct Sample {
     pub elapsed: u64,
     /// Events the mechanism produced during this loop (None for the baseline mechanism).
     pub fired: Option<u64>,
+    /// Perf counters over the loop (name → count, user + kernel); empty where the PMU
+    /// offers none. A counter the PMU lacks is absent, never zero.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counters: BTreeMap<String, u64>,
 }
 
 /// What the agent measured for one mechanism: raw samples and the proof of firing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Measured {
     pub mechanism: String,
+    /// What the attached program does (BPF mechanisms: `empty`, `count`, `record`).
+    #[serde(default)]
+    pub payload: Option<String>,
+    /// How many programs/probes are attached to the function at once.
+    #[serde(default = "one")]
+    pub stack: u32,
     pub workload: String,
     /// The kernel function traced, as the kernel names it.
     pub function: Option<String>,
@@ -113,6 +128,8 @@ impl Measured {
     ) -> Self {
         Measured {
             mechanism: mechanism.to_string(),
+            payload: None,
+            stack: 1,
             workload: workload.to_string(),
             function: None,
             attach: None,
@@ -139,6 +156,15 @@ pub struct Summary {
     /// Smallest and largest paired overhead: the spread over repeats.
     pub overhead_min: f64,
     pub overhead_max: f64,
+    /// Bootstrap 95% confidence interval of the median overhead (equal to the median when
+    /// every pair agrees, as under icount).
+    #[serde(default)]
+    pub overhead_ci_low: Option<f64>,
+    #[serde(default)]
+    pub overhead_ci_high: Option<f64>,
+    /// Paired overheads outside Tukey's fences (1.5 IQR): flagged, never dropped.
+    #[serde(default)]
+    pub outliers: u32,
     pub repeats: u32,
 }
 

@@ -11,39 +11,79 @@ fn tracelab() -> Command {
 #[test]
 fn unknown_names_list_the_valid_choices() {
     for (args, needle) in [
-        (vec!["run", "--mechanisms", "uprobe"], "valid: baseline, kprobe, kprobe-offset"),
-        (vec!["run", "--target", "vm:x86_64/5.10"], "valid: 6.1, 6.12, 7.2, 7.3"),
-        (vec!["run", "--target", "vm:mips/6.12"], "valid: x86_64, arm64"),
-        (vec!["run", "--target", "qemu"], "valid: local, vm:<arch>/<version>"),
-        (vec!["run", "--function", "getppid\np:x/y do_exit"], "function name"),
-        (vec!["kernels", "fetch", "4.19"], "valid: 6.1, 6.12, 7.2, 7.3"),
+        (
+            vec!["run", "--mechanisms", "uprobe"],
+            "valid: baseline, kprobe, kprobe-offset",
+        ),
+        (
+            vec!["run", "--target", "vm:x86_64/5.10"],
+            "valid: 6.1, 6.12, 7.2, 7.3",
+        ),
+        (
+            vec!["run", "--target", "vm:mips/6.12"],
+            "valid: x86_64, arm64",
+        ),
+        (
+            vec!["run", "--target", "qemu"],
+            "valid: local, vm:<arch>/<version>",
+        ),
+        (
+            vec!["run", "--function", "getppid\np:x/y do_exit"],
+            "function name",
+        ),
+        (
+            vec!["kernels", "fetch", "4.19"],
+            "valid: 6.1, 6.12, 7.2, 7.3",
+        ),
         (vec!["show", "/nonexistent", "--format", "xml"], "valid"),
     ] {
-        tracelab().args(&args).assert().code(2).stderr(contains(needle));
+        tracelab()
+            .args(&args)
+            .assert()
+            .code(2)
+            .stderr(contains(needle));
     }
 }
 
 #[test]
 fn show_rejects_a_directory_that_holds_no_results() {
     let dir = tempfile::tempdir().expect("tempdir");
-    tracelab().arg("show").arg(dir.path()).assert().code(2).stderr(contains("meta.json"));
+    tracelab()
+        .arg("show")
+        .arg(dir.path())
+        .assert()
+        .code(2)
+        .stderr(contains("meta.json"));
 }
 
 /// On a host whose kernel forbids tracing (like the build machines) the native target
 /// stops before touching anything and says what is missing.
 #[test]
 fn local_target_refuses_where_tracing_is_forbidden() {
-    let forbidden = std::fs::read_to_string("/sys/kernel/tracing/available_filter_functions").is_err();
+    let forbidden =
+        std::fs::read_to_string("/sys/kernel/tracing/available_filter_functions").is_err();
     let dir = tempfile::tempdir().expect("tempdir");
     let out = tracelab()
-        .args(["run", "--target", "local", "--calls", "100", "--repeats", "1", "--out"])
+        .args([
+            "run",
+            "--target",
+            "local",
+            "--calls",
+            "100",
+            "--repeats",
+            "1",
+            "--out",
+        ])
         .arg(dir.path().join("r"))
         .output()
         .expect("run");
     let stderr = String::from_utf8_lossy(&out.stderr);
     if forbidden {
         assert_eq!(out.status.code(), Some(2), "{stderr}");
-        assert!(stderr.contains("the local target cannot trace on this host"), "{stderr}");
+        assert!(
+            stderr.contains("the local target cannot trace on this host"),
+            "{stderr}"
+        );
     } else {
         // A host that can trace runs the study (exit 0) or reports failed cells (3).
         assert!(matches!(out.status.code(), Some(0 | 3)), "{stderr}");

@@ -16,13 +16,25 @@ fn study(target: &str, out: &Path) -> Vec<Value> {
     );
     let run = Command::cargo_bin("tracelab")
         .expect("tracelab binary")
-        .args(["run", "--target", target, "--calls", CALLS, "--repeats", "2", "--out"])
+        .args([
+            "run",
+            "--target",
+            target,
+            "--calls",
+            CALLS,
+            "--repeats",
+            "2",
+            "--out",
+        ])
         .arg(out)
         .output()
         .expect("run tracelab");
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "tracelab run {target} failed\n{stdout}\n{stderr}");
+    assert!(
+        run.status.success(),
+        "tracelab run {target} failed\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains("unit insn"), "{stdout}");
     let show = Command::cargo_bin("tracelab")
         .expect("tracelab binary")
@@ -30,7 +42,11 @@ fn study(target: &str, out: &Path) -> Vec<Value> {
         .arg(out)
         .output()
         .expect("run tracelab show");
-    assert!(show.status.success(), "{}", String::from_utf8_lossy(&show.stderr));
+    assert!(
+        show.status.success(),
+        "{}",
+        String::from_utf8_lossy(&show.stderr)
+    );
     serde_json::from_slice(&show.stdout).expect("show --format json is a JSON list")
 }
 
@@ -49,17 +65,34 @@ fn check_row(cells: &[Value], mechanism: &str, unsupported_because: Option<&str>
     if let Some(option) = unsupported_because {
         assert_eq!(c["status"], "unsupported", "{c}");
         let reason = c["reason"].as_str().unwrap_or_default();
-        assert!(reason.contains(option), "{mechanism}: reason {reason:?} does not name {option}");
+        assert!(
+            reason.contains(option),
+            "{mechanism}: reason {reason:?} does not name {option}"
+        );
         return;
     }
     assert_eq!(c["status"], "ok", "{c}");
     let calls: u64 = CALLS.parse().expect("calls");
     let per_call_events = if mechanism == "function-graph" { 2 } else { 1 };
-    assert_eq!(c["fired"].as_u64(), Some(2 * calls * per_call_events), "{c}");
-    assert_eq!(c["expected_fired"].as_u64(), Some(2 * calls * per_call_events), "{c}");
+    assert_eq!(
+        c["fired"].as_u64(),
+        Some(2 * calls * per_call_events),
+        "{c}"
+    );
+    assert_eq!(
+        c["expected_fired"].as_u64(),
+        Some(2 * calls * per_call_events),
+        "{c}"
+    );
     let overhead = c["overhead"].as_f64().expect("overhead");
-    assert!(overhead > 50.0, "{mechanism}: overhead {overhead} insn is implausibly small");
-    assert!(c["per_call"].as_f64().expect("per_call") > c["baseline_per_call"].as_f64().expect("baseline"));
+    assert!(
+        overhead > 50.0,
+        "{mechanism}: overhead {overhead} insn is implausibly small"
+    );
+    assert!(
+        c["per_call"].as_f64().expect("per_call")
+            > c["baseline_per_call"].as_f64().expect("baseline")
+    );
 }
 
 fn check_baseline(cells: &[Value]) {
@@ -69,8 +102,15 @@ fn check_baseline(cells: &[Value]) {
     assert!(b["overhead"].as_f64().expect("overhead").abs() < 5.0, "{b}");
 }
 
-const TRACEFS_MECHANISMS: [&str; 7] =
-    ["kprobe", "kprobe-offset", "kretprobe", "fprobe", "fprobe-exit", "function", "function-graph"];
+const TRACEFS_MECHANISMS: [&str; 7] = [
+    "kprobe",
+    "kprobe-offset",
+    "kretprobe",
+    "fprobe",
+    "fprobe-exit",
+    "function",
+    "function-graph",
+];
 
 #[test]
 fn x86_64_6_12_every_mechanism_fires() {
@@ -83,11 +123,25 @@ fn x86_64_6_12_every_mechanism_fires() {
     }
     for c in &cells {
         let release = c["kernel_release"].as_str().unwrap_or_default();
-        assert!(release.starts_with("6.12.") && release.ends_with("-cloud-amd64"), "{release}");
+        assert!(
+            release.starts_with("6.12.") && release.ends_with("-cloud-amd64"),
+            "{release}"
+        );
     }
-    assert!(row(&cells, "kprobe")["attach"].as_str().unwrap_or("").contains("[FTRACE]"));
-    assert!(row(&cells, "kprobe-offset")["attach"].as_str().unwrap_or("").contains("(breakpoint)"));
-    for f in ["samples.parquet", "summary.parquet", "overhead.svg", "meta.json"] {
+    assert!(row(&cells, "kprobe")["attach"]
+        .as_str()
+        .unwrap_or("")
+        .contains("[FTRACE]"));
+    assert!(row(&cells, "kprobe-offset")["attach"]
+        .as_str()
+        .unwrap_or("")
+        .contains("(breakpoint)"));
+    for f in [
+        "samples.parquet",
+        "summary.parquet",
+        "overhead.svg",
+        "meta.json",
+    ] {
         assert!(dir.path().join(f).is_file(), "{f} missing");
     }
 }
@@ -121,11 +175,23 @@ fn guest_timeout_fails_cells_with_console_tail() {
     let out = dir.path().join("r");
     let run = Command::cargo_bin("tracelab")
         .expect("tracelab binary")
-        .args(["run", "--mechanisms", "baseline,kprobe", "--boot-timeout", "1", "--out"])
+        .args([
+            "run",
+            "--mechanisms",
+            "baseline,kprobe",
+            "--boot-timeout",
+            "1",
+            "--out",
+        ])
         .arg(&out)
         .output()
         .expect("run tracelab");
-    assert_eq!(run.status.code(), Some(3), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(
+        run.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let show = Command::cargo_bin("tracelab")
         .expect("tracelab binary")
         .args(["show", "--format", "json"])
@@ -136,9 +202,20 @@ fn guest_timeout_fails_cells_with_console_tail() {
     assert_eq!(cells.len(), 2);
     for c in &cells {
         assert_eq!(c["status"], "failed", "{c}");
-        assert!(c["reason"].as_str().unwrap_or_default().contains("did not start within 1 s"), "{c}");
+        assert!(
+            c["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("did not start within 1 s"),
+            "{c}"
+        );
     }
-    let cell_file = std::fs::read_dir(out.join("cells")).expect("cells dir").next().expect("a cell").expect("entry");
-    let cell: Value = serde_json::from_slice(&std::fs::read(cell_file.path()).expect("read")).expect("json");
+    let cell_file = std::fs::read_dir(out.join("cells"))
+        .expect("cells dir")
+        .next()
+        .expect("a cell")
+        .expect("entry");
+    let cell: Value =
+        serde_json::from_slice(&std::fs::read(cell_file.path()).expect("read")).expect("json");
     assert!(cell["console_tail"].is_string(), "{cell}");
 }

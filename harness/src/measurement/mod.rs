@@ -38,6 +38,9 @@ pub fn summarize(samples: &[Sample]) -> Option<Summary> {
         overhead: stats::median(&paired)?,
         overhead_min: stats::min(&paired)?,
         overhead_max: stats::max(&paired)?,
+        overhead_ci_low: None,
+        overhead_ci_high: None,
+        outliers: 0,
         repeats: u32::try_from(paired.len()).ok()?,
     })
 }
@@ -53,6 +56,7 @@ mod tests {
             calls: 10,
             elapsed,
             fired: None,
+            counters: Default::default(),
         }
     }
 

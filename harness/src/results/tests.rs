@@ -55,6 +55,7 @@ fn ok_cell(mechanism: &str, unit: Unit) -> Cell {
             calls: 1000,
             elapsed: 100_000,
             fired: None,
+            counters: Default::default(),
         });
         samples.push(Sample {
             repeat: r,
@@ -62,10 +63,13 @@ fn ok_cell(mechanism: &str, unit: Unit) -> Cell {
             calls: 1000,
             elapsed: 100_000 + extra,
             fired: Some(1000),
+            counters: Default::default(),
         });
     }
     let measured = Measured {
         mechanism: mechanism.into(),
+        payload: None,
+        stack: 1,
         workload: "getpid".into(),
         function: Some("__x64_sys_getpid".into()),
         attach: Some("p:tracelab/kp __x64_sys_getpid".into()),
@@ -98,6 +102,9 @@ fn with_summary(mut cell: Cell, overhead: f64, min: f64, max: f64) -> Cell {
         overhead,
         overhead_min: min,
         overhead_max: max,
+        overhead_ci_low: None,
+        overhead_ci_high: None,
+        outliers: 0,
         repeats: 3,
     });
     cell

@@ -20,7 +20,9 @@ pub fn preflight() -> Vec<String> {
         problems.push("not running as root (tracefs and probes need root)".to_string());
     }
     match Tracefs::open() {
-        Err(e) => problems.push(format!("{e:#}; mount it with `mount -t tracefs nodev /sys/kernel/tracing`")),
+        Err(e) => problems.push(format!(
+            "{e:#}; mount it with `mount -t tracefs nodev /sys/kernel/tracing`"
+        )),
         Ok(t) => {
             if let Err(e) = t.read("available_filter_functions") {
                 problems.push(format!(
