@@ -1,9 +1,11 @@
 //! The agent: runs a plan's cells on the kernel it is running on (in a guest, or natively)
 //! and reports each finished cell at once.
 
+use crate::cleanup;
 use crate::measurement::clock::now_ns;
+use crate::measurement::counters::Counters;
 use crate::mechanism::{Installed, MechanismKind};
-use crate::plan::AgentPlan;
+use crate::plan::{AgentPlan, CellSpec};
 use crate::protocol::Record;
 use crate::resolve::{self, TargetFunction};
 use crate::schema::{Measured, Phase, Sample, Status};
@@ -11,28 +13,77 @@ use crate::tracefs::{KernelEnv, Tracefs};
 use anyhow::{bail, Context, Result};
 use tracelab_workloads::Workload;
 
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// Every cell ran.
+    Done,
+    /// SIGINT or SIGTERM stopped it between loops; finished cells were reported.
+    Interrupted,
+}
+
 /// Runs every cell of `plan`, handing each record to `emit` as soon as it exists.
-pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<()> {
+pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion> {
     plan.validate().context("invalid plan")?;
     let workload: Workload = plan.workload.parse()?;
+    cleanup::catch_signals()?;
+    let _lock = cleanup::RunLock::acquire()?;
     let tracefs = Tracefs::open().ok();
     let env = KernelEnv::probe(tracefs.as_ref(), plan.kernel_config.clone());
+    let mut leftovers = Vec::new();
     if let Some(t) = &tracefs {
-        clear_leftovers(t).context("removing leftovers of an earlier run")?;
+        leftovers = cleanup::recover(t).context("restoring what an earlier run left")?;
+        leftovers.extend(clear_leftovers(t).context("removing leftovers of an earlier run")?);
     }
     let target = resolve_target(plan, workload, &env);
+    let cpu = pin_to_current_cpu();
+    let mut counters = Counters::open();
     emit(&Record::Hello {
         kernel_release: env.release.clone(),
         machine: env.machine.clone(),
         agent_version: crate::VERSION.to_string(),
         function: target.as_ref().ok().map(|t| t.symbol.to_string()),
+        cpu,
+        counters_absent: counters.absent().clone(),
+        leftovers_removed: leftovers,
     });
-    for &kind in &plan.mechanisms {
-        let cell = run_cell(plan, workload, kind, &env, tracefs.as_ref(), &target);
-        emit(&Record::Cell(cell));
+    for spec in plan.cells() {
+        let cell = run_cell(
+            plan,
+            workload,
+            spec,
+            &env,
+            tracefs.as_ref(),
+            &target,
+            &mut counters,
+        );
+        emit(&Record::Cell(Box::new(cell)));
+        // The cell a signal cut short is reported (failed, with the reason); none follows.
+        if let Err(e) = cleanup::check_interrupted() {
+            emit(&Record::Fatal {
+                message: format!("{e:#}; finished cells are kept"),
+            });
+            return Ok(Completion::Interrupted);
+        }
     }
+    cleanup::forget();
     emit(&Record::Done);
-    Ok(())
+    Ok(Completion::Done)
+}
+
+/// Pins the calling thread to the CPU it runs on, so every loop of a run sees the same
+/// core (and its caches and counters). Returns that CPU.
+fn pin_to_current_cpu() -> Option<u32> {
+    // SAFETY: sched_getcpu has no preconditions.
+    let cpu = unsafe { libc::sched_getcpu() };
+    let cpu = usize::try_from(cpu).ok()?;
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid cpu_set_t and `cpu` is a CPU number the kernel gave us.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: pid 0 is the calling thread; `set` outlives the call.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    (rc == 0).then_some(cpu as u32)
 }
 
 fn resolve_target(plan: &AgentPlan, workload: Workload, env: &KernelEnv) -> Result<TargetFunction> {
@@ -51,8 +102,9 @@ fn resolve_target(plan: &AgentPlan, workload: Workload, env: &KernelEnv) -> Resu
     resolve::resolve(&candidates, &kallsyms, filterable.as_ref())
 }
 
-/// Removes probes of our group that a crashed run left behind.
-pub fn clear_leftovers(tracefs: &Tracefs) -> Result<()> {
+/// Removes probes of our group that a crashed run left behind; returns what it removed.
+pub fn clear_leftovers(tracefs: &Tracefs) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
     let group = format!("{}/", tracelab_probes::GROUP);
     for file in ["kprobe_events", "dynamic_events"] {
         if !tracefs.exists(file) {
@@ -72,25 +124,39 @@ pub fn clear_leftovers(tracefs: &Tracefs) -> Result<()> {
             };
             let _ = tracefs.write(&format!("events/{name}/enable"), "0");
             tracefs.append(file, &tracelab_probes::tracefs_probe::remove_line(event))?;
+            removed.push(format!("probe {name}"));
         }
     }
-    Ok(())
+    Ok(removed)
 }
 
 fn run_cell(
     plan: &AgentPlan,
     workload: Workload,
-    kind: MechanismKind,
+    spec: CellSpec,
     env: &KernelEnv,
     tracefs: Option<&Tracefs>,
     target: &Result<TargetFunction>,
+    counters: &mut Counters,
 ) -> Measured {
+    let kind = spec.mechanism;
     let fail = |status, reason: String| {
-        Measured::without_samples(kind.name(), workload.name(), plan.unit, status, reason)
+        let mut m =
+            Measured::without_samples(kind.name(), workload.name(), plan.unit, status, reason);
+        m.payload = spec.payload.map(|p| p.name().to_string());
+        m.stack = spec.stack;
+        m
     };
     if let Err(why) = kind.check_support(env) {
         return fail(Status::Unsupported, why.0);
     }
+    let bpf = match crate::mechanism::bpf::cell_spec(spec, plan.calls) {
+        Some(b) => match bpf_preflight(b, env, target) {
+            Ok(()) => Some(b),
+            Err((status, why)) => return fail(status, why),
+        },
+        None => None,
+    };
     let function = (kind != MechanismKind::Baseline)
         .then(|| target.as_ref().map(|t| t.symbol.to_string()).ok())
         .flatten();
@@ -98,15 +164,18 @@ fn run_cell(
         if kind == MechanismKind::Baseline {
             return Ok(crate::mechanism::baseline());
         }
-        let tracefs = tracefs.context("tracefs is not mounted")?;
         let target = target.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        if let Some(b) = bpf {
+            return crate::mechanism::bpf::install(b, target).map_err(|e| e.into_error());
+        }
+        let tracefs = tracefs.context("tracefs is not mounted")?;
         kind.install(tracefs, target)
             .with_context(|| format!("attaching {kind} to {}", target.symbol))
     };
     let mut measured = Measured {
         mechanism: kind.name().to_string(),
-        payload: None,
-        stack: 1,
+        payload: spec.payload.map(|p| p.name().to_string()),
+        stack: spec.stack,
         workload: workload.name().to_string(),
         function,
         attach: None,
@@ -117,8 +186,9 @@ fn run_cell(
         events_per_call: None,
         fired: None,
         samples: Vec::new(),
+        kernel_stats: Vec::new(),
     };
-    if let Err(e) = measure(plan, workload, &install, &mut measured) {
+    if let Err(e) = measure(plan, workload, &install, counters, &mut measured) {
         measured.status = Status::Failed;
         measured.reason = Some(format!("{e:#}"));
     }
@@ -130,19 +200,32 @@ fn timed_loop(
     plan: &AgentPlan,
     workload: Workload,
     installed: Option<&dyn Installed>,
-) -> Result<(u64, Option<u64>)> {
+    counters: &mut Counters,
+    repeat: u32,
+    phase: Phase,
+) -> Result<Sample> {
     workload.run((plan.calls / 10).max(1));
     settle();
     let before = installed.map(|i| i.hits()).transpose()?.flatten();
+    counters.start();
     let start = now_ns();
     workload.run(plan.calls);
     let elapsed = now_ns().saturating_sub(start);
+    let counts = counters.stop();
     let after = installed.map(|i| i.hits()).transpose()?.flatten();
     let fired = match (before, after) {
         (Some(b), Some(a)) => Some(a.checked_sub(b).context("event counter went backwards")?),
         _ => None,
     };
-    Ok((elapsed, fired))
+    cleanup::check_interrupted()?;
+    Ok(Sample {
+        repeat,
+        phase,
+        calls: plan.calls,
+        elapsed,
+        fired,
+        counters: counts,
+    })
 }
 
 /// Interleaves baseline loops (nothing installed: merely defining some probes already
@@ -153,19 +236,13 @@ fn measure(
     plan: &AgentPlan,
     workload: Workload,
     install: &dyn Fn() -> Result<Box<dyn Installed>>,
+    counters: &mut Counters,
     out: &mut Measured,
 ) -> Result<()> {
     let mut total_fired = None;
     for repeat in 0..plan.repeats {
-        let (elapsed, _) = timed_loop(plan, workload, None)?;
-        out.samples.push(Sample {
-            repeat,
-            phase: Phase::Baseline,
-            calls: plan.calls,
-            elapsed,
-            fired: None,
-            counters: Default::default(),
-        });
+        let baseline = timed_loop(plan, workload, None, counters, repeat, Phase::Baseline)?;
+        out.samples.push(baseline);
 
         let mut installed = install()?;
         out.attach.get_or_insert_with(|| installed.describe());
@@ -173,14 +250,42 @@ fn measure(
         let epc = installed.events_per_call();
         if counted {
             out.events_per_call = Some(epc);
-            let (_, idle) = timed_loop(plan, workload, Some(installed.as_ref()))?;
-            check_fired(idle.unwrap_or(0), 0, Phase::Baseline)?;
+            let idle = timed_loop(
+                plan,
+                workload,
+                Some(installed.as_ref()),
+                counters,
+                repeat,
+                Phase::Baseline,
+            )?;
+            check_fired(idle.fired.unwrap_or(0), 0, Phase::Baseline)?;
         }
         installed.arm()?;
-        let (elapsed, fired) = timed_loop(plan, workload, Some(installed.as_ref()))?;
-        if let Some(f) = fired {
+        let armed = timed_loop(
+            plan,
+            workload,
+            Some(installed.as_ref()),
+            counters,
+            repeat,
+            Phase::Mechanism,
+        )?;
+        if let Some(f) = armed.fired {
             check_fired(f, plan.calls * epc, Phase::Mechanism)?;
             *total_fired.get_or_insert(0) += f;
+        }
+        // The kernel's own count and clock (BPF): an untimed-for-the-summary loop with
+        // statistics on; for programs that count nothing themselves it is the proof.
+        let mut stats_run = || -> Result<u64> {
+            let start = now_ns();
+            workload.run(plan.calls);
+            Ok(now_ns().saturating_sub(start))
+        };
+        if let Some(k) = installed.stats_loop(&mut stats_run)? {
+            if !counted {
+                out.events_per_call = Some(epc);
+                *total_fired.get_or_insert(0) += k.run_cnt.saturating_sub(k.extra_runs);
+            }
+            out.kernel_stats.push(k);
         }
         if counted && repeat + 1 == plan.repeats {
             // Before disarming: switching the tracer off empties the trace buffer.
@@ -188,17 +293,26 @@ fn measure(
         }
         installed.disarm()?;
         installed.remove().context("detaching")?;
-        out.samples.push(Sample {
-            repeat,
-            phase: Phase::Mechanism,
-            calls: plan.calls,
-            elapsed,
-            fired,
-            counters: Default::default(),
-        });
+        out.samples.push(armed);
     }
     out.fired = total_fired;
     Ok(())
+}
+
+/// Loads, attaches and removes a BPF cell's programs once before measuring, so a kernel
+/// that cannot run them gives `unsupported` with libbpf's and the verifier's words, and
+/// any other failure gives `failed`.
+fn bpf_preflight(
+    spec: crate::mechanism::bpf::BpfSpec,
+    env: &KernelEnv,
+    target: &Result<TargetFunction>,
+) -> std::result::Result<(), (Status, String)> {
+    let target = target
+        .as_ref()
+        .map_err(|e| (Status::Failed, format!("{e:#}")))?;
+    crate::mechanism::bpf::check_support(spec.attach, env, Some(target))
+        .map_err(|u| (Status::Unsupported, u.0))?;
+    crate::mechanism::bpf::preflight(spec, target).map_err(|e| e.into_status())
 }
 
 /// Events beyond the workload's own calls are tolerated only in a tiny amount (another

@@ -43,6 +43,12 @@ pub enum Command {
         #[arg(long, default_value = "table")]
         format: String,
     },
+    /// Compare two results or dataset directories cell by cell (exit 1 on a regression).
+    Compare(crate::compare::CompareArgs),
+    /// Run one study per (arch, kernel) guest in parallel into one Hive-style dataset.
+    Matrix(crate::matrix::MatrixArgs),
+    /// Write one self-contained HTML report and a Markdown summary of results or datasets.
+    Report(crate::report::ReportArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -72,9 +78,18 @@ pub struct RunArgs {
     /// local, or vm:<arch>/<version> (arch x86_64|arm64, version 6.1|6.12|7.2|7.3|custom).
     #[arg(long, default_value = "vm:x86_64/6.12")]
     pub target: String,
-    /// Comma-separated mechanisms, or `all`.
-    #[arg(long, default_value = "all")]
+    /// Comma-separated mechanisms, or a set: `default` (tracefs mechanisms and bpf-kprobe,
+    /// bpf-kprobe-multi, bpf-fentry), `bpf` (every BPF mechanism), `all`.
+    #[arg(long, default_value = "default")]
     pub mechanisms: String,
+    /// What BPF programs do, comma separated: empty, count, record, or `all`. One cell per
+    /// payload for each BPF mechanism.
+    #[arg(long, default_value = "count")]
+    pub payloads: String,
+    /// BPF programs stacked on the function, comma separated (e.g. 1,2,4,8). One cell per
+    /// value for each BPF mechanism and payload.
+    #[arg(long, default_value = "1")]
+    pub stack: String,
     #[arg(long, default_value = "getppid")]
     pub workload: String,
     /// Kernel function to trace (default: the workload's entry point).
@@ -143,6 +158,8 @@ impl RunArgs {
                 mode.unit()
             },
             kernel_config: BTreeMap::new(),
+            payloads: crate::plan::Payload::parse_list(&self.payloads)?,
+            stacks: parse_stacks(&self.stack)?,
         };
         plan.validate()?;
         let mut timeouts = Study::default_timeouts(&plan);
@@ -163,6 +180,20 @@ impl RunArgs {
             command_line,
         })
     }
+}
+
+/// Parses `--stack 1,2,4,8`.
+fn parse_stacks(s: &str) -> Result<Vec<u32>> {
+    s.split(',')
+        .map(|k| {
+            k.trim().parse::<u32>().map_err(|_| {
+                anyhow::anyhow!(
+                    "--stack: `{}` is not a number of programs (e.g. --stack 1,2,4,8)",
+                    k.trim()
+                )
+            })
+        })
+        .collect()
 }
 
 /// Parses `kernels fetch` arguments.
@@ -192,7 +223,12 @@ mod tests {
     fn default_study_is_every_mechanism_on_x86_64_6_12_icount() {
         let s = study(&[]).expect("default study");
         assert_eq!(s.target, TargetSpec::default_vm());
-        assert_eq!(s.plan.mechanisms, MechanismKind::ALL.to_vec());
+        assert_eq!(s.plan.mechanisms, MechanismKind::DEFAULT.to_vec());
+        assert_eq!(s.plan.payloads, vec![crate::plan::Payload::Count]);
+        assert_eq!(s.plan.stacks, vec![1]);
+        let s = study(&["--mechanisms", "bpf", "--payloads", "all", "--stack", "1,8"])
+            .expect("bpf study");
+        assert_eq!(s.plan.cells().len(), 10 * 3 * 2);
         assert_eq!((s.mode, s.plan.unit), (Mode::Icount, Unit::Insn));
     }
 
@@ -206,6 +242,9 @@ mod tests {
             (vec!["--workload", "fork"], "getppid"),
             (vec!["--function", "a b"], "letters, digits"),
             (vec!["--calls", "0"], "calls"),
+            (vec!["--payloads", "log"], "empty, count, record"),
+            (vec!["--stack", "two"], "--stack"),
+            (vec!["--stack", "0"], "1 to 64"),
             (vec!["--target", "vm:x86_64/custom"], "--kernel"),
         ] {
             let err = format!("{:#}", study(&args).unwrap_err());

@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod arch;
+pub mod cleanup;
 pub mod kconfig;
 pub mod measurement;
 pub mod mechanism;
@@ -18,13 +19,23 @@ pub mod tracefs;
 #[cfg(feature = "host")]
 pub mod cli;
 #[cfg(feature = "host")]
+pub mod compare;
+#[cfg(feature = "host")]
+pub mod dataset;
+#[cfg(feature = "host")]
 pub mod guest;
 #[cfg(feature = "host")]
 pub mod kernels;
 #[cfg(feature = "host")]
+pub mod matrix;
+#[cfg(feature = "host")]
+pub mod report;
+#[cfg(feature = "host")]
 pub mod results;
 #[cfg(feature = "host")]
 pub mod study;
+#[cfg(feature = "host")]
+pub mod synthetic;
 #[cfg(feature = "host")]
 pub mod target;
 

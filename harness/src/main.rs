@@ -41,17 +41,15 @@ impl Progress for CliProgress {
 
     fn cell(&self, cell: &Cell, done: usize, total: usize) {
         let m = &cell.measured;
+        let name = match &m.payload {
+            Some(p) => format!("{}/{p}/k{}", m.mechanism, m.stack),
+            None => m.mechanism.clone(),
+        };
         let what = match (&cell.summary, m.status) {
-            (Some(s), Status::Ok) => format!(
-                "{}: ok, overhead {:.2} {}/call",
-                m.mechanism, s.overhead, m.unit
-            ),
-            _ => format!(
-                "{}: {} {}",
-                m.mechanism,
-                m.status,
-                m.reason.as_deref().unwrap_or("")
-            ),
+            (Some(s), Status::Ok) => {
+                format!("{name}: ok, overhead {:.2} {}/call", s.overhead, m.unit)
+            }
+            _ => format!("{name}: {} {}", m.status, m.reason.as_deref().unwrap_or("")),
         };
         match &self.bar {
             Some(b) => {
@@ -78,7 +76,7 @@ fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Run(args) => {
             let study = args.into_study(std::env::args().collect())?;
-            let progress = CliProgress::new(study.plan.mechanisms.len());
+            let progress = CliProgress::new(study.plan.cells().len());
             let finished = study::run(&study, &progress)?;
             if let Some(b) = &progress.bar {
                 b.finish_and_clear();
@@ -112,6 +110,9 @@ fn run(cli: Cli) -> Result<i32> {
             print!("{}", tracelab::results::render(&meta, &cells, format)?);
             Ok(0)
         }
+        Command::Compare(args) => tracelab::compare::main(&args),
+        Command::Matrix(args) => tracelab::matrix::main(args, std::env::args().collect()),
+        Command::Report(args) => tracelab::report::main(&args),
         Command::Kernels { command } => kernels_command(command),
     }
 }

@@ -4,10 +4,21 @@ use crate::mechanism::MechanismKind;
 use crate::schema::Unit;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+pub use tracelab_probes::bpf::Payload;
 
 /// Defaults of the study; small enough that an icount guest finishes in minutes.
 pub const DEFAULT_CALLS: u64 = 20_000;
 pub const DEFAULT_REPEATS: u32 = 3;
+/// The largest stack of programs on one function.
+pub const MAX_STACK: u32 = 64;
+
+fn default_payloads() -> Vec<Payload> {
+    vec![Payload::Count]
+}
+
+fn default_stacks() -> Vec<u32> {
+    vec![1]
+}
 
 /// Everything the agent needs to run its cells, serialized into the guest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,6 +36,31 @@ pub struct AgentPlan {
     /// The kernel's build configuration (`CONFIG_*` → value), when the host knows it; used
     /// to name the missing option when a mechanism is unsupported.
     pub kernel_config: BTreeMap<String, String>,
+    /// What BPF programs do (one cell per payload; other mechanisms have none).
+    #[serde(default = "default_payloads")]
+    pub payloads: Vec<Payload>,
+    /// Programs stacked on the function (one cell per value; BPF mechanisms only, the
+    /// others run once, unstacked).
+    #[serde(default = "default_stacks")]
+    pub stacks: Vec<u32>,
+}
+
+/// One cell of a plan: a mechanism, and for BPF its payload and stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CellSpec {
+    pub mechanism: MechanismKind,
+    pub payload: Option<Payload>,
+    pub stack: u32,
+}
+
+impl CellSpec {
+    /// `bpf-fentry/count/k2`-style label for progress and file names.
+    pub fn label(&self) -> String {
+        match self.payload {
+            Some(p) => format!("{}/{}/k{}", self.mechanism, p, self.stack),
+            None => self.mechanism.to_string(),
+        }
+    }
 }
 
 /// A plan that cannot run, with the reason.
@@ -38,6 +74,12 @@ pub enum PlanError {
     NoMechanisms,
     #[error("mechanism `{0}` is listed twice")]
     Duplicate(String),
+    #[error("no payloads selected (valid: {})", Payload::valid_names())]
+    NoPayloads,
+    #[error("payload `{0}` is listed twice")]
+    DuplicatePayload(String),
+    #[error("stack sizes must be 1 to {MAX_STACK} programs, each listed once (got {0:?})")]
+    BadStacks(Vec<u32>),
     #[error(transparent)]
     Workload(#[from] tracelab_workloads::UnknownWorkload),
     #[error("--function: {0}")]
@@ -61,11 +103,56 @@ impl AgentPlan {
                 return Err(PlanError::Duplicate(m.name().to_string()));
             }
         }
+        if self.payloads.is_empty() {
+            return Err(PlanError::NoPayloads);
+        }
+        for (i, p) in self.payloads.iter().enumerate() {
+            if self.payloads[..i].contains(p) {
+                return Err(PlanError::DuplicatePayload(p.name().to_string()));
+            }
+        }
+        let repeated = self
+            .stacks
+            .iter()
+            .enumerate()
+            .any(|(i, k)| self.stacks[..i].contains(k));
+        if self.stacks.is_empty()
+            || repeated
+            || self.stacks.iter().any(|&k| k == 0 || k > MAX_STACK)
+        {
+            return Err(PlanError::BadStacks(self.stacks.clone()));
+        }
         self.workload.parse::<tracelab_workloads::Workload>()?;
         if let Some(f) = &self.function {
             tracelab_probes::Symbol::new(f)?;
         }
         Ok(())
+    }
+
+    /// The cells in run order: each mechanism in turn; a BPF mechanism once per
+    /// (payload, stack), every other mechanism once.
+    pub fn cells(&self) -> Vec<CellSpec> {
+        let mut cells = Vec::new();
+        for &m in &self.mechanisms {
+            if !m.is_bpf() {
+                cells.push(CellSpec {
+                    mechanism: m,
+                    payload: None,
+                    stack: 1,
+                });
+                continue;
+            }
+            for &p in &self.payloads {
+                for &k in &self.stacks {
+                    cells.push(CellSpec {
+                        mechanism: m,
+                        payload: Some(p),
+                        stack: k,
+                    });
+                }
+            }
+        }
+        cells
     }
 }
 
@@ -82,7 +169,56 @@ mod tests {
             repeats: 2,
             unit: Unit::Insn,
             kernel_config: BTreeMap::new(),
+            payloads: vec![Payload::Count],
+            stacks: vec![1],
         }
+    }
+
+    #[test]
+    fn cells_cross_bpf_mechanisms_with_payloads_and_stacks() {
+        let mut p = plan();
+        p.mechanisms = vec![MechanismKind::Kprobe, MechanismKind::BpfFentry];
+        p.payloads = vec![Payload::Empty, Payload::Record];
+        p.stacks = vec![1, 4];
+        p.validate().expect("valid");
+        let labels: Vec<String> = p.cells().iter().map(CellSpec::label).collect();
+        assert_eq!(
+            labels,
+            [
+                "kprobe",
+                "bpf-fentry/empty/k1",
+                "bpf-fentry/empty/k4",
+                "bpf-fentry/record/k1",
+                "bpf-fentry/record/k4"
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_bad_axes() {
+        let mut p = plan();
+        p.payloads = vec![];
+        assert_eq!(p.validate(), Err(PlanError::NoPayloads));
+        p.payloads = vec![Payload::Count, Payload::Count];
+        assert_eq!(
+            p.validate(),
+            Err(PlanError::DuplicatePayload("count".into()))
+        );
+        for stacks in [vec![], vec![0], vec![2, 2], vec![MAX_STACK + 1]] {
+            let mut p = plan();
+            p.stacks = stacks.clone();
+            assert_eq!(p.validate(), Err(PlanError::BadStacks(stacks)));
+        }
+    }
+
+    #[test]
+    fn plans_without_axes_read_as_count_unstacked() {
+        let mut json = serde_json::to_value(plan()).expect("json");
+        let obj = json.as_object_mut().expect("object");
+        obj.remove("payloads");
+        obj.remove("stacks");
+        let p: AgentPlan = serde_json::from_value(json).expect("parse");
+        assert_eq!((p.payloads, p.stacks), (vec![Payload::Count], vec![1]));
     }
 
     #[test]

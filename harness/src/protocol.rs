@@ -6,6 +6,7 @@
 
 use crate::schema::Measured;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 pub const PREFIX: &str = "@@tracelab ";
 
@@ -20,9 +21,18 @@ pub enum Record {
         agent_version: String,
         /// The function the cells trace, once resolved.
         function: Option<String>,
+        /// The CPU the measuring thread is pinned to.
+        #[serde(default)]
+        cpu: Option<u32>,
+        /// Perf counters this kernel/PMU does not offer, with the reason.
+        #[serde(default)]
+        counters_absent: BTreeMap<String, String>,
+        /// What a crashed earlier run had left and this one removed.
+        #[serde(default)]
+        leftovers_removed: Vec<String>,
     },
-    /// One finished cell.
-    Cell(Measured),
+    /// One finished cell (boxed: it is by far the largest record).
+    Cell(Box<Measured>),
     /// The agent could not run its plan at all.
     Fatal { message: String },
     /// All cells are done and everything the agent installed was removed.

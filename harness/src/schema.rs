@@ -115,6 +115,33 @@ pub struct Measured {
     /// Verified events over all mechanism loops.
     pub fired: Option<u64>,
     pub samples: Vec<Sample>,
+    /// The kernel's own statistics of the attached BPF programs, one entry per repeat
+    /// (empty for mechanisms the kernel keeps none for).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernel_stats: Vec<KernelStatsLoop>,
+}
+
+/// One loop of `calls` calls run after a repeat's armed loop with the kernel's BPF
+/// statistics on (`BPF_ENABLE_STATS`): the kernel's `run_cnt`/`run_time_ns` of our programs
+/// over it. Its elapsed time is not in the summary: statistics add two clock reads per
+/// program run. `run_time_ns` excludes the dispatch (trampoline, kprobe, fprobe) cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KernelStatsLoop {
+    pub calls: u64,
+    /// Elapsed time of the loop, in the cell's unit.
+    pub elapsed: u64,
+    /// Programs attached (the stack).
+    pub programs: u32,
+    /// Program runs over all programs, as the kernel counted them (verified against calls).
+    pub run_cnt: u64,
+    /// Time inside the programs as the kernel measured it (guest `sched_clock`: one ns per
+    /// instruction under icount).
+    pub run_time_ns: u64,
+    pub recursion_misses: u64,
+    /// Runs the kernel adds beyond the workload's calls (programs on every syscall also
+    /// run for the agent's own statistics reads), included in `run_cnt`.
+    #[serde(default)]
+    pub extra_runs: u64,
 }
 
 impl Measured {
@@ -140,6 +167,7 @@ impl Measured {
             events_per_call: None,
             fired: None,
             samples: Vec::new(),
+            kernel_stats: Vec::new(),
         }
     }
 }
@@ -166,6 +194,12 @@ pub struct Summary {
     #[serde(default)]
     pub outliers: u32,
     pub repeats: u32,
+    /// Per perf counter: median count per call with the mechanism armed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counter_per_call: BTreeMap<String, f64>,
+    /// Per perf counter: median over repeats of (armed − baseline) count per call.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counter_overhead: BTreeMap<String, f64>,
 }
 
 /// Where and on what a cell ran.

@@ -102,6 +102,9 @@ fn check_baseline(cells: &[Value]) {
     assert!(b["overhead"].as_f64().expect("overhead").abs() < 5.0, "{b}");
 }
 
+/// The BPF mechanisms of the default study (payload `count`, one program).
+const DEFAULT_BPF_MECHANISMS: [&str; 3] = ["bpf-kprobe", "bpf-kprobe-multi", "bpf-fentry"];
+
 const TRACEFS_MECHANISMS: [&str; 7] = [
     "kprobe",
     "kprobe-offset",
@@ -116,9 +119,9 @@ const TRACEFS_MECHANISMS: [&str; 7] = [
 fn x86_64_6_12_every_mechanism_fires() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cells = study("vm:x86_64/6.12", dir.path());
-    assert_eq!(cells.len(), 8);
+    assert_eq!(cells.len(), 11);
     check_baseline(&cells);
-    for m in TRACEFS_MECHANISMS {
+    for m in TRACEFS_MECHANISMS.into_iter().chain(DEFAULT_BPF_MECHANISMS) {
         check_row(&cells, m, None);
     }
     for c in &cells {
@@ -151,8 +154,9 @@ fn arm64_6_12_has_no_fprobe() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cells = study("vm:arm64/6.12", dir.path());
     check_baseline(&cells);
-    for m in TRACEFS_MECHANISMS {
-        let missing = m.starts_with("fprobe").then_some("CONFIG_FPROBE");
+    for m in TRACEFS_MECHANISMS.into_iter().chain(DEFAULT_BPF_MECHANISMS) {
+        let missing =
+            (m.starts_with("fprobe") || m == "bpf-kprobe-multi").then_some("CONFIG_FPROBE");
         check_row(&cells, m, missing);
     }
 }
@@ -162,7 +166,7 @@ fn arm64_7_3_runs_fprobe() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cells = study("vm:arm64/7.3", dir.path());
     check_baseline(&cells);
-    for m in TRACEFS_MECHANISMS {
+    for m in TRACEFS_MECHANISMS.into_iter().chain(DEFAULT_BPF_MECHANISMS) {
         check_row(&cells, m, None);
     }
 }

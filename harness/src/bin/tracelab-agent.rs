@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use std::io::Write;
 use std::path::PathBuf;
+use tracelab::agent::Completion;
 use tracelab::plan::AgentPlan;
 use tracelab::protocol::{encode, Record};
 
@@ -24,7 +25,7 @@ fn emit(record: &Record) {
     let _ = out.flush();
 }
 
-fn run(args: &Args) -> Result<()> {
+fn run(args: &Args) -> Result<Completion> {
     let text = std::fs::read_to_string(&args.plan)
         .with_context(|| format!("reading plan {}", args.plan.display()))?;
     let plan: AgentPlan = serde_json::from_str(&text)
@@ -34,10 +35,15 @@ fn run(args: &Args) -> Result<()> {
 
 fn main() {
     let args = Args::parse();
-    if let Err(e) = run(&args) {
-        emit(&Record::Fatal {
-            message: format!("{e:#}"),
-        });
-        std::process::exit(1);
+    match run(&args) {
+        Ok(Completion::Done) => {}
+        // The shell's convention for a run stopped by SIGINT.
+        Ok(Completion::Interrupted) => std::process::exit(130),
+        Err(e) => {
+            emit(&Record::Fatal {
+                message: format!("{e:#}"),
+            });
+            std::process::exit(1);
+        }
     }
 }

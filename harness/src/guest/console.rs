@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Console lines kept to explain a failure.
-const TAIL_LINES: usize = 40;
+const TAIL_LINES: usize = 80;
 
 /// What the host sees on the console.
 #[derive(Debug)]
@@ -204,6 +204,9 @@ mod tests {
             machine: "x86_64".into(),
             agent_version: "0".into(),
             function: None,
+            cpu: Some(0),
+            counters_absent: Default::default(),
+            leftovers_removed: Vec::new(),
         });
         let script = format!("echo 'boot noise'; echo '{hello}'; echo '@@tracelab 00000000 {{}}'; echo '{}'; sleep 5", encode(&Record::Done));
         let mut events = Vec::new();

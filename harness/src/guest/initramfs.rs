@@ -12,6 +12,7 @@ use std::path::Path;
 pub const INIT_SCRIPT: &str = "#!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sysfs /sys
+/bin/busybox mount -t devtmpfs devtmpfs /dev
 /bin/busybox mount -t tracefs tracefs /sys/kernel/tracing
 /bin/busybox mount -t debugfs debugfs /sys/kernel/debug
 /tracelab-agent --plan /plan.json
@@ -26,6 +27,16 @@ enum Entry<'a> {
 
 /// Builds the archive (uncompressed newc cpio; the kernel takes it as is).
 pub fn build(agent: &Path, busybox: &Path, plan_json: &str) -> Result<Vec<u8>> {
+    build_with_init(agent, busybox, plan_json, INIT_SCRIPT)
+}
+
+/// The same archive with another `/init` (tests drive the agent through scenarios).
+pub fn build_with_init(
+    agent: &Path,
+    busybox: &Path,
+    plan_json: &str,
+    init: &str,
+) -> Result<Vec<u8>> {
     let agent =
         std::fs::read(agent).with_context(|| format!("reading agent {}", agent.display()))?;
     let busybox =
@@ -36,7 +47,7 @@ pub fn build(agent: &Path, busybox: &Path, plan_json: &str) -> Result<Vec<u8>> {
         ("dev", Entry::Dir),
         // The kernel opens /dev/console for init before anything can mount devtmpfs.
         ("dev/console", Entry::CharDev(5, 1)),
-        ("init", Entry::File(INIT_SCRIPT.as_bytes(), 0o755)),
+        ("init", Entry::File(init.as_bytes(), 0o755)),
         ("plan.json", Entry::File(plan_json.as_bytes(), 0o644)),
         ("proc", Entry::Dir),
         ("sys", Entry::Dir),

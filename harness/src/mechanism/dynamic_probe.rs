@@ -1,6 +1,6 @@
 //! Dynamic probe events: kprobe, kretprobe (`kprobe_events`) and fprobe (`dynamic_events`).
 
-use super::{check_trace_names, Installed, Unsupported};
+use super::{check_trace_names, Installed, Unsupported, KPROBES_OPTIMIZATION};
 use crate::kconfig;
 use crate::resolve::TargetFunction;
 use crate::tracefs::{KernelEnv, Tracefs};
@@ -8,7 +8,6 @@ use anyhow::{bail, Context, Result};
 use tracelab_probes::{ProbeDef, ProbeKind};
 
 const KPROBES_LIST: &str = "/sys/kernel/debug/kprobes/list";
-const KPROBES_OPTIMIZATION: &str = "/proc/sys/debug/kprobes-optimization";
 /// The tracefs README line that exists only with CONFIG_FPROBE_EVENTS.
 const FPROBE_SYNTAX: &str = "f[:[<group>/][<event>]]";
 
@@ -118,6 +117,7 @@ pub fn install(
 pub fn install_at_offset(tracefs: &Tracefs, target: &TargetFunction) -> Result<Box<dyn Installed>> {
     let restore = match std::fs::read_to_string(KPROBES_OPTIMIZATION) {
         Ok(old) => {
+            crate::cleanup::record(|s| s.kprobes_optimization = Some(old.trim().to_string()))?;
             std::fs::write(KPROBES_OPTIMIZATION, "0").with_context(|| {
                 format!("disabling jump optimization in {KPROBES_OPTIMIZATION}")
             })?;
@@ -159,7 +159,9 @@ pub fn install_at_offset(tracefs: &Tracefs, target: &TargetFunction) -> Result<B
 fn restore_optimization(old: Option<&str>) {
     if let Some(old) = old {
         // Best effort: this runs on drop paths too.
-        let _ = std::fs::write(KPROBES_OPTIMIZATION, old);
+        if std::fs::write(KPROBES_OPTIMIZATION, old).is_ok() {
+            let _ = crate::cleanup::record(|s| s.kprobes_optimization = None);
+        }
     }
 }
 

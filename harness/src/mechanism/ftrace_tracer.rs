@@ -77,6 +77,7 @@ pub fn install(
         target: target.clone(),
         removed: false,
     };
+    crate::cleanup::record(|s| s.ftrace_filter = true)?;
     tracefs.write("set_ftrace_filter", target.symbol.as_str())?;
     // A filter that silently did not apply would trace every function in the kernel.
     let applied = tracefs.read("set_ftrace_filter")?;
@@ -110,7 +111,10 @@ impl FtraceTracer {
                 filter.trim()
             );
         }
-        Ok(())
+        crate::cleanup::record(|s| {
+            s.tracer = None;
+            s.ftrace_filter = false;
+        })
     }
 }
 
@@ -124,6 +128,7 @@ impl Installed for FtraceTracer {
 
     fn arm(&mut self) -> Result<()> {
         self.tracefs.write("tracing_on", "1")?;
+        crate::cleanup::record(|s| s.tracer = Some(self.tracer.to_string()))?;
         self.tracefs.write("current_tracer", self.tracer)?;
         Ok(())
     }

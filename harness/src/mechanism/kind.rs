@@ -22,10 +22,29 @@ pub enum MechanismKind {
     Function,
     /// The ftrace `function_graph` tracer filtered to the target.
     FunctionGraph,
+    /// BPF program on a perf-event kprobe at the function entry.
+    BpfKprobe,
+    BpfKretprobe,
+    /// BPF kprobe_multi link (built on fprobe).
+    BpfKprobeMulti,
+    BpfKretprobeMulti,
+    /// BPF trampoline: fentry / fexit / fmod_ret (the last only where the function allows
+    /// error injection).
+    BpfFentry,
+    BpfFexit,
+    BpfFmodRet,
+    /// BPF program on the `syscalls/sys_enter_getppid` tracepoint.
+    BpfTp,
+    /// BPF program on the raw `sys_enter` tracepoint (every syscall, filtered in the
+    /// program to getppid's number).
+    BpfRawTp,
+    /// BTF-typed `sys_enter` tracepoint (tp_btf), same filter.
+    BpfTpBtf,
 }
 
 impl MechanismKind {
-    pub const ALL: [MechanismKind; 8] = [
+    /// Every mechanism (`--mechanisms all`).
+    pub const ALL: [MechanismKind; 18] = [
         MechanismKind::Baseline,
         MechanismKind::Kprobe,
         MechanismKind::KprobeOffset,
@@ -34,7 +53,70 @@ impl MechanismKind {
         MechanismKind::FprobeExit,
         MechanismKind::Function,
         MechanismKind::FunctionGraph,
+        MechanismKind::BpfKprobe,
+        MechanismKind::BpfKretprobe,
+        MechanismKind::BpfKprobeMulti,
+        MechanismKind::BpfKretprobeMulti,
+        MechanismKind::BpfFentry,
+        MechanismKind::BpfFexit,
+        MechanismKind::BpfFmodRet,
+        MechanismKind::BpfTp,
+        MechanismKind::BpfRawTp,
+        MechanismKind::BpfTpBtf,
     ];
+
+    /// The default study (`--mechanisms default`): every tracefs mechanism and the three
+    /// BPF attach paths the trampoline-versus-fprobe-versus-kprobe argument is about. It
+    /// stays short (each cell is a few seconds of an icount guest); `all` adds the rest.
+    pub const DEFAULT: [MechanismKind; 11] = [
+        MechanismKind::Baseline,
+        MechanismKind::Kprobe,
+        MechanismKind::KprobeOffset,
+        MechanismKind::Kretprobe,
+        MechanismKind::Fprobe,
+        MechanismKind::FprobeExit,
+        MechanismKind::Function,
+        MechanismKind::FunctionGraph,
+        MechanismKind::BpfKprobe,
+        MechanismKind::BpfKprobeMulti,
+        MechanismKind::BpfFentry,
+    ];
+
+    /// Every BPF mechanism (`--mechanisms bpf`).
+    pub const BPF: [MechanismKind; 10] = [
+        MechanismKind::BpfKprobe,
+        MechanismKind::BpfKretprobe,
+        MechanismKind::BpfKprobeMulti,
+        MechanismKind::BpfKretprobeMulti,
+        MechanismKind::BpfFentry,
+        MechanismKind::BpfFexit,
+        MechanismKind::BpfFmodRet,
+        MechanismKind::BpfTp,
+        MechanismKind::BpfRawTp,
+        MechanismKind::BpfTpBtf,
+    ];
+
+    /// The BPF attach type behind a BPF mechanism; None for the others.
+    pub fn bpf_attach(self) -> Option<tracelab_probes::bpf::Attach> {
+        use tracelab_probes::bpf::Attach;
+        Some(match self {
+            MechanismKind::BpfKprobe => Attach::Kprobe,
+            MechanismKind::BpfKretprobe => Attach::Kretprobe,
+            MechanismKind::BpfKprobeMulti => Attach::KprobeMulti,
+            MechanismKind::BpfKretprobeMulti => Attach::KretprobeMulti,
+            MechanismKind::BpfFentry => Attach::Fentry,
+            MechanismKind::BpfFexit => Attach::Fexit,
+            MechanismKind::BpfFmodRet => Attach::FmodRet,
+            MechanismKind::BpfTp => Attach::Tracepoint,
+            MechanismKind::BpfRawTp => Attach::RawTp,
+            MechanismKind::BpfTpBtf => Attach::TpBtf,
+            _ => return None,
+        })
+    }
+
+    pub fn is_bpf(self) -> bool {
+        self.bpf_attach().is_some()
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -46,6 +128,16 @@ impl MechanismKind {
             MechanismKind::FprobeExit => "fprobe-exit",
             MechanismKind::Function => "function",
             MechanismKind::FunctionGraph => "function-graph",
+            MechanismKind::BpfKprobe => "bpf-kprobe",
+            MechanismKind::BpfKretprobe => "bpf-kretprobe",
+            MechanismKind::BpfKprobeMulti => "bpf-kprobe-multi",
+            MechanismKind::BpfKretprobeMulti => "bpf-kretprobe-multi",
+            MechanismKind::BpfFentry => "bpf-fentry",
+            MechanismKind::BpfFexit => "bpf-fexit",
+            MechanismKind::BpfFmodRet => "bpf-fmod-ret",
+            MechanismKind::BpfTp => "bpf-tp",
+            MechanismKind::BpfRawTp => "bpf-raw-tp",
+            MechanismKind::BpfTpBtf => "bpf-tp-btf",
         }
     }
 
@@ -55,10 +147,13 @@ impl MechanismKind {
         names.join(", ")
     }
 
-    /// Parses a comma-separated list (`all` selects every mechanism).
+    /// Parses a comma-separated list; `all`, `default` and `bpf` name the sets above.
     pub fn parse_list(s: &str) -> Result<Vec<MechanismKind>, UnknownMechanism> {
-        if s.trim() == "all" {
-            return Ok(Self::ALL.to_vec());
+        match s.trim() {
+            "all" => return Ok(Self::ALL.to_vec()),
+            "default" => return Ok(Self::DEFAULT.to_vec()),
+            "bpf" => return Ok(Self::BPF.to_vec()),
+            _ => {}
         }
         s.split(',').map(|m| m.trim().parse()).collect()
     }
@@ -71,7 +166,7 @@ impl fmt::Display for MechanismKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown mechanism `{0}` (valid: {valid})", valid = MechanismKind::valid_names())]
+#[error("unknown mechanism `{0}` (valid: {valid}, or the sets all, default, bpf)", valid = MechanismKind::valid_names())]
 pub struct UnknownMechanism(pub String);
 
 impl FromStr for MechanismKind {
@@ -104,7 +199,19 @@ mod tests {
             MechanismKind::parse_list("kprobe, fprobe"),
             Ok(vec![MechanismKind::Kprobe, MechanismKind::Fprobe])
         );
-        assert_eq!(MechanismKind::parse_list("all").map(|v| v.len()), Ok(8));
+        assert_eq!(MechanismKind::parse_list("all").map(|v| v.len()), Ok(18));
+        assert_eq!(MechanismKind::parse_list("bpf").map(|v| v.len()), Ok(10));
+        assert_eq!(
+            MechanismKind::parse_list("default").map(|v| v.len()),
+            Ok(MechanismKind::DEFAULT.len())
+        );
+        assert_eq!(
+            MechanismKind::parse_list("bpf-kprobe-multi,bpf-tp-btf"),
+            Ok(vec![MechanismKind::BpfKprobeMulti, MechanismKind::BpfTpBtf])
+        );
+        for m in MechanismKind::BPF {
+            assert!(m.is_bpf() && m.name().starts_with("bpf-"), "{m}");
+        }
         let err = MechanismKind::parse_list("kprobe,uprobe")
             .unwrap_err()
             .to_string();

@@ -5,6 +5,7 @@
 //! exit path. `hits()` is the proof of firing: events the kernel recorded for the target.
 
 mod baseline;
+pub mod bpf;
 mod dynamic_probe;
 mod ftrace_tracer;
 mod kind;
@@ -28,6 +29,15 @@ pub trait Installed {
     fn check_trace(&self) -> anyhow::Result<()>;
     /// Removes everything and checks the kernel is clean again.
     fn remove(self: Box<Self>) -> anyhow::Result<()>;
+    /// Runs `run` (one loop of the workload; returns its elapsed time) with the kernel's
+    /// own statistics of the mechanism switched on, verifies them and returns them. None
+    /// for mechanisms the kernel keeps no statistics for (everything but BPF).
+    fn stats_loop(
+        &mut self,
+        _run: &mut dyn FnMut() -> anyhow::Result<u64>,
+    ) -> anyhow::Result<Option<crate::schema::KernelStatsLoop>> {
+        Ok(None)
+    }
 }
 
 /// The baseline: nothing installed.
@@ -52,6 +62,10 @@ impl MechanismKind {
             }
             MechanismKind::Function => ftrace_tracer::check_support(env, "function"),
             MechanismKind::FunctionGraph => ftrace_tracer::check_support(env, "function_graph"),
+            _ => match self.bpf_attach() {
+                Some(attach) => bpf::check_support(attach, env, None),
+                None => Err(Unsupported(format!("{self}: no support check"))),
+            },
         }
     }
 
@@ -77,9 +91,14 @@ impl MechanismKind {
             MechanismKind::FunctionGraph => {
                 ftrace_tracer::install(tracefs, target, "function_graph")
             }
+            // BPF mechanisms carry a payload and a stack: see `bpf::install`.
+            _ => anyhow::bail!("{self} is installed through mechanism::bpf::install"),
         }
     }
 }
+
+/// Jump optimization of kprobes (x86 optprobes), switched off for the breakpoint path.
+pub const KPROBES_OPTIMIZATION: &str = "/proc/sys/debug/kprobes-optimization";
 
 /// How much of the trace buffer `check_trace` reads: enough for hundreds of events.
 const TRACE_CHECK_BYTES: u64 = 64 * 1024;

@@ -69,7 +69,11 @@ fn temp_path(path: &Path) -> Result<PathBuf> {
     let name = path
         .file_name()
         .with_context(|| format!("{} has no file name", path.display()))?;
-    let tmp = format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id());
+    // Unique per call, not only per process: parallel guests of one `tracelab matrix`
+    // may write the same content-named file (an initramfs) at once.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = format!(".{}.{}.{n}.tmp", name.to_string_lossy(), std::process::id());
     Ok(path.with_file_name(tmp))
 }
 

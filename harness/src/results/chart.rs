@@ -38,23 +38,23 @@ fn collect(cells: &[Cell]) -> (Vec<(Unit, Vec<Bar>)>, Vec<String>) {
     let mut notes = Vec::new();
     for cell in cells {
         let m = &cell.measured;
+        // BPF cells differ by payload and stack too.
+        let label = match &m.payload {
+            Some(p) => format!("{}/{p}/k{}", m.mechanism, m.stack),
+            None => m.mechanism.clone(),
+        };
         if m.status != Status::Ok {
             let reason = m.reason.as_deref().unwrap_or("no reason recorded");
-            notes.push(format!(
-                "{}: {} ({})",
-                m.mechanism,
-                m.status,
-                one_line(reason)
-            ));
+            notes.push(format!("{}: {} ({})", label, m.status, one_line(reason)));
             continue;
         }
         let Some(overhead) = cell.summary.as_ref().and_then(|s| plottable(s.overhead)) else {
-            notes.push(format!("{}: ok, but no plottable overhead", m.mechanism));
+            notes.push(format!("{label}: ok, but no plottable overhead"));
             continue;
         };
         let s = cell.summary.as_ref();
         let bar = Bar {
-            label: m.mechanism.clone(),
+            label,
             overhead,
             min: s.and_then(|s| plottable(s.overhead_min)),
             max: s.and_then(|s| plottable(s.overhead_max)),

@@ -92,6 +92,8 @@ pub fn summary_frame(rows: &[SummaryRow]) -> Result<DataFrame> {
         col(rows, "kernel", |r| r.kernel.clone()),
         col(rows, "kernel_release", |r| r.kernel_release.clone()),
         col(rows, "mechanism", |r| r.mechanism.clone()),
+        col(rows, "payload", |r| r.payload.clone()),
+        col(rows, "stack", |r| r.stack),
         col(rows, "workload", |r| r.workload.clone()),
         col(rows, "function", |r| r.function.clone()),
         col(rows, "status", |r| r.status.name().to_string()),
@@ -107,6 +109,7 @@ pub fn summary_frame(rows: &[SummaryRow]) -> Result<DataFrame> {
         col(rows, "fired", |r| r.fired),
         col(rows, "expected_fired", |r| r.expected_fired),
         col(rows, "attach", |r| r.attach.clone()),
+        col(rows, "kernel_run_time", |r| r.kernel_run_time),
     ];
     DataFrame::new(rows.len(), columns).context("building the summary table")
 }

@@ -113,16 +113,28 @@ fn grid(rows: &[SummaryRow], unit: Option<Unit>) -> Grid {
         Some(unit) => format!("{name} ({unit})"),
         None => name.to_string(),
     };
-    let mut headers = vec![
-        "mechanism".to_string(),
+    // Payload, stack and the kernel's own figure only when some row has them (BPF).
+    let bpf = rows.iter().any(|r| r.payload.is_some() || r.stack != 1);
+    let kernel = rows.iter().any(|r| r.kernel_run_time.is_some());
+    let mut headers = vec!["mechanism".to_string()];
+    let mut numeric = vec![false];
+    if bpf {
+        headers.extend(["payload".to_string(), "stack".to_string()]);
+        numeric.extend([false, true]);
+    }
+    headers.extend([
         "status".to_string(),
         u("per call"),
         u("baseline"),
         u("overhead"),
         u("min..max"),
         "fired/expected".to_string(),
-    ];
-    let mut numeric = vec![false, false, true, true, true, true, true];
+    ]);
+    numeric.extend([false, true, true, true, true, true]);
+    if kernel {
+        headers.push(u("kernel run"));
+        numeric.push(true);
+    }
     if unit.is_none() {
         headers.push("unit".to_string());
         numeric.push(false);
@@ -133,8 +145,12 @@ fn grid(rows: &[SummaryRow], unit: Option<Unit>) -> Grid {
     let body = rows
         .iter()
         .map(|r| {
-            let mut line = vec![
-                r.mechanism.clone(),
+            let mut line = vec![r.mechanism.clone()];
+            if bpf {
+                line.push(r.payload.clone().unwrap_or_else(|| "-".to_string()));
+                line.push(r.stack.to_string());
+            }
+            line.extend([
                 r.status.to_string(),
                 num(r.per_call),
                 num(r.baseline_per_call),
@@ -147,7 +163,10 @@ fn grid(rows: &[SummaryRow], unit: Option<Unit>) -> Grid {
                     (None, None) => "-".to_string(),
                     (f, e) => format!("{}/{}", int(f), int(e)),
                 },
-            ];
+            ]);
+            if kernel {
+                line.push(num(r.kernel_run_time));
+            }
             if unit.is_none() {
                 line.push(r.unit.to_string());
             }
@@ -251,6 +270,8 @@ fn csv(rows: &[SummaryRow]) -> String {
             field(&r.kernel),
             opt(&r.kernel_release),
             field(&r.mechanism),
+            opt(&r.payload),
+            r.stack.to_string(),
             field(&r.workload),
             opt(&r.function),
             r.status.to_string(),
@@ -266,6 +287,7 @@ fn csv(rows: &[SummaryRow]) -> String {
             u(r.fired),
             u(r.expected_fired),
             opt(&r.attach),
+            f(r.kernel_run_time),
         ];
         out.push_str(&fields.join(","));
         out.push('\n');

@@ -15,6 +15,10 @@ pub struct SummaryRow {
     pub kernel: String,
     pub kernel_release: Option<String>,
     pub mechanism: String,
+    /// What the BPF program does (`empty`, `count`, `record`); None for other mechanisms.
+    pub payload: Option<String>,
+    /// Programs attached to the function at once.
+    pub stack: u32,
     pub workload: String,
     pub function: Option<String>,
     pub status: Status,
@@ -32,6 +36,10 @@ pub struct SummaryRow {
     pub fired: Option<u64>,
     pub expected_fired: Option<u64>,
     pub attach: Option<String>,
+    /// The kernel's own time per program run (BPF `run_time_ns / run_cnt` with
+    /// `BPF_ENABLE_STATS`, in the cell's unit: guest sched_clock ns, instructions under
+    /// icount). It excludes the dispatch cost the overhead includes.
+    pub kernel_run_time: Option<f64>,
 }
 
 /// Column names in export order; tests check that they match the struct's fields.
@@ -42,6 +50,8 @@ pub const COLUMNS: &[&str] = &[
     "kernel",
     "kernel_release",
     "mechanism",
+    "payload",
+    "stack",
     "workload",
     "function",
     "status",
@@ -57,6 +67,7 @@ pub const COLUMNS: &[&str] = &[
     "fired",
     "expected_fired",
     "attach",
+    "kernel_run_time",
 ];
 
 impl SummaryRow {
@@ -80,6 +91,8 @@ impl SummaryRow {
             kernel: ctx.kernel.clone(),
             kernel_release: ctx.kernel_release.clone(),
             mechanism: m.mechanism.clone(),
+            payload: m.payload.clone(),
+            stack: m.stack,
             workload: m.workload.clone(),
             function: m.function.clone(),
             status: m.status,
@@ -96,8 +109,16 @@ impl SummaryRow {
             fired: m.fired,
             expected_fired: expected_fired(m.events_per_call, &mech_loops),
             attach: m.attach.clone(),
+            kernel_run_time: kernel_run_time(&m.kernel_stats),
         }
     }
+}
+
+/// Kernel-measured time per program run over all statistics loops; None without any.
+fn kernel_run_time(loops: &[crate::schema::KernelStatsLoop]) -> Option<f64> {
+    let runs: u64 = loops.iter().map(|l| l.run_cnt).sum();
+    let time: u64 = loops.iter().map(|l| l.run_time_ns).sum();
+    (runs > 0).then(|| time as f64 / runs as f64)
 }
 
 /// Events the mechanism must have produced: calls × events_per_call summed over the

@@ -80,6 +80,7 @@ fn ok_cell(mechanism: &str, unit: Unit) -> Cell {
         events_per_call: Some(1),
         fired: Some(3000),
         samples,
+        kernel_stats: Vec::new(),
     };
     Cell::new(ctx(), measured, None)
 }
@@ -106,6 +107,8 @@ fn with_summary(mut cell: Cell, overhead: f64, min: f64, max: f64) -> Cell {
         overhead_ci_high: None,
         outliers: 0,
         repeats: 3,
+        counter_per_call: Default::default(),
+        counter_overhead: Default::default(),
     });
     cell
 }

@@ -136,12 +136,12 @@ pub fn run(study: &Study, progress: &dyn Progress) -> Result<Finished> {
         kernel: "local".into(),
         kernel_release: Some(release),
     };
-    let total = plan.mechanisms.len();
+    let total = plan.cells().len();
     let mut stored: Result<()> = Ok(());
-    crate::agent::run(&plan, &mut |record| {
+    let completion = crate::agent::run(&plan, &mut |record| {
         if let crate::protocol::Record::Cell(m) = record {
             if stored.is_ok() {
-                stored = store.add_cell(Cell::new(context.clone(), m.clone(), None));
+                stored = store.add_cell(Cell::new(context.clone(), (**m).clone(), None));
                 if let Some(c) = store.cells().last() {
                     progress.cell(c, store.cells().len(), total);
                 }
@@ -150,6 +150,13 @@ pub fn run(study: &Study, progress: &dyn Progress) -> Result<Finished> {
     })
     .context("running the agent on this host")?;
     stored?;
+    if completion == crate::agent::Completion::Interrupted {
+        bail!(
+            "interrupted; every probe and tracer was removed, and the {} finished cells are in {}",
+            store.cells().len(),
+            dir.display()
+        );
+    }
     let cells = store.cells().to_vec();
     Ok(Finished { dir, meta, cells })
 }

@@ -186,19 +186,28 @@ impl Boot<'_> {
             Event::Record(Record::Hello {
                 kernel_release,
                 function,
+                cpu,
+                counters_absent,
+                leftovers_removed,
                 ..
             }) => {
                 self.hello = true;
                 self.context.kernel_release = Some(kernel_release.clone());
                 self.meta.kernel_release = Some(kernel_release);
+                let extra = &mut self.meta.extra;
                 if let Some(f) = function {
-                    self.meta
-                        .extra
-                        .insert("function".into(), serde_json::Value::String(f));
+                    extra.insert("function".into(), serde_json::Value::String(f));
                 }
+                extra.insert("pinned_cpu".into(), serde_json::json!(cpu));
+                // A counter the guest's PMU lacks is recorded as absent, with why.
+                extra.insert("counters_absent".into(), serde_json::json!(counters_absent));
+                extra.insert(
+                    "leftovers_removed".into(),
+                    serde_json::json!(leftovers_removed),
+                );
                 results::update_meta(self.store.path(), self.meta)?;
             }
-            Event::Record(Record::Cell(measured)) => self.add(measured, None)?,
+            Event::Record(Record::Cell(measured)) => self.add(*measured, None)?,
             Event::Record(Record::Fatal { message }) => self.fatal = Some(message),
             Event::Record(Record::Done) => {}
             Event::Garbled(why) => self.garbled = Some(why),
@@ -211,7 +220,7 @@ impl Boot<'_> {
         self.store.add_cell(cell)?;
         let done = self.store.cells().len();
         if let Some(c) = self.store.cells().last() {
-            self.progress.cell(c, done, self.plan.mechanisms.len());
+            self.progress.cell(c, done, self.plan.cells().len());
         }
         Ok(())
     }
@@ -219,28 +228,40 @@ impl Boot<'_> {
     /// Every planned cell the agent did not report becomes a failed cell that says why,
     /// with the console tail.
     fn fail_missing(&mut self, ending: &Ending, tail: &[String]) -> Result<()> {
-        let reported: Vec<String> = self
+        // A cell is its mechanism, payload and stack.
+        let reported: Vec<(String, Option<String>, u32)> = self
             .store
             .cells()
             .iter()
-            .map(|c| c.measured.mechanism.clone())
+            .map(|c| {
+                let m = &c.measured;
+                (m.mechanism.clone(), m.payload.clone(), m.stack)
+            })
             .collect();
         let reason = match (&self.fatal, &self.garbled) {
             (Some(f), _) => format!("agent error: {f}"),
             (None, Some(g)) => format!("garbled reply from the guest ({g}); {}", ending.reason()),
             (None, None) => ending.reason(),
         };
-        for m in &self.plan.mechanisms {
-            if reported.iter().any(|r| r == m.name()) {
+        for spec in self.plan.cells() {
+            let payload = spec.payload.map(|p| p.name().to_string());
+            let key = (
+                spec.mechanism.name().to_string(),
+                payload.clone(),
+                spec.stack,
+            );
+            if reported.contains(&key) {
                 continue;
             }
-            let measured = Measured::without_samples(
-                m.name(),
+            let mut measured = Measured::without_samples(
+                spec.mechanism.name(),
                 &self.plan.workload,
                 self.plan.unit,
                 Status::Failed,
                 reason.clone(),
             );
+            measured.payload = payload;
+            measured.stack = spec.stack;
             self.add(measured, Some(tail.join("\n")))?;
         }
         Ok(())

@@ -1,0 +1,79 @@
+//! `tracelab report` and `tracelab compare` over ten million stored samples: a baseline
+//! and a candidate dataset (2 arches × 4 kernels × 8 mechanisms each, 5 million samples
+//! per side), already loaded. Both commands work from each cell's summary, so their cost
+//! grows with cells, not samples; this benchmark keeps that claim honest.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use std::hint::black_box;
+use tracelab::compare::{self, Threshold};
+use tracelab::synthetic;
+
+const SAMPLES: usize = 10_000_000;
+
+fn datasets() -> (Vec<tracelab::dataset::Run>, Vec<tracelab::dataset::Run>) {
+    let arches = ["x86_64", "arm64"];
+    let kernels = ["6.1", "6.12", "7.2", "7.3"];
+    // Measured cells (unsupported ones have no samples) on both sides, each with two
+    // samples (baseline + armed) per repeat.
+    let measured: usize = synthetic::matrix(&arches, &kernels, 1, 0.0)
+        .iter()
+        .flat_map(|r| &r.cells)
+        .filter(|c| c.summary.is_some())
+        .count()
+        * 2;
+    let repeats = u32::try_from(SAMPLES.div_ceil(measured * 2)).unwrap_or(u32::MAX);
+    let base = synthetic::matrix(&arches, &kernels, repeats, 2.0);
+    let mut cand = synthetic::matrix(&arches, &kernels, repeats, 2.0);
+    // A few cells move, so compare has every verdict to reach.
+    for run in cand.iter_mut().step_by(3) {
+        for cell in run.cells.iter_mut().skip(1).step_by(2) {
+            if let Some(s) = cell.summary.as_mut() {
+                for x in [&mut s.overhead, &mut s.overhead_min, &mut s.overhead_max] {
+                    *x *= 1.2;
+                }
+                s.overhead_ci_low = s.overhead_ci_low.map(|x| x * 1.2);
+                s.overhead_ci_high = s.overhead_ci_high.map(|x| x * 1.2);
+            }
+        }
+    }
+    (base, cand)
+}
+
+fn bench(c: &mut Criterion) {
+    let (base, cand) = datasets();
+    let samples: usize = base
+        .iter()
+        .chain(&cand)
+        .flat_map(|r| &r.cells)
+        .map(|c| c.measured.samples.len())
+        .sum();
+    assert!(samples >= SAMPLES * 99 / 100, "only {samples} samples");
+    let both: Vec<_> = base.iter().chain(&cand).cloned().collect();
+    let mut group = c.benchmark_group("10M samples");
+    group.sample_size(20);
+    group.bench_function("compare", |b| {
+        b.iter(|| {
+            compare::compare(
+                "base",
+                black_box(&base),
+                "cand",
+                black_box(&cand),
+                &Threshold::default(),
+            )
+        })
+    });
+    group.bench_function("report", |b| {
+        b.iter(|| tracelab::report::build("bench", &[], black_box(&both)))
+    });
+    group.bench_function("report + compare", |b| {
+        b.iter(|| {
+            let r = compare::compare("base", &base, "cand", &cand, &Threshold::default());
+            let page = tracelab::report::build("bench", &[], &both);
+            black_box((r, page))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

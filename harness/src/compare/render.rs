@@ -1,0 +1,272 @@
+//! Text views of a comparison: Markdown (a CI job summary), JSON (machines), and an
+//! aligned table (terminals). Figures keep each cell's unit; the unit is a column, since
+//! one comparison may span `insn` and `ns` cells.
+
+use super::{CompareReport, Comparison, Interval, IntervalKind, Verdict};
+use crate::report::fixed;
+use anyhow::{Context, Result};
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareFormat {
+    Markdown,
+    Json,
+    Table,
+}
+
+impl FromStr for CompareFormat {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "markdown" | "md" => Ok(CompareFormat::Markdown),
+            "json" => Ok(CompareFormat::Json),
+            "table" => Ok(CompareFormat::Table),
+            _ => anyhow::bail!("unknown format `{s}`; valid formats: markdown, json, table"),
+        }
+    }
+}
+
+impl fmt::Display for CompareFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CompareFormat::Markdown => "markdown",
+            CompareFormat::Json => "json",
+            CompareFormat::Table => "table",
+        })
+    }
+}
+
+pub fn render(report: &CompareReport, format: CompareFormat) -> Result<String> {
+    match format {
+        CompareFormat::Json => {
+            let mut s =
+                serde_json::to_string_pretty(report).context("serializing the comparison")?;
+            s.push('\n');
+            Ok(s)
+        }
+        CompareFormat::Markdown => Ok(markdown(report)),
+        CompareFormat::Table => Ok(table(report)),
+    }
+}
+
+/// `12 regressed, 3 improved, …` in the fixed verdict order.
+pub fn counts_line(report: &CompareReport) -> String {
+    Verdict::ALL
+        .iter()
+        .map(|v| {
+            let n = report.cells.iter().filter(|c| c.verdict == *v).count();
+            format!("{n} {v}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn threshold_line(report: &CompareReport) -> String {
+    let t = &report.threshold;
+    format!(
+        "threshold: {}% of the baseline overhead, at least {} per call in the cell's unit; \
+         a change counts only when the baseline and candidate intervals do not overlap \
+         (interval: 95% CI where stored, else min..max over repeats)",
+        trim(t.relative * 100.0),
+        trim(t.floor)
+    )
+}
+
+/// A number without trailing zeros: `5`, `2.5`.
+fn trim(x: f64) -> String {
+    let s = format!("{x:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s.is_empty() || s == "-" {
+        "0".into()
+    } else {
+        s.to_string()
+    }
+}
+
+fn signed(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".to_string(), |x| crate::report::signed(x, 2))
+}
+
+fn figure(overhead: Option<f64>, interval: Option<Interval>) -> String {
+    match (overhead, interval) {
+        (None, _) => "-".into(),
+        (Some(o), None) => fixed(o, 2),
+        (Some(o), Some(i)) if i.low == i.high => fixed(o, 2),
+        (Some(o), Some(i)) => {
+            let tag = match i.kind {
+                IntervalKind::Ci95 => "",
+                IntervalKind::MinMax => " min..max",
+            };
+            format!(
+                "{} [{}, {}{tag}]",
+                fixed(o, 2),
+                fixed(i.low, 2),
+                fixed(i.high, 2)
+            )
+        }
+    }
+}
+
+fn relative(x: Option<f64>) -> String {
+    x.map_or_else(String::new, |x| {
+        format!(" ({}%)", crate::report::signed(x * 100.0, 1))
+    })
+}
+
+/// The columns shared by the Markdown and table views.
+fn columns(report: &CompareReport) -> (Vec<&'static str>, Vec<Vec<String>>) {
+    let with_payload = report.cells.iter().any(|c| c.key.payload.is_some());
+    let with_stack = report.cells.iter().any(|c| c.key.stack != 1);
+    let mut headers = vec!["verdict", "arch", "kernel", "mechanism"];
+    if with_payload {
+        headers.push("payload");
+    }
+    if with_stack {
+        headers.push("stack");
+    }
+    headers.extend([
+        "workload",
+        "unit",
+        "baseline",
+        "candidate",
+        "change",
+        "change interval",
+        "note",
+    ]);
+    let rows = report
+        .cells
+        .iter()
+        .map(|c| row(c, with_payload, with_stack))
+        .collect();
+    (headers, rows)
+}
+
+fn row(c: &Comparison, with_payload: bool, with_stack: bool) -> Vec<String> {
+    let k = &c.key;
+    let mut r = vec![
+        c.verdict.to_string(),
+        k.arch.clone(),
+        k.kernel.clone(),
+        k.mechanism.clone(),
+    ];
+    if with_payload {
+        r.push(k.payload.clone().unwrap_or_else(|| "-".into()));
+    }
+    if with_stack {
+        r.push(k.stack.to_string());
+    }
+    let unit = match (c.unit, &c.baseline, &c.candidate) {
+        (Some(u), _, _) => u.to_string(),
+        (None, Some(b), Some(k)) => format!("{} → {}", b.unit, k.unit),
+        _ => "-".into(),
+    };
+    let side = |s: &Option<super::Side>| match s {
+        Some(s) => figure(s.overhead, s.interval),
+        None => "-".into(),
+    };
+    let interval = match (c.change_low, c.change_high) {
+        (Some(lo), Some(hi)) => format!(
+            "[{}, {}]",
+            crate::report::signed(lo, 2),
+            crate::report::signed(hi, 2)
+        ),
+        _ => "-".into(),
+    };
+    r.extend([
+        k.workload.clone(),
+        unit,
+        side(&c.baseline),
+        side(&c.candidate),
+        format!("{}{}", signed(c.change), relative(c.relative_change)),
+        interval,
+        c.reason
+            .as_deref()
+            .map(crate::results::row::one_line)
+            .unwrap_or_default(),
+    ]);
+    r
+}
+
+fn markdown(report: &CompareReport) -> String {
+    let esc = |s: &str| s.replace('|', "\\|");
+    let mut out = format!("## tracelab compare: {}\n\n", counts_line(report));
+    out.push_str(&format!(
+        "baseline `{}` · candidate `{}`\n\n{}.\n\n",
+        esc(&report.baseline),
+        esc(&report.candidate),
+        threshold_line(report)
+    ));
+    if !report.environment.is_empty() {
+        out.push_str("Environment differences (not verdicts):\n\n");
+        for e in &report.environment {
+            out.push_str(&format!("- {}\n", esc(e)));
+        }
+        out.push('\n');
+    }
+    let (headers, rows) = columns(report);
+    out.push_str(&format!("| {} |\n", headers.join(" | ")));
+    let align: Vec<&str> = headers
+        .iter()
+        .map(|h| match *h {
+            "stack" | "baseline" | "candidate" | "change" | "change interval" => "---:",
+            _ => "---",
+        })
+        .collect();
+    out.push_str(&format!("|{}|\n", align.join("|")));
+    if rows.is_empty() {
+        out.push_str("\n(no cells on either side)\n");
+    }
+    for mut r in rows {
+        if let Some(v) = r.first_mut() {
+            if v == "regressed" || v == "improved" {
+                *v = format!("**{v}**");
+            }
+        }
+        let cells: Vec<String> = r.iter().map(|c| esc(c)).collect();
+        out.push_str(&format!("| {} |\n", cells.join(" | ")));
+    }
+    out
+}
+
+fn table(report: &CompareReport) -> String {
+    let (headers, rows) = columns(report);
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, &w)| format!("{c:<w$}"))
+            .collect();
+        let s = parts.join("  ");
+        s.trim_end().to_string()
+    };
+    let mut out = format!(
+        "{}\nbaseline {} · candidate {}\n{}\n\n",
+        counts_line(report),
+        report.baseline,
+        report.candidate,
+        threshold_line(report)
+    );
+    for e in &report.environment {
+        out.push_str(&format!("environment: {e}\n"));
+    }
+    if !report.environment.is_empty() {
+        out.push('\n');
+    }
+    out.push_str(&line(headers.iter().map(|h| h.to_string()).collect()));
+    out.push('\n');
+    out.push_str(&line(widths.iter().map(|&w| "-".repeat(w)).collect()));
+    out.push('\n');
+    for r in rows {
+        out.push_str(&line(r));
+        out.push('\n');
+    }
+    out
+}

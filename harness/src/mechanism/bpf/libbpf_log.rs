@@ -1,0 +1,50 @@
+//! libbpf's own messages (including the verifier log on a failed load), captured so a
+//! failed load or attach carries them in the cell's reason instead of scrolling past on
+//! the guest console.
+
+use libbpf_rs::PrintLevel;
+use std::sync::Mutex;
+
+/// Lines kept per capture (the verifier log tail is what explains a rejection).
+const KEEP_LINES: usize = 12;
+
+static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn collect(_level: PrintLevel, msg: String) {
+    if let Ok(mut lines) = LINES.lock() {
+        lines.extend(
+            msg.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from),
+        );
+        let excess = lines.len().saturating_sub(KEEP_LINES);
+        lines.drain(..excess);
+    }
+}
+
+/// Collects libbpf's messages from `start` to `finish`.
+pub struct Capture;
+
+impl Capture {
+    pub fn start() -> Capture {
+        if let Ok(mut lines) = LINES.lock() {
+            lines.clear();
+        }
+        libbpf_rs::set_print(Some((PrintLevel::Info, collect)));
+        Capture
+    }
+
+    /// The tail of what libbpf said, one line, if anything.
+    pub fn finish(self) -> Option<String> {
+        let lines = LINES.lock().ok()?;
+        (!lines.is_empty()).then(|| lines.join(" | "))
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        // Outside a capture libbpf stays quiet: the console carries the agent's records.
+        libbpf_rs::set_print(None);
+    }
+}

@@ -1,0 +1,478 @@
+//! The report's SVG figures, drawn with plotters' SVG backend only: text is SVG
+//! `<text>` rendered by the viewer's fonts, so no font crate is linked.
+//!
+//! Like `results::chart`, nothing here can fail or panic from the caller's view: a value
+//! that cannot be placed is left out, and a drawing error becomes a small SVG saying so.
+
+use super::model::Point;
+use crate::compare::Interval;
+use crate::results::row::finite;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+const FONT: &str = "sans-serif";
+/// Values beyond this are not drawn (axis arithmetic near f64::MAX overflows).
+const PLOTTABLE: f64 = 1e15;
+
+/// Colours of the groups (kernels, payloads), colour-blind safe (Okabe & Ito, 2008).
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(0, 114, 178),
+    RGBColor(230, 159, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(86, 180, 233),
+    RGBColor(213, 94, 0),
+    RGBColor(240, 228, 66),
+    RGBColor(0, 0, 0),
+];
+
+fn plottable(x: f64) -> Option<f64> {
+    finite(x).filter(|x| x.abs() < PLOTTABLE)
+}
+
+type DrawResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// One bar of a grouped bar chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bar {
+    pub value: f64,
+    pub interval: Option<Interval>,
+}
+
+/// A grouped bar chart: for each category (x), one bar per group (colour).
+#[derive(Debug, Clone)]
+pub struct Grouped {
+    pub title: String,
+    pub subtitle: String,
+    /// The y axis label, with its unit: `overhead per call (insn)`.
+    pub y_label: String,
+    pub categories: Vec<String>,
+    pub groups: Vec<String>,
+    /// `bars[category][group]`; None where the cell is missing or not measured.
+    pub bars: Vec<Vec<Option<Bar>>>,
+    /// `marks[category][group]`: a short word drawn where no bar is (`n/s`, `failed`).
+    pub marks: Vec<Vec<Option<String>>>,
+}
+
+/// Runs `draw` and turns any error or panic into a fallback SVG.
+fn guarded(draw: impl FnOnce() -> DrawResult<String>) -> String {
+    let drawn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        draw().map_err(|e| e.to_string())
+    }));
+    match drawn {
+        Ok(Ok(svg)) => svg,
+        Ok(Err(e)) => fallback_svg(&format!("figure could not be drawn: {e}")),
+        Err(_) => fallback_svg("figure could not be drawn: plotting panicked"),
+    }
+}
+
+pub fn grouped_bars(fig: &Grouped) -> String {
+    guarded(|| draw_grouped(fig))
+}
+
+fn y_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter_map(plottable)
+        .fold((0.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let span = hi - lo;
+    if !(span.is_finite() && span > 0.0) {
+        return (-1.0, 1.0);
+    }
+    let pad = span * 0.12;
+    // A median of -0.001 (noise around zero) should not open a negative half-axis.
+    let negative = lo < -span * 1e-3;
+    (if negative { lo - pad } else { 0.0 }, hi + pad)
+}
+
+const TITLE_H: u32 = 64;
+const LEGEND_H: u32 = 28;
+const PLOT_H: u32 = 440;
+
+fn draw_grouped(fig: &Grouped) -> DrawResult<String> {
+    let n = fig.categories.len().max(1);
+    let k = fig.groups.len().max(1);
+    let longest = fig
+        .categories
+        .iter()
+        .map(|c| c.chars().count())
+        .max()
+        .unwrap_or(4) as u32;
+    let slot = (k as u32 * 26 + 24).max(70);
+    // Labels longer than their slot alternate between two rows so they do not collide.
+    let staggered = longest * 7 + 8 > slot;
+    let label_h = if staggered { 52 } else { 34 };
+    let width = (110 + slot * n as u32 + 30).max(640);
+    let height = TITLE_H + LEGEND_H + PLOT_H + label_h;
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, (width, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        header(&root, width, &fig.title, &fig.subtitle)?;
+        legend(&root, TITLE_H, &fig.groups)?;
+        let (_, body) = root.split_vertically(TITLE_H + LEGEND_H);
+        let (plot, _) = body.split_vertically(PLOT_H + label_h);
+        let values = fig.bars.iter().flatten().flatten().flat_map(|b| {
+            [
+                Some(b.value),
+                b.interval.map(|i| i.low),
+                b.interval.map(|i| i.high),
+            ]
+            .into_iter()
+            .flatten()
+        });
+        let (lo, hi) = y_range(values);
+        let mut chart = ChartBuilder::on(&plot)
+            .margin_right(20)
+            .margin_left(10)
+            .x_label_area_size(label_h)
+            .y_label_area_size(90)
+            .build_cartesian_2d(0.0..n as f64, lo..hi)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(0)
+            .y_desc(fig.y_label.as_str())
+            .axis_desc_style((FONT, 14))
+            .label_style((FONT, 12))
+            .draw()?;
+        let width_each = 0.8 / k as f64;
+        let whisker = BLACK.stroke_width(1);
+        for (ci, row) in fig.bars.iter().enumerate() {
+            for (gi, bar) in row.iter().enumerate() {
+                let x0 = ci as f64 + 0.1 + gi as f64 * width_each;
+                let xc = x0 + width_each / 2.0;
+                let colour = PALETTE[gi % PALETTE.len()];
+                let Some(b) = bar.as_ref().filter(|b| plottable(b.value).is_some()) else {
+                    let mark = fig.marks.get(ci).and_then(|m| m.get(gi)).cloned().flatten();
+                    if let Some(mark) = mark {
+                        chart.draw_series([EmptyElement::at((xc, 0.0))
+                            + Text::new(
+                                mark,
+                                (0, -4),
+                                (FONT, 10)
+                                    .into_font()
+                                    .color(&RGBColor(120, 120, 120))
+                                    .pos(Pos::new(HPos::Center, VPos::Bottom)),
+                            )])?;
+                    }
+                    continue;
+                };
+                chart.draw_series([Rectangle::new(
+                    [
+                        (x0 + width_each * 0.08, 0.0),
+                        (x0 + width_each * 0.92, b.value),
+                    ],
+                    colour.filled(),
+                )])?;
+                if let Some(i) = b.interval {
+                    if let (Some(l), Some(h)) = (plottable(i.low), plottable(i.high)) {
+                        if h > l {
+                            chart
+                                .draw_series([PathElement::new(vec![(xc, l), (xc, h)], whisker)])?;
+                            for y in [l, h] {
+                                chart.draw_series([EmptyElement::at((xc, y))
+                                    + PathElement::new(vec![(-4, 0), (4, 0)], whisker)])?;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Category names centred under their groups of bars.
+        let (dx, dy) = plot.get_base_pixel();
+        for (ci, label) in fig.categories.iter().enumerate() {
+            let (px, py) = chart.backend_coord(&(ci as f64 + 0.5, lo));
+            let down = if staggered && ci % 2 == 1 { 24 } else { 8 };
+            plot.draw(&Text::new(
+                label.as_str(),
+                (px - dx, py - dy + down),
+                (FONT, 13)
+                    .into_font()
+                    .color(&BLACK)
+                    .pos(Pos::new(HPos::Center, VPos::Top)),
+            ))?;
+        }
+        root.present()?;
+    }
+    Ok(buf)
+}
+
+fn header<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    width: u32,
+    title: &str,
+    subtitle: &str,
+) -> DrawResult<()>
+where
+    DB::ErrorType: 'static,
+{
+    let centred = Pos::new(HPos::Center, VPos::Top);
+    let half = i32::try_from(width / 2)?;
+    root.draw(&Text::new(
+        title,
+        (half, 10),
+        (FONT, 19).into_font().color(&BLACK).pos(centred),
+    ))?;
+    root.draw(&Text::new(
+        subtitle,
+        (half, 36),
+        (FONT, 12).into_font().color(&BLACK.mix(0.7)).pos(centred),
+    ))?;
+    Ok(())
+}
+
+fn legend<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    top: u32,
+    groups: &[String],
+) -> DrawResult<()>
+where
+    DB::ErrorType: 'static,
+{
+    let y = i32::try_from(top)? + 6;
+    let mut x = 110i32;
+    for (gi, g) in groups.iter().enumerate() {
+        let colour = PALETTE[gi % PALETTE.len()];
+        root.draw(&Rectangle::new([(x, y), (x + 14, y + 14)], colour.filled()))?;
+        root.draw(&Text::new(
+            g.as_str(),
+            (x + 20, y + 1),
+            (FONT, 13).into_font().color(&BLACK),
+        ))?;
+        x += 34 + i32::try_from(g.chars().count())? * 8;
+    }
+    Ok(())
+}
+
+/// A heatmap cell: a value (coloured by it) or a word (not measured).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tile {
+    Value(f64),
+    Word(String),
+    Empty,
+}
+
+#[derive(Debug, Clone)]
+pub struct Heatmap {
+    pub title: String,
+    pub subtitle: String,
+    /// What the colour encodes, with its unit: `overhead per call (insn)`.
+    pub scale_label: String,
+    pub rows: Vec<String>,
+    pub cols: Vec<String>,
+    /// `tiles[row][col]`.
+    pub tiles: Vec<Vec<Tile>>,
+}
+
+pub fn heatmap(fig: &Heatmap) -> String {
+    guarded(|| draw_heatmap(fig))
+}
+
+/// White to dark blue as `t` goes 0 → 1.
+fn shade(t: f64) -> RGBColor {
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let mix = |a: f64, b: f64| (a + (b - a) * t).round() as u8;
+    RGBColor(mix(239.0, 8.0), mix(243.0, 48.0), mix(255.0, 107.0))
+}
+
+fn draw_heatmap(fig: &Heatmap) -> DrawResult<String> {
+    let row_label_w = fig
+        .rows
+        .iter()
+        .map(|r| r.chars().count() as u32 * 8 + 20)
+        .max()
+        .unwrap_or(60)
+        .max(80);
+    let (cell_w, cell_h) = (110u32, 30u32);
+    let cols = fig.cols.len().max(1) as u32;
+    let rows = fig.rows.len().max(1) as u32;
+    let grid_top = TITLE_H + 30;
+    let width = (row_label_w + cell_w * cols + 40).max(560);
+    let height = grid_top + cell_h * rows + 70;
+    let values: Vec<f64> = fig
+        .tiles
+        .iter()
+        .flatten()
+        .filter_map(|t| match t {
+            Tile::Value(v) => plottable(*v),
+            _ => None,
+        })
+        .collect();
+    let lo = values
+        .iter()
+        .copied()
+        .fold(f64::INFINITY, f64::min)
+        .min(0.0);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let span = if hi.is_finite() && hi > lo {
+        hi - lo
+    } else {
+        1.0
+    };
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, (width, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        header(&root, width, &fig.title, &fig.subtitle)?;
+        let x0 = i32::try_from(row_label_w)?;
+        let y0 = i32::try_from(grid_top)?;
+        let (cw, ch) = (i32::try_from(cell_w)?, i32::try_from(cell_h)?);
+        let centred = Pos::new(HPos::Center, VPos::Center);
+        for (c, name) in fig.cols.iter().enumerate() {
+            let x = x0 + cw * i32::try_from(c)? + cw / 2;
+            root.draw(&Text::new(
+                name.as_str(),
+                (x, y0 - 14),
+                (FONT, 13).into_font().color(&BLACK).pos(centred),
+            ))?;
+        }
+        for (r, name) in fig.rows.iter().enumerate() {
+            let y = y0 + ch * i32::try_from(r)?;
+            root.draw(&Text::new(
+                name.as_str(),
+                (x0 - 8, y + ch / 2),
+                (FONT, 13)
+                    .into_font()
+                    .color(&BLACK)
+                    .pos(Pos::new(HPos::Right, VPos::Center)),
+            ))?;
+            for (c, tile) in fig.tiles.get(r).into_iter().flatten().enumerate() {
+                let x = x0 + cw * i32::try_from(c)?;
+                let (fill, text, dark) = match tile {
+                    Tile::Value(v) => match plottable(*v) {
+                        Some(v) => {
+                            let t = (v - lo) / span;
+                            (shade(t), super::fixed(v, 1), t > 0.55)
+                        }
+                        None => (RGBColor(250, 250, 250), "-".to_string(), false),
+                    },
+                    Tile::Word(w) => (RGBColor(225, 225, 225), w.clone(), false),
+                    Tile::Empty => (RGBColor(250, 250, 250), "-".to_string(), false),
+                };
+                root.draw(&Rectangle::new([(x, y), (x + cw, y + ch)], fill.filled()))?;
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cw, y + ch)],
+                    WHITE.stroke_width(2),
+                ))?;
+                let colour = if dark { WHITE } else { BLACK };
+                root.draw(&Text::new(
+                    text,
+                    (x + cw / 2, y + ch / 2),
+                    (FONT, 12).into_font().color(&colour).pos(centred),
+                ))?;
+            }
+        }
+        // The colour scale, labelled with its unit.
+        let sy = y0 + ch * i32::try_from(rows)? + 22;
+        let steps = 10;
+        let sw = 24;
+        for s in 0..steps {
+            let x = x0 + sw * s;
+            root.draw(&Rectangle::new(
+                [(x, sy), (x + sw, sy + 12)],
+                shade(f64::from(s) / f64::from(steps - 1)).filled(),
+            ))?;
+        }
+        let scale = if values.is_empty() {
+            fig.scale_label.clone()
+        } else {
+            format!(
+                "{}: {} to {}",
+                fig.scale_label,
+                super::fixed(lo, 1),
+                super::fixed(lo + span, 1)
+            )
+        };
+        root.draw(&Text::new(
+            scale,
+            (x0, sy + 18),
+            (FONT, 12).into_font().color(&BLACK),
+        ))?;
+        root.present()?;
+    }
+    Ok(buf)
+}
+
+/// A line chart: y against an integer x (the stack depth), one line per series.
+#[derive(Debug, Clone)]
+pub struct Lines {
+    pub title: String,
+    pub subtitle: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub series: Vec<(String, Vec<(f64, f64)>)>,
+}
+
+pub fn lines(fig: &Lines) -> String {
+    guarded(|| draw_lines(fig))
+}
+
+fn draw_lines(fig: &Lines) -> DrawResult<String> {
+    let (width, height) = (760u32, TITLE_H + LEGEND_H + 420);
+    let xs = || {
+        fig.series
+            .iter()
+            .flat_map(|(_, p)| p.iter().map(|(x, _)| *x))
+    };
+    let x_hi = xs().filter_map(plottable).fold(1.0f64, f64::max);
+    let x_lo = xs().filter_map(plottable).fold(x_hi, f64::min).min(1.0);
+    let (lo, hi) = y_range(
+        fig.series
+            .iter()
+            .flat_map(|(_, p)| p.iter().map(|(_, y)| *y)),
+    );
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, (width, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        header(&root, width, &fig.title, &fig.subtitle)?;
+        let names: Vec<String> = fig.series.iter().map(|(n, _)| n.clone()).collect();
+        legend(&root, TITLE_H, &names)?;
+        let (_, body) = root.split_vertically(TITLE_H + LEGEND_H);
+        let mut chart = ChartBuilder::on(&body)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(90)
+            .build_cartesian_2d((x_lo - 0.5)..(x_hi + 0.5), lo..hi)?;
+        chart
+            .configure_mesh()
+            .x_desc(fig.x_label.as_str())
+            .y_desc(fig.y_label.as_str())
+            .axis_desc_style((FONT, 14))
+            .label_style((FONT, 12))
+            .draw()?;
+        for (i, (_, points)) in fig.series.iter().enumerate() {
+            let colour = PALETTE[i % PALETTE.len()];
+            let pts: Vec<(f64, f64)> = points
+                .iter()
+                .filter(|(x, y)| plottable(*x).is_some() && plottable(*y).is_some())
+                .copied()
+                .collect();
+            chart.draw_series([PathElement::new(pts.clone(), colour.stroke_width(2))])?;
+            chart.draw_series(pts.iter().map(|p| Circle::new(*p, 4, colour.filled())))?;
+        }
+        root.present()?;
+    }
+    Ok(buf)
+}
+
+/// A minimal valid SVG carrying a message, for when plotting itself failed.
+pub fn fallback_svg(message: &str) -> String {
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"720\" height=\"60\">\
+         <text x=\"10\" y=\"30\" font-family=\"sans-serif\" font-size=\"14\">{}</text></svg>\n",
+        super::escape(message)
+    )
+}
+
+/// Bars of the points whose series and kernel match, per (category, group).
+pub fn bar_of(p: &Point) -> Option<Bar> {
+    p.overhead.map(|value| Bar {
+        value,
+        interval: p.interval,
+    })
+}

@@ -1,0 +1,194 @@
+//! BPF mechanisms in real guests: every BPF mechanism with every payload either fires
+//! exactly once per call (per stacked program) or is `unsupported` with a reason, and no
+//! program is left loaded (the agent fails a cell that leaves one). Small loops keep this
+//! quick: each guest runs its 30 cells in seconds.
+
+use assert_cmd::Command;
+use serde_json::Value;
+use std::path::Path;
+
+const CALLS: u64 = 500;
+
+const BPF_MECHANISMS: [&str; 10] = [
+    "bpf-kprobe",
+    "bpf-kretprobe",
+    "bpf-kprobe-multi",
+    "bpf-kretprobe-multi",
+    "bpf-fentry",
+    "bpf-fexit",
+    "bpf-fmod-ret",
+    "bpf-tp",
+    "bpf-raw-tp",
+    "bpf-tp-btf",
+];
+const PAYLOADS: [&str; 3] = ["empty", "count", "record"];
+
+/// Runs `tracelab run` with `args` and returns `tracelab show --format json` of it.
+fn study(target: &str, args: &[&str], out: &Path) -> Vec<Value> {
+    assert!(
+        std::env::var_os("TRACELAB_AGENT_DIR").is_some(),
+        "TRACELAB_AGENT_DIR is not set: run the tests with `./lab test` (it builds the static agents)"
+    );
+    let calls = CALLS.to_string();
+    let run = Command::cargo_bin("tracelab")
+        .expect("tracelab binary")
+        .args([
+            "run",
+            "--target",
+            target,
+            "--calls",
+            &calls,
+            "--repeats",
+            "1",
+        ])
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .expect("run tracelab");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "tracelab run {target} {args:?} failed\n{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let show = Command::cargo_bin("tracelab")
+        .expect("tracelab binary")
+        .args(["show", "--format", "json"])
+        .arg(out)
+        .output()
+        .expect("run tracelab show");
+    assert!(show.status.success());
+    serde_json::from_slice(&show.stdout).expect("show --format json is a JSON list")
+}
+
+fn row<'a>(cells: &'a [Value], mechanism: &str, payload: &str, stack: u64) -> &'a Value {
+    cells
+        .iter()
+        .find(|c| c["mechanism"] == mechanism && c["payload"] == payload && c["stack"] == stack)
+        .unwrap_or_else(|| panic!("no row for {mechanism}/{payload}/k{stack}: {cells:?}"))
+}
+
+/// `unsupported`: the reason must contain the given text. Otherwise the cell is ok, fired
+/// once per call per program, costs something, and carries the kernel's own figure.
+fn check(c: &Value, unsupported_because: Option<&str>) {
+    let stack = c["stack"].as_u64().expect("stack");
+    if let Some(why) = unsupported_because {
+        assert_eq!(c["status"], "unsupported", "{c}");
+        let reason = c["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains(why),
+            "reason {reason:?} does not name {why}"
+        );
+        return;
+    }
+    assert_eq!(c["status"], "ok", "{c}");
+    assert_eq!(c["unit"], "insn", "{c}");
+    assert_eq!(c["fired"].as_u64(), Some(CALLS * stack), "{c}");
+    assert_eq!(c["expected_fired"].as_u64(), Some(CALLS * stack), "{c}");
+    let overhead = c["overhead"].as_f64().expect("overhead");
+    assert!(
+        overhead > 20.0 * stack as f64,
+        "overhead {overhead} insn is implausibly small: {c}"
+    );
+    let kernel = c["kernel_run_time"].as_f64().expect("kernel_run_time");
+    assert!(kernel > 0.0 && kernel < overhead, "{c}");
+}
+
+fn check_all(cells: &[Value], unsupported: &dyn Fn(&str) -> Option<&'static str>) {
+    assert_eq!(
+        cells.len(),
+        BPF_MECHANISMS.len() * PAYLOADS.len(),
+        "{cells:?}"
+    );
+    for m in BPF_MECHANISMS {
+        for p in PAYLOADS {
+            check(row(cells, m, p, 1), unsupported(m));
+        }
+    }
+}
+
+/// Debian's kernels lack CONFIG_FUNCTION_ERROR_INJECTION, so fmod_ret cannot attach to a
+/// syscall there.
+fn debian_unsupported(m: &str) -> Option<&'static str> {
+    (m == "bpf-fmod-ret").then_some("CONFIG_FUNCTION_ERROR_INJECTION")
+}
+
+#[test]
+fn x86_64_6_12_every_bpf_mechanism_and_payload() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cells = study(
+        "vm:x86_64/6.12",
+        &["--mechanisms", "bpf", "--payloads", "all"],
+        dir.path(),
+    );
+    check_all(&cells, &debian_unsupported);
+    let fentry = row(&cells, "bpf-fentry", "count", 1);
+    assert!(
+        fentry["attach"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("__do_sys_getppid"),
+        "{fentry}"
+    );
+}
+
+#[test]
+fn arm64_6_12_has_no_kprobe_multi() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cells = study(
+        "vm:arm64/6.12",
+        &["--mechanisms", "bpf", "--payloads", "all"],
+        dir.path(),
+    );
+    check_all(&cells, &|m| {
+        if m.starts_with("bpf-kprobe-multi") || m.starts_with("bpf-kretprobe-multi") {
+            Some("CONFIG_FPROBE")
+        } else {
+            debian_unsupported(m)
+        }
+    });
+}
+
+#[test]
+fn arm64_7_3_runs_kprobe_multi() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cells = study(
+        "vm:arm64/7.3",
+        &["--mechanisms", "bpf", "--payloads", "all"],
+        dir.path(),
+    );
+    check_all(&cells, &debian_unsupported);
+}
+
+/// K programs on one function: each fires once per call, and K programs cost more than one.
+#[test]
+fn x86_64_6_12_stacked_programs_all_fire() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cells = study(
+        "vm:x86_64/6.12",
+        &[
+            "--mechanisms",
+            "bpf-fentry,bpf-kprobe-multi,bpf-raw-tp",
+            "--payloads",
+            "empty,record",
+            "--stack",
+            "1,3",
+        ],
+        dir.path(),
+    );
+    assert_eq!(cells.len(), 3 * 2 * 2);
+    for m in ["bpf-fentry", "bpf-kprobe-multi", "bpf-raw-tp"] {
+        for p in ["empty", "record"] {
+            let one = row(&cells, m, p, 1);
+            let three = row(&cells, m, p, 3);
+            check(one, None);
+            check(three, None);
+            let (o1, o3) = (
+                one["overhead"].as_f64().expect("overhead"),
+                three["overhead"].as_f64().expect("overhead"),
+            );
+            assert!(o3 > 2.0 * o1, "{m}/{p}: 3 programs cost {o3}, 1 costs {o1}");
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The BPF programs, compiled at build time (see `build.rs`), and the names that tie the
+//! agent's mechanisms and payloads to programs in the object.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The compiled object (CO-RE; for this crate's target architecture).
+pub static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tracelab.bpf.o"));
+
+/// The libbpf-cargo skeleton: used for its generated types only (the agent loads
+/// [`OBJECT`] itself, once per stacked program).
+#[allow(
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    clippy::unwrap_used,
+    missing_docs,
+    non_camel_case_types,
+    dead_code,
+    unused_imports,
+    unsafe_op_in_unsafe_fn
+)]
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/tracelab.skel.rs"));
+}
+
+/// One event of the `record` payload, as the programs write it.
+pub type Event = skel::types::tracelab_event;
+
+// SAFETY: the event is a #[repr(C)] struct of integers generated from the program's BTF:
+// every bit pattern is a valid value.
+unsafe impl plain::Plain for Event {}
+
+impl Event {
+    /// Reads one ring-buffer record; None when it has the wrong size.
+    pub fn from_record(bytes: &[u8]) -> Option<Event> {
+        if bytes.len() != std::mem::size_of::<Event>() {
+            return None;
+        }
+        let mut e = Event::default();
+        plain::copy_from_bytes(&mut e, bytes).ok()?;
+        Some(e)
+    }
+}
+
+/// Map names in the object.
+pub const COUNTS_MAP: &str = "tracelab_counts";
+pub const EVENTS_MAP: &str = "tracelab_events";
+/// Slots of the per-CPU counter map.
+pub const SLOT_HITS: u32 = 0;
+pub const SLOT_DROPS: u32 = 1;
+/// The prefix of every program name (the kernel keeps 15 characters of a name).
+pub const PROG_PREFIX: &str = "tracelab_";
+
+/// What an attached program does each time it runs.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Payload {
+    /// Returns at once: the mechanism's floor.
+    Empty,
+    /// Increments a per-CPU counter.
+    Count,
+    /// Reserves and submits an event to a BPF ring buffer that user space drains.
+    Record,
+}
+
+impl Payload {
+    pub const ALL: [Payload; 3] = [Payload::Empty, Payload::Count, Payload::Record];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Payload::Empty => "empty",
+            Payload::Count => "count",
+            Payload::Record => "record",
+        }
+    }
+
+    pub fn valid_names() -> String {
+        let names: Vec<&str> = Self::ALL.iter().map(|p| p.name()).collect();
+        names.join(", ")
+    }
+
+    /// Parses a comma-separated list (`all` selects every payload).
+    pub fn parse_list(s: &str) -> Result<Vec<Payload>, UnknownPayload> {
+        if s.trim() == "all" {
+            return Ok(Self::ALL.to_vec());
+        }
+        s.split(',').map(|p| p.trim().parse()).collect()
+    }
+}
+
+impl fmt::Display for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown payload `{0}` (valid: {valid})", valid = Payload::valid_names())]
+pub struct UnknownPayload(pub String);
+
+impl FromStr for Payload {
+    type Err = UnknownPayload;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| UnknownPayload(s.to_string()))
+    }
+}
+
+/// How a program attaches: one program family in the object per variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Attach {
+    Kprobe,
+    Kretprobe,
+    KprobeMulti,
+    KretprobeMulti,
+    Fentry,
+    Fexit,
+    FmodRet,
+    /// `syscalls/sys_enter_getppid` (a perf-event tracepoint).
+    Tracepoint,
+    /// Raw `sys_enter` (every syscall; the program filters on getppid's number).
+    RawTp,
+    /// BTF-typed `sys_enter` (same filter).
+    TpBtf,
+}
+
+impl Attach {
+    fn stem(self) -> &'static str {
+        match self {
+            Attach::Kprobe => "kprobe",
+            Attach::Kretprobe => "kretprobe",
+            Attach::KprobeMulti => "kmulti",
+            Attach::KretprobeMulti => "kretmulti",
+            Attach::Fentry => "fentry",
+            Attach::Fexit => "fexit",
+            Attach::FmodRet => "fmodret",
+            Attach::Tracepoint => "tp",
+            Attach::RawTp => "rawtp",
+            Attach::TpBtf => "tpbtf",
+        }
+    }
+
+    /// The program's name in the object (`tracelab_<attach>_<payload>`).
+    pub fn program(self, payload: Payload) -> String {
+        format!("{PROG_PREFIX}{}_{}", self.stem(), payload.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_names_round_trip() {
+        for p in Payload::ALL {
+            assert_eq!(p.name().parse(), Ok(p));
+        }
+        assert_eq!(Payload::parse_list("all").map(|v| v.len()), Ok(3));
+        let err = Payload::parse_list("count,trace").unwrap_err().to_string();
+        assert!(err.contains("`trace`") && err.contains("record"), "{err}");
+    }
+
+    #[test]
+    fn object_holds_every_program() {
+        // The object's symbol table names every program; a renamed C function breaks here,
+        // not in a guest.
+        let text = String::from_utf8_lossy(OBJECT);
+        for a in [
+            Attach::Kprobe,
+            Attach::Kretprobe,
+            Attach::KprobeMulti,
+            Attach::KretprobeMulti,
+            Attach::Fentry,
+            Attach::Fexit,
+            Attach::FmodRet,
+            Attach::Tracepoint,
+            Attach::RawTp,
+            Attach::TpBtf,
+        ] {
+            for p in Payload::ALL {
+                assert!(text.contains(&a.program(p)), "{}", a.program(p));
+            }
+        }
+    }
+
+    #[test]
+    fn event_from_record_checks_size() {
+        let size = std::mem::size_of::<Event>();
+        assert_eq!(size, 16);
+        let mut bytes = vec![0u8; size];
+        bytes[8..12].copy_from_slice(&42u32.to_ne_bytes());
+        assert_eq!(Event::from_record(&bytes).map(|e| e.tgid), Some(42));
+        assert!(Event::from_record(&bytes[..8]).is_none());
+    }
+}

@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * tracelab's BPF programs: one per (attach type, payload). The agent loads one program
+ * per object (the others stay unloaded), chooses the attach target at run time, and
+ * loads the object K times to stack K programs on one function.
+ *
+ * No program reads a kernel struct field, so no vmlinux.h is needed: kprobe and tracing
+ * contexts are opaque here, and the raw syscall tracepoints read only their second
+ * argument (the syscall number) from the u64 context array.
+ *
+ * Payloads:
+ *   empty  - returns at once: the mechanism's floor. The agent proves it ran from the
+ *            kernel's own run_cnt (BPF_ENABLE_STATS), in an untimed loop.
+ *   count  - increments a per-CPU counter.
+ *   record - reserves, fills and submits an event to a BPF ring buffer without wakeup
+ *            (BPF_RB_NO_WAKEUP: the agent drains it after each loop, so no irq_work is
+ *            queued per event); a failed reservation is counted, never ignored.
+ */
+#include "uapi.h"
+#include <bpf/bpf_helpers.h>
+
+/* The syscall the getppid workload makes, for the programs on the generic sys_enter
+ * tracepoint (which fires on every syscall). */
+#if defined(__TARGET_ARCH_x86)
+#define TRACELAB_NR_GETPPID 110
+#elif defined(__TARGET_ARCH_arm64)
+#define TRACELAB_NR_GETPPID 173
+#else
+#error "tracelab: unsupported __TARGET_ARCH"
+#endif
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* One event of the `record` payload; user space reads it through the skeleton's type. */
+struct tracelab_event {
+	__u64 time_ns;
+	__u32 tgid;
+	__u32 cpu;
+};
+
+/* Keeps the event type in BTF so the generated skeleton carries it. */
+struct tracelab_event tracelab_event_layout = {};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} tracelab_counts SEC(".maps");
+
+/* Slots of tracelab_counts. */
+#define SLOT_HITS 0
+#define SLOT_DROPS 1
+
+/* Sized by the agent before load (it must hold one timed loop's events). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} tracelab_events SEC(".maps");
+
+static __always_inline void bump(__u32 slot)
+{
+	__u64 *c = bpf_map_lookup_elem(&tracelab_counts, &slot);
+
+	if (c)
+		*c += 1;
+}
+
+static __always_inline int payload_empty(void)
+{
+	return 0;
+}
+
+static __always_inline int payload_count(void)
+{
+	bump(SLOT_HITS);
+	return 0;
+}
+
+static __always_inline int payload_record(void)
+{
+	struct tracelab_event *e;
+
+	e = bpf_ringbuf_reserve(&tracelab_events, sizeof(*e), 0);
+	if (!e) {
+		bump(SLOT_DROPS);
+		return 0;
+	}
+	e->time_ns = bpf_ktime_get_ns();
+	e->tgid = bpf_get_current_pid_tgid() >> 32;
+	e->cpu = bpf_get_smp_processor_id();
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	return 0;
+}
+
+/* Program names: tracelab_<attach>_<payload>. The kernel keeps 15 characters of a name;
+ * the `tracelab_` prefix survives, which is what the agent's leftover check looks for. */
+#define TRACELAB_PROGS(sec, attach)                                              \
+	SEC(sec) int tracelab_##attach##_empty(void *ctx) { return payload_empty(); } \
+	SEC(sec) int tracelab_##attach##_count(void *ctx) { return payload_count(); } \
+	SEC(sec) int tracelab_##attach##_record(void *ctx) { return payload_record(); }
+
+/* The sys_enter tracepoint fires for every syscall: only getppid runs the payload. */
+#define TRACELAB_SYS_ENTER_PROGS(sec, attach)                                  \
+	SEC(sec) int tracelab_##attach##_empty(__u64 *ctx)                          \
+	{                                                                          \
+		if (ctx[1] != TRACELAB_NR_GETPPID)                                  \
+			return 0;                                                  \
+		return payload_empty();                                            \
+	}                                                                          \
+	SEC(sec) int tracelab_##attach##_count(__u64 *ctx)                          \
+	{                                                                          \
+		if (ctx[1] != TRACELAB_NR_GETPPID)                                  \
+			return 0;                                                  \
+		return payload_count();                                            \
+	}                                                                          \
+	SEC(sec) int tracelab_##attach##_record(__u64 *ctx)                         \
+	{                                                                          \
+		if (ctx[1] != TRACELAB_NR_GETPPID)                                  \
+			return 0;                                                  \
+		return payload_record();                                           \
+	}
+
+/* Attach targets are set at run time; the section names only pick the program type. */
+TRACELAB_PROGS("kprobe", kprobe)
+TRACELAB_PROGS("kretprobe", kretprobe)
+TRACELAB_PROGS("kprobe.multi", kmulti)
+TRACELAB_PROGS("kretprobe.multi", kretmulti)
+TRACELAB_PROGS("fentry", fentry)
+TRACELAB_PROGS("fexit", fexit)
+/* Returning 0 leaves the traced function's return value alone. */
+TRACELAB_PROGS("fmod_ret", fmodret)
+TRACELAB_PROGS("tracepoint", tp)
+TRACELAB_SYS_ENTER_PROGS("raw_tp", rawtp)
+TRACELAB_SYS_ENTER_PROGS("tp_btf/sys_enter", tpbtf)
