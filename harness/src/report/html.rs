@@ -81,7 +81,53 @@ fn tables(points: &[Point]) -> String {
             }
             out.push_str("</table>\n");
         }
+        out.push_str(&counter_table(&arch, &here));
     }
+    out
+}
+
+/// Perf counters per call (armed − baseline), one row per (mechanism, counter): counts of
+/// events, not times, so they get their own table.
+fn counter_table(arch: &str, here: &[&Point]) -> String {
+    let names = model::distinct(here.iter().flat_map(|p| p.counters.keys().cloned()));
+    if names.is_empty() {
+        return String::new();
+    }
+    let kernels = model::kernels(here.iter().copied());
+    let mut out = format!(
+        "<h3>{}: perf counters, overhead per call (events per call)</h3>\n<table><tr><th>mechanism</th><th>counter</th>",
+        escape(arch)
+    );
+    for k in &kernels {
+        out.push_str(&format!("<th>kernel {} (per call)</th>", escape(k)));
+    }
+    out.push_str("</tr>\n");
+    for s in model::series(here.iter().copied()) {
+        for name in &names {
+            let values: Vec<Option<f64>> = kernels
+                .iter()
+                .map(|k| {
+                    here.iter()
+                        .find(|p| p.series() == s && &p.kernel == k)
+                        .and_then(|p| p.counters.get(name).copied())
+                })
+                .collect();
+            if values.iter().all(Option::is_none) {
+                continue;
+            }
+            out.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td>",
+                escape(&s),
+                escape(name)
+            ));
+            for v in values {
+                let text = v.map_or_else(|| "-".to_string(), |v| fixed(v, 2));
+                out.push_str(&format!("<td class=\"num\">{text}</td>"));
+            }
+            out.push_str("</tr>\n");
+        }
+    }
+    out.push_str("</table>\n");
     out
 }
 

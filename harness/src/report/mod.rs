@@ -226,6 +226,11 @@ fn counter_figures(arch: &str, cells: &[&Point]) -> Vec<Figure> {
             .copied()
             .filter(|p| p.counters.contains_key(&name))
             .collect();
+        // A counter that moved in no cell (context switches in a one-CPU guest) would be
+        // a chart of zeros: the tables and the notes say so instead.
+        if with.iter().all(|p| p.counters.get(&name) == Some(&0.0)) {
+            continue;
+        }
         let categories = model::series(with.iter().copied());
         let kernels = model::kernels(with.iter().copied());
         let bars = categories
@@ -323,7 +328,8 @@ fn stack_figures(arch: &str, unit: Unit, cells: &[&Point]) -> Vec<Figure> {
 /// When cells differ in payload: bars per mechanism, one colour per payload (stack 1),
 /// one chart per kernel.
 fn payload_figures(arch: &str, unit: Unit, cells: &[&Point]) -> Vec<Figure> {
-    if !cells.iter().any(|p| p.payload.is_some()) {
+    // One payload alone is no axis: the overhead chart already shows it.
+    if model::distinct(cells.iter().filter_map(|p| p.payload.clone())).len() < 2 {
         return Vec::new();
     }
     let mut out = Vec::new();
