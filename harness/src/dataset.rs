@@ -161,3 +161,68 @@ pub fn write_index(dataset: &Path, index: &DatasetIndex) -> Result<()> {
     json.push(b'\n');
     results::atomic::write(&dataset.join(INDEX_FILE), &json)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synthetic;
+
+    #[test]
+    fn finds_results_directories_at_any_depth_and_skips_hidden_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runs = synthetic::matrix(&["x86_64", "arm64"], &["6.1"], 2, 0.0);
+        synthetic::write_dataset(&dir.path().join("host-a"), &runs).expect("write");
+        synthetic::write_dataset(&dir.path().join(".trash"), &runs).expect("write");
+        let found = results_dirs(dir.path()).expect("dirs");
+        let rel: Vec<String> = found
+            .iter()
+            .map(|p| {
+                p.strip_prefix(dir.path())
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(
+            rel,
+            vec![
+                "host-a/arch=arm64/kernel=6.1",
+                "host-a/arch=x86_64/kernel=6.1"
+            ]
+        );
+        let loaded = load(dir.path()).expect("load");
+        assert_eq!(loaded.len(), 2);
+        assert_eq!(loaded[1].cells.len(), runs[0].cells.len());
+        // A single results directory loads as itself.
+        assert_eq!(load(&found[0]).expect("one").len(), 1);
+    }
+
+    #[test]
+    fn errors_say_what_a_directory_should_be() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = format!("{:#}", load(dir.path()).unwrap_err());
+        assert!(err.contains("neither a results directory"), "{err}");
+        let err = format!("{:#}", load(&dir.path().join("missing")).unwrap_err());
+        assert!(err.contains("not a directory"), "{err}");
+    }
+
+    #[test]
+    fn index_round_trips_and_refuses_other_versions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(read_index(dir.path()).expect("none"), None);
+        let mut index = DatasetIndex {
+            index_version: INDEX_VERSION,
+            started_at: "2026-11-21T00:00:00Z".into(),
+            tracelab_version: "0".into(),
+            git_revision: None,
+            command_line: vec![],
+            jobs: 2,
+            guests: vec![],
+        };
+        write_index(dir.path(), &index).expect("write");
+        assert_eq!(read_index(dir.path()).expect("read"), Some(index.clone()));
+        index.index_version = 99;
+        write_index(dir.path(), &index).expect("write");
+        let err = format!("{:#}", read_index(dir.path()).unwrap_err());
+        assert!(err.contains("version 99"), "{err}");
+    }
+}
