@@ -75,5 +75,55 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// Writes runs as results directories holding only `meta.json` and `cells/*.json` (the
+/// record; the Parquet and SVG files are derived and not read by report or compare).
+fn write_cells(dir: &std::path::Path, runs: &[tracelab::dataset::Run]) {
+    for run in runs {
+        let d = dir.join(&run.dir);
+        let cells = d.join("cells");
+        std::fs::create_dir_all(&cells).expect("create dataset dir");
+        let meta = serde_json::to_vec_pretty(&run.meta).expect("meta");
+        std::fs::write(d.join("meta.json"), meta).expect("write meta");
+        for (i, c) in run.cells.iter().enumerate() {
+            let json = serde_json::to_vec_pretty(c).expect("cell");
+            std::fs::write(
+                cells.join(format!("{i:03}-{}.json", c.measured.mechanism)),
+                json,
+            )
+            .expect("write cell");
+        }
+    }
+}
+
+/// The whole command as a user runs it: load both datasets from disk (10 million samples
+/// in JSON cells), compare, build the report. Opt-in (`TRACELAB_BENCH_LOAD=1`): it writes
+/// about 1.3 GB to the temp directory once and parses it on every iteration.
+fn bench_from_disk(c: &mut Criterion) {
+    if std::env::var_os("TRACELAB_BENCH_LOAD").is_none() {
+        return;
+    }
+    let root = std::env::temp_dir().join("tracelab-bench-10M-samples");
+    let (a, b) = (root.join("baseline"), root.join("candidate"));
+    if !root.join("complete").exists() {
+        let _ = std::fs::remove_dir_all(&root);
+        let (base, cand) = datasets();
+        write_cells(&a, &base);
+        write_cells(&b, &cand);
+        std::fs::write(root.join("complete"), b"").expect("marker");
+    }
+    let mut group = c.benchmark_group("10M samples from disk");
+    group.sample_size(10);
+    group.bench_function("load + compare + report", |bch| {
+        bch.iter(|| {
+            let base = tracelab::dataset::load(&a).expect("load baseline");
+            let cand = tracelab::dataset::load(&b).expect("load candidate");
+            let r = compare::compare("base", &base, "cand", &cand, &Threshold::default());
+            let both: Vec<_> = base.into_iter().chain(cand).collect();
+            black_box((r, tracelab::report::build("bench", &[], &both)))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_from_disk);
 criterion_main!(benches);
