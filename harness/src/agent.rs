@@ -28,6 +28,9 @@ pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion
     let workload: Workload = plan.workload.parse()?;
     cleanup::catch_signals()?;
     let _lock = cleanup::RunLock::acquire()?;
+    // In-kernel workloads need their BPF driver loaded for the whole run.
+    let _driver = crate::mechanism::bpf::driver::install_for(workload)
+        .context("setting up the in-kernel workload")?;
     let tracefs = Tracefs::open().ok();
     let env = KernelEnv::probe(tracefs.as_ref(), plan.kernel_config.clone());
     let mut leftovers = Vec::new();
@@ -46,6 +49,7 @@ pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion
         cpu,
         counters_absent: counters.absent().clone(),
         leftovers_removed: leftovers,
+        environment: Some(Box::new(crate::environment::capture())),
     });
     for spec in plan.cells() {
         let cell = run_cell(
@@ -151,7 +155,7 @@ fn run_cell(
         return fail(Status::Unsupported, why.0);
     }
     let bpf = match crate::mechanism::bpf::cell_spec(spec, plan.calls) {
-        Some(b) => match bpf_preflight(b, env, target) {
+        Some(b) => match bpf_preflight(b, env, target, workload) {
             Ok(()) => Some(b),
             Err((status, why)) => return fail(status, why),
         },
@@ -306,10 +310,13 @@ fn bpf_preflight(
     spec: crate::mechanism::bpf::BpfSpec,
     env: &KernelEnv,
     target: &Result<TargetFunction>,
+    workload: Workload,
 ) -> std::result::Result<(), (Status, String)> {
     let target = target
         .as_ref()
         .map_err(|e| (Status::Failed, format!("{e:#}")))?;
+    crate::mechanism::bpf::check_workload(spec.attach, workload)
+        .map_err(|u| (Status::Unsupported, u.0))?;
     crate::mechanism::bpf::check_support(spec.attach, env, Some(target))
         .map_err(|u| (Status::Unsupported, u.0))?;
     crate::mechanism::bpf::preflight(spec, target).map_err(|e| e.into_status())

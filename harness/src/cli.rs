@@ -5,7 +5,7 @@ use crate::arch::Arch;
 use crate::guest::qemu::Mode;
 use crate::kernels::KernelVersion;
 use crate::mechanism::MechanismKind;
-use crate::plan::{AgentPlan, DEFAULT_CALLS, DEFAULT_REPEATS};
+use crate::plan::{AgentPlan, DEFAULT_CALLS, DEFAULT_REPEATS, DEFAULT_REPEATS_REAL_TIME};
 use crate::results::Format;
 use crate::schema::Unit;
 use crate::study::Study;
@@ -35,6 +35,14 @@ pub enum Command {
     Kernels {
         #[command(subcommand)]
         command: KernelsCommand,
+    },
+    /// What this host (or a guest kernel, with --target vm:<arch>/<version>) can measure.
+    Doctor {
+        /// local (default) or vm:<arch>/<version>.
+        #[arg(long, default_value = "local")]
+        target: String,
+        #[arg(long)]
+        mirror: Option<String>,
     },
     /// Print the summary of a results directory.
     Show {
@@ -98,9 +106,10 @@ pub struct RunArgs {
     /// Calls per timed loop.
     #[arg(long, default_value_t = DEFAULT_CALLS)]
     pub calls: u64,
-    /// Interleaved baseline/mechanism pairs per cell.
-    #[arg(long, default_value_t = DEFAULT_REPEATS)]
-    pub repeats: u32,
+    /// Interleaved baseline/mechanism pairs per cell (default: 3 under icount, where every
+    /// pair agrees, and 15 in real time, where the confidence interval needs them).
+    #[arg(long)]
+    pub repeats: Option<u32>,
     /// icount (deterministic, unit insn) or wall (real time, unit ns). Guests only.
     #[arg(long, default_value = "icount")]
     pub mode: String,
@@ -146,17 +155,22 @@ impl RunArgs {
         if target == TargetSpec::Local && mode == Mode::Icount && self.mode != "icount" {
             bail!("--mode applies to guests only");
         }
+        let unit = if target == TargetSpec::Local {
+            Unit::Ns
+        } else {
+            mode.unit()
+        };
         let plan = AgentPlan {
             mechanisms: MechanismKind::parse_list(&self.mechanisms)?,
             workload: self.workload,
             function: self.function,
             calls: self.calls,
-            repeats: self.repeats,
-            unit: if target == TargetSpec::Local {
-                Unit::Ns
+            repeats: self.repeats.unwrap_or(if unit == Unit::Insn {
+                DEFAULT_REPEATS
             } else {
-                mode.unit()
-            },
+                DEFAULT_REPEATS_REAL_TIME
+            }),
+            unit,
             kernel_config: BTreeMap::new(),
             payloads: crate::plan::Payload::parse_list(&self.payloads)?,
             stacks: parse_stacks(&self.stack)?,

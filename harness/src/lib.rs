@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod arch;
 pub mod cleanup;
+pub mod environment;
 pub mod kconfig;
 pub mod measurement;
 pub mod mechanism;
@@ -22,6 +23,8 @@ pub mod cli;
 pub mod compare;
 #[cfg(feature = "host")]
 pub mod dataset;
+#[cfg(feature = "host")]
+pub mod doctor;
 #[cfg(feature = "host")]
 pub mod guest;
 #[cfg(feature = "host")]

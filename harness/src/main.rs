@@ -114,6 +114,35 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Matrix(args) => tracelab::matrix::main(args, std::env::args().collect()),
         Command::Report(args) => tracelab::report::main(&args),
         Command::Kernels { command } => kernels_command(command),
+        Command::Doctor { target, mirror } => {
+            print!("{}", doctor(&target, mirror)?);
+            Ok(0)
+        }
+    }
+}
+
+fn doctor(target: &str, mirror: Option<String>) -> Result<String> {
+    use tracelab::target::TargetSpec;
+    match target.parse::<TargetSpec>()? {
+        TargetSpec::Local => Ok(tracelab::doctor::local_report()),
+        TargetSpec::Vm {
+            arch,
+            kernel: Some(version),
+        } => {
+            let k = Catalog::new(mirror)?.fetch_kernel(version, arch, false)?;
+            let text = std::fs::read_to_string(&k.config)
+                .with_context(|| format!("reading {}", k.config.display()))?;
+            let env = tracelab::doctor::guest_env(&tracelab::kconfig::parse(&text), &k.release);
+            Ok(format!(
+                "guest kernel {} ({arch}), from its config {}\n{}",
+                k.release,
+                k.config.display(),
+                tracelab::doctor::table(&tracelab::doctor::capabilities(&env))
+            ))
+        }
+        TargetSpec::Vm { .. } => {
+            anyhow::bail!("doctor needs a catalog kernel (vm:<arch>/<version>)")
+        }
     }
 }
 

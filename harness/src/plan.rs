@@ -9,6 +9,8 @@ pub use tracelab_probes::bpf::Payload;
 /// Defaults of the study; small enough that an icount guest finishes in minutes.
 pub const DEFAULT_CALLS: u64 = 20_000;
 pub const DEFAULT_REPEATS: u32 = 3;
+/// Pairs per cell in real time: enough for a bootstrap interval of the median.
+pub const DEFAULT_REPEATS_REAL_TIME: u32 = 15;
 /// The largest stack of programs on one function.
 pub const MAX_STACK: u32 = 64;
 

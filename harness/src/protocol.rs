@@ -30,6 +30,9 @@ pub enum Record {
         /// What a crashed earlier run had left and this one removed.
         #[serde(default)]
         leftovers_removed: Vec<String>,
+        /// CPU, mitigations, boot command line and noise of the measuring system.
+        #[serde(default)]
+        environment: Option<Box<crate::environment::Environment>>,
     },
     /// One finished cell (boxed: it is by far the largest record).
     Cell(Box<Measured>),

@@ -192,3 +192,45 @@ fn x86_64_6_12_stacked_programs_all_fire() {
         }
     }
 }
+
+/// The in-kernel workload: a BPF driver run with BPF_PROG_TEST_RUN calls
+/// bpf_get_numa_node_id, so a call costs no syscall; mechanisms on that function fire once
+/// per call, and the syscall tracepoints say why they cannot.
+#[test]
+fn x86_64_6_12_in_kernel_workload() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cells = study(
+        "vm:x86_64/6.12",
+        &[
+            "--workload",
+            "bpf-numa-batch",
+            "--mechanisms",
+            "baseline,kprobe,bpf-fentry,bpf-kprobe-multi,bpf-raw-tp",
+            "--payloads",
+            "empty,count",
+        ],
+        dir.path(),
+    );
+    let base = cells
+        .iter()
+        .find(|c| c["mechanism"] == "baseline")
+        .expect("baseline row");
+    let per_call = base["per_call"].as_f64().expect("baseline per call");
+    // Far below a syscall (getppid costs over 300 insn): the call is in the kernel.
+    assert!(per_call > 1.0 && per_call < 100.0, "{base}");
+    let kprobe = cells
+        .iter()
+        .find(|c| c["mechanism"] == "kprobe")
+        .expect("kprobe row");
+    assert_eq!(kprobe["status"], "ok", "{kprobe}");
+    assert_eq!(kprobe["function"], "bpf_get_numa_node_id", "{kprobe}");
+    assert_eq!(kprobe["fired"].as_u64(), Some(CALLS), "{kprobe}");
+    for m in ["bpf-fentry", "bpf-kprobe-multi"] {
+        for p in ["empty", "count"] {
+            check(row(&cells, m, p, 1), None);
+        }
+    }
+    for p in ["empty", "count"] {
+        check(row(&cells, "bpf-raw-tp", p, 1), Some("no syscall per call"));
+    }
+}

@@ -50,6 +50,11 @@ pub const SLOT_HITS: u32 = 0;
 pub const SLOT_DROPS: u32 = 1;
 /// The prefix of every program name (the kernel keeps 15 characters of a name).
 pub const PROG_PREFIX: &str = "tracelab_";
+/// The in-kernel workload's driver program: each `BPF_PROG_TEST_RUN` with a u64 context
+/// `n` calls `bpf_get_numa_node_id` `n` times (at most [`DRIVER_BATCH`]).
+pub const DRIVER_PROGRAM: &str = "tlab_numa_driver";
+/// Helper calls per driver run at most (`TRACELAB_BATCH` in the C).
+pub const DRIVER_BATCH: u64 = 100;
 
 /// What an attached program does each time it runs.
 #[derive(
@@ -170,6 +175,7 @@ mod tests {
         // The object's symbol table names every program; a renamed C function breaks here,
         // not in a guest.
         let text = String::from_utf8_lossy(OBJECT);
+        assert!(text.contains(DRIVER_PROGRAM));
         for a in [
             Attach::Kprobe,
             Attach::Kretprobe,

@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Mutex;
 
 /// A workload the lab knows how to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -13,15 +14,39 @@ pub enum Workload {
     /// `getppid(2)` in a tight loop: the cheapest syscall that reaches a traceable
     /// kernel function and returns without side effects.
     Getppid,
+    /// In-kernel calls of `bpf_get_numa_node_id`, made by a BPF driver program run with
+    /// `BPF_PROG_TEST_RUN` (up to 100 calls per run, as the BPF selftests' trigger bench
+    /// does): the traced call costs no syscall of its own. The agent installs the driver
+    /// ([`set_driver`]) before running it.
+    BpfNumaBatch,
+}
+
+/// Makes `calls` in-kernel calls for an in-kernel workload; installed by whoever owns the
+/// program that makes them (the agent, with its BPF driver).
+pub type Driver = Box<dyn Fn(u64) -> Result<(), String> + Send + Sync>;
+
+static DRIVER: Mutex<Option<Driver>> = Mutex::new(None);
+
+/// Installs (or with None removes) the driver of the in-kernel workloads.
+pub fn set_driver(driver: Option<Driver>) {
+    if let Ok(mut d) = DRIVER.lock() {
+        *d = driver;
+    }
 }
 
 impl Workload {
-    pub const ALL: [Workload; 1] = [Workload::Getppid];
+    pub const ALL: [Workload; 2] = [Workload::Getppid, Workload::BpfNumaBatch];
 
     pub fn name(self) -> &'static str {
         match self {
             Workload::Getppid => "getppid",
+            Workload::BpfNumaBatch => "bpf-numa-batch",
         }
+    }
+
+    /// Whether the calls are made inside the kernel by a driver (no syscall per call).
+    pub fn in_kernel(self) -> bool {
+        matches!(self, Workload::BpfNumaBatch)
     }
 
     /// Kernel symbols this workload enters once per call, best first, for a given
@@ -37,6 +62,7 @@ impl Workload {
                 &["__arm64_sys_getppid", "__do_sys_getppid"]
             }
             (Workload::Getppid, _) => &["__do_sys_getppid"],
+            (Workload::BpfNumaBatch, _) => &["bpf_get_numa_node_id"],
         }
     }
 
@@ -45,7 +71,24 @@ impl Workload {
     pub fn run(self, calls: u64) {
         match self {
             Workload::Getppid => getppid_loop(calls),
+            Workload::BpfNumaBatch => driven(self, calls),
         }
+    }
+}
+
+/// Runs the installed driver. Without one, or when it fails, no call was made and no
+/// figure may come out of this loop: stop the process with the reason (the host reports
+/// the console tail) rather than let an empty loop look like a cheap one.
+fn driven(workload: Workload, calls: u64) {
+    let outcome = match DRIVER.lock() {
+        Ok(d) => match d.as_ref() {
+            Some(run) => run(calls),
+            None => Err("no driver installed".to_string()),
+        },
+        Err(_) => Err("the driver lock is poisoned".to_string()),
+    };
+    if let Err(why) = outcome {
+        panic!("workload {workload}: {why}");
     }
 }
 
@@ -108,6 +151,24 @@ mod tests {
     fn unknown_workload_lists_valid_ones() {
         let err = "fork".parse::<Workload>().unwrap_err().to_string();
         assert!(err.contains("fork") && err.contains("getppid"), "{err}");
+    }
+
+    /// One test: the driver is process-global.
+    #[test]
+    fn in_kernel_workload_runs_its_driver_or_stops() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        set_driver(None);
+        let without = std::panic::catch_unwind(|| Workload::BpfNumaBatch.run(1));
+        assert!(without.is_err(), "ran without a driver");
+        static CALLS: AtomicU64 = AtomicU64::new(0);
+        set_driver(Some(Box::new(|n| {
+            CALLS.fetch_add(n, Ordering::Relaxed);
+            Ok(())
+        })));
+        Workload::BpfNumaBatch.run(250);
+        set_driver(None);
+        assert_eq!(CALLS.load(Ordering::Relaxed), 250);
+        assert!(Workload::BpfNumaBatch.in_kernel() && !Workload::Getppid.in_kernel());
     }
 
     #[test]

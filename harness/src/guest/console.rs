@@ -207,6 +207,7 @@ mod tests {
             cpu: Some(0),
             counters_absent: Default::default(),
             leftovers_removed: Vec::new(),
+            environment: None,
         });
         let script = format!("echo 'boot noise'; echo '{hello}'; echo '@@tracelab 00000000 {{}}'; echo '{}'; sleep 5", encode(&Record::Done));
         let mut events = Vec::new();

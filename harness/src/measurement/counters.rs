@@ -62,6 +62,11 @@ impl Counters {
         Counters { open, absent }
     }
 
+    /// Counters that opened.
+    pub fn available(&self) -> Vec<&'static str> {
+        self.open.iter().map(|(n, _)| *n).collect()
+    }
+
     /// Counters that could not be opened, with the kernel's reason.
     pub fn absent(&self) -> &BTreeMap<String, String> {
         &self.absent

@@ -90,6 +90,10 @@ pub fn run(study: &Study, progress: &dyn Progress) -> Result<Finished> {
             problems.join("\n  - ")
         );
     }
+    let environment = crate::environment::capture();
+    for w in &environment.warnings {
+        progress.stage(&format!("warning: {w}; real-time figures will be noisy"));
+    }
     let (release, machine) = uname();
     let config = kconfig::relevant(&host_config());
     let mut plan = study.plan.clone();
@@ -123,7 +127,7 @@ pub fn run(study: &Study, progress: &dyn Progress) -> Result<Finished> {
             .iter()
             .map(|m| m.name().to_string())
             .collect(),
-        extra: BTreeMap::new(),
+        extra: BTreeMap::from([("environment".to_string(), serde_json::json!(environment))]),
     };
     let dir = study
         .out

@@ -189,6 +189,7 @@ impl Boot<'_> {
                 cpu,
                 counters_absent,
                 leftovers_removed,
+                environment,
                 ..
             }) => {
                 self.hello = true;
@@ -205,6 +206,7 @@ impl Boot<'_> {
                     "leftovers_removed".into(),
                     serde_json::json!(leftovers_removed),
                 );
+                extra.insert("environment".into(), serde_json::json!(environment));
                 results::update_meta(self.store.path(), self.meta)?;
             }
             Event::Record(Record::Cell(measured)) => self.add(*measured, None)?,

@@ -133,3 +133,26 @@ TRACELAB_PROGS("fmod_ret", fmodret)
 TRACELAB_PROGS("tracepoint", tp)
 TRACELAB_SYS_ENTER_PROGS("raw_tp", rawtp)
 TRACELAB_SYS_ENTER_PROGS("tp_btf/sys_enter", tpbtf)
+
+/*
+ * The in-kernel workload (as the BPF selftests' trigger bench): run with
+ * BPF_PROG_TEST_RUN, it calls the traceable helper bpf_get_numa_node_id() ctx[0] times
+ * (at most TRACELAB_BATCH), so a traced call costs no syscall of its own. The name
+ * lacks the `tracelab_` prefix on purpose: the driver stays loaded for the whole run and
+ * is not a leftover of any cell.
+ */
+#define TRACELAB_BATCH 100
+
+SEC("?raw_tp")
+int tlab_numa_driver(__u64 *ctx)
+{
+	__u64 n = ctx[0];
+	int i;
+
+	for (i = 0; i < TRACELAB_BATCH; i++) {
+		if (i >= n)
+			break;
+		(void)bpf_get_numa_node_id();
+	}
+	return 0;
+}

@@ -195,8 +195,9 @@ impl Loaded {
         }
     }
 
-    /// (foreign, malformed) ring-buffer records so far.
-    pub fn foreign_events(&self, _tgid: u32) -> (u64, u64) {
+    /// (foreign, malformed) ring-buffer records so far: events of another process than
+    /// the agent, and records of the wrong size.
+    pub fn foreign_events(&self) -> (u64, u64) {
         (self.drained.foreign.get(), self.drained.malformed.get())
     }
 

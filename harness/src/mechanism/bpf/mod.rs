@@ -14,6 +14,7 @@
 //! `run_time_ns`/`run_cnt` beside our figures; the timed loops always run with statistics
 //! off, since the kernel's accounting (two clock reads per run) would inflate them.
 
+pub mod driver;
 mod libbpf_log;
 mod loaded;
 pub mod stats;
@@ -78,13 +79,14 @@ pub fn check_support(
         }
         Attach::Tracepoint => {
             require(env, &["CONFIG_FTRACE_SYSCALLS", "CONFIG_BPF_EVENTS"])?;
-            if env.tracefs && !Path::new(&tp_dir(env)).exists() {
-                return Err(Unsupported(format!(
-                    "no tracepoint {}/{} ({} does not exist)",
-                    TP_CATEGORY,
-                    TP_NAME,
-                    tp_dir(env)
-                )));
+            if let Some(t) = crate::tracefs::Tracefs::open().ok().filter(|_| env.tracefs) {
+                let dir = format!("events/{TP_CATEGORY}/{TP_NAME}");
+                if !t.exists(&dir) {
+                    return Err(Unsupported(format!(
+                        "no tracepoint {TP_CATEGORY}/{TP_NAME} ({} does not exist)",
+                        t.root().join(dir).display()
+                    )));
+                }
             }
             Ok(())
         }
@@ -93,15 +95,26 @@ pub fn check_support(
     }
 }
 
+/// The syscall tracepoints see only syscalls: a workload that calls the function inside
+/// the kernel (no syscall per call) never fires them.
+pub fn check_workload(
+    attach: Attach,
+    workload: tracelab_workloads::Workload,
+) -> Result<(), Unsupported> {
+    let syscall_hook = matches!(attach, Attach::Tracepoint | Attach::RawTp | Attach::TpBtf);
+    if syscall_hook && workload.in_kernel() {
+        return Err(Unsupported(format!(
+            "it hooks syscall entry (sys_enter); workload {workload} makes no syscall per call"
+        )));
+    }
+    Ok(())
+}
+
 /// The syscall tracepoint of the getppid workload.
 const TP_CATEGORY: &str = "syscalls";
 const TP_NAME: &str = "sys_enter_getppid";
 /// The raw tracepoint every syscall passes.
 const RAW_TP: &str = "sys_enter";
-
-fn tp_dir(_env: &KernelEnv) -> String {
-    format!("/sys/kernel/tracing/events/{TP_CATEGORY}/{TP_NAME}")
-}
 
 /// fmod_ret may only attach where the kernel allows error injection (ALLOW_ERROR_INJECTION):
 /// the kernel checks the address, so any alias of the target counts.
@@ -344,7 +357,7 @@ impl Installed for BpfMechanism {
             return Ok(());
         }
         for l in &self.loaded {
-            let (foreign, malformed) = l.foreign_events(self.tgid);
+            let (foreign, malformed) = l.foreign_events();
             if malformed > 0 {
                 bail!("{malformed} ring-buffer records have the wrong size");
             }
@@ -374,9 +387,8 @@ impl Installed for BpfMechanism {
 
     fn remove(mut self: Box<Self>) -> Result<()> {
         self.disarm()?;
-        let names: Vec<String> = self.loaded.iter().map(|l| l.name().to_string()).collect();
         drop(std::mem::take(&mut self.loaded));
-        stats::check_released(&names)
+        stats::check_released()
     }
 }
 
@@ -392,6 +404,20 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<BTreeMap<_, _>>(),
             ..KernelEnv::default()
+        }
+    }
+
+    #[test]
+    fn syscall_tracepoints_need_a_syscall_workload() {
+        use tracelab_workloads::Workload;
+        assert_eq!(check_workload(Attach::RawTp, Workload::Getppid), Ok(()));
+        assert_eq!(
+            check_workload(Attach::Fentry, Workload::BpfNumaBatch),
+            Ok(())
+        );
+        for a in [Attach::Tracepoint, Attach::RawTp, Attach::TpBtf] {
+            let why = check_workload(a, Workload::BpfNumaBatch).unwrap_err().0;
+            assert!(why.contains("no syscall per call"), "{why}");
         }
     }
 

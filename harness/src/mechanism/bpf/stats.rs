@@ -123,7 +123,7 @@ pub fn leftover_programs() -> Vec<String> {
 /// After removal nothing of ours may stay loaded. Releasing a program can finish
 /// asynchronously (perf events and trampolines free it after an RCU grace period), so
 /// this waits a little before calling it a leak.
-pub fn check_released(_names: &[String]) -> Result<()> {
+pub fn check_released() -> Result<()> {
     let mut left = leftover_programs();
     for _ in 0..50 {
         if left.is_empty() {
