@@ -106,12 +106,51 @@ pub fn summary_frame(rows: &[SummaryRow]) -> Result<DataFrame> {
         col(rows, "overhead", |r| r.overhead),
         col(rows, "overhead_min", |r| r.overhead_min),
         col(rows, "overhead_max", |r| r.overhead_max),
+        col(rows, "overhead_ci_low", |r| r.overhead_ci_low),
+        col(rows, "overhead_ci_high", |r| r.overhead_ci_high),
+        col(rows, "outliers", |r| r.outliers),
         col(rows, "fired", |r| r.fired),
         col(rows, "expected_fired", |r| r.expected_fired),
         col(rows, "attach", |r| r.attach.clone()),
         col(rows, "kernel_run_time", |r| r.kernel_run_time),
     ];
     DataFrame::new(rows.len(), columns).context("building the summary table")
+}
+
+/// One row per (sample, perf counter): the raw counts behind the summaries' per-call
+/// counter figures. Counters a PMU lacks have no rows (never zeros).
+pub fn counters_frame(cells: &[Cell]) -> Result<DataFrame> {
+    let (mut cell, mut mechanism, mut payload, mut stack) = (vec![], vec![], vec![], vec![]);
+    let (mut repeat, mut phase, mut calls, mut counter, mut count) = (vec![], vec![], vec![], vec![], vec![]);
+    for (i, c) in cells.iter().enumerate() {
+        let m = &c.measured;
+        for s in &m.samples {
+            for (name, value) in &s.counters {
+                cell.push(u32::try_from(i).unwrap_or(u32::MAX));
+                mechanism.push(m.mechanism.clone());
+                payload.push(m.payload.clone());
+                stack.push(m.stack);
+                repeat.push(s.repeat);
+                phase.push(phase_name(s.phase).to_string());
+                calls.push(s.calls);
+                counter.push(name.clone());
+                count.push(*value);
+            }
+        }
+    }
+    let height = cell.len();
+    let columns = vec![
+        Column::new("cell".into(), cell),
+        Column::new("mechanism".into(), mechanism),
+        Column::new("payload".into(), payload),
+        Column::new("stack".into(), stack),
+        Column::new("repeat".into(), repeat),
+        Column::new("phase".into(), phase),
+        Column::new("calls".into(), calls),
+        Column::new("counter".into(), counter),
+        Column::new("count".into(), count),
+    ];
+    DataFrame::new(height, columns).context("building the counters table")
 }
 
 /// Writes `df` to `path` atomically, zstd-compressed.

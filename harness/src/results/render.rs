@@ -127,10 +127,11 @@ fn grid(rows: &[SummaryRow], unit: Option<Unit>) -> Grid {
         u("per call"),
         u("baseline"),
         u("overhead"),
+        u("95% CI"),
         u("min..max"),
         "fired/expected".to_string(),
     ]);
-    numeric.extend([false, true, true, true, true, true]);
+    numeric.extend([false, true, true, true, true, true, true]);
     if kernel {
         headers.push(u("kernel run"));
         numeric.push(true);
@@ -155,6 +156,10 @@ fn grid(rows: &[SummaryRow], unit: Option<Unit>) -> Grid {
                 num(r.per_call),
                 num(r.baseline_per_call),
                 num(r.overhead),
+                match (r.overhead_ci_low, r.overhead_ci_high) {
+                    (None, None) => "-".to_string(),
+                    (lo, hi) => format!("{}..{}", num(lo), num(hi)),
+                },
                 match (r.overhead_min, r.overhead_max) {
                     (None, None) => "-".to_string(),
                     (lo, hi) => format!("{}..{}", num(lo), num(hi)),
@@ -284,6 +289,9 @@ fn csv(rows: &[SummaryRow]) -> String {
             f(r.overhead),
             f(r.overhead_min),
             f(r.overhead_max),
+            f(r.overhead_ci_low),
+            f(r.overhead_ci_high),
+            r.outliers.map(|x| x.to_string()).unwrap_or_default(),
             u(r.fired),
             u(r.expected_fired),
             opt(&r.attach),

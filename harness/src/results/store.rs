@@ -16,6 +16,8 @@ pub const META_FILE: &str = "meta.json";
 pub const CELLS_DIR: &str = "cells";
 pub const SAMPLES_FILE: &str = "samples.parquet";
 pub const SUMMARY_FILE: &str = "summary.parquet";
+/// Raw perf counter counts, one row per (sample, counter).
+pub const COUNTERS_FILE: &str = "counters.parquet";
 pub const CHART_FILE: &str = "overhead.svg";
 
 /// An open results directory being filled by a run.
@@ -98,6 +100,8 @@ fn write_derived(path: &Path, meta: &RunMeta, cells: &[Cell]) -> Result<()> {
     parquet::write(&path.join(SAMPLES_FILE), &mut samples)?;
     let mut summary = parquet::summary_frame(&rows(cells))?;
     parquet::write(&path.join(SUMMARY_FILE), &mut summary)?;
+    let mut counters = parquet::counters_frame(cells)?;
+    parquet::write(&path.join(COUNTERS_FILE), &mut counters)?;
     atomic::write(
         &path.join(CHART_FILE),
         chart::overhead_svg(meta, cells).as_bytes(),
