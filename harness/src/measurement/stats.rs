@@ -3,17 +3,23 @@
 
 /// The median (mean of the two middle values for an even count); None for no data.
 pub fn median(xs: &[f64]) -> Option<f64> {
-    if xs.is_empty() {
+    median_in_place(&mut xs.to_vec())
+}
+
+/// The median by selection (O(n)), reordering `v`.
+fn median_in_place(v: &mut [f64]) -> Option<f64> {
+    let n = v.len();
+    if n == 0 {
         return None;
     }
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
+    let (left, mid, _) = v.select_nth_unstable_by(n / 2, f64::total_cmp);
+    let upper = *mid;
+    if n % 2 == 1 {
+        return Some(upper);
+    }
+    // Even count: the lower middle is the largest value left of the upper one.
+    let lower = left.iter().copied().max_by(f64::total_cmp)?;
+    Some((lower + upper) / 2.0)
 }
 
 pub fn min(xs: &[f64]) -> Option<f64> {
@@ -45,9 +51,12 @@ fn quantile_sorted(v: &[f64], q: f64) -> f64 {
 /// (Tukey, Exploratory Data Analysis, 1977). Outliers are flagged, never dropped: a slow
 /// repeat is information about the mechanism or the host.
 pub fn tukey_outliers(xs: &[f64]) -> usize {
-    let (Some(q1), Some(q3)) = (quantile(xs, 0.25), quantile(xs, 0.75)) else {
+    if xs.is_empty() {
         return 0;
-    };
+    }
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let (q1, q3) = (quantile_sorted(&v, 0.25), quantile_sorted(&v, 0.75));
     let iqr = q3 - q1;
     let (lo, hi) = (q1 - 1.5 * iqr, q3 + 1.5 * iqr);
     xs.iter().filter(|x| **x < lo || **x > hi).count()
@@ -76,7 +85,7 @@ pub fn bootstrap_median_ci(
         for r in resample.iter_mut() {
             *r = xs[rng.usize(..xs.len())];
         }
-        medians.push(median(&resample)?);
+        medians.push(median_in_place(&mut resample)?);
     }
     medians.sort_by(f64::total_cmp);
     let tail = (1.0 - confidence) / 2.0;
@@ -141,6 +150,15 @@ mod tests {
         fn median_lies_between_min_and_max(xs in prop::collection::vec(-1e9f64..1e9, 1..200)) {
             let m = median(&xs).unwrap_or(f64::NAN);
             prop_assert!(min(&xs).unwrap_or(f64::NAN) <= m && m <= max(&xs).unwrap_or(f64::NAN));
+        }
+
+        #[test]
+        fn selection_median_matches_the_sorted_definition(xs in prop::collection::vec(-1e9f64..1e9, 1..200)) {
+            let mut v = xs.clone();
+            v.sort_by(f64::total_cmp);
+            let n = v.len();
+            let sorted = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+            prop_assert_eq!(median(&xs), Some(sorted));
         }
 
         #[test]
