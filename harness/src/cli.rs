@@ -131,6 +131,9 @@ pub struct RunArgs {
     /// Seconds to wait for each cell.
     #[arg(long)]
     pub cell_timeout: Option<u64>,
+    /// Local target: run even though another tracer is active.
+    #[arg(long)]
+    pub force: bool,
 }
 
 impl RunArgs {
@@ -192,6 +195,7 @@ impl RunArgs {
             mirror: self.mirror,
             timeouts,
             command_line,
+            force: self.force,
         })
     }
 }

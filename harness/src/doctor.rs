@@ -66,7 +66,7 @@ pub fn local_report() -> String {
     let mut out = String::new();
     let (release, machine) = crate::tracefs::uname();
     let _ = writeln!(out, "host kernel {release} ({machine})");
-    let problems = crate::target::local::preflight();
+    let problems = crate::target::local::preflight(false);
     if problems.is_empty() {
         let _ = writeln!(out, "preflight: ok (the local target can run)");
     } else {
@@ -74,6 +74,9 @@ pub fn local_report() -> String {
         for p in &problems {
             let _ = writeln!(out, "  - {p}");
         }
+    }
+    for n in crate::target::local::notes() {
+        let _ = writeln!(out, "note: {n}");
     }
     let tracefs = Tracefs::open().ok();
     let env = KernelEnv::probe(tracefs.as_ref(), crate::target::local::host_config());

@@ -23,6 +23,8 @@ pub struct Study {
     pub mirror: Option<String>,
     pub timeouts: Timeouts,
     pub command_line: Vec<String>,
+    /// Run on a host whose tracer is already active (`--force`).
+    pub force: bool,
 }
 
 impl Study {

@@ -121,7 +121,8 @@ pub fn summary_frame(rows: &[SummaryRow]) -> Result<DataFrame> {
 /// counter figures. Counters a PMU lacks have no rows (never zeros).
 pub fn counters_frame(cells: &[Cell]) -> Result<DataFrame> {
     let (mut cell, mut mechanism, mut payload, mut stack) = (vec![], vec![], vec![], vec![]);
-    let (mut repeat, mut phase, mut calls, mut counter, mut count) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut repeat, mut phase, mut calls, mut counter, mut count) =
+        (vec![], vec![], vec![], vec![], vec![]);
     for (i, c) in cells.iter().enumerate() {
         let m = &c.measured;
         for s in &m.samples {

@@ -409,10 +409,7 @@ fn csv_has_units_and_quotes_fields() {
     assert_eq!(lines.next(), Some(row::COLUMNS.join(",").as_str()));
     let ok = lines.next().expect("row");
     assert_eq!(ok.split(',').count(), row::COLUMNS.len());
-    assert!(
-        ok.contains(",insn,1000,3,160,100,60,50,70,"),
-        "{ok}"
-    );
+    assert!(ok.contains(",insn,1000,3,160,100,60,50,70,"), "{ok}");
     assert!(s.contains("\"needs \"\"x\"\", y\""), "{s}");
     assert!(s.contains(",unsupported,"), "{s}");
 }

@@ -12,12 +12,39 @@ use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::io::Read;
 
-/// What stops the local target on this host; empty when it can run.
-pub fn preflight() -> Vec<String> {
+/// Capability bits (linux/capability.h).
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+/// Effective capabilities from `/proc/self/status` (`CapEff:` hex mask).
+fn effective_caps(status: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0)
+}
+
+/// Whether the capability mask allows tracing: root's CAP_SYS_ADMIN, or CAP_BPF together
+/// with CAP_PERFMON (enough for BPF tracing and perf; tracefs also needs file access).
+fn can_trace(caps: u64) -> bool {
+    let has = |c: u32| caps & (1u64 << c) != 0;
+    has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))
+}
+
+/// What stops the local target on this host; empty when it can run. `force` accepts a
+/// tracer that is already active (it is then left alone only if no cell needs ftrace).
+pub fn preflight(force: bool) -> Vec<String> {
     let mut problems = Vec::new();
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        problems.push("not running as root (tracefs and probes need root)".to_string());
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if !can_trace(effective_caps(&status)) {
+        problems.push("neither root (CAP_SYS_ADMIN) nor CAP_BPF + CAP_PERFMON".to_string());
+    }
+    if let Ok(lockdown) = std::fs::read_to_string("/sys/kernel/security/lockdown") {
+        if lockdown.contains("[confidentiality]") {
+            problems.push("kernel lockdown is `confidentiality`: tracefs probes and BPF tracing are forbidden".into());
+        }
     }
     match Tracefs::open() {
         Err(e) => problems.push(format!(
@@ -30,19 +57,31 @@ pub fn preflight() -> Vec<String> {
                     root_cause(&e)
                 ));
             }
-            if let Err(e) = t.read("current_tracer") {
-                problems.push(format!("cannot read current_tracer: {}", root_cause(&e)));
-            } else if let Ok(cur) = t.read("current_tracer") {
-                if cur.trim() != "nop" {
-                    problems.push(format!(
-                        "another tracer is active (current_tracer is {})",
-                        cur.trim()
-                    ));
-                }
+            match t.read("current_tracer") {
+                Err(e) => problems.push(format!("cannot read current_tracer: {}", root_cause(&e))),
+                Ok(cur) if cur.trim() != "nop" && !force => problems.push(format!(
+                    "another tracer is active (current_tracer is {}); stop it or pass --force",
+                    cur.trim()
+                )),
+                Ok(_) => {}
             }
         }
     }
     problems
+}
+
+/// Facts that do not stop a run but limit it.
+pub fn notes() -> Vec<String> {
+    let mut notes = Vec::new();
+    if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        notes.push("no /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF): BPF trampolines and tp_btf cannot attach".into());
+    }
+    if let Ok(lockdown) = std::fs::read_to_string("/sys/kernel/security/lockdown") {
+        if lockdown.contains("[integrity]") {
+            notes.push("kernel lockdown is `integrity`".into());
+        }
+    }
+    notes
 }
 
 /// Mechanisms this kernel's config leaves out: not a reason to refuse (they become
@@ -83,7 +122,7 @@ pub fn host_config() -> BTreeMap<String, String> {
 
 pub fn run(study: &Study, progress: &dyn Progress) -> Result<Finished> {
     progress.stage("checking this host can trace");
-    let problems = preflight();
+    let problems = preflight(study.force);
     if !problems.is_empty() {
         bail!(
             "the local target cannot trace on this host:\n  - {}",
@@ -175,4 +214,20 @@ fn cpu_model() -> String {
                 .map(|(_, v)| v.trim().to_string())
         })
         .unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capabilities_decide_who_may_trace() {
+        let status = |mask: u64| format!("Name:\ttracelab\nCapEff:\t{mask:016x}\n");
+        assert!(can_trace(effective_caps(&status(1 << CAP_SYS_ADMIN))));
+        assert!(can_trace(effective_caps(&status(
+            (1 << CAP_BPF) | (1 << CAP_PERFMON)
+        ))));
+        assert!(!can_trace(effective_caps(&status(1 << CAP_BPF))));
+        assert!(!can_trace(effective_caps("Name: x\n")));
+    }
 }
