@@ -61,6 +61,17 @@ for spec in "/kill1.json kprobe_offset $T/kprobe_events" "/kill2.json function_g
   echo "@@check rerun removed $(grep -o '"leftovers_removed":\[[^]]*\]' /tmp/rerun.out)"
   report rerun
 done
+# 3. SIGKILL while a BPF program is attached: its fds die with the process; the rerun's
+#    BPF cell fails if any tracelab_* program is still loaded.
+/tracelab-agent --plan /kill3.json > /tmp/kill.out 2>&1 &
+pid=$!
+until_true "ls -l /proc/$pid/fd 2>/dev/null | grep -q bpf-prog"
+usleep 50000
+kill -KILL $pid
+wait $pid
+/tracelab-agent --plan /bpf-small.json > /tmp/rerun.out 2>&1
+echo "@@check bpf-rerun exit $?"
+echo "@@check bpf-rerun ok $(grep -c '"status":"ok"' /tmp/rerun.out)"
 reboot -f
 "#;
 
@@ -98,6 +109,8 @@ fn interrupted_and_killed_runs_leave_nothing_behind() {
         ("kill1.json", plan(&["kprobe-offset"], 200_000, 20)),
         ("kill2.json", plan(&["function-graph"], 200_000, 20)),
         ("small.json", plan(&["baseline"], 100, 1)),
+        ("kill3.json", plan(&["bpf-fentry"], 200_000, 20)),
+        ("bpf-small.json", plan(&["bpf-fentry"], 100, 1)),
     ]));
     let dir = tempfile::tempdir().expect("tempdir");
     let initrd = dir.path().join("initrd.cpio");
@@ -127,6 +140,8 @@ fn interrupted_and_killed_runs_leave_nothing_behind() {
         "rerun tracer nop",
         "rerun filter 0",
         "rerun optimization 1",
+        "bpf-rerun exit 0",
+        "bpf-rerun ok 1",
     ] {
         assert!(
             checks.iter().any(|c| c == expected),
