@@ -86,8 +86,9 @@ fn y_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
 
 const TITLE_H: u32 = 64;
 const LEGEND_H: u32 = 28;
-const PLOT_H: u32 = 440;
 
+/// Horizontal bars: categories top to bottom, so a chart of twenty mechanisms grows in
+/// height and keeps its labels readable instead of shrinking to fit a page's width.
 fn draw_grouped(fig: &Grouped) -> DrawResult<String> {
     let n = fig.categories.len().max(1);
     let k = fig.groups.len().max(1);
@@ -97,20 +98,18 @@ fn draw_grouped(fig: &Grouped) -> DrawResult<String> {
         .map(|c| c.chars().count())
         .max()
         .unwrap_or(4) as u32;
-    let slot = (k as u32 * 26 + 24).max(70);
-    // Labels longer than their slot alternate between two rows so they do not collide.
-    let staggered = longest * 7 + 8 > slot;
-    let label_h = if staggered { 52 } else { 34 };
-    let width = (110 + slot * n as u32 + 30).max(640);
-    let height = TITLE_H + LEGEND_H + PLOT_H + label_h;
+    let slot = k as u32 * 13 + 12;
+    let label_w = longest * 7 + 24;
+    let width = 1000u32;
+    let plot_h = slot * n as u32 + 60;
+    let height = TITLE_H + LEGEND_H + plot_h;
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, (width, height)).into_drawing_area();
         root.fill(&WHITE)?;
         header(&root, width, &fig.title, &fig.subtitle)?;
         legend(&root, TITLE_H, &fig.groups)?;
-        let (_, body) = root.split_vertically(TITLE_H + LEGEND_H);
-        let (plot, _) = body.split_vertically(PLOT_H + label_h);
+        let (_, plot) = root.split_vertically(TITLE_H + LEGEND_H);
         let values = fig.bars.iter().flatten().flatten().flat_map(|b| {
             [
                 Some(b.value),
@@ -122,45 +121,49 @@ fn draw_grouped(fig: &Grouped) -> DrawResult<String> {
         });
         let (lo, hi) = y_range(values);
         let mut chart = ChartBuilder::on(&plot)
-            .margin_right(20)
-            .margin_left(10)
-            .x_label_area_size(label_h)
-            .y_label_area_size(90)
-            .build_cartesian_2d(0.0..n as f64, lo..hi)?;
+            .margin_right(30)
+            .margin_top(4)
+            .x_label_area_size(50)
+            .y_label_area_size(label_w)
+            .build_cartesian_2d(lo..hi, 0.0..n as f64)?;
         chart
             .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(0)
-            .y_desc(fig.y_label.as_str())
+            .disable_y_mesh()
+            .y_labels(0)
+            .x_desc(fig.y_label.as_str())
             .axis_desc_style((FONT, 14))
             .label_style((FONT, 12))
+            .light_line_style(WHITE)
             .draw()?;
-        let width_each = 0.8 / k as f64;
+        let height_each = 0.8 / k as f64;
         let whisker = BLACK.stroke_width(1);
+        // Category `ci` sits at the top when ci = 0.
+        let top_of = |ci: usize| (n - ci) as f64;
         for (ci, row) in fig.bars.iter().enumerate() {
             for (gi, bar) in row.iter().enumerate() {
-                let x0 = ci as f64 + 0.1 + gi as f64 * width_each;
-                let xc = x0 + width_each / 2.0;
+                let y1 = top_of(ci) - 0.1 - gi as f64 * height_each;
+                let y0 = y1 - height_each;
+                let yc = (y0 + y1) / 2.0;
                 let colour = PALETTE[gi % PALETTE.len()];
                 let Some(b) = bar.as_ref().filter(|b| plottable(b.value).is_some()) else {
                     let mark = fig.marks.get(ci).and_then(|m| m.get(gi)).cloned().flatten();
                     if let Some(mark) = mark {
-                        chart.draw_series([EmptyElement::at((xc, 0.0))
+                        chart.draw_series([EmptyElement::at((0.0, yc))
                             + Text::new(
                                 mark,
-                                (0, -4),
+                                (4, 0),
                                 (FONT, 10)
                                     .into_font()
                                     .color(&RGBColor(120, 120, 120))
-                                    .pos(Pos::new(HPos::Center, VPos::Bottom)),
+                                    .pos(Pos::new(HPos::Left, VPos::Center)),
                             )])?;
                     }
                     continue;
                 };
                 chart.draw_series([Rectangle::new(
                     [
-                        (x0 + width_each * 0.08, 0.0),
-                        (x0 + width_each * 0.92, b.value),
+                        (0.0, y0 + height_each * 0.08),
+                        (b.value, y1 - height_each * 0.08),
                     ],
                     colour.filled(),
                 )])?;
@@ -168,28 +171,27 @@ fn draw_grouped(fig: &Grouped) -> DrawResult<String> {
                     if let (Some(l), Some(h)) = (plottable(i.low), plottable(i.high)) {
                         if h > l {
                             chart
-                                .draw_series([PathElement::new(vec![(xc, l), (xc, h)], whisker)])?;
-                            for y in [l, h] {
-                                chart.draw_series([EmptyElement::at((xc, y))
-                                    + PathElement::new(vec![(-4, 0), (4, 0)], whisker)])?;
+                                .draw_series([PathElement::new(vec![(l, yc), (h, yc)], whisker)])?;
+                            for x in [l, h] {
+                                chart.draw_series([EmptyElement::at((x, yc))
+                                    + PathElement::new(vec![(0, -3), (0, 3)], whisker)])?;
                             }
                         }
                     }
                 }
             }
         }
-        // Category names centred under their groups of bars.
+        // Category names right-aligned against the axis, centred on their group.
         let (dx, dy) = plot.get_base_pixel();
         for (ci, label) in fig.categories.iter().enumerate() {
-            let (px, py) = chart.backend_coord(&(ci as f64 + 0.5, lo));
-            let down = if staggered && ci % 2 == 1 { 24 } else { 8 };
+            let (px, py) = chart.backend_coord(&(lo, top_of(ci) - 0.5));
             plot.draw(&Text::new(
                 label.as_str(),
-                (px - dx, py - dy + down),
+                (px - dx - 8, py - dy),
                 (FONT, 13)
                     .into_font()
                     .color(&BLACK)
-                    .pos(Pos::new(HPos::Center, VPos::Top)),
+                    .pos(Pos::new(HPos::Right, VPos::Center)),
             ))?;
         }
         root.present()?;
