@@ -21,6 +21,8 @@ pub fn samples_frame(cells: &[Cell]) -> Result<DataFrame> {
             c.kernel.push(ctx.kernel.clone());
             c.kernel_release.push(ctx.kernel_release.clone());
             c.mechanism.push(m.mechanism.clone());
+            c.payload.push(m.payload.clone());
+            c.stack.push(m.stack);
             c.workload.push(m.workload.clone());
             c.function.push(m.function.clone());
             c.unit.push(m.unit.name().to_string());
@@ -39,6 +41,8 @@ pub fn samples_frame(cells: &[Cell]) -> Result<DataFrame> {
         Column::new("kernel".into(), c.kernel),
         Column::new("kernel_release".into(), c.kernel_release),
         Column::new("mechanism".into(), c.mechanism),
+        Column::new("payload".into(), c.payload),
+        Column::new("stack".into(), c.stack),
         Column::new("workload".into(), c.workload),
         Column::new("function".into(), c.function),
         Column::new("unit".into(), c.unit),
@@ -59,6 +63,8 @@ struct SampleCols {
     kernel: Vec<String>,
     kernel_release: Vec<Option<String>>,
     mechanism: Vec<String>,
+    payload: Vec<Option<String>>,
+    stack: Vec<u32>,
     workload: Vec<String>,
     function: Vec<Option<String>>,
     unit: Vec<String>,

@@ -71,7 +71,13 @@ impl ResultsDir {
                 cell.summary = None;
             }
         }
-        let name = cell_file_name(self.cells.len(), &cell.measured.mechanism);
+        // BPF cells of one mechanism differ by payload and stack: name them apart.
+        let m = &cell.measured;
+        let label = match &m.payload {
+            Some(p) => format!("{}-{p}-k{}", m.mechanism, m.stack),
+            None => m.mechanism.clone(),
+        };
+        let name = cell_file_name(self.cells.len(), &label);
         let file = self.path.join(CELLS_DIR).join(&name);
         let mut json = serde_json::to_vec_pretty(&cell).context("serializing cell")?;
         json.push(b'\n');

@@ -267,6 +267,8 @@ fn samples_parquet_has_one_row_per_sample_with_context() {
         "kernel",
         "kernel_release",
         "mechanism",
+        "payload",
+        "stack",
         "workload",
         "function",
         "unit",
