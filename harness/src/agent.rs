@@ -286,8 +286,11 @@ fn measure(
         };
         if let Some(k) = installed.stats_loop(&mut stats_run)? {
             if !counted {
+                // The kernel's count is this mechanism's only proof: check it here too.
+                let runs = k.run_cnt.saturating_sub(k.extra_runs);
+                check_fired(runs, plan.calls * epc, Phase::Mechanism)?;
                 out.events_per_call = Some(epc);
-                *total_fired.get_or_insert(0) += k.run_cnt.saturating_sub(k.extra_runs);
+                *total_fired.get_or_insert(0) += runs;
             }
             out.kernel_stats.push(k);
         }
@@ -361,5 +364,101 @@ mod tests {
             .to_string()
             .contains("disarmed"));
         assert!(check_fired(0, 0, Phase::Baseline).is_ok());
+    }
+
+    /// A mechanism that counts nothing itself (a BPF `empty` program): only the kernel's
+    /// statistics loop proves it ran.
+    struct StatsOnly {
+        programs: u32,
+        /// Runs the kernel reports per statistics loop, beyond calls × programs.
+        runs_off_by: i64,
+    }
+
+    impl Installed for StatsOnly {
+        fn describe(&self) -> String {
+            "stats only".into()
+        }
+        fn arm(&mut self) -> Result<()> {
+            Ok(())
+        }
+        fn disarm(&mut self) -> Result<()> {
+            Ok(())
+        }
+        fn hits(&self) -> Result<Option<u64>> {
+            Ok(None)
+        }
+        fn events_per_call(&self) -> u64 {
+            u64::from(self.programs)
+        }
+        fn check_trace(&self) -> Result<()> {
+            Ok(())
+        }
+        fn remove(self: Box<Self>) -> Result<()> {
+            Ok(())
+        }
+        fn stats_loop(
+            &mut self,
+            run: &mut dyn FnMut() -> Result<u64>,
+        ) -> Result<Option<crate::schema::KernelStatsLoop>> {
+            let calls = 10u64;
+            let elapsed = run()?;
+            let runs = (calls * u64::from(self.programs)).saturating_add_signed(self.runs_off_by);
+            Ok(Some(crate::schema::KernelStatsLoop {
+                calls,
+                elapsed,
+                programs: self.programs,
+                run_cnt: runs + 3,
+                run_time_ns: 7 * runs,
+                recursion_misses: 0,
+                extra_runs: 3,
+            }))
+        }
+    }
+
+    fn stats_only_cell(runs_off_by: i64) -> (Result<()>, Measured) {
+        let plan: AgentPlan = serde_json::from_value(serde_json::json!({
+            "mechanisms": ["bpf-fentry"],
+            "workload": "getppid",
+            "function": null,
+            "calls": 10,
+            "repeats": 2,
+            "unit": "ns",
+            "kernel_config": {},
+        }))
+        .expect("plan");
+        let mut out = Measured::without_samples(
+            "bpf-fentry",
+            "getppid",
+            plan.unit,
+            Status::Ok,
+            String::new(),
+        );
+        let install = || -> Result<Box<dyn Installed>> {
+            Ok(Box::new(StatsOnly {
+                programs: 2,
+                runs_off_by,
+            }))
+        };
+        let mut counters = Counters::open();
+        let result = measure(&plan, Workload::Getppid, &install, &mut counters, &mut out);
+        (result, out)
+    }
+
+    #[test]
+    fn kernel_statistics_prove_a_mechanism_that_counts_nothing() {
+        let (result, out) = stats_only_cell(0);
+        result.expect("measured");
+        assert_eq!(out.events_per_call, Some(2));
+        // 10 calls × 2 programs × 2 repeats, without the runs the kernel adds.
+        assert_eq!(out.fired, Some(40));
+        assert_eq!(out.kernel_stats.len(), 2);
+        assert!(out.kernel_stats.iter().all(|k| k.run_time_ns == 140));
+    }
+
+    #[test]
+    fn too_few_kernel_runs_fail_the_cell() {
+        let (result, _) = stats_only_cell(-1);
+        let err = format!("{:#}", result.expect_err("must fail"));
+        assert!(err.contains("fired 19 times for an expected 20"), "{err}");
     }
 }
