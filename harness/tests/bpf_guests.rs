@@ -134,6 +134,17 @@ fn x86_64_6_12_every_bpf_mechanism_and_payload() {
 }
 
 #[test]
+fn x86_64_7_3_every_bpf_mechanism_and_payload() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cells = study(
+        "vm:x86_64/7.3",
+        &["--mechanisms", "bpf", "--payloads", "all"],
+        dir.path(),
+    );
+    check_all(&cells, &debian_unsupported);
+}
+
+#[test]
 fn arm64_6_12_has_no_kprobe_multi() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cells = study(

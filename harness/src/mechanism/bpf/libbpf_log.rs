@@ -12,9 +12,10 @@ static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 fn collect(_level: PrintLevel, msg: String) {
     if let Ok(mut lines) = LINES.lock() {
+        // The caller labels the whole tail as libbpf's: drop its per-line prefix.
         lines.extend(
             msg.lines()
-                .map(str::trim)
+                .map(|l| l.trim().trim_start_matches("libbpf:").trim())
                 .filter(|l| !l.is_empty())
                 .map(String::from),
         );
@@ -46,5 +47,28 @@ impl Drop for Capture {
     fn drop(&mut self) {
         // Outside a capture libbpf stays quiet: the console carries the agent's records.
         libbpf_rs::set_print(None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_tail_without_libbpf_prefixes() {
+        let capture = Capture::start();
+        collect(
+            PrintLevel::Warn,
+            "libbpf: prog 'p': failed to load\n".into(),
+        );
+        let log: String = (0..20).map(|i| format!("{i}: r0 = 0\n")).collect();
+        collect(PrintLevel::Info, log);
+        let tail = capture.finish().expect("captured");
+        let lines: Vec<&str> = tail.split(" | ").collect();
+        assert_eq!(lines.len(), KEEP_LINES, "{tail}");
+        assert_eq!(lines.last(), Some(&"19: r0 = 0"));
+        assert!(!tail.contains("libbpf:"), "{tail}");
+        let capture = Capture::start();
+        assert_eq!(capture.finish(), None);
     }
 }
