@@ -89,15 +89,30 @@ fn tables(points: &[Point]) -> String {
 /// Perf counters per call (armed − baseline), one row per (mechanism, counter): counts of
 /// events, not times, so they get their own table.
 fn counter_table(arch: &str, here: &[&Point]) -> String {
-    let names = model::distinct(here.iter().flat_map(|p| p.counters.keys().cloned()));
-    if names.is_empty() {
+    let all = model::distinct(here.iter().flat_map(|p| p.counters.keys().cloned()));
+    if all.is_empty() {
         return String::new();
     }
+    // Counters that moved in no cell get one line, not a table of zeros.
+    let (names, still): (Vec<String>, Vec<String>) = all.into_iter().partition(|n| {
+        here.iter()
+            .any(|p| p.counters.get(n).is_some_and(|v| *v != 0.0))
+    });
     let kernels = model::kernels(here.iter().copied());
     let mut out = format!(
-        "<h3>{}: perf counters, overhead per call (events per call)</h3>\n<table><tr><th>mechanism</th><th>counter</th>",
+        "<h3>{}: perf counters, overhead per call (events per call)</h3>\n",
         escape(arch)
     );
+    if !still.is_empty() {
+        out.push_str(&format!(
+            "<p>No change in any cell: {}.</p>\n",
+            escape(&still.join(", "))
+        ));
+    }
+    if names.is_empty() {
+        return out;
+    }
+    out.push_str("<table><tr><th>mechanism</th><th>counter</th>");
     for k in &kernels {
         out.push_str(&format!("<th>kernel {} (per call)</th>", escape(k)));
     }
