@@ -289,7 +289,6 @@ fn run_guest(
     study.out = Some(dir);
     let progress = GuestProgress {
         label: guest.label(),
-        total: study.plan.mechanisms.len(),
         reporter,
     };
     let started = Instant::now();
@@ -405,7 +404,6 @@ impl Reporter for CliReporter {
 /// A study's progress, prefixed with its guest.
 struct GuestProgress<'a> {
     label: String,
-    total: usize,
     reporter: &'a dyn Reporter,
 }
 
@@ -414,7 +412,7 @@ impl Progress for GuestProgress<'_> {
         self.reporter.line(&format!("[{}] {what}", self.label));
     }
 
-    fn cell(&self, cell: &Cell, done: usize, _total: usize) {
+    fn cell(&self, cell: &Cell, done: usize, total: usize) {
         let m = &cell.measured;
         let what = match (&cell.summary, m.status) {
             (Some(s), Status::Ok) => format!("ok, overhead {:.2} {}/call", s.overhead, m.unit),
@@ -428,8 +426,18 @@ impl Progress for GuestProgress<'_> {
             ),
         };
         self.reporter.line(&format!(
-            "[{}] cell {done}/{} {}: {what}",
-            self.label, self.total, m.mechanism
+            "[{}] cell {done}/{total} {}{}{}: {what}",
+            self.label,
+            m.mechanism,
+            m.payload
+                .as_deref()
+                .map(|p| format!("/{p}"))
+                .unwrap_or_default(),
+            if m.stack > 1 {
+                format!(" ×{}", m.stack)
+            } else {
+                String::new()
+            }
         ));
     }
 }
