@@ -264,6 +264,12 @@ fn page_size() -> u32 {
     u32::try_from(p).ok().filter(|&p| p > 0).unwrap_or(4096)
 }
 
+/// Whether someone switched the kernel's BPF statistics on for good (sysctl), so every
+/// program run, timed or not, pays two clock reads: the results must say so.
+fn stats_always_on() -> bool {
+    std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").is_ok_and(|v| v.trim() == "1")
+}
+
 /// K loaded programs of one kind on one function.
 struct BpfMechanism {
     spec: BpfSpec,
@@ -307,8 +313,13 @@ impl Installed for BpfMechanism {
             Payload::Count => "fired = per-CPU counters",
             Payload::Record => "fired = ring-buffer events drained",
         };
+        let stats = if stats_always_on() {
+            "; kernel.bpf_stats_enabled=1: the timed loops include the kernel's statistics"
+        } else {
+            ""
+        };
         format!(
-            "bpf {} × {} on {} ({how}; {proof})",
+            "bpf {} × {} on {} ({how}; {proof}{stats})",
             self.spec.attach.program(self.spec.payload),
             self.spec.stack,
             self.attach_point()
