@@ -19,8 +19,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// `tracelab matrix` flags: which guests, how many at once, and every `run` flag.
+/// `tracelab matrix` flags: which guests, how many at once, and every `run` flag (but
+/// `--target`, `--kernel`, `--config`: the matrix picks the guests).
 #[derive(clap::Args, Debug)]
+#[command(
+    mut_arg("target", |a| a.hide(true)),
+    mut_arg("kernel", |a| a.hide(true)),
+    mut_arg("config", |a| a.hide(true))
+)]
 pub struct MatrixArgs {
     /// Comma-separated architectures (x86_64, arm64), or `all`.
     #[arg(long, default_value = "x86_64,arm64")]
