@@ -399,69 +399,6 @@ fn draw_heatmap(fig: &Heatmap) -> DrawResult<String> {
     Ok(buf)
 }
 
-/// A line chart: y against an integer x (the stack depth), one line per series.
-#[derive(Debug, Clone)]
-pub struct Lines {
-    pub title: String,
-    pub subtitle: String,
-    pub x_label: String,
-    pub y_label: String,
-    pub series: Vec<(String, Vec<(f64, f64)>)>,
-}
-
-pub fn lines(fig: &Lines) -> String {
-    guarded(|| draw_lines(fig))
-}
-
-fn draw_lines(fig: &Lines) -> DrawResult<String> {
-    let (width, height) = (760u32, TITLE_H + LEGEND_H + 420);
-    let xs = || {
-        fig.series
-            .iter()
-            .flat_map(|(_, p)| p.iter().map(|(x, _)| *x))
-    };
-    let x_hi = xs().filter_map(plottable).fold(1.0f64, f64::max);
-    let x_lo = xs().filter_map(plottable).fold(x_hi, f64::min).min(1.0);
-    let (lo, hi) = y_range(
-        fig.series
-            .iter()
-            .flat_map(|(_, p)| p.iter().map(|(_, y)| *y)),
-    );
-    let mut buf = String::new();
-    {
-        let root = SVGBackend::with_string(&mut buf, (width, height)).into_drawing_area();
-        root.fill(&WHITE)?;
-        header(&root, width, &fig.title, &fig.subtitle)?;
-        let names: Vec<String> = fig.series.iter().map(|(n, _)| n.clone()).collect();
-        legend(&root, TITLE_H, &names)?;
-        let (_, body) = root.split_vertically(TITLE_H + LEGEND_H);
-        let mut chart = ChartBuilder::on(&body)
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(90)
-            .build_cartesian_2d((x_lo - 0.5)..(x_hi + 0.5), lo..hi)?;
-        chart
-            .configure_mesh()
-            .x_desc(fig.x_label.as_str())
-            .y_desc(fig.y_label.as_str())
-            .axis_desc_style((FONT, 14))
-            .label_style((FONT, 12))
-            .draw()?;
-        for (i, (_, points)) in fig.series.iter().enumerate() {
-            let colour = PALETTE[i % PALETTE.len()];
-            let pts: Vec<(f64, f64)> = points
-                .iter()
-                .filter(|(x, y)| plottable(*x).is_some() && plottable(*y).is_some())
-                .copied()
-                .collect();
-            chart.draw_series([PathElement::new(pts.clone(), colour.stroke_width(2))])?;
-            chart.draw_series(pts.iter().map(|p| Circle::new(*p, 4, colour.filled())))?;
-        }
-        root.present()?;
-    }
-    Ok(buf)
-}
-
 /// A minimal valid SVG carrying a message, for when plotting itself failed.
 pub fn fallback_svg(message: &str) -> String {
     format!(

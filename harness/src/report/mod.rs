@@ -16,7 +16,7 @@ pub mod model;
 use crate::dataset::{self, Run};
 use crate::schema::{Status, Unit};
 use anyhow::{bail, Context, Result};
-use figures::{Bar, Grouped, Heatmap, Lines, Tile};
+use figures::{Bar, Grouped, Heatmap, Tile};
 use model::Point;
 use std::path::{Path, PathBuf};
 
@@ -118,12 +118,14 @@ pub fn build(title: &str, inputs: &[String], runs: &[Run]) -> Report {
         let here: Vec<&Point> = points.iter().filter(|p| p.arch == arch).collect();
         for unit in model::units(here.iter().copied()) {
             let cells: Vec<&Point> = here.iter().copied().filter(|p| p.unit == unit).collect();
-            figs.push(overhead_figure(&arch, unit, &cells));
-            figs.push(heatmap_figure(&arch, unit, &cells));
+            let primary = primary(&cells);
+            let note = primary_note(&cells);
+            figs.push(overhead_figure(&arch, unit, &primary, &note));
+            figs.push(heatmap_figure(&arch, unit, &primary, &note));
             figs.extend(stack_figures(&arch, unit, &cells));
             figs.extend(payload_figures(&arch, unit, &cells));
         }
-        figs.extend(counter_figures(&arch, &here));
+        figs.extend(counter_figures(&arch, &primary(&here)));
     }
     // One section per kind of figure, arches in order inside it (the sort is stable).
     figs.sort_by_key(|f| SECTIONS.iter().position(|s| *s == f.section));
@@ -136,7 +138,39 @@ pub fn build(title: &str, inputs: &[String], runs: &[Run]) -> Report {
     }
 }
 
-fn overhead_figure(arch: &str, unit: Unit, cells: &[&Point]) -> Figure {
+/// The payload the overview figures show: the lab's default (`count`) when measured,
+/// else the first one seen.
+fn primary_payload(cells: &[&Point]) -> Option<String> {
+    let payloads = model::distinct(cells.iter().filter_map(|p| p.payload.clone()));
+    payloads
+        .iter()
+        .find(|p| p.as_str() == "count")
+        .or(payloads.first())
+        .cloned()
+}
+
+/// One cell per mechanism for the overview figures: one program attached, the primary
+/// payload. The payload and stack figures and the tables show the others.
+fn primary<'a>(cells: &[&'a Point]) -> Vec<&'a Point> {
+    let payload = primary_payload(cells);
+    cells
+        .iter()
+        .copied()
+        .filter(|p| p.stack == 1 && (p.payload.is_none() || p.payload == payload))
+        .collect()
+}
+
+/// What the overview leaves out, for its subtitle.
+fn primary_note(cells: &[&Point]) -> String {
+    let payloads = model::distinct(cells.iter().filter_map(|p| p.payload.clone()));
+    let stacked = cells.iter().any(|p| p.stack != 1);
+    match (primary_payload(cells), payloads.len() > 1 || stacked) {
+        (Some(p), true) => format!("; BPF: payload {p}, one program attached (others below)"),
+        _ => String::new(),
+    }
+}
+
+fn overhead_figure(arch: &str, unit: Unit, cells: &[&Point], note: &str) -> Figure {
     let categories = model::series(cells.iter().copied());
     let kernels = model::kernels(cells.iter().copied());
     let find = |s: &str, k: &str| cells.iter().find(|p| p.series() == s && p.kernel == k);
@@ -162,7 +196,9 @@ fn overhead_figure(arch: &str, unit: Unit, cells: &[&Point]) -> Figure {
     let workloads = model::distinct(cells.iter().map(|p| p.workload.clone())).join(", ");
     let fig = Grouped {
         title: title.clone(),
-        subtitle: format!("workload {workloads}; {WHISKERS}; n/s: unsupported by that kernel"),
+        subtitle: format!(
+            "workload {workloads}; {WHISKERS}; n/s: unsupported by that kernel{note}"
+        ),
         y_label: format!("overhead per call ({unit})"),
         categories,
         groups: kernels.iter().map(|k| format!("kernel {k}")).collect(),
@@ -177,7 +213,7 @@ fn overhead_figure(arch: &str, unit: Unit, cells: &[&Point]) -> Figure {
     }
 }
 
-fn heatmap_figure(arch: &str, unit: Unit, cells: &[&Point]) -> Figure {
+fn heatmap_figure(arch: &str, unit: Unit, cells: &[&Point], note: &str) -> Figure {
     let rows = model::series(cells.iter().copied());
     let cols = model::kernels(cells.iter().copied());
     let tiles = rows
@@ -200,8 +236,9 @@ fn heatmap_figure(arch: &str, unit: Unit, cells: &[&Point]) -> Figure {
     let title = format!("{arch}: overhead per call, mechanism × kernel ({unit})");
     let fig = Heatmap {
         title: title.clone(),
-        subtitle: "median paired (armed − baseline) cost per call; grey: not measured, with why"
-            .into(),
+        subtitle: format!(
+            "median paired (armed − baseline) cost per call; grey: not measured, with why{note}"
+        ),
         scale_label: format!("overhead per call ({unit})"),
         rows,
         cols: cols.iter().map(|k| format!("kernel {k}")).collect(),
@@ -281,44 +318,56 @@ fn stack_figures(arch: &str, unit: Unit, cells: &[&Point]) -> Vec<Figure> {
         let here: Vec<&Point> = cells
             .iter()
             .copied()
-            .filter(|p| p.kernel == kernel && p.overhead.is_some())
+            .filter(|p| p.kernel == kernel)
             .collect();
-        let lines_of = model::distinct(
-            here.iter()
-                .map(|p| (p.mechanism.clone(), p.payload.clone())),
-        );
-        let series = lines_of
-            .iter()
-            .map(|(m, pl)| {
-                let mut pts: Vec<(f64, f64)> = here
-                    .iter()
-                    .filter(|p| &p.mechanism == m && &p.payload == pl)
-                    .filter_map(|p| Some((f64::from(p.stack), p.overhead?)))
-                    .collect();
-                pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-                let name = match pl {
-                    Some(pl) => format!("{m}/{pl}"),
-                    None => m.clone(),
-                };
-                (name, pts)
-            })
-            .filter(|(_, pts)| pts.len() > 1)
-            .collect::<Vec<_>>();
-        if series.is_empty() {
+        let name = |p: &Point| match &p.payload {
+            Some(pl) => format!("{}/{pl}", p.mechanism),
+            None => p.mechanism.clone(),
+        };
+        let mut stacks = model::distinct(here.iter().map(|p| p.stack));
+        stacks.sort_unstable();
+        // Only what was measured at more than one depth has a stack axis.
+        let categories: Vec<String> = model::distinct(here.iter().map(|p| name(p)))
+            .into_iter()
+            .filter(|c| here.iter().filter(|p| &name(p) == c).count() > 1)
+            .collect();
+        if categories.is_empty() {
             continue;
         }
-        let title =
-            format!("{arch}, kernel {kernel}: overhead per call against stack depth ({unit})");
+        let find = |c: &str, st: u32| here.iter().find(|p| name(p) == c && p.stack == st);
+        let bars = categories
+            .iter()
+            .map(|c| {
+                stacks
+                    .iter()
+                    .map(|&st| find(c, st).and_then(|p| figures::bar_of(p)))
+                    .collect()
+            })
+            .collect();
+        let marks = categories
+            .iter()
+            .map(|c| {
+                stacks
+                    .iter()
+                    .map(|&st| find(c, st).and_then(|p| mark(p)))
+                    .collect()
+            })
+            .collect();
+        let title = format!("{arch}, kernel {kernel}: overhead per call by stack depth ({unit})");
         out.push(Figure {
             id: slug(&format!("stack-{arch}-{kernel}-{unit}")),
             title: title.clone(),
             section: "Stacking",
-            svg: figures::lines(&Lines {
+            svg: figures::grouped_bars(&Grouped {
                 title,
-                subtitle: "programs or probes attached to the function at once".into(),
-                x_label: "attached at once".into(),
+                subtitle: format!(
+                    "programs attached to the function at once, per mechanism/payload; {WHISKERS}"
+                ),
                 y_label: format!("overhead per call ({unit})"),
-                series,
+                categories,
+                groups: stacks.iter().map(|st| format!("{st} attached")).collect(),
+                bars,
+                marks,
             }),
         });
     }

@@ -77,7 +77,8 @@ fn payload_stack_and_counter_figures_appear_when_the_data_has_them() {
         }
     }
     let mut run = synthetic::run("x86_64", "7.3", crate::schema::Unit::Insn, &specs, 3);
-    if let Some(s) = run.cells[0].summary.as_mut() {
+    // Cell 3: payload `count`, one attached: the cell the overview figures show.
+    if let Some(s) = run.cells[3].summary.as_mut() {
         s.counter_overhead.insert("instructions".into(), 412.0);
     }
     let r = build("t", &[], &[run]);
@@ -100,6 +101,12 @@ fn payload_stack_and_counter_figures_appear_when_the_data_has_them() {
         .find(|f| f.section == "Stacking")
         .expect("stack figure");
     assert!(stack.svg.contains("fentry/empty") && stack.svg.contains("fentry/count"));
+    assert!(
+        stack.svg.contains("\n4 attached\n"),
+        "stack depths are the groups"
+    );
+    let overview = &r.figures[0];
+    assert!(overview.svg.contains("payload count, one program attached"));
     assert!(r.markdown.contains("| fentry/count ×4 |"), "{}", r.markdown);
 }
 
