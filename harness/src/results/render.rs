@@ -187,7 +187,18 @@ fn grid(rows: &[SummaryRow], unit: Option<Unit>) -> Grid {
 }
 
 fn num(x: Option<f64>) -> String {
-    x.map_or_else(|| "-".to_string(), |x| format!("{x:.2}"))
+    x.map_or_else(
+        || "-".to_string(),
+        |x| {
+            let s = format!("{x:.2}");
+            // A value that rounds to zero is zero: "-0.00" reads as a measured sign.
+            if s == "-0.00" {
+                "0.00".to_string()
+            } else {
+                s
+            }
+        },
+    )
 }
 
 fn int(x: Option<u64>) -> String {
