@@ -87,3 +87,44 @@ pub fn git_revision() -> Option<String> {
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
+
+/// The metadata every target records the same way: what ran, when, by which lab, with
+/// which plan. Targets fill in where and how (`cpu`, `mode`, `clock`, ...) with struct
+/// update syntax.
+pub fn base_meta(
+    study: &Study,
+    plan: &AgentPlan,
+    run_id: &str,
+    arch: &str,
+    kernel: &str,
+) -> RunMeta {
+    RunMeta {
+        schema_version: crate::schema::SCHEMA_VERSION,
+        run_id: run_id.to_string(),
+        started_at: crate::results::rfc3339_utc(std::time::SystemTime::now()),
+        tracelab_version: crate::VERSION.to_string(),
+        git_revision: git_revision(),
+        command_line: study.command_line.clone(),
+        target: study.target.to_string(),
+        arch: arch.to_string(),
+        kernel: kernel.to_string(),
+        kernel_release: None,
+        kernel_package: None,
+        kernel_config: plan.kernel_config.clone(),
+        cpu: String::new(),
+        qemu_version: None,
+        mode: String::new(),
+        accel: None,
+        clock: String::new(),
+        unit: plan.unit,
+        workload: plan.workload.clone(),
+        calls: plan.calls,
+        repeats: plan.repeats,
+        mechanisms: plan
+            .mechanisms
+            .iter()
+            .map(|m| m.name().to_string())
+            .collect(),
+        extra: Default::default(),
+    }
+}

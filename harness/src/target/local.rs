@@ -5,7 +5,7 @@
 
 use crate::kconfig;
 use crate::results::{self, ResultsDir, RunMeta};
-use crate::schema::{Cell, CellContext, Unit, SCHEMA_VERSION};
+use crate::schema::{Cell, CellContext, Unit};
 use crate::study::{Finished, Progress, Study};
 use crate::tracefs::{uname, Tracefs};
 use anyhow::{bail, Context, Result};
@@ -140,33 +140,14 @@ pub fn run(study: &Study, progress: &dyn Progress) -> Result<Finished> {
     plan.kernel_config = config.clone();
     let run_id = results::new_run_id(&format!("local-{release}"));
     let meta = RunMeta {
-        schema_version: SCHEMA_VERSION,
-        run_id: run_id.clone(),
-        started_at: results::rfc3339_utc(std::time::SystemTime::now()),
-        tracelab_version: crate::VERSION.to_string(),
-        git_revision: crate::study::git_revision(),
-        command_line: study.command_line.clone(),
-        target: "local".into(),
-        arch: machine.clone(),
-        kernel: "local".into(),
         kernel_release: Some(release.clone()),
-        kernel_package: None,
         kernel_config: config,
         cpu: cpu_model(),
-        qemu_version: None,
         mode: "native".into(),
-        accel: None,
         clock: "CLOCK_MONOTONIC (real time)".into(),
-        unit: Unit::Ns,
-        workload: plan.workload.clone(),
-        calls: plan.calls,
-        repeats: plan.repeats,
-        mechanisms: plan
-            .mechanisms
-            .iter()
-            .map(|m| m.name().to_string())
-            .collect(),
         extra: BTreeMap::from([("environment".to_string(), serde_json::json!(environment))]),
+
+        ..crate::study::base_meta(study, &plan, &run_id, &machine, "local")
     };
     let dir = study
         .out

@@ -9,7 +9,7 @@ use crate::kconfig;
 use crate::kernels::{self, Catalog, FetchedKernel, KernelVersion};
 use crate::protocol::Record;
 use crate::results::{self, ResultsDir, RunMeta};
-use crate::schema::{Cell, CellContext, Measured, Status, SCHEMA_VERSION};
+use crate::schema::{Cell, CellContext, Measured, Status};
 use crate::study::{Finished, Progress, Study};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
@@ -89,16 +89,6 @@ pub fn run(
     let label = kernel.version.clone();
     let run_id = results::new_run_id(&format!("{arch}-{label}"));
     let mut meta = RunMeta {
-        schema_version: SCHEMA_VERSION,
-        run_id: run_id.clone(),
-        started_at: results::rfc3339_utc(std::time::SystemTime::now()),
-        tracelab_version: crate::VERSION.to_string(),
-        git_revision: crate::study::git_revision(),
-        command_line: study.command_line.clone(),
-        target: study.target.to_string(),
-        arch: arch.name().to_string(),
-        kernel: label.clone(),
-        kernel_release: None,
         kernel_package: Some(package_label(&kernel)),
         kernel_config: config,
         cpu: setup.cpu().to_string(),
@@ -106,16 +96,9 @@ pub fn run(
         mode: study.mode.name().to_string(),
         accel: Some(accel.name().to_string()),
         clock: study.mode.clock().to_string(),
-        unit: plan.unit,
-        workload: plan.workload.clone(),
-        calls: plan.calls,
-        repeats: plan.repeats,
-        mechanisms: plan
-            .mechanisms
-            .iter()
-            .map(|m| m.name().to_string())
-            .collect(),
         extra: guest_extra(&setup, &kernel, &agent),
+
+        ..crate::study::base_meta(study, &plan, &run_id, arch.name(), &label)
     };
     let dir = study
         .out
