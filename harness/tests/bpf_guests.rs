@@ -3,7 +3,8 @@
 //! program is left loaded (the agent fails a cell that leaves one). Small loops keep this
 //! quick: each guest runs its 30 cells in seconds.
 
-use assert_cmd::Command;
+mod common;
+
 use serde_json::Value;
 use std::path::Path;
 
@@ -25,41 +26,10 @@ const PAYLOADS: [&str; 3] = ["empty", "count", "record"];
 
 /// Runs `tracelab run` with `args` and returns `tracelab show --format json` of it.
 fn study(target: &str, args: &[&str], out: &Path) -> Vec<Value> {
-    assert!(
-        std::env::var_os("TRACELAB_AGENT_DIR").is_some(),
-        "TRACELAB_AGENT_DIR is not set: run the tests with `./lab test` (it builds the static agents)"
-    );
     let calls = CALLS.to_string();
-    let run = Command::cargo_bin("tracelab")
-        .expect("tracelab binary")
-        .args([
-            "run",
-            "--target",
-            target,
-            "--calls",
-            &calls,
-            "--repeats",
-            "1",
-        ])
-        .args(args)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .expect("run tracelab");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "tracelab run {target} {args:?} failed\n{stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let show = Command::cargo_bin("tracelab")
-        .expect("tracelab binary")
-        .args(["show", "--format", "json"])
-        .arg(out)
-        .output()
-        .expect("run tracelab show");
-    assert!(show.status.success());
-    serde_json::from_slice(&show.stdout).expect("show --format json is a JSON list")
+    let mut all = vec!["--target", target, "--calls", &calls, "--repeats", "1"];
+    all.extend_from_slice(args);
+    common::study(&all, out).1
 }
 
 fn row<'a>(cells: &'a [Value], mechanism: &str, payload: &str, stack: u64) -> &'a Value {

@@ -2,6 +2,8 @@
 //! mechanism's row. They need the static agents (`./lab test` builds them) and download
 //! the kernels once into the cache.
 
+mod common;
+
 use assert_cmd::Command;
 use serde_json::Value;
 use std::path::Path;
@@ -13,44 +15,11 @@ const REPEATS: u64 = 3;
 
 /// Runs a study and returns `tracelab show --format json` of it.
 fn study(target: &str, out: &Path) -> Vec<Value> {
-    assert!(
-        std::env::var_os("TRACELAB_AGENT_DIR").is_some(),
-        "TRACELAB_AGENT_DIR is not set: run the tests with `./lab test` (it builds the static agents)"
-    );
-    let run = Command::cargo_bin("tracelab")
-        .expect("tracelab binary")
-        .args([
-            "run",
-            "--target",
-            target,
-            "--calls",
-            CALLS,
-            "--repeats",
-            &REPEATS.to_string(),
-            "--out",
-        ])
-        .arg(out)
-        .output()
-        .expect("run tracelab");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        run.status.success(),
-        "tracelab run {target} failed\n{stdout}\n{stderr}"
-    );
+    let repeats = REPEATS.to_string();
+    let args = ["--target", target, "--calls", CALLS, "--repeats", &repeats];
+    let (stdout, cells) = common::study(&args, out);
     assert!(stdout.contains("unit insn"), "{stdout}");
-    let show = Command::cargo_bin("tracelab")
-        .expect("tracelab binary")
-        .args(["show", "--format", "json"])
-        .arg(out)
-        .output()
-        .expect("run tracelab show");
-    assert!(
-        show.status.success(),
-        "{}",
-        String::from_utf8_lossy(&show.stderr)
-    );
-    serde_json::from_slice(&show.stdout).expect("show --format json is a JSON list")
+    cells
 }
 
 fn row<'a>(cells: &'a [Value], mechanism: &str) -> &'a Value {
