@@ -1,9 +1,6 @@
 //! The BPF programs, compiled at build time (see `build.rs`), and the names that tie the
 //! agent's mechanisms and payloads to programs in the object.
 
-use std::fmt;
-use std::str::FromStr;
-
 /// The compiled object (CO-RE; for this crate's target architecture).
 pub static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tracelab.bpf.o"));
 
@@ -19,6 +16,7 @@ pub static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tracelab.bp
     unused_imports,
     unsafe_op_in_unsafe_fn
 )]
+#[allow(unreachable_pub)]
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/tracelab.skel.rs"));
 }
@@ -56,65 +54,7 @@ pub const DRIVER_PROGRAM: &str = "tlab_numa_driver";
 /// Helper calls per driver run at most (`TRACELAB_BATCH` in the C).
 pub const DRIVER_BATCH: u64 = 100;
 
-/// What an attached program does each time it runs.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Payload {
-    /// Returns at once: the mechanism's floor.
-    Empty,
-    /// Increments a per-CPU counter.
-    Count,
-    /// Reserves and submits an event to a BPF ring buffer that user space drains.
-    Record,
-}
-
-impl Payload {
-    pub const ALL: [Payload; 3] = [Payload::Empty, Payload::Count, Payload::Record];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Payload::Empty => "empty",
-            Payload::Count => "count",
-            Payload::Record => "record",
-        }
-    }
-
-    pub fn valid_names() -> String {
-        let names: Vec<&str> = Self::ALL.iter().map(|p| p.name()).collect();
-        names.join(", ")
-    }
-
-    /// Parses a comma-separated list (`all` selects every payload).
-    pub fn parse_list(s: &str) -> Result<Vec<Payload>, UnknownPayload> {
-        if s.trim() == "all" {
-            return Ok(Self::ALL.to_vec());
-        }
-        s.split(',').map(|p| p.trim().parse()).collect()
-    }
-}
-
-impl fmt::Display for Payload {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown payload `{0}` (valid: {valid})", valid = Payload::valid_names())]
-pub struct UnknownPayload(pub String);
-
-impl FromStr for Payload {
-    type Err = UnknownPayload;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|p| p.name() == s)
-            .ok_or_else(|| UnknownPayload(s.to_string()))
-    }
-}
+pub use tracelab_model::payload::Payload;
 
 /// How a program attaches: one program family in the object per variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -159,16 +99,6 @@ impl Attach {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn payload_names_round_trip() {
-        for p in Payload::ALL {
-            assert_eq!(p.name().parse(), Ok(p));
-        }
-        assert_eq!(Payload::parse_list("all").map(|v| v.len()), Ok(3));
-        let err = Payload::parse_list("count,trace").unwrap_err().to_string();
-        assert!(err.contains("`trace`") && err.contains("record"), "{err}");
-    }
 
     #[test]
     fn object_holds_every_program() {

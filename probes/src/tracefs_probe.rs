@@ -1,58 +1,10 @@
 //! Dynamic tracefs probes (kprobe, kretprobe, fprobe) as text lines.
 
-use std::fmt;
-
 /// Event group of every probe the lab creates. It marks them as ours, so a later run can
 /// find and remove leftovers of a crashed one without touching anybody else's probes.
 pub const GROUP: &str = "tracelab";
 
-/// Longest symbol accepted (the kernel's KSYM_NAME_LEN is 512; real names are far shorter).
-const MAX_SYMBOL_LEN: usize = 256;
-
-/// A kernel symbol name that is safe to write into tracefs.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Symbol(String);
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SymbolError {
-    #[error("function name is empty")]
-    Empty,
-    #[error("function name is {0} bytes long (at most {MAX_SYMBOL_LEN})")]
-    TooLong(usize),
-    #[error(
-        "function name {0:?} has character {1:?}: a kernel symbol is letters, digits, `_` and `.` and does not start with a digit"
-    )]
-    BadChar(String, char),
-}
-
-impl Symbol {
-    pub fn new(name: &str) -> Result<Self, SymbolError> {
-        if name.is_empty() {
-            return Err(SymbolError::Empty);
-        }
-        if name.len() > MAX_SYMBOL_LEN {
-            return Err(SymbolError::TooLong(name.len()));
-        }
-        for (i, c) in name.chars().enumerate() {
-            let ok =
-                c == '_' || c.is_ascii_alphabetic() || (i > 0 && (c.is_ascii_digit() || c == '.'));
-            if !ok {
-                return Err(SymbolError::BadChar(name.to_string(), c));
-            }
-        }
-        Ok(Symbol(name.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Symbol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use tracelab_model::symbol::{Symbol, SymbolError};
 
 /// The kinds of dynamic probe the lab defines through tracefs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,91 +4,67 @@
 //! baseline and every mechanism, so the only thing that differs between two samples is
 //! what the kernel does on each call.
 
-use std::fmt;
-use std::str::FromStr;
-use std::sync::Mutex;
+pub use tracelab_model::workload::Workload;
 
-/// A workload the lab knows how to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Workload {
-    /// `getppid(2)` in a tight loop: the cheapest syscall that reaches a traceable
-    /// kernel function and returns without side effects.
-    Getppid,
-    /// In-kernel calls of `bpf_get_numa_node_id`, made by a BPF driver program run with
-    /// `BPF_PROG_TEST_RUN` (up to 100 calls per run, as the BPF selftests' trigger bench
-    /// does): the traced call costs no syscall of its own. The agent installs the driver
-    /// ([`set_driver`]) before running it.
-    BpfNumaBatch,
+/// Makes in-kernel calls for an in-kernel workload (the agent's BPF driver program).
+pub trait Driver {
+    /// Makes `calls` calls; an error means some were not made.
+    fn call(&mut self, calls: u64) -> Result<(), String>;
 }
 
-/// Makes `calls` in-kernel calls for an in-kernel workload; installed by whoever owns the
-/// program that makes them (the agent, with its BPF driver).
-pub type Driver = Box<dyn Fn(u64) -> Result<(), String> + Send + Sync>;
+/// A workload ready to run: the kind, and for in-kernel workloads the driver that makes
+/// the calls, owned here so that no loop can run without it.
+pub struct Runner {
+    kind: Workload,
+    driver: Option<Box<dyn Driver>>,
+}
 
-static DRIVER: Mutex<Option<Driver>> = Mutex::new(None);
+/// An in-kernel workload asked to run without a driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeedsDriver(pub Workload);
 
-/// Installs (or with None removes) the driver of the in-kernel workloads.
-pub fn set_driver(driver: Option<Driver>) {
-    if let Ok(mut d) = DRIVER.lock() {
-        *d = driver;
+impl std::fmt::Display for NeedsDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "workload {} needs its in-kernel driver", self.0)
     }
 }
 
-impl Workload {
-    pub const ALL: [Workload; 2] = [Workload::Getppid, Workload::BpfNumaBatch];
+impl std::error::Error for NeedsDriver {}
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Workload::Getppid => "getppid",
-            Workload::BpfNumaBatch => "bpf-numa-batch",
+impl Runner {
+    /// A workload that makes its calls from user space (no driver).
+    pub fn syscalls(kind: Workload) -> Result<Runner, NeedsDriver> {
+        if kind.in_kernel() {
+            return Err(NeedsDriver(kind));
+        }
+        Ok(Runner { kind, driver: None })
+    }
+
+    /// An in-kernel workload and the driver that makes its calls.
+    pub fn driven(kind: Workload, driver: Box<dyn Driver>) -> Runner {
+        Runner {
+            kind,
+            driver: Some(driver),
         }
     }
 
-    /// Whether the calls are made inside the kernel by a driver (no syscall per call).
-    pub fn in_kernel(self) -> bool {
-        matches!(self, Workload::BpfNumaBatch)
+    pub fn kind(&self) -> Workload {
+        self.kind
     }
 
-    /// Kernel symbols this workload enters once per call, best first, for a given
-    /// `uname -m` style architecture (`x86_64` or `aarch64`/`arm64`).
-    ///
-    /// Several of these may be aliases of one address (on x86_64 6.12,
-    /// `__x64_sys_getppid` and `__do_sys_getppid` share one); the agent resolves aliases
-    /// against the kernel's own symbol table and filter list.
-    pub fn entry_symbols(self, arch: &str) -> &'static [&'static str] {
-        match (self, arch) {
-            (Workload::Getppid, "x86_64") => &["__x64_sys_getppid", "__do_sys_getppid"],
-            (Workload::Getppid, "aarch64" | "arm64") => {
-                &["__arm64_sys_getppid", "__do_sys_getppid"]
-            }
-            (Workload::Getppid, _) => &["__do_sys_getppid"],
-            (Workload::BpfNumaBatch, _) => &["bpf_get_numa_node_id"],
-        }
-    }
-
-    /// Runs the workload: `calls` calls into the kernel, nothing else.
+    /// Runs the workload: `calls` calls into the kernel, nothing else. An error means not
+    /// every call was made, so no figure may come out of this loop.
     #[inline(never)]
-    pub fn run(self, calls: u64) {
-        match self {
-            Workload::Getppid => getppid_loop(calls),
-            Workload::BpfNumaBatch => driven(self, calls),
+    pub fn run(&mut self, calls: u64) -> Result<(), String> {
+        match &mut self.driver {
+            None => {
+                getppid_loop(calls);
+                Ok(())
+            }
+            Some(d) => d
+                .call(calls)
+                .map_err(|why| format!("workload {}: {why}", self.kind)),
         }
-    }
-}
-
-/// Runs the installed driver. Without one, or when it fails, no call was made and no
-/// figure may come out of this loop: stop the process with the reason (the host reports
-/// the console tail) rather than let an empty loop look like a cheap one.
-fn driven(workload: Workload, calls: u64) {
-    let outcome = match DRIVER.lock() {
-        Ok(d) => match d.as_ref() {
-            Some(run) => run(calls),
-            None => Err("no driver installed".to_string()),
-        },
-        Err(_) => Err("the driver lock is poisoned".to_string()),
-    };
-    if let Err(why) = outcome {
-        panic!("workload {workload}: {why}");
     }
 }
 
@@ -101,85 +77,43 @@ fn getppid_loop(calls: u64) {
     }
 }
 
-impl fmt::Display for Workload {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// An unknown workload name; its message lists the valid ones.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownWorkload(pub String);
-
-impl fmt::Display for UnknownWorkload {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let valid: Vec<&str> = Workload::ALL.iter().map(|w| w.name()).collect();
-        write!(
-            f,
-            "unknown workload `{}` (valid: {})",
-            self.0,
-            valid.join(", ")
-        )
-    }
-}
-
-impl std::error::Error for UnknownWorkload {}
-
-impl FromStr for Workload {
-    type Err = UnknownWorkload;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Workload::ALL
-            .into_iter()
-            .find(|w| w.name() == s)
-            .ok_or_else(|| UnknownWorkload(s.to_string()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn names_round_trip() {
-        for w in Workload::ALL {
-            assert_eq!(w.name().parse::<Workload>(), Ok(w));
+    struct Counting(std::rc::Rc<std::cell::Cell<u64>>);
+
+    impl Driver for Counting {
+        fn call(&mut self, calls: u64) -> Result<(), String> {
+            self.0.set(self.0.get() + calls);
+            if calls > 1000 {
+                return Err("batch too large".into());
+            }
+            Ok(())
         }
     }
 
     #[test]
-    fn unknown_workload_lists_valid_ones() {
-        let err = "fork".parse::<Workload>().unwrap_err().to_string();
-        assert!(err.contains("fork") && err.contains("getppid"), "{err}");
-    }
-
-    /// One test: the driver is process-global.
-    #[test]
-    fn in_kernel_workload_runs_its_driver_or_stops() {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        set_driver(None);
-        let without = std::panic::catch_unwind(|| Workload::BpfNumaBatch.run(1));
-        assert!(without.is_err(), "ran without a driver");
-        static CALLS: AtomicU64 = AtomicU64::new(0);
-        set_driver(Some(Box::new(|n| {
-            CALLS.fetch_add(n, Ordering::Relaxed);
-            Ok(())
-        })));
-        Workload::BpfNumaBatch.run(250);
-        set_driver(None);
-        assert_eq!(CALLS.load(Ordering::Relaxed), 250);
-        assert!(Workload::BpfNumaBatch.in_kernel() && !Workload::Getppid.in_kernel());
+    fn in_kernel_workload_needs_and_runs_its_driver() {
+        assert_eq!(
+            Runner::syscalls(Workload::BpfNumaBatch).err(),
+            Some(NeedsDriver(Workload::BpfNumaBatch))
+        );
+        let calls = std::rc::Rc::new(std::cell::Cell::new(0));
+        let mut r = Runner::driven(Workload::BpfNumaBatch, Box::new(Counting(calls.clone())));
+        r.run(250).expect("driven");
+        assert_eq!(calls.get(), 250);
+        let err = r.run(5000).unwrap_err();
+        assert!(
+            err.contains("bpf-numa-batch") && err.contains("too large"),
+            "{err}"
+        );
     }
 
     #[test]
-    fn entry_symbols_are_arch_specific() {
-        assert_eq!(
-            Workload::Getppid.entry_symbols("x86_64")[0],
-            "__x64_sys_getppid"
-        );
-        assert_eq!(
-            Workload::Getppid.entry_symbols("aarch64")[0],
-            "__arm64_sys_getppid"
-        );
+    fn syscall_workload_runs_without_a_driver() {
+        let mut r = Runner::syscalls(Workload::Getppid).expect("no driver needed");
+        r.run(10).expect("getppid never fails");
+        assert_eq!(r.kind(), Workload::Getppid);
     }
 }

@@ -1,0 +1,20 @@
+//! tracelab's measurement agent: runs a plan's cells on the kernel it is running on (in a
+//! guest, or natively for `--target local`) and reports each finished cell at once.
+//!
+//! The data go plan → [`mechanism`] (one registry) × workload → [`measure`] (the paired
+//! protocol) → one [`tracelab_model::protocol::Record`] per cell. Everything it changes
+//! in the kernel sits behind a guard, and [`cleanup`] restores what a killed run left.
+//! Its dependency graph holds no polars, plotters or HTTP client: it is copied into every
+//! guest as one static binary.
+
+pub mod cleanup;
+mod clock;
+pub mod counters;
+pub mod environment;
+mod measure;
+pub mod mechanism;
+pub mod resolve;
+mod run;
+pub mod tracefs;
+
+pub use run::{clear_leftovers, run, Completion};

@@ -1,0 +1,230 @@
+//! One loaded copy of the object: the chosen program, its maps, its ring buffer, and its
+//! link while armed. Dropping it closes all of them.
+
+use super::libbpf_log;
+use super::{BpfSpec, RAW_TP, TP_NAME};
+use crate::resolve::TargetFunction;
+use anyhow::{anyhow, bail, Context, Result};
+use libbpf_rs::{Link, MapCore, MapFlags, Object, ObjectBuilder, RingBuffer, RingBufferBuilder};
+use std::cell::Cell;
+use std::os::fd::{AsFd, AsRawFd};
+use std::rc::Rc;
+use tracelab_probes::bpf::{self as probes, Attach, Event, Payload};
+
+/// Ring-buffer records seen by the drain callback.
+#[derive(Default)]
+struct Drained {
+    events: Cell<u64>,
+    foreign: Cell<u64>,
+    malformed: Cell<u64>,
+    /// Whose events are ours (set once, before any drain).
+    tgid: Cell<u32>,
+}
+
+pub(super) struct Loaded {
+    attach: Attach,
+    program: String,
+    // Field order is drop order: the link goes before the ring buffer and the object.
+    link: Option<Link>,
+    ringbuf: Option<RingBuffer<'static>>,
+    drained: Rc<Drained>,
+    object: Object,
+}
+
+/// Errors that mean "this kernel cannot do it" rather than "we did something wrong":
+/// ENOTSUPP (524, the kernel's internal "not supported", which BPF returns to user space)
+/// and EOPNOTSUPP (95). libbpf-rs exposes the errno only in its message.
+pub(super) fn is_unsupported(e: &anyhow::Error) -> bool {
+    let text = format!("{e:#}");
+    text.contains("(os error 524)") || text.contains("(os error 95)")
+}
+
+impl Loaded {
+    /// Opens the object, keeps only the chosen program, points it at the target (for
+    /// BTF-attached types) and loads it. The verifier log tail is in the error.
+    pub(super) fn load(
+        spec: BpfSpec,
+        target: &TargetFunction,
+        ringbuf_bytes: u32,
+    ) -> Result<Loaded> {
+        let program = spec.attach.program(spec.payload);
+        let captured = libbpf_log::Capture::start();
+        let result = Self::load_inner(spec, target, ringbuf_bytes, &program);
+        let log = captured.finish();
+        result.map_err(|e| match log {
+            Some(log) => e.context(format!("libbpf: {log}")),
+            None => e,
+        })
+    }
+
+    fn load_inner(
+        spec: BpfSpec,
+        target: &TargetFunction,
+        ringbuf_bytes: u32,
+        program: &str,
+    ) -> Result<Loaded> {
+        let mut open = ObjectBuilder::default()
+            .open_memory(probes::OBJECT)
+            .context("opening the BPF object")?;
+        let mut found = false;
+        for mut p in open.progs_mut() {
+            let mine = p.name().to_str() == Some(program);
+            found |= mine;
+            p.set_autoload(mine);
+            if !mine {
+                continue;
+            }
+            if matches!(
+                spec.attach,
+                Attach::Fentry | Attach::Fexit | Attach::FmodRet
+            ) {
+                p.set_attach_target(0, Some(target.symbol.to_string()))
+                    .with_context(|| format!("setting attach target {}", target.symbol))?;
+            }
+        }
+        if !found {
+            bail!("the BPF object has no program {program}");
+        }
+        for mut m in open.maps_mut() {
+            if m.name().to_str() == Some(probes::EVENTS_MAP) {
+                m.set_max_entries(ringbuf_bytes)
+                    .context("sizing the ring buffer")?;
+            }
+        }
+        let object = open.load().context("loading (verifier)")?;
+        let drained = Rc::new(Drained::default());
+        drained.tgid.set(std::process::id());
+        let ringbuf = if spec.payload == Payload::Record {
+            let map = object
+                .maps()
+                .find(|m| m.name().to_str() == Some(probes::EVENTS_MAP))
+                .context("the object has no ring buffer map")?;
+            let d = Rc::clone(&drained);
+            let mut builder = RingBufferBuilder::new();
+            builder.add(&map, move |bytes: &[u8]| {
+                d.events.set(d.events.get() + 1);
+                match Event::from_record(bytes) {
+                    Some(e) if e.tgid == d.tgid.get() => {}
+                    Some(_) => d.foreign.set(d.foreign.get() + 1),
+                    None => d.malformed.set(d.malformed.get() + 1),
+                }
+                0
+            })?;
+            Some(
+                builder
+                    .build()
+                    .context("setting up the ring buffer reader")?,
+            )
+        } else {
+            None
+        };
+        Ok(Loaded {
+            attach: spec.attach,
+            program: program.to_string(),
+            link: None,
+            ringbuf,
+            drained,
+            object,
+        })
+    }
+
+    /// The program's fd (for the kernel's statistics).
+    pub(super) fn prog_fd(&self) -> Result<i32> {
+        self.object
+            .progs()
+            .find(|p| p.name().to_str() == Some(self.program.as_str()))
+            .map(|p| p.as_fd().as_raw_fd())
+            .ok_or_else(|| anyhow!("program {} is not loaded", self.program))
+    }
+
+    pub(super) fn attach(&mut self, target: &TargetFunction) -> Result<()> {
+        if self.link.is_some() {
+            return Ok(());
+        }
+        let captured = libbpf_log::Capture::start();
+        let link = self.attach_inner(target);
+        let log = captured.finish();
+        let link = link.map_err(|e| match log {
+            Some(log) => e.context(format!("libbpf: {log}")),
+            None => e,
+        })?;
+        self.link = Some(link);
+        Ok(())
+    }
+
+    fn attach_inner(&self, target: &TargetFunction) -> Result<Link> {
+        let prog = self
+            .object
+            .progs_mut()
+            .find(|p| p.name().to_str() == Some(self.program.as_str()))
+            .ok_or_else(|| anyhow!("program {} is not loaded", self.program))?;
+        let sym = target.symbol.as_str();
+        let link = match self.attach {
+            Attach::Kprobe => prog.attach_kprobe(false, sym),
+            Attach::Kretprobe => prog.attach_kprobe(true, sym),
+            Attach::KprobeMulti => prog.attach_kprobe_multi(false, vec![sym]),
+            Attach::KretprobeMulti => prog.attach_kprobe_multi(true, vec![sym]),
+            Attach::Fentry | Attach::Fexit | Attach::FmodRet => prog.attach_trace(),
+            Attach::Tracepoint => {
+                prog.attach_tracepoint(libbpf_rs::TracepointCategory::Syscalls, TP_NAME)
+            }
+            Attach::RawTp => prog.attach_raw_tracepoint(RAW_TP),
+            Attach::TpBtf => prog.attach_trace(),
+        };
+        link.with_context(|| format!("attaching {}", self.program))
+    }
+
+    /// Drops the link: the program stays loaded but leaves the hot path.
+    pub(super) fn detach(&mut self) {
+        self.link = None;
+    }
+
+    /// (events, dropped) so far: per-CPU counters for `count`, drained ring-buffer
+    /// records for `record`. Draining happens here, outside any timed loop.
+    pub(super) fn hits(&self, payload: Payload) -> Result<(u64, u64)> {
+        let counts = self.counters()?;
+        match payload {
+            Payload::Empty => Ok((0, 0)),
+            Payload::Count => Ok((counts[0], 0)),
+            Payload::Record => {
+                if let Some(rb) = &self.ringbuf {
+                    rb.consume().context("draining the ring buffer")?;
+                }
+                Ok((self.drained.events.get(), counts[1]))
+            }
+        }
+    }
+
+    /// (foreign, malformed) ring-buffer records so far: events of another process than
+    /// the agent, and records of the wrong size.
+    pub(super) fn foreign_events(&self) -> (u64, u64) {
+        (self.drained.foreign.get(), self.drained.malformed.get())
+    }
+
+    /// Sums of the per-CPU slots [hits, drops].
+    fn counters(&self) -> Result<[u64; 2]> {
+        let map = self
+            .object
+            .maps()
+            .find(|m| m.name().to_str() == Some(probes::COUNTS_MAP))
+            .context("the object has no counter map")?;
+        let mut out = [0u64; 2];
+        for (slot, total) in [probes::SLOT_HITS, probes::SLOT_DROPS]
+            .into_iter()
+            .zip(out.iter_mut())
+        {
+            let per_cpu = map
+                .lookup_percpu(&slot.to_ne_bytes(), MapFlags::ANY)
+                .context("reading the per-CPU counters")?
+                .unwrap_or_default();
+            for v in per_cpu {
+                let bytes: [u8; 8] = v
+                    .get(..8)
+                    .and_then(|b| b.try_into().ok())
+                    .context("a per-CPU counter is not 8 bytes")?;
+                *total += u64::from_ne_bytes(bytes);
+            }
+        }
+        Ok(out)
+    }
+}

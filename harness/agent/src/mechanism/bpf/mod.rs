@@ -1,0 +1,506 @@
+//! BPF mechanisms through libbpf-rs: kprobes, kprobe_multi (fprobe), fentry/fexit/fmod_ret
+//! trampolines and tracepoints, each with a payload (`empty`, `count`, `record`) and K
+//! programs stacked on the same function.
+//!
+//! Installing loads K copies of the object, each with only the chosen program loaded
+//! (`K` verifier runs, `K` sets of maps); arming attaches them (links), disarming drops the
+//! links, so a disarmed mechanism has nothing in the kernel's hot path. Dropping the
+//! [`BpfMechanism`] closes every link, program and map.
+//!
+//! Proof of firing: `count` reads the per-CPU counters, `record` drains the ring buffers
+//! (and counts failed reservations); `empty` counts nothing itself, so it is proven by the
+//! kernel's own `run_cnt` in an untimed loop with `BPF_ENABLE_STATS` on
+//! ([`Installed::stats_loop`]). That loop runs for every payload and records the kernel's
+//! `run_time_ns`/`run_cnt` beside our figures; the timed loops always run with statistics
+//! off, since the kernel's accounting (two clock reads per run) would inflate them.
+
+pub mod driver;
+mod libbpf_log;
+mod loaded;
+mod stats;
+
+use super::{require, CellError, CellSetup, Installed, Mechanism, Unsupported};
+use crate::resolve::TargetFunction;
+use crate::tracefs::KernelEnv;
+use anyhow::{bail, Context, Result};
+use loaded::Loaded;
+use std::path::Path;
+use tracelab_model::mechanism::MechanismKind;
+use tracelab_model::schema::KernelStatsLoop;
+use tracelab_model::workload::Workload;
+use tracelab_probes::bpf::{Attach, Payload};
+
+/// A BPF mechanism: programs of one attach type, with the cell's payload and stack.
+pub(super) struct Bpf {
+    kind: MechanismKind,
+    attach: Attach,
+}
+
+impl Bpf {
+    pub(super) const fn new(kind: MechanismKind, attach: Attach) -> Bpf {
+        Bpf { kind, attach }
+    }
+
+    fn spec(&self, cell: &CellSetup<'_>) -> BpfSpec {
+        BpfSpec {
+            attach: self.attach,
+            payload: cell.payload.unwrap_or(Payload::Count),
+            stack: cell.stack,
+            calls: cell.calls,
+        }
+    }
+}
+
+impl Mechanism for Bpf {
+    fn kind(&self) -> MechanismKind {
+        self.kind
+    }
+
+    fn requires(&self) -> &'static [&'static str] {
+        options(self.attach)
+    }
+
+    fn check_support(&self, env: &KernelEnv, workload: Workload) -> Result<(), Unsupported> {
+        check_workload(self.attach, workload)?;
+        check_support(self.attach, env)
+    }
+
+    fn install(&self, cell: &CellSetup<'_>) -> Result<Box<dyn Installed>, CellError> {
+        install(self.spec(cell), cell.target()?)
+    }
+
+    fn preflight(&self, cell: &CellSetup<'_>) -> Result<(), CellError> {
+        if self.attach == Attach::FmodRet {
+            check_error_injection(cell.target()?, Path::new(ERROR_INJECTION_LIST))?;
+        }
+        preflight(self.spec(cell), cell.target()?)
+    }
+}
+
+/// The kernel options each attach type needs.
+fn options(attach: Attach) -> &'static [&'static str] {
+    match attach {
+        Attach::Kprobe | Attach::Kretprobe => {
+            &["CONFIG_BPF_SYSCALL", "CONFIG_KPROBES", "CONFIG_BPF_EVENTS"]
+        }
+        // kprobe_multi links are built on fprobe.
+        Attach::KprobeMulti | Attach::KretprobeMulti => {
+            &["CONFIG_BPF_SYSCALL", "CONFIG_FPROBE", "CONFIG_BPF_EVENTS"]
+        }
+        Attach::Fentry | Attach::Fexit => &[
+            "CONFIG_BPF_SYSCALL",
+            "CONFIG_DEBUG_INFO_BTF",
+            "CONFIG_BPF_JIT",
+        ],
+        Attach::FmodRet => &[
+            "CONFIG_BPF_SYSCALL",
+            "CONFIG_DEBUG_INFO_BTF",
+            "CONFIG_BPF_JIT",
+            "CONFIG_FUNCTION_ERROR_INJECTION",
+        ],
+        Attach::Tracepoint => &[
+            "CONFIG_BPF_SYSCALL",
+            "CONFIG_FTRACE_SYSCALLS",
+            "CONFIG_BPF_EVENTS",
+        ],
+        Attach::RawTp => &["CONFIG_BPF_SYSCALL", "CONFIG_BPF_EVENTS"],
+        Attach::TpBtf => &[
+            "CONFIG_BPF_SYSCALL",
+            "CONFIG_BPF_EVENTS",
+            "CONFIG_DEBUG_INFO_BTF",
+        ],
+    }
+}
+
+pub use stats::leftover_programs;
+
+/// Largest total ring-buffer memory a `record` cell may ask for.
+const MAX_RINGBUF_BYTES: u64 = 256 << 20;
+/// Where the kernel lists the functions fmod_ret may attach to (debugfs).
+const ERROR_INJECTION_LIST: &str = "/sys/kernel/debug/error_injection/list";
+
+/// Checks the kernel can run `attach` at all (before anything is loaded).
+fn check_support(attach: Attach, env: &KernelEnv) -> Result<(), Unsupported> {
+    let opts = options(attach);
+    if attach == Attach::FmodRet {
+        let (general, injection) = opts.split_at(opts.len() - 1);
+        require(env, general)?;
+        return require(env, injection).map_err(|u| {
+            Unsupported(format!(
+                "{} (fmod_ret attaches only to functions marked ALLOW_ERROR_INJECTION, which need it, and to security_* hooks)",
+                u.0
+            ))
+        });
+    }
+    require(env, opts)?;
+    if attach == Attach::Tracepoint {
+        if let Some(t) = crate::tracefs::Tracefs::open().ok().filter(|_| env.tracefs) {
+            let dir = format!("events/{TP_CATEGORY}/{TP_NAME}");
+            if !t.exists(&dir) {
+                return Err(Unsupported(format!(
+                    "no tracepoint {TP_CATEGORY}/{TP_NAME} ({} does not exist)",
+                    t.root().join(dir).display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The syscall tracepoints see only syscalls: a workload that calls the function inside
+/// the kernel (no syscall per call) never fires them.
+fn check_workload(attach: Attach, workload: Workload) -> Result<(), Unsupported> {
+    let syscall_hook = matches!(attach, Attach::Tracepoint | Attach::RawTp | Attach::TpBtf);
+    if syscall_hook && workload.in_kernel() {
+        return Err(Unsupported(format!(
+            "it hooks syscall entry (sys_enter); workload {workload} makes no syscall per call"
+        )));
+    }
+    Ok(())
+}
+
+/// The syscall tracepoint of the getppid workload.
+const TP_CATEGORY: &str = "syscalls";
+const TP_NAME: &str = "sys_enter_getppid";
+/// The raw tracepoint every syscall passes.
+const RAW_TP: &str = "sys_enter";
+
+/// fmod_ret may only attach where the kernel allows error injection (ALLOW_ERROR_INJECTION):
+/// the kernel checks the address, so any alias of the target counts.
+fn check_error_injection(target: &TargetFunction, list: &Path) -> Result<(), Unsupported> {
+    let Ok(text) = std::fs::read_to_string(list) else {
+        // Unknown: let the attach decide (its error names the reason).
+        return Ok(());
+    };
+    let listed = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .any(|f| target.names().any(|n| n == f));
+    if listed {
+        Ok(())
+    } else {
+        Err(Unsupported(format!(
+            "fmod_ret needs a function that allows error injection: neither {} nor its aliases ({}) are in {}",
+            target.symbol,
+            target.aliases.join(", "),
+            list.display()
+        )))
+    }
+}
+
+/// What a BPF cell installs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct BpfSpec {
+    pub attach: Attach,
+    pub payload: Payload,
+    /// Programs attached to the function at once.
+    pub stack: u32,
+    /// Calls per timed loop (sizes the ring buffers).
+    pub calls: u64,
+}
+
+/// Loads, attaches, detaches and removes `spec` once: what the kernel refuses shows up
+/// here, before any measurement, classified as unsupported or failed.
+fn preflight(spec: BpfSpec, target: &TargetFunction) -> Result<(), CellError> {
+    let mut installed = install(spec, target)?;
+    let attached = installed.arm();
+    let disarmed = installed.disarm();
+    let removed = installed.remove();
+    match attached.and(disarmed).and(removed) {
+        Ok(()) => Ok(()),
+        Err(e) if loaded::is_unsupported(&e) => Err(CellError::Unsupported(format!("{e:#}"))),
+        Err(e) => Err(CellError::Failed(e)),
+    }
+}
+
+/// Installs `spec` on `target`, disarmed.
+fn install(spec: BpfSpec, target: &TargetFunction) -> Result<Box<dyn Installed>, CellError> {
+    let ringbuf = ringbuf_bytes(spec)?;
+    let mut loaded = Vec::new();
+    for i in 0..spec.stack {
+        match Loaded::load(spec, target, ringbuf) {
+            Ok(l) => loaded.push(l),
+            Err(e) => {
+                let unsupported = loaded::is_unsupported(&e);
+                let e = e.context(format!(
+                    "loading program {} of {} ({})",
+                    i + 1,
+                    spec.stack,
+                    spec.attach.program(spec.payload)
+                ));
+                return Err(if unsupported {
+                    CellError::Unsupported(format!("{e:#}"))
+                } else {
+                    CellError::Failed(e)
+                });
+            }
+        }
+    }
+    Ok(Box::new(BpfMechanism {
+        spec,
+        target: target.clone(),
+        loaded,
+        armed: false,
+        tgid: std::process::id(),
+    }))
+}
+
+/// Ring-buffer size per program for `record`: one loop's events (each 8 bytes of header
+/// and 16 of data) between two drains, as a power of two of at least one page.
+fn ringbuf_bytes(spec: BpfSpec) -> Result<u32> {
+    let page = page_size();
+    if spec.payload != Payload::Record {
+        return Ok(page);
+    }
+    let need = spec
+        .calls
+        .saturating_add(64)
+        .saturating_mul(24)
+        .max(u64::from(page))
+        .next_power_of_two();
+    let total = need.saturating_mul(u64::from(spec.stack));
+    if total > MAX_RINGBUF_BYTES {
+        bail!(
+            "the record payload needs {} MiB of ring buffer for {} calls × {} programs (limit {} MiB): use fewer --calls",
+            total >> 20,
+            spec.calls,
+            spec.stack,
+            MAX_RINGBUF_BYTES >> 20
+        );
+    }
+    u32::try_from(need).context("ring buffer size")
+}
+
+fn page_size() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u32::try_from(p).ok().filter(|&p| p > 0).unwrap_or(4096)
+}
+
+/// Whether someone switched the kernel's BPF statistics on for good (sysctl), so every
+/// program run, timed or not, pays two clock reads: the results must say so.
+fn stats_always_on() -> bool {
+    std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").is_ok_and(|v| v.trim() == "1")
+}
+
+/// K loaded programs of one kind on one function.
+struct BpfMechanism {
+    spec: BpfSpec,
+    target: TargetFunction,
+    loaded: Vec<Loaded>,
+    armed: bool,
+    /// Our process: every recorded event must come from it.
+    tgid: u32,
+}
+
+impl BpfMechanism {
+    /// Whether the program runs on every syscall (and filters getppid itself), so its
+    /// `run_cnt` also counts the agent's own syscalls.
+    fn on_every_syscall(&self) -> bool {
+        matches!(self.spec.attach, Attach::RawTp | Attach::TpBtf)
+    }
+
+    fn attach_point(&self) -> String {
+        match self.spec.attach {
+            Attach::Tracepoint => format!("tracepoint {TP_CATEGORY}/{TP_NAME}"),
+            Attach::RawTp | Attach::TpBtf => {
+                format!("{RAW_TP} (every syscall; the program filters getppid)")
+            }
+            _ => self.target.symbol.to_string(),
+        }
+    }
+}
+
+impl Installed for BpfMechanism {
+    fn describe(&self) -> String {
+        let how = match self.spec.attach {
+            Attach::Kprobe | Attach::Kretprobe => "perf-event kprobe link",
+            Attach::KprobeMulti | Attach::KretprobeMulti => "kprobe_multi link (fprobe)",
+            Attach::Fentry | Attach::Fexit | Attach::FmodRet => "BPF trampoline",
+            Attach::Tracepoint => "perf-event tracepoint link",
+            Attach::RawTp => "raw tracepoint link",
+            Attach::TpBtf => "BTF tracepoint link",
+        };
+        let proof = match self.spec.payload {
+            Payload::Empty => "fired = kernel run_cnt over untimed BPF_ENABLE_STATS loops",
+            Payload::Count => "fired = per-CPU counters",
+            Payload::Record => "fired = ring-buffer events drained",
+        };
+        let stats = if stats_always_on() {
+            "; kernel.bpf_stats_enabled=1: the timed loops include the kernel's statistics"
+        } else {
+            ""
+        };
+        format!(
+            "bpf {} × {} on {} ({how}; {proof}{stats})",
+            self.spec.attach.program(self.spec.payload),
+            self.spec.stack,
+            self.attach_point()
+        )
+    }
+
+    fn arm(&mut self) -> Result<()> {
+        for (i, l) in self.loaded.iter_mut().enumerate() {
+            l.attach(&self.target)
+                .with_context(|| format!("attaching program {} of {}", i + 1, self.spec.stack))?;
+        }
+        self.armed = true;
+        Ok(())
+    }
+
+    fn disarm(&mut self) -> Result<()> {
+        for l in &mut self.loaded {
+            l.detach();
+        }
+        self.armed = false;
+        Ok(())
+    }
+
+    fn hits(&self) -> Result<Option<u64>> {
+        if self.spec.payload == Payload::Empty {
+            // Proven by the kernel's run_cnt in the statistics loop instead.
+            return Ok(None);
+        }
+        let mut total = 0u64;
+        for l in &self.loaded {
+            let (hits, drops) = l.hits(self.spec.payload)?;
+            if drops > 0 {
+                bail!("the ring buffer was full: {drops} events dropped");
+            }
+            total += hits;
+        }
+        Ok(Some(total))
+    }
+
+    fn events_per_call(&self) -> u64 {
+        u64::from(self.spec.stack)
+    }
+
+    fn check_trace(&self) -> Result<()> {
+        if self.spec.payload != Payload::Record {
+            return Ok(());
+        }
+        for l in &self.loaded {
+            let (foreign, malformed) = l.foreign_events();
+            if malformed > 0 {
+                bail!("{malformed} ring-buffer records have the wrong size");
+            }
+            if foreign > 0 {
+                bail!(
+                    "{foreign} events came from another process than the agent (tgid {})",
+                    self.tgid
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn stats_loop(
+        &mut self,
+        run: &mut dyn FnMut() -> Result<u64>,
+    ) -> Result<Option<KernelStatsLoop>> {
+        let extra_per_program = if self.on_every_syscall() {
+            // Each program's window spans one statistics read (a bpf() syscall) per
+            // program, and sys_enter runs for each of them.
+            u64::from(self.spec.stack)
+        } else {
+            0
+        };
+        stats::stats_loop(&self.loaded, self.spec, extra_per_program, run).map(Some)
+    }
+
+    fn remove(mut self: Box<Self>) -> Result<()> {
+        self.disarm()?;
+        drop(std::mem::take(&mut self.loaded));
+        stats::check_released()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn env(config: &[(&str, &str)]) -> KernelEnv {
+        KernelEnv {
+            config: config
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+            ..KernelEnv::default()
+        }
+    }
+
+    #[test]
+    fn syscall_tracepoints_need_a_syscall_workload() {
+        assert_eq!(check_workload(Attach::RawTp, Workload::Getppid), Ok(()));
+        assert_eq!(
+            check_workload(Attach::Fentry, Workload::BpfNumaBatch),
+            Ok(())
+        );
+        for a in [Attach::Tracepoint, Attach::RawTp, Attach::TpBtf] {
+            let why = check_workload(a, Workload::BpfNumaBatch).unwrap_err().0;
+            assert!(why.contains("no syscall per call"), "{why}");
+        }
+    }
+
+    #[test]
+    fn kprobe_multi_needs_fprobe() {
+        let e = env(&[
+            ("CONFIG_BPF_SYSCALL", "y"),
+            ("CONFIG_BPF_EVENTS", "y"),
+            ("CONFIG_KPROBES", "y"),
+        ]);
+        assert_eq!(check_support(Attach::Kprobe, &e), Ok(()));
+        assert_eq!(
+            check_support(Attach::KprobeMulti, &e),
+            Err(Unsupported("CONFIG_FPROBE is not set".into()))
+        );
+        // Unknown config: nothing is ruled out before trying.
+        assert_eq!(check_support(Attach::KretprobeMulti, &env(&[])), Ok(()));
+    }
+
+    #[test]
+    fn fmod_ret_needs_error_injection_by_any_alias() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let list = dir.path().join("list");
+        std::fs::write(&list, "__x64_sys_getppid\tERRNO\n__x64_sys_getpid\tERRNO\n")
+            .expect("write");
+        let target = TargetFunction {
+            symbol: tracelab_model::symbol::Symbol::new("__do_sys_getppid").expect("symbol"),
+            aliases: vec!["__x64_sys_getppid".into()],
+            address: None,
+        };
+        assert_eq!(check_error_injection(&target, &list), Ok(()));
+        let alone = TargetFunction {
+            aliases: vec![],
+            ..target
+        };
+        let why = check_error_injection(&alone, &list).unwrap_err().0;
+        assert!(why.contains("error injection"), "{why}");
+        // An unreadable list leaves the decision to the kernel.
+        assert_eq!(
+            check_error_injection(&alone, &dir.path().join("missing")),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn ringbuf_holds_a_loop_and_has_a_limit() {
+        let spec = |payload, calls, stack| BpfSpec {
+            attach: Attach::Fentry,
+            payload,
+            stack,
+            calls,
+        };
+        let page = page_size();
+        assert_eq!(
+            ringbuf_bytes(spec(Payload::Count, 1_000_000, 8)).ok(),
+            Some(page)
+        );
+        let b = ringbuf_bytes(spec(Payload::Record, 20_000, 1)).expect("size");
+        assert!(u64::from(b) >= 20_000 * 24 && b.is_power_of_two(), "{b}");
+        let err = ringbuf_bytes(spec(Payload::Record, 10_000_000, 8)).unwrap_err();
+        assert!(err.to_string().contains("--calls"), "{err}");
+    }
+}

@@ -1,0 +1,226 @@
+//! The ftrace `function` and `function_graph` tracers, filtered to the target.
+
+use super::{check_trace_names, CellError, CellSetup, Installed, Mechanism, Unsupported};
+use crate::resolve::TargetFunction;
+use crate::tracefs::{KernelEnv, Tracefs};
+use anyhow::{bail, Result};
+use tracelab_model::kconfig;
+use tracelab_model::mechanism::MechanismKind;
+use tracelab_model::workload::Workload;
+
+/// An ftrace tracer (`function`, `function_graph`) filtered to the target.
+pub(super) struct Tracer {
+    kind: MechanismKind,
+    tracer: &'static str,
+}
+
+impl Tracer {
+    pub(super) const fn new(kind: MechanismKind, tracer: &'static str) -> Tracer {
+        Tracer { kind, tracer }
+    }
+}
+
+impl Mechanism for Tracer {
+    fn kind(&self) -> MechanismKind {
+        self.kind
+    }
+
+    fn requires(&self) -> &'static [&'static str] {
+        if self.tracer == "function_graph" {
+            &["CONFIG_FUNCTION_GRAPH_TRACER"]
+        } else {
+            &["CONFIG_FUNCTION_TRACER"]
+        }
+    }
+
+    fn check_support(&self, env: &KernelEnv, _: Workload) -> Result<(), Unsupported> {
+        check_support(env, self.tracer, self.requires()[0])
+    }
+
+    fn install(&self, cell: &CellSetup<'_>) -> Result<Box<dyn Installed>, CellError> {
+        Ok(install(cell.tracefs()?, cell.target()?, self.tracer)?)
+    }
+}
+
+/// What `set_ftrace_filter` reads as when no filter is set.
+const NO_FILTER: &str = "#### all functions enabled ####";
+
+fn check_support(env: &KernelEnv, tracer: &str, option: &str) -> Result<(), Unsupported> {
+    if !env.tracefs {
+        return Err(Unsupported("tracefs is not mounted".into()));
+    }
+    if !env.tracers.iter().any(|t| t == tracer) {
+        return Err(Unsupported(format!(
+            "{} is not set (available_tracers: {})",
+            option,
+            env.tracers.join(" ")
+        )));
+    }
+    if !env.ftrace_filter {
+        let why = match kconfig::enabled(&env.config, "CONFIG_DYNAMIC_FTRACE") {
+            Some(false) => "CONFIG_DYNAMIC_FTRACE is not set",
+            _ => "tracefs has no set_ftrace_filter (CONFIG_DYNAMIC_FTRACE is not set?)",
+        };
+        return Err(Unsupported(why.into()));
+    }
+    Ok(())
+}
+
+struct FtraceTracer {
+    tracefs: Tracefs,
+    tracer: &'static str,
+    target: TargetFunction,
+    removed: bool,
+}
+
+fn filter_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && *l != NO_FILTER)
+        .collect()
+}
+
+fn install(
+    tracefs: &Tracefs,
+    target: &TargetFunction,
+    tracer: &'static str,
+) -> Result<Box<dyn Installed>> {
+    let current = tracefs.read("current_tracer")?;
+    if current.trim() != "nop" {
+        bail!(
+            "another tracer is active (current_tracer is {:?}); refusing to replace it",
+            current.trim()
+        );
+    }
+    let before = tracefs.read("set_ftrace_filter")?;
+    if !filter_lines(&before).is_empty() {
+        bail!(
+            "set_ftrace_filter is already set by someone else ({} entries); refusing to replace it",
+            filter_lines(&before).len()
+        );
+    }
+    let installed = FtraceTracer {
+        tracefs: tracefs.clone(),
+        tracer,
+        target: target.clone(),
+        removed: false,
+    };
+    crate::cleanup::record(|s| s.ftrace_filter = true)?;
+    tracefs.write("set_ftrace_filter", target.symbol.as_str())?;
+    // A filter that silently did not apply would trace every function in the kernel.
+    let applied = tracefs.read("set_ftrace_filter")?;
+    if filter_lines(&applied) != [target.symbol.as_str()] {
+        bail!(
+            "set_ftrace_filter did not apply: wrote {:?}, it reads {:?}",
+            target.symbol.as_str(),
+            applied.trim()
+        );
+    }
+    tracefs.clear_trace()?;
+    Ok(Box::new(installed))
+}
+
+impl FtraceTracer {
+    fn teardown(&mut self) -> Result<()> {
+        if self.removed {
+            return Ok(());
+        }
+        self.removed = true;
+        let stopped = self.tracefs.write("current_tracer", "nop");
+        let cleared = self.tracefs.write("set_ftrace_filter", "");
+        stopped?;
+        cleared?;
+        let tracer = self.tracefs.read("current_tracer")?;
+        let filter = self.tracefs.read("set_ftrace_filter")?;
+        if tracer.trim() != "nop" || !filter_lines(&filter).is_empty() {
+            bail!(
+                "ftrace not clean after removal: current_tracer {:?}, set_ftrace_filter {:?}",
+                tracer.trim(),
+                filter.trim()
+            );
+        }
+        crate::cleanup::record(|s| {
+            s.tracer = None;
+            s.ftrace_filter = false;
+        })
+    }
+}
+
+impl Installed for FtraceTracer {
+    fn describe(&self) -> String {
+        format!(
+            "current_tracer={} set_ftrace_filter={}",
+            self.tracer, self.target.symbol
+        )
+    }
+
+    fn arm(&mut self) -> Result<()> {
+        self.tracefs.write("tracing_on", "1")?;
+        crate::cleanup::record(|s| s.tracer = Some(self.tracer.to_string()))?;
+        self.tracefs.write("current_tracer", self.tracer)?;
+        Ok(())
+    }
+
+    fn disarm(&mut self) -> Result<()> {
+        self.tracefs.write("current_tracer", "nop")
+    }
+
+    fn hits(&self) -> Result<Option<u64>> {
+        self.tracefs.ring_buffer_events().map(Some)
+    }
+
+    fn events_per_call(&self) -> u64 {
+        // function_graph records an entry and a return event per call.
+        if self.tracer == "function_graph" {
+            2
+        } else {
+            1
+        }
+    }
+
+    fn check_trace(&self) -> Result<()> {
+        check_trace_names(&self.tracefs, &self.target)
+    }
+
+    fn remove(mut self: Box<Self>) -> Result<()> {
+        self.teardown()
+    }
+}
+
+impl Drop for FtraceTracer {
+    fn drop(&mut self) {
+        let _ = self.teardown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsupported_tracer_names_its_option() {
+        let env = KernelEnv {
+            tracefs: true,
+            ftrace_filter: true,
+            tracers: vec!["function".into(), "nop".into()],
+            ..KernelEnv::default()
+        };
+        assert_eq!(
+            check_support(&env, "function", "CONFIG_FUNCTION_TRACER"),
+            Ok(())
+        );
+        let why = check_support(&env, "function_graph", "CONFIG_FUNCTION_GRAPH_TRACER")
+            .unwrap_err()
+            .0;
+        assert!(
+            why.starts_with("CONFIG_FUNCTION_GRAPH_TRACER is not set"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn filter_reading() {
+        assert!(filter_lines("#### all functions enabled ####\n").is_empty());
+        assert_eq!(filter_lines("__do_sys_getppid\n"), ["__do_sys_getppid"]);
+    }
+}

@@ -1,0 +1,208 @@
+//! The agent: runs a plan's cells on the kernel it is running on (in a guest, or natively)
+//! and reports each finished cell at once.
+
+use crate::cleanup;
+use crate::counters::Counters;
+use crate::mechanism::{self, CellError, CellSetup, Installed};
+use crate::resolve::{self, TargetFunction};
+use crate::tracefs::{KernelEnv, Tracefs};
+use anyhow::{Context, Result};
+use tracelab_model::mechanism::MechanismKind;
+use tracelab_model::plan::{AgentPlan, CellSpec};
+use tracelab_model::protocol::Record;
+use tracelab_model::schema::{Measured, Status};
+use tracelab_workloads::{Runner, Workload};
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// Every cell ran.
+    Done,
+    /// SIGINT or SIGTERM stopped it between loops; finished cells were reported.
+    Interrupted,
+}
+
+/// Runs every cell of `plan`, handing each record to `emit` as soon as it exists.
+pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion> {
+    plan.validate().context("invalid plan")?;
+    let workload: Workload = plan.workload.parse()?;
+    cleanup::catch_signals()?;
+    let _lock = cleanup::RunLock::acquire()?;
+    // In-kernel workloads need their BPF driver loaded for the whole run.
+    let mut runner =
+        mechanism::bpf::driver::runner(workload).context("setting up the in-kernel workload")?;
+    let tracefs = Tracefs::open().ok();
+    let env = KernelEnv::probe(tracefs.as_ref(), plan.kernel_config.clone());
+    let mut leftovers = Vec::new();
+    if let Some(t) = &tracefs {
+        leftovers = cleanup::recover(t).context("restoring what an earlier run left")?;
+        leftovers.extend(clear_leftovers(t).context("removing leftovers of an earlier run")?);
+    }
+    let target = resolve_target(plan, workload, &env);
+    let cpu = pin_to_current_cpu();
+    let mut counters = Counters::open();
+    emit(&Record::Hello {
+        kernel_release: env.release.clone(),
+        machine: env.machine.clone(),
+        agent_version: tracelab_model::VERSION.to_string(),
+        function: target.as_ref().ok().map(|t| t.symbol.to_string()),
+        cpu,
+        counters_absent: counters.absent().clone(),
+        leftovers_removed: leftovers,
+        environment: Some(Box::new(crate::environment::capture())),
+    });
+    for spec in plan.cells() {
+        let cell = run_cell(
+            plan,
+            &mut runner,
+            spec,
+            &env,
+            tracefs.as_ref(),
+            &target,
+            &mut counters,
+        );
+        emit(&Record::Cell(Box::new(cell)));
+        // The cell a signal cut short is reported (failed, with the reason); none follows.
+        if let Err(e) = cleanup::check_interrupted() {
+            emit(&Record::Fatal {
+                message: format!("{e:#}; finished cells are kept"),
+            });
+            return Ok(Completion::Interrupted);
+        }
+    }
+    cleanup::forget();
+    emit(&Record::Done);
+    Ok(Completion::Done)
+}
+
+/// Pins the calling thread to the CPU it runs on, so every loop of a run sees the same
+/// core (and its caches and counters). Returns that CPU.
+fn pin_to_current_cpu() -> Option<u32> {
+    // SAFETY: sched_getcpu has no preconditions.
+    let cpu = unsafe { libc::sched_getcpu() };
+    let cpu = usize::try_from(cpu).ok()?;
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid cpu_set_t and `cpu` is a CPU number the kernel gave us.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: pid 0 is the calling thread; `set` outlives the call.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    (rc == 0).then_some(cpu as u32)
+}
+
+fn resolve_target(plan: &AgentPlan, workload: Workload, env: &KernelEnv) -> Result<TargetFunction> {
+    let kallsyms = std::fs::read_to_string("/proc/kallsyms").context("reading /proc/kallsyms")?;
+    let filter_text = match Tracefs::open() {
+        Ok(t) if t.exists("available_filter_functions") => {
+            Some(t.read("available_filter_functions")?)
+        }
+        _ => None,
+    };
+    let filterable = filter_text.as_deref().map(resolve::filter_functions);
+    let candidates: Vec<&str> = match &plan.function {
+        Some(f) => vec![f.as_str()],
+        None => workload.entry_symbols(&env.machine).to_vec(),
+    };
+    resolve::resolve(&candidates, &kallsyms, filterable.as_ref())
+}
+
+/// Removes probes of our group that a crashed run left behind; returns what it removed.
+pub fn clear_leftovers(tracefs: &Tracefs) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    let group = format!("{}/", tracelab_probes::GROUP);
+    for file in ["kprobe_events", "dynamic_events"] {
+        if !tracefs.exists(file) {
+            continue;
+        }
+        for line in tracefs.read(file)?.lines() {
+            let Some(name) = line
+                .split_whitespace()
+                .next()
+                .and_then(|d| d.split_once(':'))
+                .map(|(_, n)| n)
+            else {
+                continue;
+            };
+            let Some(event) = name.strip_prefix(&group) else {
+                continue;
+            };
+            let _ = tracefs.write(&format!("events/{name}/enable"), "0");
+            tracefs.append(file, &tracelab_probes::tracefs_probe::remove_line(event))?;
+            removed.push(format!("probe {name}"));
+        }
+    }
+    Ok(removed)
+}
+
+fn run_cell(
+    plan: &AgentPlan,
+    workload: &mut Runner,
+    spec: CellSpec,
+    env: &KernelEnv,
+    tracefs: Option<&Tracefs>,
+    target: &Result<TargetFunction>,
+    counters: &mut Counters,
+) -> Measured {
+    let kind = spec.mechanism;
+    let id = spec.id();
+    let mut measured = Measured {
+        mechanism: id.mechanism,
+        payload: id.payload,
+        stack: id.stack,
+        workload: workload.kind().name().to_string(),
+        function: (kind != MechanismKind::Baseline)
+            .then(|| target.as_ref().map(|t| t.symbol.to_string()).ok())
+            .flatten(),
+        attach: None,
+        status: Status::Ok,
+        reason: None,
+        unit: plan.unit,
+        calls: plan.calls,
+        events_per_call: None,
+        fired: None,
+        samples: Vec::new(),
+        kernel_stats: Vec::new(),
+    };
+    let mechanism = mechanism::get(kind);
+    let setup = CellSetup {
+        tracefs,
+        target,
+        payload: spec.payload,
+        stack: spec.stack,
+        calls: plan.calls,
+    };
+    let ready = mechanism
+        .check_support(env, workload.kind())
+        .map_err(CellError::from)
+        .and_then(|()| mechanism.preflight(&setup));
+    if let Err(e) = ready {
+        // Nothing was measured: the cell is its status and reason alone.
+        let (status, reason) = e.status();
+        let mut m = Measured::without_samples(
+            &measured.mechanism,
+            &measured.workload,
+            plan.unit,
+            status,
+            reason,
+        );
+        m.payload = measured.payload;
+        m.stack = measured.stack;
+        return m;
+    }
+    let install = || -> Result<Box<dyn Installed>> {
+        mechanism.install(&setup).map_err(|e| match e {
+            CellError::Failed(e) => match target {
+                Ok(t) if kind != MechanismKind::Baseline => {
+                    e.context(format!("attaching {kind} to {}", t.symbol))
+                }
+                _ => e,
+            },
+            unsupported => anyhow::anyhow!("{unsupported}"),
+        })
+    };
+    if let Err(e) = crate::measure::measure(plan, workload, &install, counters, &mut measured) {
+        measured.status = Status::Failed;
+        measured.reason = Some(format!("{e:#}"));
+    }
+    measured
+}

@@ -1,0 +1,1 @@
+//! The guest tier lives in `tests/`; this library is empty.

@@ -1,0 +1,193 @@
+//! The clean-up guarantee, tested where tracing works: the agent runs natively inside a
+//! real guest (there it is the local target), is interrupted mid-cell, and the guest
+//! reports what the kernel still holds.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use tracelab::guest::console::{self, Timeouts};
+use tracelab::guest::initramfs;
+use tracelab::guest::qemu::{Accel, Mode, Setup};
+use tracelab_kernels::{Catalog, KernelVersion};
+use tracelab_model::arch::Arch;
+
+/// Prints what tracelab could have left: probes, tracer, filter, optimization switch.
+const REPORT_STATE: &str = r#"
+report() {
+  T=/sys/kernel/tracing
+  echo "@@check $1 probes $(cat $T/kprobe_events $T/dynamic_events | grep -c tracelab)"
+  echo "@@check $1 tracer $(cat $T/current_tracer)"
+  echo "@@check $1 filter $(cat $T/set_ftrace_filter | grep -vc '^#')"
+  echo "@@check $1 optimization $(cat /proc/sys/debug/kprobes-optimization)"
+}
+"#;
+
+const SCENARIO: &str = r#"
+/bin/busybox mount -t proc proc /proc
+# --install finds busybox through /proc/self/exe.
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t sysfs sysfs /sys
+# Background jobs need /dev/null.
+mount -t devtmpfs devtmpfs /dev
+mount -t tracefs tracefs /sys/kernel/tracing
+mount -t debugfs debugfs /sys/kernel/debug
+# Waits until a command succeeds (guest time is nearly free under icount sleep=off).
+until_true() { n=0; until eval "$1"; do usleep 20000; n=$((n+1)); [ $n -gt 3000 ] && break; done; }
+T=/sys/kernel/tracing
+# 1. SIGINT while function_graph is armed: the agent stops after its loop, its guards
+#    detach everything, finished cells were already reported.
+/tracelab-agent --plan /plan.json > /tmp/int.out 2>&1 &
+pid=$!
+until_true 'grep -q function_graph $T/current_tracer'
+kill -INT $pid
+wait $pid
+echo "@@check int exit $?"
+echo "@@check int ok_cells $(grep -c '"status":"ok"' /tmp/int.out)"
+echo "@@check int interrupted $(grep -c '"status":"failed","reason":"interrupted by a signal' /tmp/int.out)"
+report int
+# 2. SIGKILL mid-cell: nothing can clean up, so the next run must.
+for spec in "/kill1.json kprobe_offset $T/kprobe_events" "/kill2.json function_graph $T/current_tracer"; do
+  set -- $spec
+  /tracelab-agent --plan $1 > /tmp/kill.out 2>&1 &
+  pid=$!
+  until_true "grep -q $2 $3"
+  usleep 50000
+  kill -KILL $pid
+  wait $pid
+  report killed
+  /tracelab-agent --plan /small.json > /tmp/rerun.out 2>&1
+  echo "@@check rerun exit $?"
+  echo "@@check rerun removed $(grep -o '"leftovers_removed":\[[^]]*\]' /tmp/rerun.out)"
+  report rerun
+done
+# 3. SIGKILL while a BPF program is attached: its fds die with the process; the rerun's
+#    BPF cell fails if any tracelab_* program is still loaded.
+/tracelab-agent --plan /kill3.json > /tmp/kill.out 2>&1 &
+pid=$!
+until_true "ls -l /proc/$pid/fd 2>/dev/null | grep -q bpf-prog"
+usleep 50000
+kill -KILL $pid
+wait $pid
+/tracelab-agent --plan /bpf-small.json > /tmp/rerun.out 2>&1
+echo "@@check bpf-rerun exit $?"
+echo "@@check bpf-rerun ok $(grep -c '"status":"ok"' /tmp/rerun.out)"
+reboot -f
+"#;
+
+fn plan(mechanisms: &[&str], calls: u64, repeats: u32) -> String {
+    serde_json::json!({
+        "mechanisms": mechanisms, "workload": "getppid", "function": null,
+        "calls": calls, "repeats": repeats, "unit": "insn", "kernel_config": {}
+    })
+    .to_string()
+}
+
+fn agent() -> PathBuf {
+    let dir = std::env::var_os("TRACELAB_AGENT_DIR")
+        .expect("TRACELAB_AGENT_DIR is not set: run the tests with `./lab test`");
+    Path::new(&dir).join("tracelab-agent-x86_64")
+}
+
+#[test]
+fn interrupted_and_killed_runs_leave_nothing_behind() {
+    let catalog = Catalog::new(None).expect("catalog");
+    let kernel = catalog
+        .fetch_kernel(KernelVersion::V6_12, Arch::X86_64, false)
+        .expect("kernel");
+    let busybox = catalog.fetch_busybox(Arch::X86_64).expect("busybox");
+    let init = format!("#!/bin/busybox sh\n{REPORT_STATE}{SCENARIO}");
+    let mut archive = initramfs::build_with_init(
+        &agent(),
+        &busybox,
+        &plan(&["baseline", "function-graph"], 20_000, 20),
+        &init,
+    )
+    .expect("initramfs");
+    // Extra plans: appended as a second cpio archive, which the kernel unpacks too.
+    archive.extend(extra_files(&[
+        ("kill1.json", plan(&["kprobe-offset"], 200_000, 20)),
+        ("kill2.json", plan(&["function-graph"], 200_000, 20)),
+        ("small.json", plan(&["baseline"], 100, 1)),
+        ("kill3.json", plan(&["bpf-fentry"], 200_000, 20)),
+        ("bpf-small.json", plan(&["bpf-fentry"], 100, 1)),
+    ]));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let initrd = dir.path().join("initrd.cpio");
+    std::fs::write(&initrd, archive).expect("write initrd");
+    let setup = Setup::new(Arch::X86_64, Mode::Icount, Accel::Tcg);
+    let cmd: Command = setup.command(&kernel.image, &initrd);
+    let timeouts = Timeouts {
+        boot: Duration::from_secs(600),
+        record: Duration::from_secs(600),
+    };
+    let outcome = console::run(cmd, timeouts, &mut |_| Ok(())).expect("guest ran");
+    let checks: Vec<String> = outcome
+        .tail
+        .iter()
+        .filter_map(|l| l.split_once("@@check ").map(|(_, c)| c.trim().to_string()))
+        .collect();
+    let text = checks.join("\n");
+    for expected in [
+        "int exit 130",
+        "int interrupted 1",
+        "int probes 0",
+        "int tracer nop",
+        "int filter 0",
+        "int optimization 1",
+        "rerun exit 0",
+        "rerun probes 0",
+        "rerun tracer nop",
+        "rerun filter 0",
+        "rerun optimization 1",
+        "bpf-rerun exit 0",
+        "bpf-rerun ok 1",
+    ] {
+        assert!(
+            checks.iter().any(|c| c == expected),
+            "missing `{expected}` in:\n{text}"
+        );
+    }
+    assert!(
+        checks
+            .iter()
+            .any(|c| c.starts_with("int ok_cells ") && c != "int ok_cells 0"),
+        "{text}"
+    );
+    // The kills really left something for the rerun to clean.
+    // kprobe_events and dynamic_events both list a kprobe.
+    assert!(checks.iter().any(|c| c == "killed probes 2"), "{text}");
+    assert!(
+        checks.iter().any(|c| c == "killed optimization 0"),
+        "{text}"
+    );
+    assert!(
+        checks.iter().any(|c| c == "killed tracer function_graph"),
+        "{text}"
+    );
+    assert!(
+        checks
+            .iter()
+            .any(|c| c.contains("probe tracelab/kprobe_offset")),
+        "{text}"
+    );
+    assert!(
+        checks
+            .iter()
+            .any(|c| c.contains("current_tracer function_graph → nop")),
+        "{text}"
+    );
+}
+
+/// A newc archive of plain files (a second archive appended to the initramfs).
+fn extra_files(files: &[(&str, String)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, text) in files {
+        let b = cpio::newc::Builder::new(name).mode(0o100644).nlink(1);
+        let mut w = b.write(&mut out, text.len() as u32);
+        std::io::Write::write_all(&mut w, text.as_bytes()).expect("write");
+        w.finish().expect("finish");
+    }
+    cpio::newc::trailer(&mut out).expect("trailer");
+    out
+}

@@ -1,0 +1,48 @@
+//! What the guest integration tests share: running a study through the CLI and reading
+//! its cells back the way a user would (`tracelab show --format json`).
+
+use assert_cmd::Command;
+use serde_json::Value;
+use std::path::Path;
+
+/// The `tracelab` binary under test: `$TRACELAB_BIN`, which `./lab test` sets to the
+/// release binary it built.
+pub(crate) fn tracelab() -> Command {
+    let bin = std::env::var_os("TRACELAB_BIN")
+        .expect("TRACELAB_BIN is not set: run the guest tests with `./lab test`");
+    Command::new(bin)
+}
+
+/// Runs `tracelab run <args> --out <out>`, requires success, and returns its stdout and
+/// the cells as `tracelab show --format json` prints them.
+pub fn study(args: &[&str], out: &Path) -> (String, Vec<Value>) {
+    assert!(
+        std::env::var_os("TRACELAB_AGENT_DIR").is_some(),
+        "TRACELAB_AGENT_DIR is not set: run the tests with `./lab test` (it builds the static agents)"
+    );
+    let run = tracelab()
+        .arg("run")
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .expect("run tracelab");
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "tracelab run {args:?} failed\n{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let show = tracelab()
+        .args(["show", "--format", "json"])
+        .arg(out)
+        .output()
+        .expect("run tracelab show");
+    assert!(
+        show.status.success(),
+        "{}",
+        String::from_utf8_lossy(&show.stderr)
+    );
+    let cells = serde_json::from_slice(&show.stdout).expect("show --format json is a JSON list");
+    (stdout, cells)
+}

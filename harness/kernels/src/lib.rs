@@ -1,0 +1,491 @@
+//! Debian kernels for the guests, fetched without root or apt.
+//!
+//! The data goes through: [`catalog`] (which package holds each kernel version) →
+//! [`mirror`] (which archive) → [`debian_index`] (the suite's `Packages.xz`, fetched by
+//! [`fetch`] into [`cache`]) → the `.deb` files (checked against the index's SHA256) →
+//! [`deb`] (the image and config taken out) → a [`FetchedKernel`] recorded beside them in
+//! `kernel.json`. A kernel the user built enters through [`user_kernel`].
+//!
+//! Nothing here prints: downloads report progress through an optional callback.
+
+pub mod cache;
+pub mod catalog;
+mod custom;
+pub mod deb;
+pub mod debian_index;
+pub mod elf;
+pub mod fetch;
+pub mod mirror;
+
+pub use catalog::{catalog_table, CatalogEntry, KernelVersion, Layout, UnknownKernelVersion};
+pub use custom::user_kernel;
+pub use fetch::{Fetch, FetchError, HttpFetcher};
+pub use mirror::{MirrorSource, DEFAULT_MIRROR, MIRROR_ENV};
+
+use anyhow::{Context, Result};
+use cache::{DownloadError, Expected};
+use catalog::Picked;
+use deb::Wanted;
+use debian_index::IndexEntry;
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tracelab_model::arch::Arch;
+
+/// Progress of one download: (what, bytes done, total bytes if known). `what` is the file
+/// name (`Packages.xz (sid/amd64)`, or the `.deb`'s name); a new `what` starts a new file.
+pub type Progress<'a> = &'a dyn Fn(&str, u64, Option<u64>);
+
+/// Suite and package of the guests' static busybox.
+const BUSYBOX_SUITE: &str = "bookworm";
+const BUSYBOX_PACKAGE: &str = "busybox-static";
+const BUSYBOX_PATH: &str = "bin/busybox";
+
+/// One `.deb` a kernel came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageRef {
+    pub name: String,
+    pub version: String,
+    /// Path under the mirror (`pool/main/...`).
+    pub filename: String,
+    pub sha256: String,
+    pub size_bytes: u64,
+}
+
+impl From<&IndexEntry> for PackageRef {
+    fn from(e: &IndexEntry) -> Self {
+        PackageRef {
+            name: e.package.clone(),
+            version: e.version.clone(),
+            filename: e.filename.clone(),
+            sha256: e.sha256.clone(),
+            size_bytes: e.size_bytes,
+        }
+    }
+}
+
+/// A kernel ready to boot: its image and config on disk and where they came from.
+/// Stored as `kernel.json` beside the extracted files.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FetchedKernel {
+    /// `6.12`, … (a [`KernelVersion`] name), or `custom` for a user-built kernel.
+    pub version: String,
+    pub arch: Arch,
+    /// What `uname -r` says in the guest, e.g. `6.12.95+deb12-cloud-amd64`.
+    pub release: String,
+    /// The `vmlinuz` to pass to QEMU's `-kernel`.
+    pub image: PathBuf,
+    /// The kernel's `.config` text.
+    pub config: PathBuf,
+    /// The `.deb` files used (image package first); empty for a user-built kernel.
+    pub packages: Vec<PackageRef>,
+    pub suite: String,
+    pub mirror: String,
+}
+
+/// Which packages a kernel would come from, read from the package index only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Resolved {
+    pub version: KernelVersion,
+    pub arch: Arch,
+    pub release: String,
+    pub suite: String,
+    pub packages: Vec<PackageRef>,
+}
+
+/// What a cached busybox came from (`busybox.json`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct BusyboxRecord {
+    arch: Arch,
+    package: PackageRef,
+    suite: String,
+    mirror: String,
+}
+
+/// The kernel catalog bound to a mirror, a cache directory and a way to download.
+pub struct Catalog {
+    mirror: String,
+    mirror_source: MirrorSource,
+    cache_dir: PathBuf,
+    fetcher: Arc<dyn Fetch>,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("mirror", &self.mirror)
+            .field("mirror_source", &self.mirror_source)
+            .field("cache_dir", &self.cache_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Catalog {
+    /// The mirror is `mirror` (`--mirror`), else `$TRACELAB_MIRROR`, else the first Debian
+    /// archive in the apt sources, else `deb.debian.org`; the cache is `$TRACELAB_CACHE`,
+    /// else `<user cache dir>/tracelab`. Nothing is downloaded yet.
+    pub fn new(mirror: Option<String>) -> Result<Catalog> {
+        let env = std::env::var(MIRROR_ENV).ok();
+        let (mirror, mirror_source) = mirror::resolve(mirror.as_deref(), env.as_deref(), || {
+            mirror::from_apt_sources(Path::new("/"))
+        })?;
+        let cache_dir = cache::default_cache_dir()?;
+        Ok(Catalog {
+            mirror,
+            mirror_source,
+            cache_dir,
+            fetcher: Arc::new(HttpFetcher::new()),
+        })
+    }
+
+    /// A catalog with everything given (tests, or a caller with its own downloader).
+    pub fn with_fetcher(
+        mirror: &str,
+        cache_dir: impl Into<PathBuf>,
+        fetcher: Arc<dyn Fetch>,
+    ) -> Catalog {
+        Catalog {
+            mirror: mirror.trim_end_matches('/').to_string(),
+            mirror_source: MirrorSource::Explicit,
+            cache_dir: cache_dir.into(),
+            fetcher,
+        }
+    }
+
+    pub fn mirror(&self) -> &str {
+        &self.mirror
+    }
+
+    /// Where [`Catalog::mirror`] came from.
+    pub fn mirror_source(&self) -> &MirrorSource {
+        &self.mirror_source
+    }
+
+    pub fn cache_dir(&self) -> &Path {
+        &self.cache_dir
+    }
+
+    /// Where a kernel's files and `kernel.json` are kept.
+    pub fn kernel_dir(&self, version: KernelVersion, arch: Arch) -> PathBuf {
+        self.cache_dir
+            .join("kernels")
+            .join(arch.name())
+            .join(version.name())
+    }
+
+    /// The packages [`Catalog::fetch_kernel`] would use, from the (cached unless `refresh`)
+    /// index; no `.deb` is downloaded.
+    pub fn resolve(&self, version: KernelVersion, arch: Arch, refresh: bool) -> Result<Resolved> {
+        let spec = version.spec(arch);
+        let entries =
+            self.load_index(spec.suite, arch, refresh, &|p| spec.wants(p), &|_, _, _| {})?;
+        let picked = self.pick(version, arch, &entries)?;
+        Ok(Resolved {
+            version,
+            arch,
+            release: picked.release.clone(),
+            suite: spec.suite.to_string(),
+            packages: package_refs(&picked),
+        })
+    }
+
+    /// The newest Debian build of `version` for `arch`, downloading what is not cached.
+    /// `refresh` downloads the package index again first (to see newer builds).
+    pub fn fetch_kernel(
+        &self,
+        version: KernelVersion,
+        arch: Arch,
+        refresh: bool,
+    ) -> Result<FetchedKernel> {
+        self.fetch_kernel_with_progress(version, arch, refresh, &|_, _, _| {})
+    }
+
+    /// [`Catalog::fetch_kernel`], reporting download progress.
+    pub fn fetch_kernel_with_progress(
+        &self,
+        version: KernelVersion,
+        arch: Arch,
+        refresh: bool,
+        progress: Progress<'_>,
+    ) -> Result<FetchedKernel> {
+        let spec = version.spec(arch);
+        let keep = |p: &str| spec.wants(p);
+        self.with_index_retry(spec.suite, arch, refresh, &keep, progress, |entries| {
+            let picked = self.pick(version, arch, entries)?;
+            let packages = package_refs(&picked);
+            if let Some(kernel) = self.cached_matching(version, arch, &packages) {
+                return Ok(kernel);
+            }
+            let image_deb = self.download_deb(&picked.image, spec.suite, progress)?;
+            let config_deb = match &picked.config {
+                Some(base) => self.download_deb(base, spec.suite, progress)?,
+                None => image_deb.clone(),
+            };
+            self.install_kernel(version, arch, &picked, &image_deb, &config_deb, packages)
+        })
+    }
+
+    /// The kernel of `version`/`arch` already in the cache, if its files are all there.
+    /// Never touches the network (so it may be older than the index's newest build).
+    pub fn cached(&self, version: KernelVersion, arch: Arch) -> Option<FetchedKernel> {
+        let dir = self.kernel_dir(version, arch);
+        let text = fs::read_to_string(dir.join("kernel.json")).ok()?;
+        let mut kernel: FetchedKernel = serde_json::from_str(&text).ok()?;
+        // The cache directory may have moved since: the files are where kernel.json is.
+        kernel.image = dir.join("vmlinuz");
+        kernel.config = dir.join("config");
+        let complete = kernel.version == version.name()
+            && kernel.arch == arch
+            && non_empty_file(&kernel.image)
+            && non_empty_file(&kernel.config);
+        complete.then_some(kernel)
+    }
+
+    /// A static `busybox` for `arch` from Debian's `busybox-static` package (bookworm),
+    /// cached under `busybox/<arch>/`.
+    pub fn fetch_busybox(&self, arch: Arch) -> Result<PathBuf> {
+        self.fetch_busybox_with_progress(arch, &|_, _, _| {})
+    }
+
+    /// [`Catalog::fetch_busybox`], reporting download progress.
+    pub fn fetch_busybox_with_progress(
+        &self,
+        arch: Arch,
+        progress: Progress<'_>,
+    ) -> Result<PathBuf> {
+        let dir = self.cache_dir.join("busybox").join(arch.name());
+        let binary = dir.join("busybox");
+        let record_path = dir.join("busybox.json");
+        let keep = |p: &str| p == BUSYBOX_PACKAGE;
+        self.with_index_retry(BUSYBOX_SUITE, arch, false, &keep, progress, |entries| {
+            let entry = entries
+                .iter()
+                .max_by(|a, b| debian_index::compare_versions(&a.version, &b.version))
+                .with_context(|| {
+                    format!(
+                        "no {BUSYBOX_PACKAGE} in {BUSYBOX_SUITE} for {} at {}",
+                        arch.debian(),
+                        self.mirror
+                    )
+                })?;
+            let record = fs::read_to_string(&record_path)
+                .ok()
+                .and_then(|t| serde_json::from_str::<BusyboxRecord>(&t).ok());
+            if record.is_some_and(|r| r.package.sha256 == entry.sha256) && non_empty_file(&binary) {
+                return Ok(binary.clone());
+            }
+            let deb = self.download_deb(entry, BUSYBOX_SUITE, progress)?;
+            let _ = fs::remove_file(&record_path);
+            deb::extract(&deb, &[Wanted::new(BUSYBOX_PATH, &binary)])?;
+            let bytes =
+                fs::read(&binary).with_context(|| format!("reading {}", binary.display()))?;
+            elf::check_static(&bytes, arch).with_context(|| {
+                format!("/{BUSYBOX_PATH} from {} ({})", entry.package, entry.version)
+            })?;
+            let record = BusyboxRecord {
+                arch,
+                package: entry.into(),
+                suite: BUSYBOX_SUITE.to_string(),
+                mirror: self.mirror.clone(),
+            };
+            write_json(&record_path, &record)?;
+            Ok(binary.clone())
+        })
+    }
+
+    fn index_path(&self, suite: &str, arch: Arch) -> PathBuf {
+        self.cache_dir
+            .join("index")
+            .join(suite)
+            .join(format!("binary-{}", arch.debian()))
+            .join("Packages.xz")
+    }
+
+    /// The wanted stanzas of a suite's index: the cached copy unless `refresh` or missing
+    /// (a cached copy that does not decode is downloaded again).
+    fn load_index(
+        &self,
+        suite: &str,
+        arch: Arch,
+        refresh: bool,
+        keep: &dyn Fn(&str) -> bool,
+        progress: Progress<'_>,
+    ) -> Result<Vec<IndexEntry>> {
+        let url = debian_index::index_url(&self.mirror, suite, arch.debian());
+        let path = self.index_path(suite, arch);
+        let label = format!("Packages.xz ({suite}/{})", arch.debian());
+        let download = || {
+            cache::download(self.fetcher.as_ref(), &url, &path, &|d, t| {
+                progress(&label, d, t)
+            })
+            .with_context(|| format!("downloading the package index of {suite}"))
+        };
+        let mut downloaded = false;
+        if refresh || !path.exists() {
+            download()?;
+            downloaded = true;
+        }
+        let parse = || -> Result<Vec<IndexEntry>> {
+            let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            let text = debian_index::decompress_xz(&bytes)?;
+            Ok(debian_index::parse_packages(&text, keep)?)
+        };
+        match parse() {
+            Ok(entries) => Ok(entries),
+            Err(_) if !downloaded => {
+                download()?;
+                parse().with_context(|| format!("package index {url}"))
+            }
+            Err(e) => Err(e.context(format!("package index {url}"))),
+        }
+    }
+
+    /// Runs `attempt` on the suite's index; if a `.deb` it names is gone from the mirror
+    /// (the cached index is stale), downloads the index again and retries once.
+    fn with_index_retry<T>(
+        &self,
+        suite: &str,
+        arch: Arch,
+        refresh: bool,
+        keep: &dyn Fn(&str) -> bool,
+        progress: Progress<'_>,
+        attempt: impl Fn(&[IndexEntry]) -> Result<T>,
+    ) -> Result<T> {
+        let entries = self.load_index(suite, arch, refresh, keep, progress)?;
+        match attempt(&entries) {
+            Err(e) if !refresh && is_not_found(&e) => {
+                let entries = self.load_index(suite, arch, true, keep, progress)?;
+                attempt(&entries).context("even after downloading the package index again")
+            }
+            other => other,
+        }
+    }
+
+    fn pick(&self, version: KernelVersion, arch: Arch, entries: &[IndexEntry]) -> Result<Picked> {
+        let spec = version.spec(arch);
+        catalog::pick(&spec, entries).with_context(|| {
+            format!(
+                "kernel {version} for {arch}: suite {} at {}",
+                spec.suite,
+                debian_index::index_url(&self.mirror, spec.suite, arch.debian())
+            )
+        })
+    }
+
+    /// Downloads (or reuses) one verified `.deb` into `debs/`.
+    fn download_deb(
+        &self,
+        entry: &IndexEntry,
+        suite: &str,
+        progress: Progress<'_>,
+    ) -> Result<PathBuf> {
+        let url = format!("{}/{}", self.mirror, entry.filename);
+        let dest = self.cache_dir.join("debs").join(entry.basename());
+        let expected = Expected {
+            size_bytes: entry.size_bytes,
+            sha256: entry.sha256.clone(),
+        };
+        let label = entry.basename();
+        cache::download_verified(self.fetcher.as_ref(), &url, &dest, &expected, &|d, t| {
+            progress(label, d, t)
+        })
+        .with_context(|| {
+            format!(
+                "downloading package {} {} (suite {suite})",
+                entry.package, entry.version
+            )
+        })?;
+        Ok(dest)
+    }
+
+    /// The cached kernel if it was extracted from exactly these packages.
+    fn cached_matching(
+        &self,
+        version: KernelVersion,
+        arch: Arch,
+        packages: &[PackageRef],
+    ) -> Option<FetchedKernel> {
+        let kernel = self.cached(version, arch)?;
+        let same = kernel.packages.len() == packages.len()
+            && kernel
+                .packages
+                .iter()
+                .zip(packages)
+                .all(|(a, b)| a.name == b.name && a.sha256 == b.sha256);
+        same.then_some(kernel)
+    }
+
+    fn install_kernel(
+        &self,
+        version: KernelVersion,
+        arch: Arch,
+        picked: &Picked,
+        image_deb: &Path,
+        config_deb: &Path,
+        packages: Vec<PackageRef>,
+    ) -> Result<FetchedKernel> {
+        let spec = version.spec(arch);
+        let dir = self.kernel_dir(version, arch);
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        // kernel.json goes first and comes back last: a crash in between leaves no record
+        // pointing at files of another build.
+        let record = dir.join("kernel.json");
+        match fs::remove_file(&record) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing {}", record.display()))
+            }
+            _ => {}
+        }
+        let image = dir.join("vmlinuz");
+        let config = dir.join("config");
+        let image_wanted = Wanted::new(&spec.layout.image_path(&picked.release), &image);
+        let config_wanted = Wanted::new(&spec.layout.config_path(&picked.release), &config);
+        if image_deb == config_deb {
+            deb::extract(image_deb, &[image_wanted, config_wanted])?;
+        } else {
+            deb::extract(image_deb, &[image_wanted])?;
+            deb::extract(config_deb, &[config_wanted])?;
+        }
+        let kernel = FetchedKernel {
+            version: version.name().to_string(),
+            arch,
+            release: picked.release.clone(),
+            image,
+            config,
+            packages,
+            suite: spec.suite.to_string(),
+            mirror: self.mirror.clone(),
+        };
+        write_json(&record, &kernel)?;
+        Ok(kernel)
+    }
+}
+
+fn package_refs(picked: &Picked) -> Vec<PackageRef> {
+    std::iter::once(&picked.image)
+        .chain(picked.config.as_ref())
+        .map(PackageRef::from)
+        .collect()
+}
+
+fn is_not_found(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<DownloadError>(),
+        Some(DownloadError::Fetch(FetchError::NotFound { .. }))
+    )
+}
+
+fn non_empty_file(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() > 0)
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    cache::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,25 @@
+//! tracelab's model: what the agent and the host agree on.
+//!
+//! The schema of results and the console protocol, the plan, a cell's identity, the axes
+//! of a study (arch, mechanism, payload, workload), kernel-config parsing and the
+//! statistics that turn samples into a summary. The static guest agent and the host both
+//! build on it, so it stays a light leaf: serde, thiserror, strum, nothing else heavy.
+
+pub mod arch;
+pub mod cell;
+pub mod cell_id;
+pub mod environment;
+pub mod kconfig;
+pub mod mechanism;
+pub mod names;
+pub mod payload;
+pub mod plan;
+pub mod protocol;
+pub mod schema;
+pub mod stats;
+pub mod summary;
+pub mod symbol;
+pub mod workload;
+
+/// The lab's version, recorded in every result.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,163 @@
+//! The mechanisms' names, as used on the command line and in results. What each one
+//! needs from the kernel and how it is installed is declared in the agent's registry.
+
+use crate::names::UnknownName;
+use strum::{IntoStaticStr, VariantArray};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, IntoStaticStr, VariantArray)]
+#[strum(serialize_all = "kebab-case")]
+pub enum MechanismKind {
+    /// Nothing attached: the cost of the call itself.
+    Baseline,
+    /// kprobe at the function entry (through ftrace where the kernel can).
+    Kprobe,
+    /// kprobe at an instruction inside the function: the breakpoint (int3/BRK) path.
+    KprobeOffset,
+    Kretprobe,
+    /// fprobe entry event (`f:`).
+    Fprobe,
+    /// fprobe exit event (`f: ... %return`).
+    FprobeExit,
+    /// The ftrace `function` tracer filtered to the target.
+    Function,
+    /// The ftrace `function_graph` tracer filtered to the target.
+    FunctionGraph,
+    /// BPF program on a perf-event kprobe at the function entry.
+    BpfKprobe,
+    BpfKretprobe,
+    /// BPF kprobe_multi link (built on fprobe).
+    BpfKprobeMulti,
+    BpfKretprobeMulti,
+    /// BPF trampoline: fentry / fexit / fmod_ret (the last only where the function allows
+    /// error injection).
+    BpfFentry,
+    BpfFexit,
+    BpfFmodRet,
+    /// BPF program on the `syscalls/sys_enter_getppid` tracepoint.
+    BpfTp,
+    /// BPF program on the raw `sys_enter` tracepoint (every syscall, filtered in the
+    /// program to getppid's number).
+    BpfRawTp,
+    /// BTF-typed `sys_enter` tracepoint (tp_btf), same filter.
+    BpfTpBtf,
+}
+
+crate::named!(
+    MechanismKind,
+    "mechanism",
+    more = ", or the sets all, default, bpf"
+);
+
+impl MechanismKind {
+    /// Every mechanism (`--mechanisms all`).
+    pub const ALL: [MechanismKind; 18] = [
+        MechanismKind::Baseline,
+        MechanismKind::Kprobe,
+        MechanismKind::KprobeOffset,
+        MechanismKind::Kretprobe,
+        MechanismKind::Fprobe,
+        MechanismKind::FprobeExit,
+        MechanismKind::Function,
+        MechanismKind::FunctionGraph,
+        MechanismKind::BpfKprobe,
+        MechanismKind::BpfKretprobe,
+        MechanismKind::BpfKprobeMulti,
+        MechanismKind::BpfKretprobeMulti,
+        MechanismKind::BpfFentry,
+        MechanismKind::BpfFexit,
+        MechanismKind::BpfFmodRet,
+        MechanismKind::BpfTp,
+        MechanismKind::BpfRawTp,
+        MechanismKind::BpfTpBtf,
+    ];
+
+    /// The default study (`--mechanisms default`): every tracefs mechanism and the three
+    /// BPF attach paths the trampoline-versus-fprobe-versus-kprobe argument is about. It
+    /// stays short (each cell is a few seconds of an icount guest); `all` adds the rest.
+    pub const DEFAULT: [MechanismKind; 11] = [
+        MechanismKind::Baseline,
+        MechanismKind::Kprobe,
+        MechanismKind::KprobeOffset,
+        MechanismKind::Kretprobe,
+        MechanismKind::Fprobe,
+        MechanismKind::FprobeExit,
+        MechanismKind::Function,
+        MechanismKind::FunctionGraph,
+        MechanismKind::BpfKprobe,
+        MechanismKind::BpfKprobeMulti,
+        MechanismKind::BpfFentry,
+    ];
+
+    /// Every BPF mechanism (`--mechanisms bpf`).
+    pub const BPF: [MechanismKind; 10] = [
+        MechanismKind::BpfKprobe,
+        MechanismKind::BpfKretprobe,
+        MechanismKind::BpfKprobeMulti,
+        MechanismKind::BpfKretprobeMulti,
+        MechanismKind::BpfFentry,
+        MechanismKind::BpfFexit,
+        MechanismKind::BpfFmodRet,
+        MechanismKind::BpfTp,
+        MechanismKind::BpfRawTp,
+        MechanismKind::BpfTpBtf,
+    ];
+
+    /// Whether the mechanism attaches BPF programs, so its cells take the payload and
+    /// stack axes.
+    pub fn is_bpf(self) -> bool {
+        Self::BPF.contains(&self)
+    }
+
+    /// Parses a comma-separated list; `all`, `default` and `bpf` name the sets above.
+    pub fn parse_list(s: &str) -> Result<Vec<MechanismKind>, UnknownName> {
+        match s.trim() {
+            "all" => return Ok(Self::ALL.to_vec()),
+            "default" => return Ok(Self::DEFAULT.to_vec()),
+            "bpf" => return Ok(Self::BPF.to_vec()),
+            _ => {}
+        }
+        s.split(',').map(|m| m.trim().parse()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_through_str_and_serde() {
+        for m in MechanismKind::ALL {
+            assert_eq!(m.name().parse(), Ok(m));
+            let json = serde_json::to_string(&m).expect("json");
+            assert_eq!(json, format!("\"{}\"", m.name()));
+        }
+    }
+
+    #[test]
+    fn parse_list_names_the_bad_entry_and_valid_ones() {
+        assert_eq!(
+            MechanismKind::parse_list("kprobe, fprobe"),
+            Ok(vec![MechanismKind::Kprobe, MechanismKind::Fprobe])
+        );
+        assert_eq!(MechanismKind::parse_list("all").map(|v| v.len()), Ok(18));
+        assert_eq!(MechanismKind::parse_list("bpf").map(|v| v.len()), Ok(10));
+        assert_eq!(
+            MechanismKind::parse_list("default").map(|v| v.len()),
+            Ok(MechanismKind::DEFAULT.len())
+        );
+        assert_eq!(
+            MechanismKind::parse_list("bpf-kprobe-multi,bpf-tp-btf"),
+            Ok(vec![MechanismKind::BpfKprobeMulti, MechanismKind::BpfTpBtf])
+        );
+        for m in MechanismKind::BPF {
+            assert!(m.is_bpf() && m.name().starts_with("bpf-"), "{m}");
+        }
+        let err = MechanismKind::parse_list("kprobe,uprobe")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`uprobe`") && err.contains("function-graph"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,263 @@
+//! What to measure: the plan handed to the agent (in a guest or in-process).
+
+use crate::cell_id::CellId;
+use crate::mechanism::MechanismKind;
+use crate::names::UnknownName;
+use crate::payload::Payload;
+use crate::schema::Unit;
+use crate::symbol::{Symbol, SymbolError};
+use crate::workload::Workload;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Defaults of the study; small enough that an icount guest finishes in minutes.
+pub const DEFAULT_CALLS: u64 = 20_000;
+pub const DEFAULT_REPEATS: u32 = 3;
+/// Pairs per cell in real time: enough for a bootstrap interval of the median.
+pub const DEFAULT_REPEATS_REAL_TIME: u32 = 15;
+/// The largest stack of programs on one function.
+pub const MAX_STACK: u32 = 64;
+
+fn default_payloads() -> Vec<Payload> {
+    vec![Payload::Count]
+}
+
+fn default_stacks() -> Vec<u32> {
+    vec![1]
+}
+
+/// Everything the agent needs to run its cells, serialized into the guest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentPlan {
+    pub mechanisms: Vec<MechanismKind>,
+    pub workload: String,
+    /// Kernel function to trace; None picks the workload's entry point.
+    pub function: Option<String>,
+    /// Calls per timed loop.
+    pub calls: u64,
+    /// Interleaved (baseline, mechanism) pairs per cell.
+    pub repeats: u32,
+    /// What the clock counts in this target (instructions under icount, else ns).
+    pub unit: Unit,
+    /// The kernel's build configuration (`CONFIG_*` → value), when the host knows it; used
+    /// to name the missing option when a mechanism is unsupported.
+    pub kernel_config: BTreeMap<String, String>,
+    /// What BPF programs do (one cell per payload; other mechanisms have none).
+    #[serde(default = "default_payloads")]
+    pub payloads: Vec<Payload>,
+    /// Programs stacked on the function (one cell per value; BPF mechanisms only, the
+    /// others run once, unstacked).
+    #[serde(default = "default_stacks")]
+    pub stacks: Vec<u32>,
+}
+
+/// One cell of a plan: a mechanism, and for BPF its payload and stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CellSpec {
+    pub mechanism: MechanismKind,
+    pub payload: Option<Payload>,
+    pub stack: u32,
+}
+
+impl CellSpec {
+    /// The cell's identity, as every output names it.
+    pub fn id(&self) -> CellId {
+        CellId {
+            mechanism: self.mechanism.name().to_string(),
+            payload: self.payload.map(|p| p.name().to_string()),
+            stack: self.stack,
+        }
+    }
+}
+
+/// A plan that cannot run, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("calls must be at least 1")]
+    NoCalls,
+    #[error("repeats must be at least 1")]
+    NoRepeats,
+    #[error("no mechanisms selected (valid: {})", MechanismKind::valid_names())]
+    NoMechanisms,
+    #[error("mechanism `{0}` is listed twice")]
+    Duplicate(String),
+    #[error("no payloads selected (valid: {})", Payload::valid_names())]
+    NoPayloads,
+    #[error("payload `{0}` is listed twice")]
+    DuplicatePayload(String),
+    #[error("stack sizes must be 1 to {MAX_STACK} programs, each listed once (got {0:?})")]
+    BadStacks(Vec<u32>),
+    #[error(transparent)]
+    Workload(#[from] UnknownName),
+    #[error("--function: {0}")]
+    Function(#[from] SymbolError),
+}
+
+impl AgentPlan {
+    /// Checks the plan before anything runs.
+    pub fn validate(&self) -> Result<(), PlanError> {
+        if self.calls == 0 {
+            return Err(PlanError::NoCalls);
+        }
+        if self.repeats == 0 {
+            return Err(PlanError::NoRepeats);
+        }
+        if self.mechanisms.is_empty() {
+            return Err(PlanError::NoMechanisms);
+        }
+        for (i, m) in self.mechanisms.iter().enumerate() {
+            if self.mechanisms[..i].contains(m) {
+                return Err(PlanError::Duplicate(m.name().to_string()));
+            }
+        }
+        if self.payloads.is_empty() {
+            return Err(PlanError::NoPayloads);
+        }
+        for (i, p) in self.payloads.iter().enumerate() {
+            if self.payloads[..i].contains(p) {
+                return Err(PlanError::DuplicatePayload(p.name().to_string()));
+            }
+        }
+        let repeated = self
+            .stacks
+            .iter()
+            .enumerate()
+            .any(|(i, k)| self.stacks[..i].contains(k));
+        if self.stacks.is_empty()
+            || repeated
+            || self.stacks.iter().any(|&k| k == 0 || k > MAX_STACK)
+        {
+            return Err(PlanError::BadStacks(self.stacks.clone()));
+        }
+        self.workload.parse::<Workload>()?;
+        if let Some(f) = &self.function {
+            Symbol::new(f)?;
+        }
+        Ok(())
+    }
+
+    /// The cells in run order: each mechanism in turn; a BPF mechanism once per
+    /// (payload, stack), every other mechanism once.
+    pub fn cells(&self) -> Vec<CellSpec> {
+        let mut cells = Vec::new();
+        for &m in &self.mechanisms {
+            if !m.is_bpf() {
+                cells.push(CellSpec {
+                    mechanism: m,
+                    payload: None,
+                    stack: 1,
+                });
+                continue;
+            }
+            for &p in &self.payloads {
+                for &k in &self.stacks {
+                    cells.push(CellSpec {
+                        mechanism: m,
+                        payload: Some(p),
+                        stack: k,
+                    });
+                }
+            }
+        }
+        cells
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> AgentPlan {
+        AgentPlan {
+            mechanisms: MechanismKind::ALL.to_vec(),
+            workload: "getppid".into(),
+            function: None,
+            calls: 10,
+            repeats: 2,
+            unit: Unit::Insn,
+            kernel_config: BTreeMap::new(),
+            payloads: vec![Payload::Count],
+            stacks: vec![1],
+        }
+    }
+
+    #[test]
+    fn cells_cross_bpf_mechanisms_with_payloads_and_stacks() {
+        let mut p = plan();
+        p.mechanisms = vec![MechanismKind::Kprobe, MechanismKind::BpfFentry];
+        p.payloads = vec![Payload::Empty, Payload::Record];
+        p.stacks = vec![1, 4];
+        p.validate().expect("valid");
+        let labels: Vec<String> = p.cells().iter().map(|c| c.id().label()).collect();
+        assert_eq!(
+            labels,
+            [
+                "kprobe",
+                "bpf-fentry/empty/k1",
+                "bpf-fentry/empty/k4",
+                "bpf-fentry/record/k1",
+                "bpf-fentry/record/k4"
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_bad_axes() {
+        let mut p = plan();
+        p.payloads = vec![];
+        assert_eq!(p.validate(), Err(PlanError::NoPayloads));
+        p.payloads = vec![Payload::Count, Payload::Count];
+        assert_eq!(
+            p.validate(),
+            Err(PlanError::DuplicatePayload("count".into()))
+        );
+        for stacks in [vec![], vec![0], vec![2, 2], vec![MAX_STACK + 1]] {
+            let mut p = plan();
+            p.stacks = stacks.clone();
+            assert_eq!(p.validate(), Err(PlanError::BadStacks(stacks)));
+        }
+    }
+
+    #[test]
+    fn plans_without_axes_read_as_count_unstacked() {
+        let mut json = serde_json::to_value(plan()).expect("json");
+        let obj = json.as_object_mut().expect("object");
+        obj.remove("payloads");
+        obj.remove("stacks");
+        let p: AgentPlan = serde_json::from_value(json).expect("parse");
+        assert_eq!((p.payloads, p.stacks), (vec![Payload::Count], vec![1]));
+    }
+
+    #[test]
+    fn default_plan_is_valid_and_round_trips() {
+        let p = plan();
+        p.validate().expect("valid");
+        let json = serde_json::to_string(&p).expect("json");
+        assert!(json.contains("\"function-graph\""), "{json}");
+        assert_eq!(serde_json::from_str::<AgentPlan>(&json).expect("parse"), p);
+    }
+
+    #[test]
+    fn rejects_bad_plans() {
+        let mut p = plan();
+        p.calls = 0;
+        assert_eq!(p.validate(), Err(PlanError::NoCalls));
+        let mut p = plan();
+        p.mechanisms = vec![MechanismKind::Kprobe, MechanismKind::Kprobe];
+        assert_eq!(p.validate(), Err(PlanError::Duplicate("kprobe".into())));
+        let mut p = plan();
+        p.function = Some("x\np:evil do_exit".into());
+        assert!(matches!(p.validate(), Err(PlanError::Function(_))));
+        let mut p = plan();
+        p.workload = "fork".into();
+        assert!(p.validate().unwrap_err().to_string().contains("getppid"));
+    }
+
+    #[test]
+    fn malformed_plan_json_is_an_error() {
+        let err = serde_json::from_str::<AgentPlan>(r#"{"mechanisms":["kprobe-multi"]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("kprobe-multi"), "{err}");
+    }
+}

@@ -1,0 +1,196 @@
+//! The results schema, defined once: what the agent reports for a cell and what the lab
+//! stores. Every figure travels with its [`Unit`].
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+fn one() -> u32 {
+    1
+}
+
+/// Version of the stored results format; bump on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Outcome of one cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Measured, and the mechanism was verified to fire on every measured call.
+    Ok,
+    /// The kernel lacks the mechanism; `reason` names what is missing.
+    Unsupported,
+    /// Something went wrong (attach, verification, guest); `reason` says what.
+    Failed,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Unsupported => "unsupported",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The unit of every time-like figure in a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unit {
+    /// Guest instructions: QEMU `-icount shift=0` advances guest time 1 ns per instruction.
+    Insn,
+    /// Real (monotonic) nanoseconds.
+    Ns,
+}
+
+impl Unit {
+    pub fn name(self) -> &'static str {
+        match self {
+            Unit::Insn => "insn",
+            Unit::Ns => "ns",
+        }
+    }
+}
+
+impl fmt::Display for Unit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which half of an interleaved pair a sample belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// The mechanism installed but disarmed.
+    Baseline,
+    /// The mechanism armed.
+    Mechanism,
+}
+
+/// One timed loop: `calls` calls of the workload took `elapsed` (in the cell's unit).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub repeat: u32,
+    pub phase: Phase,
+    pub calls: u64,
+    pub elapsed: u64,
+    /// Events the mechanism produced during this loop (None for the baseline mechanism).
+    pub fired: Option<u64>,
+    /// Perf counters over the loop (name → count, user + kernel); empty where the PMU
+    /// offers none. A counter the PMU lacks is absent, never zero.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// What the agent measured for one mechanism: raw samples and the proof of firing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measured {
+    pub mechanism: String,
+    /// What the attached program does (BPF mechanisms: `empty`, `count`, `record`).
+    #[serde(default)]
+    pub payload: Option<String>,
+    /// How many programs/probes are attached to the function at once.
+    #[serde(default = "one")]
+    pub stack: u32,
+    pub workload: String,
+    /// The kernel function traced, as the kernel names it.
+    pub function: Option<String>,
+    /// What was attached, as written to tracefs (probe line, tracer and filter).
+    pub attach: Option<String>,
+    pub status: Status,
+    pub reason: Option<String>,
+    pub unit: Unit,
+    /// Calls per timed loop.
+    pub calls: u64,
+    /// Events the mechanism must produce per call (1, or 2 for function_graph).
+    pub events_per_call: Option<u64>,
+    /// Verified events over all mechanism loops.
+    pub fired: Option<u64>,
+    pub samples: Vec<Sample>,
+    /// The kernel's own statistics of the attached BPF programs, one entry per repeat
+    /// (empty for mechanisms the kernel keeps none for).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernel_stats: Vec<KernelStatsLoop>,
+}
+
+/// One loop of `calls` calls run after a repeat's armed loop with the kernel's BPF
+/// statistics on (`BPF_ENABLE_STATS`): the kernel's `run_cnt`/`run_time_ns` of our programs
+/// over it. Its elapsed time is not in the summary: statistics add two clock reads per
+/// program run. `run_time_ns` excludes the dispatch (trampoline, kprobe, fprobe) cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KernelStatsLoop {
+    pub calls: u64,
+    /// Elapsed time of the loop, in the cell's unit.
+    pub elapsed: u64,
+    /// Programs attached (the stack).
+    pub programs: u32,
+    /// Program runs over all programs, as the kernel counted them (verified against calls).
+    pub run_cnt: u64,
+    /// Time inside the programs as the kernel measured it (guest `sched_clock`: one ns per
+    /// instruction under icount).
+    pub run_time_ns: u64,
+    pub recursion_misses: u64,
+    /// Runs the kernel adds beyond the workload's calls (programs on every syscall also
+    /// run for the agent's own statistics reads), included in `run_cnt`.
+    #[serde(default)]
+    pub extra_runs: u64,
+}
+
+impl Measured {
+    /// A cell that produced no samples.
+    pub fn without_samples(
+        mechanism: &str,
+        workload: &str,
+        unit: Unit,
+        status: Status,
+        reason: String,
+    ) -> Self {
+        Measured {
+            mechanism: mechanism.to_string(),
+            payload: None,
+            stack: 1,
+            workload: workload.to_string(),
+            function: None,
+            attach: None,
+            status,
+            reason: Some(reason),
+            unit,
+            calls: 0,
+            events_per_call: None,
+            fired: None,
+            samples: Vec::new(),
+            kernel_stats: Vec::new(),
+        }
+    }
+}
+
+/// Where and on what a cell ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellContext {
+    /// `local` or `vm:<arch>/<version>`.
+    pub target: String,
+    pub arch: String,
+    /// The kernel's label (`6.12`, or `local`).
+    pub kernel: String,
+    /// `uname -r` inside the target, when it got that far.
+    pub kernel_release: Option<String>,
+}
+
+impl Measured {
+    /// The cell's identity.
+    pub fn id(&self) -> crate::cell_id::CellId {
+        crate::cell_id::CellId {
+            mechanism: self.mechanism.clone(),
+            payload: self.payload.clone(),
+            stack: self.stack,
+        }
+    }
+}

@@ -1,0 +1,550 @@
+//! `tracelab compare`: per cell, how a candidate run differs from a baseline run, and a
+//! verdict a CI job can act on.
+//!
+//! Cells are matched by [`CellKey`] (arch, kernel, mechanism, payload, stack, workload).
+//! The figure compared is the per-call `overhead`; its interval is the summary's bootstrap
+//! confidence interval when stored, else the min..max over repeats. A cell is
+//! *regressed* when its overhead grew by more than the threshold **and** the two intervals
+//! do not overlap (the lower end of the change's interval is above zero); *improved*
+//! symmetrically; otherwise *unchanged*. Cells whose figures cannot be put side by side
+//! (other unit, kernel release, kernel config or traced function; a status other than
+//! `ok` on either side; a cell on one side only) are *not comparable*, with the reason.
+//!
+//! Everything here is a pure function of loaded runs; [`render`] turns the result into
+//! Markdown, JSON or a table.
+
+pub mod render;
+
+use crate::dataset::Run;
+use crate::results::row::finite;
+use crate::results::RunMeta;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use tracelab_model::cell::Cell;
+use tracelab_model::schema::{Status, Unit};
+
+/// What identifies "the same cell" across runs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct CellKey {
+    pub arch: String,
+    pub kernel: String,
+    pub mechanism: String,
+    pub payload: Option<String>,
+    pub stack: u32,
+    pub workload: String,
+}
+
+impl CellKey {
+    pub fn of(cell: &Cell) -> CellKey {
+        CellKey {
+            arch: cell.context.arch.clone(),
+            kernel: cell.context.kernel.clone(),
+            mechanism: cell.measured.mechanism.clone(),
+            payload: cell.measured.payload.clone(),
+            stack: cell.measured.stack,
+            workload: cell.measured.workload.clone(),
+        }
+    }
+}
+
+impl fmt::Display for CellKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{} {}", self.arch, self.kernel, self.mechanism)?;
+        if let Some(p) = &self.payload {
+            write!(f, " payload={p}")?;
+        }
+        if self.stack != 1 {
+            write!(f, " stack={}", self.stack)?;
+        }
+        write!(f, " ({})", self.workload)
+    }
+}
+
+/// When a change counts: more than `relative` × |baseline overhead|, and at least `floor`
+/// per call (in the cell's own unit), so that a near-zero baseline does not turn noise
+/// into a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Threshold {
+    pub relative: f64,
+    pub floor: f64,
+}
+
+impl Default for Threshold {
+    fn default() -> Self {
+        Threshold {
+            relative: 0.05,
+            floor: 1.0,
+        }
+    }
+}
+
+impl Threshold {
+    /// The smallest change (absolute, in the cell's unit) that counts against `baseline`.
+    pub fn minimum_change(&self, baseline: f64) -> f64 {
+        (self.relative * baseline.abs()).max(self.floor)
+    }
+}
+
+/// Parses a relative threshold: `5%`, `0.05` or `5 %`. Errors say what is accepted.
+pub fn parse_relative(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let (number, scale) = match t.strip_suffix('%') {
+        Some(n) => (n.trim(), 0.01),
+        None => (t, 1.0),
+    };
+    match number.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x * scale),
+        _ => Err(format!(
+            "invalid threshold `{s}`: give a non-negative fraction or percentage, e.g. 5% or 0.05"
+        )),
+    }
+}
+
+/// Parses an absolute floor (per call, in each cell's unit).
+pub fn parse_floor(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err(format!(
+            "invalid floor `{s}`: give a non-negative number of insn or ns per call, e.g. 1 or 0.5"
+        )),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Regressed,
+    Improved,
+    NotComparable,
+    Unchanged,
+}
+
+impl Verdict {
+    pub const ALL: [Verdict; 4] = [
+        Verdict::Regressed,
+        Verdict::Improved,
+        Verdict::NotComparable,
+        Verdict::Unchanged,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Regressed => "regressed",
+            Verdict::Improved => "improved",
+            Verdict::NotComparable => "not comparable",
+            Verdict::Unchanged => "unchanged",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where an interval came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntervalKind {
+    /// The summary's bootstrap 95% confidence interval of the median overhead.
+    Ci95,
+    /// Smallest..largest paired overhead over repeats (no CI stored).
+    MinMax,
+}
+
+/// A closed interval around a figure, in the cell's unit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Interval {
+    pub low: f64,
+    pub high: f64,
+    pub kind: IntervalKind,
+}
+
+/// One side of a comparison: what the cell says, reduced to what the verdict needs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Side {
+    pub run_id: String,
+    pub unit: Unit,
+    pub status: Status,
+    pub reason: Option<String>,
+    pub kernel_release: Option<String>,
+    pub function: Option<String>,
+    /// Median per-call overhead; None without a summary.
+    pub overhead: Option<f64>,
+    pub interval: Option<Interval>,
+    #[serde(skip)]
+    pub kernel_config: BTreeMap<String, String>,
+}
+
+impl Side {
+    pub fn of(meta: &RunMeta, cell: &Cell) -> Side {
+        let s = cell.summary.as_ref();
+        Side {
+            run_id: meta.run_id.clone(),
+            unit: cell.measured.unit,
+            status: cell.measured.status,
+            reason: cell.measured.reason.clone(),
+            kernel_release: cell
+                .context
+                .kernel_release
+                .clone()
+                .or_else(|| meta.kernel_release.clone()),
+            function: cell.measured.function.clone(),
+            overhead: s.and_then(|s| finite(s.overhead)),
+            interval: s.and_then(|s| {
+                interval(
+                    s.overhead_ci_low,
+                    s.overhead_ci_high,
+                    s.overhead_min,
+                    s.overhead_max,
+                )
+            }),
+            kernel_config: meta.kernel_config.clone(),
+        }
+    }
+}
+
+/// The CI when both ends are stored and finite, else min..max; either way ordered.
+pub fn interval(ci_low: Option<f64>, ci_high: Option<f64>, min: f64, max: f64) -> Option<Interval> {
+    let ordered = |a: f64, b: f64, kind| {
+        (a.is_finite() && b.is_finite()).then(|| Interval {
+            low: a.min(b),
+            high: a.max(b),
+            kind,
+        })
+    };
+    match (ci_low, ci_high) {
+        (Some(lo), Some(hi)) => {
+            ordered(lo, hi, IntervalKind::Ci95).or_else(|| ordered(min, max, IntervalKind::MinMax))
+        }
+        _ => ordered(min, max, IntervalKind::MinMax),
+    }
+}
+
+/// The outcome for one key.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    #[serde(flatten)]
+    pub key: CellKey,
+    pub verdict: Verdict,
+    /// Why not comparable, or a note on an unchanged cell.
+    pub reason: Option<String>,
+    /// The unit of every figure below (None only when the sides disagree).
+    pub unit: Option<Unit>,
+    pub baseline: Option<Side>,
+    pub candidate: Option<Side>,
+    /// candidate − baseline overhead per call.
+    pub change: Option<f64>,
+    /// change / |baseline overhead|; None when the baseline overhead is 0.
+    pub relative_change: Option<f64>,
+    /// The interval of the change: candidate interval minus baseline interval.
+    pub change_low: Option<f64>,
+    pub change_high: Option<f64>,
+    /// The smallest change that would have counted (threshold applied to this cell).
+    pub minimum_change: Option<f64>,
+}
+
+/// Judges one matched pair. Pure: no I/O, no global state.
+pub fn judge(key: CellKey, base: Side, cand: Side, threshold: &Threshold) -> Comparison {
+    let mut c = Comparison {
+        key,
+        verdict: Verdict::NotComparable,
+        reason: None,
+        unit: (base.unit == cand.unit).then_some(base.unit),
+        baseline: None,
+        candidate: None,
+        change: None,
+        relative_change: None,
+        change_low: None,
+        change_high: None,
+        minimum_change: None,
+    };
+    if let Some(why) = not_comparable(&base, &cand) {
+        c.reason = Some(why);
+        c.baseline = Some(base);
+        c.candidate = Some(cand);
+        return c;
+    }
+    // not_comparable() has checked that both overheads and intervals are present.
+    let (Some(b), Some(k), Some(bi), Some(ki)) =
+        (base.overhead, cand.overhead, base.interval, cand.interval)
+    else {
+        c.reason = Some("no overhead to compare".into());
+        return c;
+    };
+    let change = k - b;
+    let (low, high) = (ki.low - bi.high, ki.high - bi.low);
+    let minimum = threshold.minimum_change(b);
+    c.verdict = if change > minimum && low > 0.0 {
+        Verdict::Regressed
+    } else if change < -minimum && high < 0.0 {
+        Verdict::Improved
+    } else {
+        if change.abs() > minimum {
+            c.reason = Some("change beyond the threshold, but the intervals overlap".into());
+        }
+        Verdict::Unchanged
+    };
+    c.change = Some(change);
+    c.relative_change = (b != 0.0).then(|| change / b.abs());
+    c.change_low = Some(low);
+    c.change_high = Some(high);
+    c.minimum_change = Some(minimum);
+    c.baseline = Some(base);
+    c.candidate = Some(cand);
+    c
+}
+
+/// Why two sides cannot be compared, or None when they can.
+pub fn not_comparable(base: &Side, cand: &Side) -> Option<String> {
+    if base.unit != cand.unit {
+        return Some(format!(
+            "different units: {} in the baseline, {} in the candidate",
+            base.unit, cand.unit
+        ));
+    }
+    for (side, s) in [("baseline", base), ("candidate", cand)] {
+        if s.status != Status::Ok {
+            let why = s
+                .reason
+                .as_deref()
+                .map(crate::results::row::one_line)
+                .unwrap_or_else(|| "no reason recorded".into());
+            return Some(format!("{side} is {} ({why})", s.status));
+        }
+    }
+    if let (Some(a), Some(b)) = (&base.kernel_release, &cand.kernel_release) {
+        if a != b {
+            return Some(format!("different kernel releases: {a} → {b}"));
+        }
+    }
+    let config = config_changes(&base.kernel_config, &cand.kernel_config);
+    if !config.is_empty() {
+        return Some(format!("different kernel config: {}", config.join(", ")));
+    }
+    if let (Some(a), Some(b)) = (&base.function, &cand.function) {
+        if a != b {
+            return Some(format!("different traced functions: {a} → {b}"));
+        }
+    }
+    for (side, s) in [("baseline", base), ("candidate", cand)] {
+        if s.overhead.is_none() || s.interval.is_none() {
+            return Some(format!("{side} has no summary (no finite overhead)"));
+        }
+    }
+    None
+}
+
+/// Options recorded on both sides with different values (`CONFIG_FPROBE: y → n`). An
+/// option only one side recorded (a newer lab records more) is not a difference.
+pub fn config_changes(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> Vec<String> {
+    a.iter()
+        .filter_map(|(k, va)| {
+            let vb = b.get(k)?;
+            (va != vb).then(|| format!("{k}: {va} → {vb}"))
+        })
+        .collect()
+}
+
+/// The whole comparison of two sets of runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CompareReport {
+    pub baseline: String,
+    pub candidate: String,
+    pub threshold: Threshold,
+    /// How many cells got each verdict.
+    pub counts: BTreeMap<String, usize>,
+    /// Differences between the environments of matched runs (QEMU version, CPU model,
+    /// agent binary, calls, repeats): not verdicts, but what a reader should know.
+    pub environment: Vec<String>,
+    /// Sorted by verdict (regressed first), then key.
+    pub cells: Vec<Comparison>,
+}
+
+impl CompareReport {
+    pub fn regressions(&self) -> usize {
+        self.cells
+            .iter()
+            .filter(|c| c.verdict == Verdict::Regressed)
+            .count()
+    }
+}
+
+/// Matches the cells of two sets of runs by key and judges each pair.
+pub fn compare(
+    baseline_label: &str,
+    baseline: &[Run],
+    candidate_label: &str,
+    candidate: &[Run],
+    threshold: &Threshold,
+) -> CompareReport {
+    let base = index(baseline);
+    let cand = index(candidate);
+    let mut keys: Vec<&CellKey> = base.keys().chain(cand.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut cells = Vec::with_capacity(keys.len());
+    for key in keys {
+        let b = base.get(key).map(Vec::as_slice).unwrap_or_default();
+        let k = cand.get(key).map(Vec::as_slice).unwrap_or_default();
+        cells.push(match (b, k) {
+            ([(bm, bc)], [(km, kc)]) => {
+                judge(key.clone(), Side::of(bm, bc), Side::of(km, kc), threshold)
+            }
+            _ => unmatched(key, b, k),
+        });
+    }
+    cells.sort_by(|a, b| (a.verdict, &a.key).cmp(&(b.verdict, &b.key)));
+    let mut counts: BTreeMap<String, usize> = Verdict::ALL
+        .iter()
+        .map(|v| (v.name().replace(' ', "_"), 0))
+        .collect();
+    for c in &cells {
+        *counts
+            .entry(c.verdict.name().replace(' ', "_"))
+            .or_default() += 1;
+    }
+    CompareReport {
+        baseline: baseline_label.to_string(),
+        candidate: candidate_label.to_string(),
+        threshold: *threshold,
+        counts,
+        environment: environment_changes(baseline, candidate),
+        cells,
+    }
+}
+
+type Indexed<'a> = BTreeMap<CellKey, Vec<(&'a RunMeta, &'a Cell)>>;
+
+fn index(runs: &[Run]) -> Indexed<'_> {
+    let mut map: Indexed<'_> = BTreeMap::new();
+    for run in runs {
+        for cell in &run.cells {
+            map.entry(CellKey::of(cell))
+                .or_default()
+                .push((&run.meta, cell));
+        }
+    }
+    map
+}
+
+/// A key present on one side only, or more than once on a side.
+fn unmatched(key: &CellKey, base: &[(&RunMeta, &Cell)], cand: &[(&RunMeta, &Cell)]) -> Comparison {
+    let reason = match (base.len(), cand.len()) {
+        (0, _) => "only in the candidate".to_string(),
+        (_, 0) => "only in the baseline".to_string(),
+        (b, c) => format!(
+            "ambiguous: the cell appears {b} time(s) in the baseline and {c} in the candidate"
+        ),
+    };
+    let one = |xs: &[(&RunMeta, &Cell)]| match xs {
+        [(m, c)] => Some(Side::of(m, c)),
+        _ => None,
+    };
+    let (b, c) = (one(base), one(cand));
+    Comparison {
+        key: key.clone(),
+        verdict: Verdict::NotComparable,
+        reason: Some(reason),
+        unit: b.as_ref().or(c.as_ref()).map(|s| s.unit),
+        baseline: b,
+        candidate: c,
+        change: None,
+        relative_change: None,
+        change_low: None,
+        change_high: None,
+        minimum_change: None,
+    }
+}
+
+/// Environment fields that differ between runs of the same (arch, kernel).
+fn environment_changes(baseline: &[Run], candidate: &[Run]) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in baseline {
+        for c in candidate
+            .iter()
+            .filter(|c| c.meta.arch == b.meta.arch && c.meta.kernel == b.meta.kernel)
+        {
+            let (bm, cm) = (&b.meta, &c.meta);
+            let extra = |m: &RunMeta, k: &str| {
+                m.extra
+                    .get(k)
+                    .and_then(|v| v.as_str())
+                    .map(|s| s.chars().take(16).collect::<String>())
+            };
+            let fields = [
+                ("mode", Some(bm.mode.clone()), Some(cm.mode.clone())),
+                ("qemu", bm.qemu_version.clone(), cm.qemu_version.clone()),
+                ("cpu", Some(bm.cpu.clone()), Some(cm.cpu.clone())),
+                (
+                    "calls",
+                    Some(bm.calls.to_string()),
+                    Some(cm.calls.to_string()),
+                ),
+                (
+                    "repeats",
+                    Some(bm.repeats.to_string()),
+                    Some(cm.repeats.to_string()),
+                ),
+                (
+                    "agent sha256",
+                    extra(bm, "agent_sha256"),
+                    extra(cm, "agent_sha256"),
+                ),
+            ];
+            for (name, x, y) in fields {
+                if let (Some(x), Some(y)) = (x, y) {
+                    if x != y {
+                        out.push(format!("{}/{}: {name} {x} → {y}", bm.arch, bm.kernel));
+                    }
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests;
+
+/// `tracelab compare` flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CompareArgs {
+    /// The reference: a results directory or a dataset directory.
+    pub baseline: std::path::PathBuf,
+    /// What is judged against it: a results directory or a dataset directory.
+    pub candidate: std::path::PathBuf,
+    /// Smallest relative change of the overhead that counts (e.g. 5% or 0.05).
+    #[arg(long, default_value = "5%", value_parser = parse_relative)]
+    pub threshold: f64,
+    /// Smallest absolute change that counts, per call in each cell's unit (insn or ns).
+    #[arg(long, default_value = "1", value_parser = parse_floor)]
+    pub floor: f64,
+    /// markdown, json or table.
+    #[arg(long, default_value = "table")]
+    pub format: String,
+}
+
+/// Runs `tracelab compare`: prints the comparison; exit code 1 when a cell regressed.
+pub fn main(args: &CompareArgs) -> anyhow::Result<i32> {
+    let format: render::CompareFormat = args.format.parse()?;
+    let baseline = crate::dataset::load(&args.baseline)?;
+    let candidate = crate::dataset::load(&args.candidate)?;
+    let threshold = Threshold {
+        relative: args.threshold,
+        floor: args.floor,
+    };
+    let report = compare(
+        &args.baseline.display().to_string(),
+        &baseline,
+        &args.candidate.display().to_string(),
+        &candidate,
+        &threshold,
+    );
+    print!("{}", render::render(&report, format)?);
+    Ok(if report.regressions() > 0 { 1 } else { 0 })
+}

@@ -1,0 +1,239 @@
+//! Runs a guest and reads the agent's records from its console, with timeouts.
+
+use anyhow::{Context, Result};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tracelab_model::protocol::{decode, Line, Record};
+
+/// Console lines kept to explain a failure.
+const TAIL_LINES: usize = 80;
+
+/// What the host sees on the console.
+#[derive(Debug)]
+pub enum Event {
+    Record(Record),
+    /// A framed line with a bad checksum or JSON.
+    Garbled(String),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// From start until the agent says hello.
+    pub boot: Duration,
+    /// Between two records once the agent runs.
+    pub record: Duration,
+}
+
+/// How a guest run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// The agent reported `done`.
+    Done,
+    /// QEMU exited before `done`.
+    Exited(String),
+    /// A timeout hit; QEMU was killed.
+    TimedOut(String),
+    /// The guest kernel panicked.
+    Panicked,
+}
+
+impl Ending {
+    /// Why cells without a record have none.
+    pub fn reason(&self) -> String {
+        match self {
+            Ending::Done => "the agent finished without reporting this cell".into(),
+            Ending::Exited(why) => format!("the guest exited before reporting this cell ({why})"),
+            Ending::TimedOut(why) => format!("timeout: {why}"),
+            Ending::Panicked => "the guest kernel panicked".into(),
+        }
+    }
+}
+
+pub struct Outcome {
+    pub ending: Ending,
+    /// The last console lines, for failed cells.
+    pub tail: Vec<String>,
+}
+
+/// Kills the guest on every exit path, including a panic in the host.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `cmd` and hands each record to `on_event` as it arrives.
+pub fn run(
+    mut cmd: Command,
+    timeouts: Timeouts,
+    on_event: &mut dyn FnMut(Event) -> Result<()>,
+) -> Result<Outcome> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = ChildGuard(
+        cmd.spawn()
+            .with_context(|| format!("starting {:?}", cmd.get_program()))?,
+    );
+    let (tx, rx) = mpsc::channel::<String>();
+    let stdout = child.0.stdout.take().context("guest stdout")?;
+    let stderr = child.0.stderr.take().context("guest stderr")?;
+    let tx2 = tx.clone();
+    std::thread::spawn(move || forward(BufReader::new(stdout), tx));
+    std::thread::spawn(move || forward(BufReader::new(stderr), tx2));
+
+    let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);
+    let mut hello = false;
+    let mut deadline = Instant::now() + timeouts.boot;
+    let mut panicked = false;
+    let ending = loop {
+        let now = Instant::now();
+        let wait = deadline.saturating_duration_since(now);
+        match rx.recv_timeout(wait) {
+            Ok(line) => {
+                if tail.len() == TAIL_LINES {
+                    tail.pop_front();
+                }
+                tail.push_back(line.clone());
+                if line.contains("Kernel panic - not syncing") {
+                    panicked = true;
+                }
+                let event = match decode(&line) {
+                    Line::Record(r) => Event::Record(*r),
+                    Line::Garbled(why) => Event::Garbled(why),
+                    Line::Other => continue,
+                };
+                let done = matches!(event, Event::Record(Record::Done));
+                hello |= matches!(event, Event::Record(Record::Hello { .. }));
+                on_event(event)?;
+                if done {
+                    break Ending::Done;
+                }
+                deadline = Instant::now()
+                    + if hello {
+                        timeouts.record
+                    } else {
+                        timeouts.boot
+                    };
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let what = if hello {
+                    format!(
+                        "no result from the agent for {} s",
+                        timeouts.record.as_secs()
+                    )
+                } else {
+                    format!(
+                        "the agent did not start within {} s",
+                        timeouts.boot.as_secs()
+                    )
+                };
+                break Ending::TimedOut(what);
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = wait_exit(&mut child.0);
+                break if panicked {
+                    Ending::Panicked
+                } else {
+                    Ending::Exited(status)
+                };
+            }
+        }
+    };
+    Ok(Outcome {
+        ending,
+        tail: tail.into_iter().collect(),
+    })
+}
+
+fn wait_exit(child: &mut Child) -> String {
+    match child.wait() {
+        Ok(s) => describe(s),
+        Err(e) => format!("wait failed: {e}"),
+    }
+}
+
+fn describe(s: ExitStatus) -> String {
+    match s.code() {
+        Some(c) => format!("QEMU exit status {c}"),
+        None => "QEMU killed by a signal".into(),
+    }
+}
+
+fn forward(reader: impl BufRead, tx: mpsc::Sender<String>) {
+    // Lines are read as bytes: a console may carry invalid UTF-8.
+    for line in reader.split(b'\n') {
+        let Ok(line) = line else { break };
+        let text = String::from_utf8_lossy(&line)
+            .trim_end_matches('\r')
+            .to_string();
+        if tx.send(text).is_err() {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracelab_model::protocol::encode;
+
+    fn timeouts(secs: u64) -> Timeouts {
+        Timeouts {
+            boot: Duration::from_secs(secs),
+            record: Duration::from_secs(secs),
+        }
+    }
+
+    fn sh(script: &str) -> Command {
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(script);
+        c
+    }
+
+    #[test]
+    fn reads_records_until_done() {
+        let hello = encode(&Record::Hello {
+            kernel_release: "6.12".into(),
+            machine: "x86_64".into(),
+            agent_version: "0".into(),
+            function: None,
+            cpu: Some(0),
+            counters_absent: Default::default(),
+            leftovers_removed: Vec::new(),
+            environment: None,
+        });
+        let script = format!("echo 'boot noise'; echo '{hello}'; echo '@@tracelab 00000000 {{}}'; echo '{}'; sleep 5", encode(&Record::Done));
+        let mut events = Vec::new();
+        let out = run(sh(&script), timeouts(10), &mut |e| {
+            events.push(e);
+            Ok(())
+        })
+        .expect("run");
+        assert_eq!(out.ending, Ending::Done);
+        assert_eq!(events.len(), 3);
+        assert!(matches!(events[1], Event::Garbled(_)));
+        assert!(out.tail.iter().any(|l| l == "boot noise"));
+    }
+
+    #[test]
+    fn times_out_and_detects_exit_and_panic() {
+        let out = run(sh("sleep 30"), timeouts(1), &mut |_| Ok(())).expect("run");
+        assert!(matches!(out.ending, Ending::TimedOut(ref w) if w.contains("did not start")));
+        let out = run(sh("echo hi; exit 3"), timeouts(10), &mut |_| Ok(())).expect("run");
+        assert_eq!(out.ending, Ending::Exited("QEMU exit status 3".into()));
+        let out = run(
+            sh("echo '[ 1.0] Kernel panic - not syncing: VFS'"),
+            timeouts(10),
+            &mut |_| Ok(()),
+        )
+        .expect("run");
+        assert_eq!(out.ending, Ending::Panicked);
+    }
+}

@@ -1,0 +1,212 @@
+//! The QEMU command line for a measurement guest.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::process::Command;
+use tracelab_model::arch::Arch;
+use tracelab_model::schema::Unit;
+
+/// How guest time relates to real time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// `-icount shift=0,sleep=off`: 1 guest ns per instruction, deterministic (TCG only).
+    Icount,
+    /// Real time: KVM when usable, else TCG. Noisy, in ns.
+    Wall,
+}
+
+impl Mode {
+    pub fn unit(self) -> Unit {
+        match self {
+            Mode::Icount => Unit::Insn,
+            Mode::Wall => Unit::Ns,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Icount => "icount",
+            Mode::Wall => "wall",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Mode> {
+        match s {
+            "icount" => Ok(Mode::Icount),
+            "wall" => Ok(Mode::Wall),
+            _ => bail!("unknown mode `{s}` (valid: icount, wall)"),
+        }
+    }
+
+    /// What the cells' clock counts, for the results.
+    pub fn clock(self) -> &'static str {
+        match self {
+            Mode::Icount => {
+                "guest CLOCK_MONOTONIC under -icount shift=0,sleep=off: 1 ns = 1 instruction"
+            }
+            Mode::Wall => "guest CLOCK_MONOTONIC (real time)",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    Tcg,
+    Kvm,
+}
+
+impl Accel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Accel::Tcg => "tcg",
+            Accel::Kvm => "kvm",
+        }
+    }
+}
+
+/// Everything that decides what a guest measures; recorded with the results.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub arch: Arch,
+    pub mode: Mode,
+    pub accel: Accel,
+    pub memory_mib: u32,
+    /// Seeds the guest's random numbers (`-seed`), so every boot lays out the same.
+    pub seed: u64,
+}
+
+impl Setup {
+    pub fn new(arch: Arch, mode: Mode, accel: Accel) -> Setup {
+        Setup {
+            arch,
+            mode,
+            accel,
+            memory_mib: 1024,
+            seed: 1,
+        }
+    }
+
+    pub fn binary(&self) -> &'static str {
+        match self.arch {
+            Arch::X86_64 => "qemu-system-x86_64",
+            Arch::Arm64 => "qemu-system-aarch64",
+        }
+    }
+
+    /// The CPU model and flags. On arm64, SVE/SME off: with SVE a process whose libc
+    /// touched it pays a state flush on each syscall until a context switch, which made the
+    /// baseline jump between boots; impdef pointer auth is cheap to emulate.
+    pub fn cpu(&self) -> &'static str {
+        match (self.arch, self.accel) {
+            (_, Accel::Kvm) => "host",
+            (Arch::X86_64, Accel::Tcg) => "max",
+            (Arch::Arm64, Accel::Tcg) => "max,sve=off,sme=off,pauth-impdef=on",
+        }
+    }
+
+    /// The kernel command line: quiet (the console carries the agent's records), no
+    /// randomized layout, no background crypto self-tests (they made first measurements
+    /// 2-3x too high), and a panic ends the guest at once.
+    pub fn kernel_cmdline(&self) -> String {
+        let console = match self.arch {
+            Arch::X86_64 => "ttyS0",
+            Arch::Arm64 => "ttyAMA0",
+        };
+        format!("console={console} quiet loglevel=1 nokaslr norandmaps cryptomgr.notests=1 panic=-1 rdinit=/init")
+    }
+
+    pub fn args(&self, kernel: &Path, initrd: &Path) -> Vec<String> {
+        let mut a: Vec<String> = Vec::new();
+        let mut push = |xs: &[&str]| a.extend(xs.iter().map(|s| s.to_string()));
+        if self.arch == Arch::Arm64 {
+            push(&["-M", "virt"]);
+        }
+        push(&["-accel", self.accel.name(), "-cpu", self.cpu(), "-smp", "1"]);
+        push(&[
+            "-m",
+            &self.memory_mib.to_string(),
+            "-seed",
+            &self.seed.to_string(),
+        ]);
+        if self.mode == Mode::Icount {
+            push(&["-icount", "shift=0,sleep=off"]);
+        }
+        push(&[
+            "-nographic",
+            "-no-reboot",
+            "-nodefaults",
+            "-serial",
+            "stdio",
+        ]);
+        push(&[
+            "-kernel",
+            &kernel.to_string_lossy(),
+            "-initrd",
+            &initrd.to_string_lossy(),
+        ]);
+        push(&["-append", &self.kernel_cmdline()]);
+        a
+    }
+
+    pub fn command(&self, kernel: &Path, initrd: &Path) -> Command {
+        let mut c = Command::new(self.binary());
+        c.args(self.args(kernel, initrd));
+        c
+    }
+}
+
+/// The first line of `qemu-system-* --version`.
+pub fn version(binary: &str) -> Result<String> {
+    let out = Command::new(binary).arg("--version").output().with_context(|| {
+        format!("{binary} not found: install QEMU (run scripts/install-deps, or apt-get install qemu-system-x86 qemu-system-arm)")
+    })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text.lines().next().unwrap_or("unknown").trim().to_string())
+}
+
+/// KVM is worth trying only for the host's own arch and when /dev/kvm opens read-write.
+pub fn kvm_usable(arch: Arch) -> bool {
+    Arch::this() == Some(arch)
+        && std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+            .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn icount_guest_args() {
+        let s = Setup::new(Arch::Arm64, Mode::Icount, Accel::Tcg);
+        let a = s.args(Path::new("/k"), Path::new("/i")).join(" ");
+        assert!(
+            a.starts_with("-M virt -accel tcg -cpu max,sve=off,sme=off,pauth-impdef=on"),
+            "{a}"
+        );
+        assert!(
+            a.contains("-icount shift=0,sleep=off") && a.contains("-seed 1"),
+            "{a}"
+        );
+        assert!(
+            a.contains("console=ttyAMA0") && a.contains("cryptomgr.notests=1"),
+            "{a}"
+        );
+        let w = Setup::new(Arch::X86_64, Mode::Wall, Accel::Kvm)
+            .args(Path::new("/k"), Path::new("/i"))
+            .join(" ");
+        assert!(
+            !w.contains("icount") && w.contains("-accel kvm -cpu host") && w.contains("ttyS0"),
+            "{w}"
+        );
+        assert_eq!(Mode::Icount.unit(), Unit::Insn);
+        assert!(Mode::parse("fast")
+            .unwrap_err()
+            .to_string()
+            .contains("icount, wall"));
+    }
+}

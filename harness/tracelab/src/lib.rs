@@ -1,0 +1,19 @@
+//! tracelab's host side: the command line, studies on their targets (this host, or QEMU
+//! guests booted from Debian kernels), the results store, datasets, matrix, report,
+//! compare and doctor.
+//!
+//! The data flow plan → target → agent (`tracelab-agent`, in a guest or in-process) →
+//! results → show / report / compare. Crates point one way: tracelab → {agent, kernels}
+//! → model.
+
+pub mod cli;
+pub mod compare;
+pub mod dataset;
+pub mod doctor;
+pub mod guest;
+pub mod matrix;
+pub mod report;
+pub mod results;
+pub mod study;
+pub mod synthetic;
+pub mod target;

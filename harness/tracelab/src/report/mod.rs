@@ -1,0 +1,511 @@
+//! `tracelab report`: one self-contained HTML page (inline SVG, inline CSS, no script,
+//! nothing fetched) and a Markdown summary of any number of results or dataset
+//! directories, drawn only from stored results.
+//!
+//! Figures, each titled with its unit and never mixing units on an axis: per-call
+//! overhead by mechanism with interval whiskers, one chart per (arch, unit) with a bar
+//! per kernel; a mechanism × kernel heatmap per (arch, unit); perf counters per call when
+//! cells have them; the stack axis (overhead against programs attached) and the payload
+//! axis when cells vary along them. Then each run's environment.
+
+pub mod figures;
+mod html;
+mod markdown;
+pub mod model;
+
+use crate::dataset::{self, Run};
+use anyhow::{bail, Context, Result};
+use figures::{Bar, Grouped, Heatmap, Tile};
+use model::Point;
+use std::path::{Path, PathBuf};
+use tracelab_model::schema::{Status, Unit};
+
+/// One figure of the report.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    /// File stem under `figures/` (`overhead-x86_64-insn`).
+    pub id: String,
+    /// The title drawn in the figure (it names the unit).
+    pub title: String,
+    /// The section the figure belongs to (`Overhead`, `Heatmaps`, ...).
+    pub section: &'static str,
+    pub svg: String,
+}
+
+/// A built report: figures and the two documents that show them.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub figures: Vec<Figure>,
+    pub html: String,
+    pub markdown: String,
+}
+
+/// Escapes text for HTML and SVG.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `x` with `decimals` digits, never `-0.00`: a value that rounds to zero is zero,
+/// whatever side of it the noise fell.
+pub fn fixed(x: f64, decimals: usize) -> String {
+    let s = format!("{x:.decimals$}");
+    match s.strip_prefix('-') {
+        Some(rest) if rest.chars().all(|c| c == '0' || c == '.') => rest.to_string(),
+        _ => s,
+    }
+}
+
+/// [`fixed`] with an explicit sign (`+1.50`, `0.00`).
+pub fn signed(x: f64, decimals: usize) -> String {
+    let s = fixed(x, decimals);
+    if s.starts_with('-') || s.chars().all(|c| c == '0' || c == '.') {
+        s
+    } else {
+        format!("+{s}")
+    }
+}
+
+/// A string safe as a file stem.
+fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// Sections of the report, in page order.
+const SECTIONS: [&str; 5] = [
+    "Overhead per call",
+    "Mechanism × kernel",
+    "Payloads",
+    "Stacking",
+    "Perf counters",
+];
+
+const WHISKERS: &str =
+    "bars: median; whiskers: bootstrap 95% CI, or min..max over repeats where no CI is stored";
+
+/// The word drawn where a cell has no bar.
+fn mark(p: &Point) -> Option<String> {
+    match p.status {
+        Status::Ok => None,
+        Status::Unsupported => Some("n/s".into()),
+        Status::Failed => Some("failed".into()),
+    }
+}
+
+/// Builds every figure and both documents from loaded runs.
+pub fn build(title: &str, inputs: &[String], runs: &[Run]) -> Report {
+    let points = model::points(runs);
+    let mut figs = Vec::new();
+    for arch in model::arches(&points) {
+        let here: Vec<&Point> = points.iter().filter(|p| p.arch == arch).collect();
+        for unit in model::units(here.iter().copied()) {
+            let cells: Vec<&Point> = here.iter().copied().filter(|p| p.unit == unit).collect();
+            let primary = primary(&cells);
+            let note = primary_note(&cells);
+            figs.push(overhead_figure(&arch, unit, &primary, &note));
+            figs.push(heatmap_figure(&arch, unit, &primary, &note));
+            figs.extend(stack_figures(&arch, unit, &cells));
+            figs.extend(payload_figures(&arch, unit, &cells));
+        }
+        figs.extend(counter_figures(&arch, &primary(&here)));
+    }
+    // One section per kind of figure, arches in order inside it (the sort is stable).
+    figs.sort_by_key(|f| SECTIONS.iter().position(|s| *s == f.section));
+    let html = html::page(title, inputs, runs, &points, &figs);
+    let markdown = markdown::summary(title, inputs, runs, &points, &figs);
+    Report {
+        figures: figs,
+        html,
+        markdown,
+    }
+}
+
+/// The payload the overview figures show: the lab's default (`count`) when measured,
+/// else the first one seen.
+fn primary_payload(cells: &[&Point]) -> Option<String> {
+    let payloads = model::distinct(cells.iter().filter_map(|p| p.payload.clone()));
+    payloads
+        .iter()
+        .find(|p| p.as_str() == "count")
+        .or(payloads.first())
+        .cloned()
+}
+
+/// One cell per mechanism for the overview figures: one program attached, the primary
+/// payload. The payload and stack figures and the tables show the others.
+fn primary<'a>(cells: &[&'a Point]) -> Vec<&'a Point> {
+    let payload = primary_payload(cells);
+    cells
+        .iter()
+        .copied()
+        .filter(|p| p.stack == 1 && (p.payload.is_none() || p.payload == payload))
+        .collect()
+}
+
+/// What the overview leaves out, for its subtitle.
+fn primary_note(cells: &[&Point]) -> String {
+    let payloads = model::distinct(cells.iter().filter_map(|p| p.payload.clone()));
+    let stacked = cells.iter().any(|p| p.stack != 1);
+    match (primary_payload(cells), payloads.len() > 1 || stacked) {
+        (Some(p), true) => format!("; BPF: payload {p}, one program attached (others below)"),
+        _ => String::new(),
+    }
+}
+
+fn overhead_figure(arch: &str, unit: Unit, cells: &[&Point], note: &str) -> Figure {
+    let categories = model::series(cells.iter().copied());
+    let kernels = model::kernels(cells.iter().copied());
+    let find = |s: &str, k: &str| cells.iter().find(|p| p.series() == s && p.kernel == k);
+    let bars = categories
+        .iter()
+        .map(|s| {
+            kernels
+                .iter()
+                .map(|k| find(s, k).and_then(|p| figures::bar_of(p)))
+                .collect()
+        })
+        .collect();
+    let marks = categories
+        .iter()
+        .map(|s| {
+            kernels
+                .iter()
+                .map(|k| find(s, k).and_then(|p| mark(p)))
+                .collect()
+        })
+        .collect();
+    let title = format!("{arch}: per-call overhead by mechanism and kernel ({unit})");
+    let workloads = model::distinct(cells.iter().map(|p| p.workload.clone())).join(", ");
+    let fig = Grouped {
+        title: title.clone(),
+        subtitle: format!(
+            "workload {workloads}; {WHISKERS}; n/s: unsupported by that kernel{note}"
+        ),
+        y_label: format!("overhead per call ({unit})"),
+        categories,
+        groups: kernels.iter().map(|k| format!("kernel {k}")).collect(),
+        bars,
+        marks,
+    };
+    Figure {
+        id: slug(&format!("overhead-{arch}-{unit}")),
+        title,
+        section: "Overhead per call",
+        svg: figures::grouped_bars(&fig),
+    }
+}
+
+fn heatmap_figure(arch: &str, unit: Unit, cells: &[&Point], note: &str) -> Figure {
+    let rows = model::series(cells.iter().copied());
+    let cols = model::kernels(cells.iter().copied());
+    let tiles = rows
+        .iter()
+        .map(|s| {
+            cols.iter()
+                .map(
+                    |k| match cells.iter().find(|p| &p.series() == s && &p.kernel == k) {
+                        None => Tile::Empty,
+                        Some(p) => match (p.status, p.overhead) {
+                            (Status::Ok, Some(v)) => Tile::Value(v),
+                            (Status::Ok, None) => Tile::Word("no summary".into()),
+                            (st, _) => Tile::Word(st.name().into()),
+                        },
+                    },
+                )
+                .collect()
+        })
+        .collect();
+    let title = format!("{arch}: overhead per call, mechanism × kernel ({unit})");
+    let fig = Heatmap {
+        title: title.clone(),
+        subtitle: format!(
+            "median paired (armed − baseline) cost per call; grey: not measured, with why{note}"
+        ),
+        scale_label: format!("overhead per call ({unit})"),
+        rows,
+        cols: cols.iter().map(|k| format!("kernel {k}")).collect(),
+        tiles,
+    };
+    Figure {
+        id: slug(&format!("heatmap-{arch}-{unit}")),
+        title,
+        section: "Mechanism × kernel",
+        svg: figures::heatmap(&fig),
+    }
+}
+
+/// Per counter name: bars per mechanism (stack 1, no payload split) by kernel. The unit is
+/// the counter's events per call, never insn or ns: these are not times.
+fn counter_figures(arch: &str, cells: &[&Point]) -> Vec<Figure> {
+    let names = model::distinct(cells.iter().flat_map(|p| p.counters.keys().cloned()));
+    let mut out = Vec::new();
+    for name in names {
+        let with: Vec<&Point> = cells
+            .iter()
+            .copied()
+            .filter(|p| p.counters.contains_key(&name))
+            .collect();
+        // A counter that moved in no cell (context switches in a one-CPU guest) would be
+        // a chart of zeros: the tables and the notes say so instead.
+        if with.iter().all(|p| p.counters.get(&name) == Some(&0.0)) {
+            continue;
+        }
+        let categories = model::series(with.iter().copied());
+        let kernels = model::kernels(with.iter().copied());
+        let bars = categories
+            .iter()
+            .map(|s| {
+                kernels
+                    .iter()
+                    .map(|k| {
+                        with.iter()
+                            .find(|p| &p.series() == s && &p.kernel == k)
+                            .and_then(|p| p.counters.get(&name))
+                            .map(|&value| Bar {
+                                value,
+                                interval: None,
+                            })
+                    })
+                    .collect()
+            })
+            .collect();
+        let title = format!("{arch}: perf counter {name}, overhead per call ({name} per call)");
+        let fig = Grouped {
+            title: title.clone(),
+            subtitle: "median over repeats of (armed − baseline) count per call".into(),
+            y_label: format!("{name} per call"),
+            marks: vec![Vec::new(); categories.len()],
+            categories,
+            groups: kernels.iter().map(|k| format!("kernel {k}")).collect(),
+            bars,
+        };
+        out.push(Figure {
+            id: slug(&format!("counter-{arch}-{name}")),
+            title,
+            section: "Perf counters",
+            svg: figures::grouped_bars(&fig),
+        });
+    }
+    out
+}
+
+/// When cells vary in stack depth: overhead against the number of programs attached, one
+/// line per (mechanism, payload), one chart per kernel.
+fn stack_figures(arch: &str, unit: Unit, cells: &[&Point]) -> Vec<Figure> {
+    if !cells.iter().any(|p| p.stack != 1) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for kernel in model::kernels(cells.iter().copied()) {
+        let here: Vec<&Point> = cells
+            .iter()
+            .copied()
+            .filter(|p| p.kernel == kernel)
+            .collect();
+        let name = |p: &Point| match &p.payload {
+            Some(pl) => format!("{}/{pl}", p.mechanism),
+            None => p.mechanism.clone(),
+        };
+        let mut stacks = model::distinct(here.iter().map(|p| p.stack));
+        stacks.sort_unstable();
+        // Only what was measured at more than one depth has a stack axis.
+        let categories: Vec<String> = model::distinct(here.iter().map(|p| name(p)))
+            .into_iter()
+            .filter(|c| here.iter().filter(|p| &name(p) == c).count() > 1)
+            .collect();
+        if categories.is_empty() {
+            continue;
+        }
+        let find = |c: &str, st: u32| here.iter().find(|p| name(p) == c && p.stack == st);
+        let bars = categories
+            .iter()
+            .map(|c| {
+                stacks
+                    .iter()
+                    .map(|&st| find(c, st).and_then(|p| figures::bar_of(p)))
+                    .collect()
+            })
+            .collect();
+        let marks = categories
+            .iter()
+            .map(|c| {
+                stacks
+                    .iter()
+                    .map(|&st| find(c, st).and_then(|p| mark(p)))
+                    .collect()
+            })
+            .collect();
+        let title = format!("{arch}, kernel {kernel}: overhead per call by stack depth ({unit})");
+        out.push(Figure {
+            id: slug(&format!("stack-{arch}-{kernel}-{unit}")),
+            title: title.clone(),
+            section: "Stacking",
+            svg: figures::grouped_bars(&Grouped {
+                title,
+                subtitle: format!(
+                    "programs attached to the function at once, per mechanism/payload; {WHISKERS}"
+                ),
+                y_label: format!("overhead per call ({unit})"),
+                categories,
+                groups: stacks.iter().map(|st| format!("{st} attached")).collect(),
+                bars,
+                marks,
+            }),
+        });
+    }
+    out
+}
+
+/// When cells differ in payload: bars per mechanism, one colour per payload (stack 1),
+/// one chart per kernel.
+fn payload_figures(arch: &str, unit: Unit, cells: &[&Point]) -> Vec<Figure> {
+    // One payload alone is no axis: the overhead chart already shows it.
+    if model::distinct(cells.iter().filter_map(|p| p.payload.clone())).len() < 2 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for kernel in model::kernels(cells.iter().copied()) {
+        let here: Vec<&Point> = cells
+            .iter()
+            .copied()
+            .filter(|p| p.kernel == kernel && p.stack == 1 && p.payload.is_some())
+            .collect();
+        if here.is_empty() {
+            continue;
+        }
+        let mechanisms = model::distinct(here.iter().map(|p| p.mechanism.clone()));
+        let payloads = model::distinct(here.iter().filter_map(|p| p.payload.clone()));
+        let find = |m: &str, pl: &str| {
+            here.iter()
+                .find(|p| p.mechanism == m && p.payload.as_deref() == Some(pl))
+        };
+        let bars = mechanisms
+            .iter()
+            .map(|m| {
+                payloads
+                    .iter()
+                    .map(|pl| find(m, pl).and_then(|p| figures::bar_of(p)))
+                    .collect()
+            })
+            .collect();
+        let marks = mechanisms
+            .iter()
+            .map(|m| {
+                payloads
+                    .iter()
+                    .map(|pl| find(m, pl).and_then(|p| mark(p)))
+                    .collect()
+            })
+            .collect();
+        let title = format!("{arch}, kernel {kernel}: overhead per call by payload ({unit})");
+        out.push(Figure {
+            id: slug(&format!("payload-{arch}-{kernel}-{unit}")),
+            title: title.clone(),
+            section: "Payloads",
+            svg: figures::grouped_bars(&Grouped {
+                title,
+                subtitle: format!("what the attached program does; {WHISKERS}"),
+                y_label: format!("overhead per call ({unit})"),
+                categories: mechanisms,
+                groups: payloads.iter().map(|p| format!("payload {p}")).collect(),
+                bars,
+                marks,
+            }),
+        });
+    }
+    out
+}
+
+/// Writes `report.html`, `report.md` and `figures/*.svg` into `out`.
+pub fn write(out: &Path, report: &Report) -> Result<()> {
+    let figs = out.join("figures");
+    std::fs::create_dir_all(&figs).with_context(|| format!("creating {}", figs.display()))?;
+    for f in &report.figures {
+        crate::results::atomic::write(&figs.join(format!("{}.svg", f.id)), f.svg.as_bytes())?;
+    }
+    crate::results::atomic::write(&out.join("report.html"), report.html.as_bytes())?;
+    crate::results::atomic::write(&out.join("report.md"), report.markdown.as_bytes())
+}
+
+/// Renders every `figures/*.svg` of `out` to PNG with `rsvg-convert` (Debian package
+/// `librsvg2-bin`): plotters' own bitmap backend needs a font crate to draw text, which
+/// the lab does not link.
+pub fn write_png(out: &Path, report: &Report) -> Result<()> {
+    let figs = out.join("figures");
+    for f in &report.figures {
+        let svg = figs.join(format!("{}.svg", f.id));
+        let png = figs.join(format!("{}.png", f.id));
+        let status = std::process::Command::new("rsvg-convert")
+            .arg("--background-color=white")
+            .arg("-o")
+            .arg(&png)
+            .arg(&svg)
+            .status();
+        match status {
+            Ok(s) if s.success() => {}
+            Ok(s) => bail!("rsvg-convert failed on {} ({s})", svg.display()),
+            Err(e) => bail!("--png needs rsvg-convert (Debian/Ubuntu package librsvg2-bin): {e}"),
+        }
+    }
+    Ok(())
+}
+
+/// `tracelab report` flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// Results directories and/or dataset directories.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Where report.html, report.md and figures/ are written (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Title of the report.
+    #[arg(long, default_value = "tracelab report")]
+    pub title: String,
+    /// Also write figures/*.png (needs rsvg-convert from librsvg2-bin).
+    #[arg(long)]
+    pub png: bool,
+}
+
+pub fn main(args: &ReportArgs) -> Result<i32> {
+    let runs = dataset::load_all(&args.inputs)?;
+    let inputs: Vec<String> = args
+        .inputs
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let report = build(&args.title, &inputs, &runs);
+    write(&args.out, &report)?;
+    if args.png {
+        write_png(&args.out, &report)?;
+    }
+    println!(
+        "report: {} ({} runs, {} figures)",
+        args.out.join("report.html").display(),
+        runs.len(),
+        report.figures.len()
+    );
+    println!("summary: {}", args.out.join("report.md").display());
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,162 @@
+//! The report on fabricated runs: units on every figure, payload/stack/counter figures
+//! only when the data has them, a self-contained page, and a Markdown snapshot.
+
+use super::*;
+use crate::synthetic::{self, CellSpec};
+
+fn matrix() -> Vec<Run> {
+    synthetic::matrix(&["x86_64", "arm64"], &["6.12", "6.1", "7.3"], 5, 3.0)
+}
+
+#[test]
+fn every_figure_names_its_unit_and_kernels_sort_by_version() {
+    let r = build("t", &["ds".into()], &matrix());
+    let ids: Vec<&str> = r.figures.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        vec![
+            "overhead-x86_64-insn",
+            "overhead-arm64-insn",
+            "heatmap-x86_64-insn",
+            "heatmap-arm64-insn"
+        ]
+    );
+    for f in &r.figures {
+        assert!(f.title.ends_with("(insn)"), "{}", f.title);
+        assert!(f.svg.contains("(insn)"), "{} has no unit on its axis", f.id);
+        assert!(
+            f.svg.starts_with("<svg") || f.svg.starts_with("<?xml"),
+            "{}",
+            f.id
+        );
+    }
+    let svg = &r.figures[0].svg;
+    let (a, b, c) = (
+        svg.find("\nkernel 6.1\n").unwrap_or(usize::MAX),
+        svg.find("\nkernel 6.12\n").unwrap_or(usize::MAX),
+        svg.find("\nkernel 7.3\n").unwrap_or(usize::MAX),
+    );
+    assert!(a < b && b < c, "legend not in version order: {a} {b} {c}");
+    // arm64 6.x has no fprobe in the fabricated matrix: marked, not drawn as zero.
+    assert!(r.figures[1].svg.contains("\nn/s\n"));
+    assert!(r.figures[3].svg.contains("\nunsupported\n"));
+}
+
+#[test]
+fn units_are_never_mixed_in_one_figure() {
+    let mut runs = matrix();
+    runs.push(synthetic::run(
+        "x86_64",
+        "6.12",
+        tracelab_model::schema::Unit::Ns,
+        &[CellSpec::ok("kprobe", 40.0)],
+        3,
+    ));
+    let r = build("t", &[], &runs);
+    let ns: Vec<&Figure> = r.figures.iter().filter(|f| f.id.ends_with("-ns")).collect();
+    assert_eq!(ns.len(), 2);
+    for f in ns {
+        assert!(
+            f.title.ends_with("(ns)") && !f.svg.contains("(insn)"),
+            "{}",
+            f.id
+        );
+    }
+}
+
+#[test]
+fn payload_stack_and_counter_figures_appear_when_the_data_has_them() {
+    let mut specs = Vec::new();
+    for (payload, base) in [("empty", 100.0), ("count", 130.0)] {
+        for stack in [1, 2, 4] {
+            specs.push(CellSpec {
+                payload: Some(payload.to_string()),
+                stack,
+                ..CellSpec::ok("fentry", base * f64::from(stack))
+            });
+        }
+    }
+    let mut run = synthetic::run(
+        "x86_64",
+        "7.3",
+        tracelab_model::schema::Unit::Insn,
+        &specs,
+        3,
+    );
+    // Cell 3: payload `count`, one attached: the cell the overview figures show.
+    if let Some(s) = run.cells[3].summary.as_mut() {
+        s.counter_overhead.insert("instructions".into(), 412.0);
+    }
+    let r = build("t", &[], &[run]);
+    let sections: Vec<&str> = r.figures.iter().map(|f| f.section).collect();
+    assert!(sections.contains(&"Stacking"), "{sections:?}");
+    assert!(sections.contains(&"Payloads"), "{sections:?}");
+    let counter = r
+        .figures
+        .iter()
+        .find(|f| f.section == "Perf counters")
+        .expect("a counter figure");
+    assert!(
+        counter.title.contains("(instructions per call)"),
+        "{}",
+        counter.title
+    );
+    let stack = r
+        .figures
+        .iter()
+        .find(|f| f.section == "Stacking")
+        .expect("stack figure");
+    assert!(stack.svg.contains("fentry/empty") && stack.svg.contains("fentry/count"));
+    assert!(
+        stack.svg.contains("\n4 attached\n"),
+        "stack depths are the groups"
+    );
+    let overview = &r.figures[0];
+    assert!(overview.svg.contains("payload count, one program attached"));
+    assert!(r.markdown.contains("| fentry/count ×4 |"), "{}", r.markdown);
+}
+
+#[test]
+fn html_is_self_contained() {
+    let r = build("<title & more>", &["a".into()], &matrix());
+    let html = &r.html;
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(html.contains("&lt;title &amp; more&gt;"));
+    for forbidden in ["<script", "<link", "src=", "<img", "@import", "url("] {
+        assert!(!html.contains(forbidden), "report contains {forbidden}");
+    }
+    // The only URL is the SVG namespace, which is a name, not something fetched.
+    let urls = html.matches("http").count();
+    let namespaces = html.matches("http://www.w3.org/2000/svg").count();
+    assert_eq!(urls, namespaces);
+    assert_eq!(html.matches("<svg").count(), r.figures.len());
+    assert!(html.contains("Environment of each run"));
+    assert!(html.contains("CONFIG_FPROBE"));
+}
+
+#[test]
+fn an_empty_input_still_makes_a_page() {
+    let r = build("t", &[], &[]);
+    assert!(r.figures.is_empty());
+    assert!(r.html.contains("No runs."));
+}
+
+#[test]
+fn non_finite_values_do_not_break_figures() {
+    let mut runs = matrix();
+    if let Some(s) = runs[0].cells[1].summary.as_mut() {
+        s.overhead = f64::NAN;
+        s.overhead_max = f64::INFINITY;
+    }
+    let r = build("t", &[], &runs);
+    assert!(r
+        .figures
+        .iter()
+        .all(|f| !f.svg.contains("could not be drawn")));
+}
+
+#[test]
+fn markdown_snapshot() {
+    let runs = synthetic::matrix(&["x86_64", "arm64"], &["6.1", "7.3"], 5, 2.0);
+    insta::assert_snapshot!(build("reference", &["ds".into()], &runs).markdown);
+}

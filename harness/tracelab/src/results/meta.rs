@@ -1,0 +1,166 @@
+//! Run metadata (`meta.json`): what ran, where, and how time was measured. Filled by the
+//! run orchestration; this module only defines it and the time formats.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tracelab_model::schema::Unit;
+
+/// Everything a reader needs to interpret the cells of one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunMeta {
+    /// `tracelab_model::schema::SCHEMA_VERSION` of the writer.
+    pub schema_version: u32,
+    pub run_id: String,
+    /// RFC 3339, UTC (`2026-11-21T21:04:55Z`).
+    pub started_at: String,
+    pub tracelab_version: String,
+    pub git_revision: Option<String>,
+    pub command_line: Vec<String>,
+    /// `local` or `vm:<arch>/<version>`.
+    pub target: String,
+    pub arch: String,
+    /// The kernel's label (`6.12`, or `local`).
+    pub kernel: String,
+    /// `uname -r` inside the target, once known.
+    pub kernel_release: Option<String>,
+    /// Debian package and version the kernel came from.
+    pub kernel_package: Option<String>,
+    /// Relevant config options as found (`CONFIG_FPROBE_EVENTS` → `y` / `is not set`).
+    #[serde(default)]
+    pub kernel_config: BTreeMap<String, String>,
+    /// QEMU `-cpu` model and flags, or the host CPU.
+    pub cpu: String,
+    pub qemu_version: Option<String>,
+    /// `icount`, `wall` or `native`.
+    pub mode: String,
+    /// `tcg` or `kvm` under QEMU.
+    pub accel: Option<String>,
+    /// Which clock was read and what one tick means.
+    pub clock: String,
+    pub unit: Unit,
+    pub workload: String,
+    /// Calls per timed loop.
+    pub calls: u64,
+    pub repeats: u32,
+    pub mechanisms: Vec<String>,
+    /// Room for later additions without a schema bump.
+    #[serde(default)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// Formats `t` as RFC 3339 in UTC with whole seconds, e.g. `2026-11-21T21:04:55Z`.
+pub fn rfc3339_utc(t: SystemTime) -> String {
+    let (y, mo, d, h, mi, s) = civil_utc(t);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
+/// A run id that sorts by start time: `20261121T210455Z-<suffix>` (e.g. suffix
+/// `x86_64-6.12`). Characters unsafe in a path component become `_`.
+pub fn new_run_id(suffix: &str) -> String {
+    run_id_at(SystemTime::now(), suffix)
+}
+
+fn run_id_at(t: SystemTime, suffix: &str) -> String {
+    let (y, mo, d, h, mi, s) = civil_utc(t);
+    let stamp = format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z");
+    let suffix: String = suffix
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if suffix.is_empty() {
+        stamp
+    } else {
+        format!("{stamp}-{suffix}")
+    }
+}
+
+/// Splits a time into UTC calendar fields. Times before 1970 clamp to the epoch: a clock
+/// that far off is not worth an error in a file name.
+fn civil_utc(t: SystemTime) -> (i64, u32, u32, u32, u32, u32) {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    // rem < 86_400, so the casts cannot truncate.
+    (
+        y,
+        m,
+        d,
+        (rem / 3600) as u32,
+        (rem % 3600 / 60) as u32,
+        (rem % 60) as u32,
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
+/// Howard Hinnant, "chrono-Compatible Low-Level Date Algorithms", `civil_from_days`.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11]
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32; // [1, 31]
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32; // [1, 12]
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn known_dates() {
+        assert_eq!(rfc3339_utc(at(0)), "1970-01-01T00:00:00Z");
+        // 2000-02-29 is a leap day in a century year divisible by 400.
+        assert_eq!(rfc3339_utc(at(951_782_400)), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339_utc(at(1_700_000_000)), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339_utc(at(4_102_444_799)), "2099-12-31T23:59:59Z");
+        assert_eq!(
+            rfc3339_utc(UNIX_EPOCH - Duration::from_secs(5)),
+            "1970-01-01T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn run_id_shape() {
+        assert_eq!(
+            run_id_at(at(1_700_000_000), "x86_64-6.12"),
+            "20231114T221320Z-x86_64-6.12"
+        );
+        assert_eq!(
+            run_id_at(at(0), "vm:arm64/6.1"),
+            "19700101T000000Z-vm_arm64_6.1"
+        );
+        assert_eq!(run_id_at(at(0), ""), "19700101T000000Z");
+        assert!(new_run_id("x").ends_with("Z-x"));
+    }
+
+    proptest::proptest! {
+        /// Every day maps to a valid date, and consecutive days to consecutive dates.
+        #[test]
+        fn days_are_valid_and_monotonic(z in 0i64..200_000) {
+            let (y, m, d) = civil_from_days(z);
+            let next = civil_from_days(z + 1);
+            proptest::prop_assert!((1..=12).contains(&m) && (1..=31).contains(&d));
+            proptest::prop_assert!(next > (y, m, d));
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! Text views of a run (`tracelab show --format ...`; `table` ends `tracelab run`).
+//! Figures keep the cell's unit; CSV and JSON keep full precision, the table and
+//! Markdown round to two decimals for reading.
+
+use super::meta::RunMeta;
+use super::row::{one_line, rows, SummaryRow, COLUMNS};
+use anyhow::{Context, Result};
+use std::fmt;
+use std::str::FromStr;
+use tracelab_model::cell::Cell;
+use tracelab_model::schema::Unit;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+    Markdown,
+}
+
+impl Format {
+    pub const ALL: [Format; 4] = [Format::Table, Format::Csv, Format::Json, Format::Markdown];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Csv => "csv",
+            Format::Json => "json",
+            Format::Markdown => "markdown",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unknown format `{0}`; valid formats: table, csv, json, markdown")]
+pub struct UnknownFormat(pub String);
+
+impl FromStr for Format {
+    type Err = UnknownFormat;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "table" => Ok(Format::Table),
+            "csv" => Ok(Format::Csv),
+            "json" => Ok(Format::Json),
+            "markdown" | "md" => Ok(Format::Markdown),
+            _ => Err(UnknownFormat(s.to_string())),
+        }
+    }
+}
+
+pub fn render(meta: &RunMeta, cells: &[Cell], format: Format) -> Result<String> {
+    let rows = rows(cells);
+    match format {
+        Format::Table => Ok(table(meta, &rows)),
+        Format::Markdown => Ok(markdown(meta, &rows)),
+        Format::Csv => Ok(csv(&rows)),
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(&rows).context("serializing cells")?;
+            s.push('\n');
+            Ok(s)
+        }
+    }
+}
+
+/// The unit shared by every row, or None when rows mix units (then each row shows its
+/// own). A run without rows falls back to the unit it was started with.
+fn common_unit(meta: &RunMeta, rows: &[SummaryRow]) -> Option<Unit> {
+    match rows.first() {
+        None => Some(meta.unit),
+        Some(first) => rows
+            .iter()
+            .all(|r| r.unit == first.unit)
+            .then_some(first.unit),
+    }
+}
+
+fn header_line(meta: &RunMeta, rows: &[SummaryRow], unit: Option<Unit>) -> String {
+    let release = meta
+        .kernel_release
+        .clone()
+        .or_else(|| rows.iter().find_map(|r| r.kernel_release.clone()));
+    let kernel = match release {
+        Some(r) if r != meta.kernel => format!("{r} ({})", meta.kernel),
+        Some(r) => r,
+        None => format!("{} (release unknown)", meta.kernel),
+    };
+    let unit = match unit {
+        Some(u) => u.to_string(),
+        None => "mixed (see unit column)".to_string(),
+    };
+    format!(
+        "arch {}, kernel {}, workload {}, {} calls × {} repeats, unit {}, clock {}",
+        meta.arch, kernel, meta.workload, meta.calls, meta.repeats, unit, meta.clock
+    )
+}
+
+/// Column headers and formatted cells shared by the table and Markdown views.
+struct Grid {
+    headers: Vec<String>,
+    /// Right-aligned (numeric) columns.
+    numeric: Vec<bool>,
+    body: Vec<Vec<String>>,
+}
+
+fn grid(rows: &[SummaryRow], unit: Option<Unit>) -> Grid {
+    let u = |name: &str| match unit {
+        Some(unit) => format!("{name} ({unit})"),
+        None => name.to_string(),
+    };
+    // Payload, stack and the kernel's own figure only when some row has them (BPF).
+    let bpf = rows.iter().any(|r| r.payload.is_some() || r.stack != 1);
+    let kernel = rows.iter().any(|r| r.kernel_run_time.is_some());
+    let mut headers = vec!["mechanism".to_string()];
+    let mut numeric = vec![false];
+    if bpf {
+        headers.extend(["payload".to_string(), "stack".to_string()]);
+        numeric.extend([false, true]);
+    }
+    headers.extend([
+        "status".to_string(),
+        u("per call"),
+        u("baseline"),
+        u("overhead"),
+        u("95% CI"),
+        u("min..max"),
+        "fired/expected".to_string(),
+    ]);
+    numeric.extend([false, true, true, true, true, true, true]);
+    if kernel {
+        headers.push(u("kernel run"));
+        numeric.push(true);
+    }
+    if unit.is_none() {
+        headers.push("unit".to_string());
+        numeric.push(false);
+    }
+    headers.push("reason".to_string());
+    numeric.push(false);
+
+    let body = rows
+        .iter()
+        .map(|r| {
+            let mut line = vec![r.mechanism.clone()];
+            if bpf {
+                line.push(r.payload.clone().unwrap_or_else(|| "-".to_string()));
+                line.push(r.stack.to_string());
+            }
+            line.extend([
+                r.status.to_string(),
+                num(r.per_call),
+                num(r.baseline_per_call),
+                num(r.overhead),
+                match (r.overhead_ci_low, r.overhead_ci_high) {
+                    (None, None) => "-".to_string(),
+                    (lo, hi) => format!("{}..{}", num(lo), num(hi)),
+                },
+                match (r.overhead_min, r.overhead_max) {
+                    (None, None) => "-".to_string(),
+                    (lo, hi) => format!("{}..{}", num(lo), num(hi)),
+                },
+                match (r.fired, r.expected_fired) {
+                    (None, None) => "-".to_string(),
+                    (f, e) => format!("{}/{}", int(f), int(e)),
+                },
+            ]);
+            if kernel {
+                line.push(num(r.kernel_run_time));
+            }
+            if unit.is_none() {
+                line.push(r.unit.to_string());
+            }
+            line.push(r.reason.as_deref().map(one_line).unwrap_or_default());
+            line
+        })
+        .collect();
+    Grid {
+        headers,
+        numeric,
+        body,
+    }
+}
+
+fn num(x: Option<f64>) -> String {
+    x.map_or_else(
+        || "-".to_string(),
+        |x| {
+            let s = format!("{x:.2}");
+            // A value that rounds to zero is zero: "-0.00" reads as a measured sign.
+            if s == "-0.00" {
+                "0.00".to_string()
+            } else {
+                s
+            }
+        },
+    )
+}
+
+fn int(x: Option<u64>) -> String {
+    x.map_or_else(|| "-".to_string(), |x| x.to_string())
+}
+
+fn table(meta: &RunMeta, rows: &[SummaryRow]) -> String {
+    let unit = common_unit(meta, rows);
+    let g = grid(rows, unit);
+    let mut widths: Vec<usize> = g.headers.iter().map(|h| h.chars().count()).collect();
+    for line in &g.body {
+        for (w, c) in widths.iter_mut().zip(line) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let fmt_line = |cells: &[String]| {
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .zip(&g.numeric)
+            .map(|((c, &w), &right)| {
+                if right {
+                    format!("{c:>w$}")
+                } else {
+                    format!("{c:<w$}")
+                }
+            })
+            .collect();
+        let mut s = parts.join("  ");
+        s.truncate(s.trim_end().len());
+        s
+    };
+    let mut out = header_line(meta, rows, unit);
+    out.push_str("\n\n");
+    out.push_str(&fmt_line(&g.headers));
+    out.push('\n');
+    let rule: Vec<String> = widths.iter().map(|&w| "-".repeat(w)).collect();
+    out.push_str(&rule.join("  "));
+    out.push('\n');
+    if g.body.is_empty() {
+        out.push_str("(no cells)\n");
+    }
+    for line in &g.body {
+        out.push_str(&fmt_line(line));
+        out.push('\n');
+    }
+    out
+}
+
+fn markdown(meta: &RunMeta, rows: &[SummaryRow]) -> String {
+    let unit = common_unit(meta, rows);
+    let g = grid(rows, unit);
+    let esc = |s: &str| s.replace('|', "\\|");
+    let line = |cells: &[String]| {
+        let cells: Vec<String> = cells.iter().map(|c| esc(c)).collect();
+        format!("| {} |\n", cells.join(" | "))
+    };
+    let mut out = esc(&header_line(meta, rows, unit));
+    out.push_str("\n\n");
+    out.push_str(&line(&g.headers));
+    let align: Vec<String> = g
+        .numeric
+        .iter()
+        .map(|&r| if r { "---:" } else { "---" }.to_string())
+        .collect();
+    out.push_str(&format!("|{}|\n", align.join("|")));
+    for l in &g.body {
+        out.push_str(&line(l));
+    }
+    out
+}
+
+/// RFC 4180 CSV with the columns of `summary.parquet`; missing values are empty fields.
+fn csv(rows: &[SummaryRow]) -> String {
+    let mut out = COLUMNS.join(",");
+    out.push('\n');
+    let opt = |s: &Option<String>| s.as_deref().map(field).unwrap_or_default();
+    let f = |x: Option<f64>| x.map(|x| x.to_string()).unwrap_or_default();
+    let u = |x: Option<u64>| x.map(|x| x.to_string()).unwrap_or_default();
+    for r in rows {
+        let fields = [
+            r.cell.to_string(),
+            field(&r.target),
+            field(&r.arch),
+            field(&r.kernel),
+            opt(&r.kernel_release),
+            field(&r.mechanism),
+            opt(&r.payload),
+            r.stack.to_string(),
+            field(&r.workload),
+            opt(&r.function),
+            r.status.to_string(),
+            opt(&r.reason),
+            r.unit.to_string(),
+            u(r.calls),
+            r.repeats.map(|x| x.to_string()).unwrap_or_default(),
+            f(r.per_call),
+            f(r.baseline_per_call),
+            f(r.overhead),
+            f(r.overhead_min),
+            f(r.overhead_max),
+            f(r.overhead_ci_low),
+            f(r.overhead_ci_high),
+            r.outliers.map(|x| x.to_string()).unwrap_or_default(),
+            u(r.fired),
+            u(r.expected_fired),
+            opt(&r.attach),
+            f(r.kernel_run_time),
+        ];
+        out.push_str(&fields.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+fn field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}

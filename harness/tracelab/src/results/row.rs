@@ -1,0 +1,165 @@
+//! One flat row per cell: the columns of `summary.parquet`, the CSV and the JSON export.
+//! Defined once so the three cannot drift apart.
+
+use serde::Serialize;
+use tracelab_model::cell::Cell;
+use tracelab_model::schema::{Phase, Status, Unit};
+
+/// A cell flattened for export. `None` means "not measured" and is written as null,
+/// never as 0.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SummaryRow {
+    /// Position of the cell in the run (the `NNN` of `cells/NNN-*.json`).
+    pub cell: u32,
+    pub target: String,
+    pub arch: String,
+    pub kernel: String,
+    pub kernel_release: Option<String>,
+    pub mechanism: String,
+    /// What the BPF program does (`empty`, `count`, `record`); None for other mechanisms.
+    pub payload: Option<String>,
+    /// Programs attached to the function at once.
+    pub stack: u32,
+    pub workload: String,
+    pub function: Option<String>,
+    pub status: Status,
+    pub reason: Option<String>,
+    pub unit: Unit,
+    /// Calls per timed loop.
+    pub calls: Option<u64>,
+    /// Paired repeats behind the summary, or mechanism loops run when there is none.
+    pub repeats: Option<u32>,
+    pub per_call: Option<f64>,
+    pub baseline_per_call: Option<f64>,
+    pub overhead: Option<f64>,
+    pub overhead_min: Option<f64>,
+    pub overhead_max: Option<f64>,
+    /// Bootstrap 95% confidence interval of the median overhead.
+    pub overhead_ci_low: Option<f64>,
+    pub overhead_ci_high: Option<f64>,
+    /// Paired overheads outside Tukey's fences (flagged, not dropped).
+    pub outliers: Option<u32>,
+    pub fired: Option<u64>,
+    pub expected_fired: Option<u64>,
+    pub attach: Option<String>,
+    /// The kernel's own time per program run (BPF `run_time_ns / run_cnt` with
+    /// `BPF_ENABLE_STATS`, in the cell's unit: guest sched_clock ns, instructions under
+    /// icount). It excludes the dispatch cost the overhead includes.
+    pub kernel_run_time: Option<f64>,
+}
+
+/// Column names in export order; tests check that they match the struct's fields.
+pub const COLUMNS: &[&str] = &[
+    "cell",
+    "target",
+    "arch",
+    "kernel",
+    "kernel_release",
+    "mechanism",
+    "payload",
+    "stack",
+    "workload",
+    "function",
+    "status",
+    "reason",
+    "unit",
+    "calls",
+    "repeats",
+    "per_call",
+    "baseline_per_call",
+    "overhead",
+    "overhead_min",
+    "overhead_max",
+    "overhead_ci_low",
+    "overhead_ci_high",
+    "outliers",
+    "fired",
+    "expected_fired",
+    "attach",
+    "kernel_run_time",
+];
+
+impl SummaryRow {
+    pub fn from_cell(index: usize, cell: &Cell) -> Self {
+        let m = &cell.measured;
+        let ctx = &cell.context;
+        let s = cell.summary.as_ref();
+        let mech_loops: Vec<u64> = m
+            .samples
+            .iter()
+            .filter(|x| x.phase == Phase::Mechanism)
+            .map(|x| x.calls)
+            .collect();
+        let repeats = s
+            .map(|s| s.repeats)
+            .or_else(|| u32::try_from(mech_loops.len()).ok().filter(|&n| n > 0));
+        SummaryRow {
+            cell: u32::try_from(index).unwrap_or(u32::MAX),
+            target: ctx.target.clone(),
+            arch: ctx.arch.clone(),
+            kernel: ctx.kernel.clone(),
+            kernel_release: ctx.kernel_release.clone(),
+            mechanism: m.mechanism.clone(),
+            payload: m.payload.clone(),
+            stack: m.stack,
+            workload: m.workload.clone(),
+            function: m.function.clone(),
+            status: m.status,
+            reason: m.reason.clone(),
+            unit: m.unit,
+            // A cell that never ran a loop records calls = 0; that is "not measured".
+            calls: Some(m.calls).filter(|&c| c > 0),
+            repeats,
+            per_call: s.and_then(|s| finite(s.per_call)),
+            baseline_per_call: s.and_then(|s| finite(s.baseline_per_call)),
+            overhead: s.and_then(|s| finite(s.overhead)),
+            overhead_min: s.and_then(|s| finite(s.overhead_min)),
+            overhead_max: s.and_then(|s| finite(s.overhead_max)),
+            overhead_ci_low: s.and_then(|s| s.overhead_ci_low).and_then(finite),
+            overhead_ci_high: s.and_then(|s| s.overhead_ci_high).and_then(finite),
+            outliers: s.map(|s| s.outliers),
+            fired: m.fired,
+            expected_fired: expected_fired(m.events_per_call, &mech_loops),
+            attach: m.attach.clone(),
+            kernel_run_time: kernel_run_time(&m.kernel_stats),
+        }
+    }
+}
+
+/// Kernel-measured time per program run over all statistics loops; None without any.
+fn kernel_run_time(loops: &[tracelab_model::schema::KernelStatsLoop]) -> Option<f64> {
+    let runs: u64 = loops.iter().map(|l| l.run_cnt).sum();
+    let time: u64 = loops.iter().map(|l| l.run_time_ns).sum();
+    (runs > 0).then(|| time as f64 / runs as f64)
+}
+
+/// Events the mechanism must have produced: calls × events_per_call summed over the
+/// mechanism loops (= calls × events_per_call × repeats when every loop has `calls`
+/// calls, which is what `fired` counts). None when unknown or on overflow.
+fn expected_fired(events_per_call: Option<u64>, mech_loop_calls: &[u64]) -> Option<u64> {
+    let per = events_per_call?;
+    if mech_loop_calls.is_empty() {
+        return None;
+    }
+    mech_loop_calls
+        .iter()
+        .try_fold(0u64, |acc, &c| acc.checked_add(c.checked_mul(per)?))
+}
+
+/// NaN and infinities are not measurements; they export as null.
+pub fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
+}
+
+/// Collapses a multi-line reason (e.g. a console excerpt) onto one line for tables.
+pub fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+pub fn rows(cells: &[Cell]) -> Vec<SummaryRow> {
+    cells
+        .iter()
+        .enumerate()
+        .map(|(i, c)| SummaryRow::from_cell(i, c))
+        .collect()
+}

@@ -1,0 +1,212 @@
+//! The results directory on disk: `meta.json`, one JSON file per finished cell, and the
+//! files derived from them (`samples.parquet`, `summary.parquet`, `overhead.svg`).
+//!
+//! Cells are the record; derived files are rebuilt from all cells after each one, so an
+//! interrupted run is complete up to its last finished cell in every file.
+
+use super::meta::RunMeta;
+use super::row::{finite, rows};
+use super::{atomic, chart, parquet};
+use anyhow::{bail, Context, Result};
+use std::fs;
+use std::path::{Path, PathBuf};
+use tracelab_model::cell::Cell;
+use tracelab_model::schema::SCHEMA_VERSION;
+
+pub const META_FILE: &str = "meta.json";
+pub const CELLS_DIR: &str = "cells";
+pub const SAMPLES_FILE: &str = "samples.parquet";
+pub const SUMMARY_FILE: &str = "summary.parquet";
+/// Raw perf counter counts, one row per (sample, counter).
+pub const COUNTERS_FILE: &str = "counters.parquet";
+pub const CHART_FILE: &str = "overhead.svg";
+
+/// An open results directory being filled by a run.
+#[derive(Debug)]
+pub struct ResultsDir {
+    path: PathBuf,
+    cells: Vec<Cell>,
+}
+
+impl ResultsDir {
+    /// Creates `path` (which must not exist or be empty) and writes `meta.json` and empty
+    /// derived files.
+    pub fn create(path: &Path, meta: &RunMeta) -> Result<ResultsDir> {
+        if path.exists() {
+            let mut entries = fs::read_dir(path)
+                .with_context(|| format!("{} exists and is not a directory", path.display()))?;
+            if entries.next().is_some() {
+                bail!(
+                    "{} already exists and is not empty; choose another --out",
+                    path.display()
+                );
+            }
+        }
+        fs::create_dir_all(path.join(CELLS_DIR))
+            .with_context(|| format!("creating {}", path.join(CELLS_DIR).display()))?;
+        write_meta(path, meta)?;
+        let dir = ResultsDir {
+            path: path.to_path_buf(),
+            cells: Vec::new(),
+        };
+        dir.write_derived(meta)?;
+        Ok(dir)
+    }
+
+    /// Stores a finished cell as `cells/NNN-<mechanism>.json`, then rebuilds the derived
+    /// files from all cells.
+    ///
+    /// A summary holding NaN or infinity is dropped first: JSON cannot represent it (it
+    /// would be written as null and fail to load), and the summary can be recomputed from
+    /// the samples, which are kept.
+    pub fn add_cell(&mut self, mut cell: Cell) -> Result<()> {
+        if let Some(s) = &cell.summary {
+            let all = [
+                s.per_call,
+                s.baseline_per_call,
+                s.overhead,
+                s.overhead_min,
+                s.overhead_max,
+            ];
+            if all.iter().any(|&x| finite(x).is_none()) {
+                cell.summary = None;
+            }
+        }
+        // BPF cells of one mechanism differ by payload and stack: name them apart.
+        let m = &cell.measured;
+        let label = match &m.payload {
+            Some(p) => format!("{}-{p}-k{}", m.mechanism, m.stack),
+            None => m.mechanism.clone(),
+        };
+        let name = cell_file_name(self.cells.len(), &label);
+        let file = self.path.join(CELLS_DIR).join(&name);
+        let mut json = serde_json::to_vec_pretty(&cell).context("serializing cell")?;
+        json.push(b'\n');
+        atomic::write(&file, &json)?;
+        self.cells.push(cell);
+        // meta.json is re-read so that an `update_meta` since `create` shows in the chart.
+        let meta = read_meta(&self.path)?;
+        self.write_derived(&meta)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn cells(&self) -> &[Cell] {
+        &self.cells
+    }
+
+    fn write_derived(&self, meta: &RunMeta) -> Result<()> {
+        write_derived(&self.path, meta, &self.cells)
+    }
+}
+
+fn write_derived(path: &Path, meta: &RunMeta, cells: &[Cell]) -> Result<()> {
+    let mut samples = parquet::samples_frame(cells)?;
+    parquet::write(&path.join(SAMPLES_FILE), &mut samples)?;
+    let mut summary = parquet::summary_frame(&rows(cells))?;
+    parquet::write(&path.join(SUMMARY_FILE), &mut summary)?;
+    let mut counters = parquet::counters_frame(cells)?;
+    parquet::write(&path.join(COUNTERS_FILE), &mut counters)?;
+    atomic::write(
+        &path.join(CHART_FILE),
+        chart::overhead_svg(meta, cells).as_bytes(),
+    )
+}
+
+/// `NNN-<mechanism>.json`, with the mechanism reduced to characters safe in a file name.
+fn cell_file_name(index: usize, mechanism: &str) -> String {
+    let safe: String = mechanism
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let safe = if safe.is_empty() {
+        "cell".to_string()
+    } else {
+        safe
+    };
+    format!("{index:03}-{safe}.json")
+}
+
+/// The `NNN` of a cell file name, or None for anything else (temp files, stray files).
+fn cell_index(name: &str) -> Option<usize> {
+    if atomic::is_temp_name(name) || !name.ends_with(".json") {
+        return None;
+    }
+    let (digits, _) = name.split_once('-')?;
+    digits.parse().ok()
+}
+
+fn write_meta(path: &Path, meta: &RunMeta) -> Result<()> {
+    let mut json = serde_json::to_vec_pretty(meta).context("serializing meta.json")?;
+    json.push(b'\n');
+    atomic::write(&path.join(META_FILE), &json)
+}
+
+fn read_meta(path: &Path) -> Result<RunMeta> {
+    let file = path.join(META_FILE);
+    if !file.is_file() {
+        bail!(
+            "{} is not a tracelab results directory (no {META_FILE})",
+            path.display()
+        );
+    }
+    let text = fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let meta: RunMeta =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+    if meta.schema_version != SCHEMA_VERSION {
+        bail!(
+            "{} has results schema version {}, this tracelab reads version {SCHEMA_VERSION}",
+            path.display(),
+            meta.schema_version
+        );
+    }
+    Ok(meta)
+}
+
+/// Reads a results directory: its metadata and its cells in run order.
+pub fn load(path: &Path) -> Result<(RunMeta, Vec<Cell>)> {
+    let meta = read_meta(path)?;
+    let dir = path.join(CELLS_DIR);
+    let mut files = Vec::new();
+    if dir.is_dir() {
+        for entry in fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+            let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(i) = cell_index(&name) {
+                files.push((i, name, entry.path()));
+            }
+        }
+    }
+    files.sort();
+    let mut cells = Vec::with_capacity(files.len());
+    for (_, _, file) in files {
+        let text =
+            fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        let cell: Cell =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+        cells.push(cell);
+    }
+    Ok((meta, cells))
+}
+
+/// Rewrites `meta.json` of an existing results directory atomically.
+pub fn update_meta(path: &Path, meta: &RunMeta) -> Result<()> {
+    read_meta(path)?;
+    write_meta(path, meta)
+}
+
+/// Rebuilds the derived files of a results directory from its stored cells (e.g. after a
+/// newer tracelab changed the chart).
+pub fn regenerate(path: &Path) -> Result<()> {
+    let (meta, cells) = load(path)?;
+    write_derived(path, &meta, &cells)
+}

@@ -1,0 +1,307 @@
+//! The `vm` target: boots a Debian kernel in QEMU with the static agent and collects cells
+//! from its console.
+
+use crate::guest::console::{self, Ending, Event};
+use crate::guest::initramfs;
+use crate::guest::qemu::{self, Accel, Mode, Setup};
+use crate::results::{self, ResultsDir, RunMeta};
+use crate::study::{Finished, Progress, Study};
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tracelab_kernels::{self, Catalog, FetchedKernel, KernelVersion};
+use tracelab_model::arch::Arch;
+use tracelab_model::cell::Cell;
+use tracelab_model::kconfig;
+use tracelab_model::protocol::Record;
+use tracelab_model::schema::{CellContext, Measured, Status};
+
+/// Env var naming the directory that holds `tracelab-agent-<arch>` binaries.
+pub const AGENT_DIR_ENV: &str = "TRACELAB_AGENT_DIR";
+
+/// Finds the static agent for `arch`: in `$TRACELAB_AGENT_DIR`, else beside this binary.
+pub fn agent_binary(arch: Arch) -> Result<PathBuf> {
+    let name = format!("tracelab-agent-{}", arch.name());
+    let mut dirs = Vec::new();
+    if let Some(d) = std::env::var_os(AGENT_DIR_ENV) {
+        dirs.push(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        dirs.push(d);
+    }
+    for d in &dirs {
+        let path = d.join(&name);
+        if path.is_file() {
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            tracelab_kernels::elf::check_static(&bytes, arch)
+                .with_context(|| format!("agent {}", path.display()))?;
+            return Ok(path);
+        }
+    }
+    let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    bail!(
+        "no static agent `{name}` (looked in {}): build it with `scripts/build-agents` or set {AGENT_DIR_ENV}",
+        looked.join(", ")
+    )
+}
+
+pub fn run(
+    study: &Study,
+    arch: Arch,
+    version: Option<KernelVersion>,
+    progress: &dyn Progress,
+) -> Result<Finished> {
+    let catalog = Catalog::new(study.mirror.clone())?;
+    let kernel = match (&study.custom_kernel, version) {
+        (Some((image, config)), _) => tracelab_kernels::user_kernel(image, config, arch)?,
+        (None, Some(v)) => {
+            progress.stage(&format!("fetching Debian {} kernel for {arch}", v.name()));
+            catalog.fetch_kernel(v, arch, false)?
+        }
+        (None, None) => bail!("target vm:{arch}/custom needs --kernel <image> and --config <file>"),
+    };
+    progress.stage(&format!("fetching busybox-static for {arch}"));
+    let busybox = catalog.fetch_busybox(arch)?;
+    let agent = agent_binary(arch)?;
+    let config_text = std::fs::read_to_string(&kernel.config)
+        .with_context(|| format!("reading kernel config {}", kernel.config.display()))?;
+    let config = kconfig::relevant(&kconfig::parse(&config_text));
+
+    let mut plan = study.plan.clone();
+    plan.unit = study.mode.unit();
+    plan.kernel_config = config.clone();
+    let plan_json = serde_json::to_string_pretty(&plan)?;
+    let initrd = write_initramfs(
+        catalog.cache_dir(),
+        &initramfs::build(&agent, &busybox, &plan_json)?,
+    )?;
+
+    let accel = if study.mode == Mode::Wall && qemu::kvm_usable(arch) {
+        Accel::Kvm
+    } else {
+        Accel::Tcg
+    };
+    let mut setup = Setup::new(arch, study.mode, accel);
+    let label = kernel.version.clone();
+    let run_id = results::new_run_id(&format!("{arch}-{label}"));
+    let mut meta = RunMeta {
+        kernel_package: Some(package_label(&kernel)),
+        kernel_config: config,
+        cpu: setup.cpu().to_string(),
+        qemu_version: Some(qemu::version(setup.binary())?),
+        mode: study.mode.name().to_string(),
+        accel: Some(accel.name().to_string()),
+        clock: study.mode.clock().to_string(),
+        extra: guest_extra(&setup, &kernel, &agent),
+
+        ..crate::study::base_meta(study, &plan, &run_id, arch.name(), &label)
+    };
+    let dir = study
+        .out
+        .clone()
+        .unwrap_or_else(|| Study::default_out(&run_id));
+    let mut store = ResultsDir::create(&dir, &meta)?;
+    let context = CellContext {
+        target: meta.target.clone(),
+        arch: meta.arch.clone(),
+        kernel: label,
+        kernel_release: None,
+    };
+    let mut boot = Boot {
+        store: &mut store,
+        meta: &mut meta,
+        context,
+        plan: &plan,
+        progress,
+        fatal: None,
+        garbled: None,
+        hello: false,
+    };
+
+    progress.stage(&format!(
+        "booting {} in QEMU ({}, {})",
+        kernel.release,
+        accel.name(),
+        study.mode.name()
+    ));
+    let mut outcome = console::run(
+        setup.command(&kernel.image, &initrd),
+        study.timeouts,
+        &mut |e| boot.on_event(e),
+    )?;
+    if accel == Accel::Kvm && !boot.hello {
+        // Debian kernels die early under some KVM hosts (emulation failures); TCG works.
+        progress.stage("the guest did not start under KVM; falling back to TCG");
+        setup = Setup::new(arch, study.mode, Accel::Tcg);
+        boot.meta.accel = Some(Accel::Tcg.name().to_string());
+        boot.meta.cpu = setup.cpu().to_string();
+        results::update_meta(boot.store.path(), boot.meta)?;
+        outcome = console::run(
+            setup.command(&kernel.image, &initrd),
+            study.timeouts,
+            &mut |e| boot.on_event(e),
+        )?;
+    }
+    boot.fail_missing(&outcome.ending, &outcome.tail)?;
+    let cells = store.cells().to_vec();
+    Ok(Finished { dir, meta, cells })
+}
+
+/// The state of one guest run, as records arrive.
+struct Boot<'a> {
+    store: &'a mut ResultsDir,
+    meta: &'a mut RunMeta,
+    context: CellContext,
+    plan: &'a tracelab_model::plan::AgentPlan,
+    progress: &'a dyn Progress,
+    fatal: Option<String>,
+    garbled: Option<String>,
+    hello: bool,
+}
+
+impl Boot<'_> {
+    fn on_event(&mut self, event: Event) -> Result<()> {
+        match event {
+            Event::Record(Record::Hello {
+                kernel_release,
+                function,
+                cpu,
+                counters_absent,
+                leftovers_removed,
+                environment,
+                ..
+            }) => {
+                self.hello = true;
+                self.context.kernel_release = Some(kernel_release.clone());
+                self.meta.kernel_release = Some(kernel_release);
+                let extra = &mut self.meta.extra;
+                if let Some(f) = function {
+                    extra.insert("function".into(), serde_json::Value::String(f));
+                }
+                extra.insert("pinned_cpu".into(), serde_json::json!(cpu));
+                // A counter the guest's PMU lacks is recorded as absent, with why.
+                extra.insert("counters_absent".into(), serde_json::json!(counters_absent));
+                extra.insert(
+                    "leftovers_removed".into(),
+                    serde_json::json!(leftovers_removed),
+                );
+                extra.insert("environment".into(), serde_json::json!(environment));
+                results::update_meta(self.store.path(), self.meta)?;
+            }
+            Event::Record(Record::Cell(measured)) => self.add(*measured, None)?,
+            Event::Record(Record::Fatal { message }) => self.fatal = Some(message),
+            Event::Record(Record::Done) => {}
+            Event::Garbled(why) => self.garbled = Some(why),
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, measured: Measured, tail: Option<String>) -> Result<()> {
+        let cell = Cell::new(self.context.clone(), measured, tail);
+        self.store.add_cell(cell)?;
+        let done = self.store.cells().len();
+        if let Some(c) = self.store.cells().last() {
+            self.progress.cell(c, done, self.plan.cells().len());
+        }
+        Ok(())
+    }
+
+    /// Every planned cell the agent did not report becomes a failed cell that says why,
+    /// with the console tail.
+    fn fail_missing(&mut self, ending: &Ending, tail: &[String]) -> Result<()> {
+        // A cell is its mechanism, payload and stack.
+        let reported: Vec<(String, Option<String>, u32)> = self
+            .store
+            .cells()
+            .iter()
+            .map(|c| {
+                let m = &c.measured;
+                (m.mechanism.clone(), m.payload.clone(), m.stack)
+            })
+            .collect();
+        let reason = match (&self.fatal, &self.garbled) {
+            (Some(f), _) => format!("agent error: {f}"),
+            (None, Some(g)) => format!("garbled reply from the guest ({g}); {}", ending.reason()),
+            (None, None) => ending.reason(),
+        };
+        for spec in self.plan.cells() {
+            let payload = spec.payload.map(|p| p.name().to_string());
+            let key = (
+                spec.mechanism.name().to_string(),
+                payload.clone(),
+                spec.stack,
+            );
+            if reported.contains(&key) {
+                continue;
+            }
+            let mut measured = Measured::without_samples(
+                spec.mechanism.name(),
+                &self.plan.workload,
+                self.plan.unit,
+                Status::Failed,
+                reason.clone(),
+            );
+            measured.payload = payload;
+            measured.stack = spec.stack;
+            self.add(measured, Some(tail.join("\n")))?;
+        }
+        Ok(())
+    }
+}
+
+fn package_label(k: &FetchedKernel) -> String {
+    let names: Vec<String> = k
+        .packages
+        .iter()
+        .map(|p| format!("{} {}", p.name, p.version))
+        .collect();
+    if names.is_empty() {
+        format!("custom kernel {}", k.image.display())
+    } else {
+        names.join(", ")
+    }
+}
+
+fn guest_extra(
+    setup: &Setup,
+    kernel: &FetchedKernel,
+    agent: &Path,
+) -> BTreeMap<String, serde_json::Value> {
+    let mut extra = BTreeMap::new();
+    let s = |v: String| serde_json::Value::String(v);
+    extra.insert(
+        "qemu_args".into(),
+        s(setup
+            .args(Path::new("<kernel>"), Path::new("<initrd>"))
+            .join(" ")),
+    );
+    extra.insert("kernel_cmdline".into(), s(setup.kernel_cmdline()));
+    extra.insert("kernel_mirror".into(), s(kernel.mirror.clone()));
+    extra.insert("kernel_suite".into(), s(kernel.suite.clone()));
+    if let Ok(bytes) = std::fs::read(agent) {
+        // Figures depend on the compiled workload binary: record which one ran.
+        extra.insert("agent_sha256".into(), s(hex(&Sha256::digest(&bytes))));
+    }
+    extra
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Stores the initramfs under the cache, named by its content (parallel guests never
+/// share a file they could overwrite).
+fn write_initramfs(cache: &Path, bytes: &[u8]) -> Result<PathBuf> {
+    let dir = cache.join("initramfs");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(format!("{}.cpio", &hex(&Sha256::digest(bytes))[..16]));
+    if !path.exists() {
+        crate::results::atomic::write(&path, bytes)?;
+    }
+    Ok(path)
+}
