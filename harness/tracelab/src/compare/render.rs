@@ -3,7 +3,7 @@
 //! one comparison may span `insn` and `ns` cells.
 
 use super::{CompareReport, Comparison, Interval, IntervalKind, Verdict};
-use crate::report::fixed;
+use crate::render::{escape_markdown, fixed, signed as signed_fixed, Table};
 use anyhow::{Context, Result};
 use std::fmt;
 use std::str::FromStr;
@@ -86,7 +86,7 @@ fn trim(x: f64) -> String {
 }
 
 fn signed(x: Option<f64>) -> String {
-    x.map_or_else(|| "-".to_string(), |x| crate::report::signed(x, 2))
+    x.map_or_else(|| "-".to_string(), |x| signed_fixed(x, 2))
 }
 
 fn figure(overhead: Option<f64>, interval: Option<Interval>) -> String {
@@ -111,7 +111,7 @@ fn figure(overhead: Option<f64>, interval: Option<Interval>) -> String {
 
 fn relative(x: Option<f64>) -> String {
     x.map_or_else(String::new, |x| {
-        format!(" ({}%)", crate::report::signed(x * 100.0, 1))
+        format!(" ({}%)", signed_fixed(x * 100.0, 1))
     })
 }
 
@@ -169,8 +169,8 @@ fn row(c: &Comparison, with_payload: bool, with_stack: bool) -> Vec<String> {
     let interval = match (c.change_low, c.change_high) {
         (Some(lo), Some(hi)) => format!(
             "[{}, {}]",
-            crate::report::signed(lo, 2),
-            crate::report::signed(hi, 2)
+            signed_fixed(lo, 2),
+            signed_fixed(hi, 2)
         ),
         _ => "-".into(),
     };
@@ -190,7 +190,7 @@ fn row(c: &Comparison, with_payload: bool, with_stack: bool) -> Vec<String> {
 }
 
 fn markdown(report: &CompareReport) -> String {
-    let esc = |s: &str| s.replace('|', "\\|");
+    let esc = escape_markdown;
     let mut out = format!("## tracelab compare: {}\n\n", counts_line(report));
     out.push_str(&format!(
         "baseline `{}` · candidate `{}`\n\n{}.\n\n",
@@ -206,47 +206,37 @@ fn markdown(report: &CompareReport) -> String {
         out.push('\n');
     }
     let (headers, rows) = columns(report);
-    out.push_str(&format!("| {} |\n", headers.join(" | ")));
-    let align: Vec<&str> = headers
+    let right = headers
         .iter()
-        .map(|h| match *h {
-            "stack" | "baseline" | "candidate" | "change" | "change interval" => "---:",
-            _ => "---",
+        .map(|h| {
+            matches!(
+                *h,
+                "stack" | "baseline" | "candidate" | "change" | "change interval"
+            )
         })
         .collect();
-    out.push_str(&format!("|{}|\n", align.join("|")));
-    if rows.is_empty() {
-        out.push_str("\n(no cells on either side)\n");
-    }
+    let mut t = Table::new(headers.iter().map(|h| h.to_string()).collect(), right);
     for mut r in rows {
         if let Some(v) = r.first_mut() {
             if v == "regressed" || v == "improved" {
                 *v = format!("**{v}**");
             }
         }
-        let cells: Vec<String> = r.iter().map(|c| esc(c)).collect();
-        out.push_str(&format!("| {} |\n", cells.join(" | ")));
+        t.push(r);
+    }
+    out.push_str(&t.markdown());
+    if t.is_empty() {
+        out.push_str("\n(no cells on either side)\n");
     }
     out
 }
 
 fn table(report: &CompareReport) -> String {
     let (headers, rows) = columns(report);
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
+    let mut t = Table::new(headers.iter().map(|h| h.to_string()).collect(), vec![]);
+    for r in rows {
+        t.push(r);
     }
-    let line = |cells: Vec<String>| {
-        let parts: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, &w)| format!("{c:<w$}"))
-            .collect();
-        let s = parts.join("  ");
-        s.trim_end().to_string()
-    };
     let mut out = format!(
         "{}\nbaseline {} · candidate {}\n{}\n\n",
         counts_line(report),
@@ -260,13 +250,6 @@ fn table(report: &CompareReport) -> String {
     if !report.environment.is_empty() {
         out.push('\n');
     }
-    out.push_str(&line(headers.iter().map(|h| h.to_string()).collect()));
-    out.push('\n');
-    out.push_str(&line(widths.iter().map(|&w| "-".repeat(w)).collect()));
-    out.push('\n');
-    for r in rows {
-        out.push_str(&line(r));
-        out.push('\n');
-    }
+    out.push_str(&t.text(false));
     out
 }

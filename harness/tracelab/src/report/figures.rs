@@ -348,7 +348,7 @@ fn draw_heatmap(fig: &Heatmap) -> DrawResult<String> {
                     Tile::Value(v) => match plottable(*v) {
                         Some(v) => {
                             let t = (v - lo) / span;
-                            (shade(t), super::fixed(v, 1), t > 0.55)
+                            (shade(t), crate::render::fixed(v, 1), t > 0.55)
                         }
                         None => (RGBColor(250, 250, 250), "-".to_string(), false),
                     },
@@ -385,8 +385,8 @@ fn draw_heatmap(fig: &Heatmap) -> DrawResult<String> {
             format!(
                 "{}: {} to {}",
                 fig.scale_label,
-                super::fixed(lo, 1),
-                super::fixed(lo + span, 1)
+                crate::render::fixed(lo, 1),
+                crate::render::fixed(lo + span, 1)
             )
         };
         root.draw(&Text::new(
@@ -404,7 +404,7 @@ pub fn fallback_svg(message: &str) -> String {
     format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"720\" height=\"60\">\
          <text x=\"10\" y=\"30\" font-family=\"sans-serif\" font-size=\"14\">{}</text></svg>\n",
-        super::escape(message)
+        crate::render::escape_html(message)
     )
 }
 

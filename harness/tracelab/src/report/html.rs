@@ -2,7 +2,8 @@
 //! external reference, so it opens offline and can be attached to a CI run as one file.
 
 use super::model::{self, Point};
-use super::{escape, fixed, Figure};
+use super::Figure;
+use crate::render::{escape_html as escape, fixed};
 use crate::dataset::Run;
 use crate::results::row::one_line;
 use tracelab_model::schema::Status;

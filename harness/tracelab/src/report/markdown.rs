@@ -7,11 +7,9 @@ use super::model::{self, Point};
 use super::Figure;
 use crate::dataset::Run;
 use crate::results::row::one_line;
+use crate::render::{escape_markdown as esc, Table};
 use tracelab_model::schema::Status;
 
-fn esc(s: &str) -> String {
-    s.replace('|', "\\|")
-}
 
 pub(super) fn summary(
     title: &str,
@@ -42,44 +40,42 @@ pub(super) fn summary(
         for unit in model::units(here.iter().copied()) {
             let cells: Vec<&Point> = here.iter().copied().filter(|p| p.unit == unit).collect();
             let kernels = model::kernels(cells.iter().copied());
-            out.push_str(&format!(
-                "## {arch}: overhead per call ({unit})\n\n| mechanism |"
-            ));
-            for k in &kernels {
-                out.push_str(&format!(" kernel {k} ({unit}) |"));
-            }
-            out.push_str("\n|---|");
-            out.push_str(&"---:|".repeat(kernels.len()));
-            out.push('\n');
+            out.push_str(&format!("## {arch}: overhead per call ({unit})\n\n"));
+            let mut headers = vec!["mechanism".to_string()];
+            headers.extend(kernels.iter().map(|k| format!("kernel {k} ({unit})")));
+            let mut right = vec![false];
+            right.extend(kernels.iter().map(|_| true));
+            let mut t = Table::new(headers, right);
             for s in model::series(cells.iter().copied()) {
-                out.push_str(&format!("| {} |", esc(&s)));
+                let mut row = vec![s.clone()];
                 for k in &kernels {
                     let p = cells
                         .iter()
                         .copied()
                         .find(|p| p.series() == s && &p.kernel == k);
-                    out.push_str(&format!(" {} |", esc(&cell_text(p))));
+                    row.push(cell_text(p));
                 }
-                out.push('\n');
+                t.push(row);
             }
+            out.push_str(&t.markdown());
             out.push('\n');
         }
     }
     let not_ok: Vec<&Point> = points.iter().filter(|p| p.status != Status::Ok).collect();
     if !not_ok.is_empty() {
-        out.push_str("## Not measured\n\n| arch | kernel | mechanism | status | reason |\n|---|---|---|---|---|\n");
+        out.push_str("## Not measured\n\n");
+        let headers = ["arch", "kernel", "mechanism", "status", "reason"];
+        let mut t = Table::new(headers.map(String::from).to_vec(), vec![false; 5]);
         for p in not_ok {
-            out.push_str(&format!(
-                "| {} | {} | {} | {} | {} |\n",
-                esc(&p.arch),
-                esc(&p.kernel),
-                esc(&p.series()),
-                p.status,
-                esc(&one_line(
-                    p.reason.as_deref().unwrap_or("no reason recorded")
-                ))
-            ));
+            t.push(vec![
+                p.arch.clone(),
+                p.kernel.clone(),
+                p.series(),
+                p.status.to_string(),
+                one_line(p.reason.as_deref().unwrap_or("no reason recorded")),
+            ]);
         }
+        out.push_str(&t.markdown());
         out.push('\n');
     }
     if !figures.is_empty() {
@@ -89,26 +85,38 @@ pub(super) fn summary(
         }
         out.push('\n');
     }
-    out.push_str("## Environment\n\n| run | target | kernel release | mode / unit | cpu | qemu | calls × repeats | lab |\n|---|---|---|---|---|---|---|---|\n");
+    out.push_str("## Environment\n\n");
+    let headers = [
+        "run",
+        "target",
+        "kernel release",
+        "mode / unit",
+        "cpu",
+        "qemu",
+        "calls × repeats",
+        "lab",
+    ];
+    let mut t = Table::new(headers.map(String::from).to_vec(), vec![false; 8]);
     for r in runs {
         let m = &r.meta;
-        out.push_str(&format!(
-            "| {} | {} | {} | {} / {} | {} | {} | {} × {} | {}{} |\n",
-            esc(&m.run_id),
-            esc(&m.target),
-            esc(m.kernel_release.as_deref().unwrap_or("-")),
-            m.mode,
-            m.unit,
-            esc(&m.cpu),
-            esc(m.qemu_version.as_deref().unwrap_or("-")),
-            m.calls,
-            m.repeats,
-            esc(&m.tracelab_version),
-            m.git_revision
-                .as_deref()
-                .map(|g| format!(" ({g})"))
-                .unwrap_or_default()
-        ));
+        t.push(vec![
+            m.run_id.clone(),
+            m.target.clone(),
+            m.kernel_release.clone().unwrap_or_else(|| "-".into()),
+            format!("{} / {}", m.mode, m.unit),
+            m.cpu.clone(),
+            m.qemu_version.clone().unwrap_or_else(|| "-".into()),
+            format!("{} × {}", m.calls, m.repeats),
+            format!(
+                "{}{}",
+                m.tracelab_version,
+                m.git_revision
+                    .as_deref()
+                    .map(|g| format!(" ({g})"))
+                    .unwrap_or_default()
+            ),
+        ]);
     }
+    out.push_str(&t.markdown());
     out
 }

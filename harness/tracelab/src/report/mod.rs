@@ -40,42 +40,6 @@ pub struct Report {
     pub markdown: String,
 }
 
-/// Escapes text for HTML and SVG.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// `x` with `decimals` digits, never `-0.00`: a value that rounds to zero is zero,
-/// whatever side of it the noise fell.
-pub fn fixed(x: f64, decimals: usize) -> String {
-    let s = format!("{x:.decimals$}");
-    match s.strip_prefix('-') {
-        Some(rest) if rest.chars().all(|c| c == '0' || c == '.') => rest.to_string(),
-        _ => s,
-    }
-}
-
-/// [`fixed`] with an explicit sign (`+1.50`, `0.00`).
-pub fn signed(x: f64, decimals: usize) -> String {
-    let s = fixed(x, decimals);
-    if s.starts_with('-') || s.chars().all(|c| c == '0' || c == '.') {
-        s
-    } else {
-        format!("+{s}")
-    }
-}
-
 /// A string safe as a file stem.
 fn slug(s: &str) -> String {
     s.chars()

@@ -2,6 +2,7 @@
 //! Figures keep the cell's unit; CSV and JSON keep full precision, the table and
 //! Markdown round to two decimals for reading.
 
+use crate::render::{escape_markdown, fixed, Table};
 use super::meta::RunMeta;
 use super::row::{one_line, rows, SummaryRow, COLUMNS};
 use anyhow::{Context, Result};
@@ -101,15 +102,8 @@ fn header_line(meta: &RunMeta, rows: &[SummaryRow], unit: Option<Unit>) -> Strin
     )
 }
 
-/// Column headers and formatted cells shared by the table and Markdown views.
-struct Grid {
-    headers: Vec<String>,
-    /// Right-aligned (numeric) columns.
-    numeric: Vec<bool>,
-    body: Vec<Vec<String>>,
-}
-
-fn grid(rows: &[SummaryRow], unit: Option<Unit>) -> Grid {
+/// The summary table shared by the text and Markdown views.
+fn grid(rows: &[SummaryRow], unit: Option<Unit>) -> Table {
     let u = |name: &str| match unit {
         Some(unit) => format!("{name} ({unit})"),
         None => name.to_string(),
@@ -144,9 +138,8 @@ fn grid(rows: &[SummaryRow], unit: Option<Unit>) -> Grid {
     headers.push("reason".to_string());
     numeric.push(false);
 
-    let body = rows
-        .iter()
-        .map(|r| {
+    let mut table = Table::new(headers, numeric);
+    for line in rows.iter().map(|r| {
             let mut line = vec![r.mechanism.clone()];
             if bpf {
                 line.push(r.payload.clone().unwrap_or_else(|| "-".to_string()));
@@ -176,30 +169,16 @@ fn grid(rows: &[SummaryRow], unit: Option<Unit>) -> Grid {
             if unit.is_none() {
                 line.push(r.unit.to_string());
             }
-            line.push(r.reason.as_deref().map(one_line).unwrap_or_default());
-            line
-        })
-        .collect();
-    Grid {
-        headers,
-        numeric,
-        body,
+        line.push(r.reason.as_deref().map(one_line).unwrap_or_default());
+        line
+    }) {
+        table.push(line);
     }
+    table
 }
 
 fn num(x: Option<f64>) -> String {
-    x.map_or_else(
-        || "-".to_string(),
-        |x| {
-            let s = format!("{x:.2}");
-            // A value that rounds to zero is zero: "-0.00" reads as a measured sign.
-            if s == "-0.00" {
-                "0.00".to_string()
-            } else {
-                s
-            }
-        },
-    )
+    x.map_or_else(|| "-".to_string(), |x| fixed(x, 2))
 }
 
 fn int(x: Option<u64>) -> String {
@@ -208,67 +187,21 @@ fn int(x: Option<u64>) -> String {
 
 fn table(meta: &RunMeta, rows: &[SummaryRow]) -> String {
     let unit = common_unit(meta, rows);
-    let g = grid(rows, unit);
-    let mut widths: Vec<usize> = g.headers.iter().map(|h| h.chars().count()).collect();
-    for line in &g.body {
-        for (w, c) in widths.iter_mut().zip(line) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let fmt_line = |cells: &[String]| {
-        let parts: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .zip(&g.numeric)
-            .map(|((c, &w), &right)| {
-                if right {
-                    format!("{c:>w$}")
-                } else {
-                    format!("{c:<w$}")
-                }
-            })
-            .collect();
-        let mut s = parts.join("  ");
-        s.truncate(s.trim_end().len());
-        s
-    };
+    let t = grid(rows, unit);
     let mut out = header_line(meta, rows, unit);
     out.push_str("\n\n");
-    out.push_str(&fmt_line(&g.headers));
-    out.push('\n');
-    let rule: Vec<String> = widths.iter().map(|&w| "-".repeat(w)).collect();
-    out.push_str(&rule.join("  "));
-    out.push('\n');
-    if g.body.is_empty() {
+    out.push_str(&t.text(true));
+    if t.is_empty() {
         out.push_str("(no cells)\n");
-    }
-    for line in &g.body {
-        out.push_str(&fmt_line(line));
-        out.push('\n');
     }
     out
 }
 
 fn markdown(meta: &RunMeta, rows: &[SummaryRow]) -> String {
     let unit = common_unit(meta, rows);
-    let g = grid(rows, unit);
-    let esc = |s: &str| s.replace('|', "\\|");
-    let line = |cells: &[String]| {
-        let cells: Vec<String> = cells.iter().map(|c| esc(c)).collect();
-        format!("| {} |\n", cells.join(" | "))
-    };
-    let mut out = esc(&header_line(meta, rows, unit));
+    let mut out = escape_markdown(&header_line(meta, rows, unit));
     out.push_str("\n\n");
-    out.push_str(&line(&g.headers));
-    let align: Vec<String> = g
-        .numeric
-        .iter()
-        .map(|&r| if r { "---:" } else { "---" }.to_string())
-        .collect();
-    out.push_str(&format!("|{}|\n", align.join("|")));
-    for l in &g.body {
-        out.push_str(&line(l));
-    }
+    out.push_str(&grid(rows, unit).markdown());
     out
 }
 
