@@ -15,11 +15,11 @@ pub mod names;
 pub mod payload;
 pub mod plan;
 pub mod protocol;
+pub mod provenance;
 pub mod schema;
 pub mod stats;
 pub mod summary;
 pub mod symbol;
 pub mod workload;
 
-/// The lab's version, recorded in every result.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub use provenance::VERSION;

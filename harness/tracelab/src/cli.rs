@@ -1,26 +1,53 @@
-//! Command-line parsing: raw flags become a validated [`Study`] or a command. Nothing here
-//! measures or stores; the library does.
+//! Command-line parsing: clap turns every flag into a typed value, and the raw flags of
+//! `run` and `matrix` become a validated [`Study`] or [`Matrix`]. Nothing here measures,
+//! stores or prints; the library does the work and `main` prints.
 
 use crate::guest::qemu::Mode;
-use crate::results::Format;
-use crate::study::Study;
-use crate::target::TargetSpec;
-use anyhow::{bail, Result};
+use crate::matrix::{Guest, Matrix};
+use crate::render::Format;
+use crate::study::{Study, TargetSpec};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 use tracelab_kernels::KernelVersion;
 use tracelab_model::arch::Arch;
 use tracelab_model::mechanism::MechanismKind;
+use tracelab_model::payload::Payload;
 use tracelab_model::plan::{AgentPlan, DEFAULT_CALLS, DEFAULT_REPEATS, DEFAULT_REPEATS_REAL_TIME};
 use tracelab_model::schema::Unit;
+use tracelab_model::symbol::Symbol;
+use tracelab_model::workload::Workload;
+
+/// How `tracelab` ends; `main` maps every outcome to one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything asked for was done.
+    Ok = 0,
+    /// `compare` found a regression.
+    Regression = 1,
+    /// Bad input, or an error that stopped the command.
+    Error = 2,
+    /// Some cells or guests failed (their reasons are stored).
+    Failed = 3,
+    /// SIGINT or SIGTERM stopped the run (finished cells are kept).
+    Interrupted = 130,
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(e: Exit) -> std::process::ExitCode {
+        std::process::ExitCode::from(e as u8)
+    }
+}
 
 #[derive(Parser, Debug)]
 #[command(
     name = "tracelab",
     version,
-    about = "Measures what Linux tracing mechanisms cost per traced call"
+    about = "Measures what Linux tracing mechanisms cost per traced call",
+    after_help = "Exit status: 0 ok, 1 regression (compare), 2 usage or error, 3 failed cells or guests, 130 interrupted."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -40,23 +67,22 @@ pub enum Command {
     Doctor {
         /// local (default) or vm:<arch>/<version>.
         #[arg(long, default_value = "local")]
-        target: String,
+        target: TargetSpec,
         #[arg(long)]
         mirror: Option<String>,
     },
     /// Print the summary of a results directory.
     Show {
         dir: PathBuf,
-        /// table, csv, json or markdown.
-        #[arg(long, default_value = "table")]
-        format: String,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
     /// Compare two results or dataset directories cell by cell (exit 1 on a regression).
-    Compare(crate::compare::CompareArgs),
+    Compare(CompareArgs),
     /// Run one study per (arch, kernel) guest in parallel into one Hive-style dataset.
-    Matrix(crate::matrix::MatrixArgs),
+    Matrix(MatrixArgs),
     /// Write one self-contained HTML report and a Markdown summary of results or datasets.
-    Report(crate::report::ReportArgs),
+    Report(ReportArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -69,10 +95,10 @@ pub enum KernelsCommand {
     /// Download a kernel (checksummed against the Debian index) into the cache.
     Fetch {
         /// 6.1, 6.12, 7.2 or 7.3.
-        version: String,
+        version: KernelVersion,
         /// x86_64 or arm64.
         #[arg(long, default_value = "x86_64")]
-        arch: String,
+        arch: Arch,
         /// Re-download the package index first.
         #[arg(long)]
         refresh: bool,
@@ -81,27 +107,77 @@ pub enum KernelsCommand {
     },
 }
 
+/// A comma-separated list of mechanisms, or a set (`default`, `bpf`, `all`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mechanisms(pub Vec<MechanismKind>);
+
+impl FromStr for Mechanisms {
+    type Err = tracelab_model::names::UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        MechanismKind::parse_list(s).map(Mechanisms)
+    }
+}
+
+/// A comma-separated list of payloads, or `all`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payloads(pub Vec<Payload>);
+
+impl FromStr for Payloads {
+    type Err = tracelab_model::names::UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Payload::parse_list(s).map(Payloads)
+    }
+}
+
+/// `--stack 1,2,4,8`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stacks(pub Vec<u32>);
+
+impl FromStr for Stacks {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.split(',')
+            .map(|k| {
+                k.trim().parse::<u32>().map_err(|_| {
+                    format!(
+                        "--stack: `{}` is not a number of programs (e.g. --stack 1,2,4,8)",
+                        k.trim()
+                    )
+                })
+            })
+            .collect::<Result<Vec<u32>, String>>()
+            .map(Stacks)
+    }
+}
+
+fn symbol(s: &str) -> Result<String, String> {
+    Symbol::new(s)
+        .map(|s| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// local, or vm:<arch>/<version> (arch x86_64|arm64, version 6.1|6.12|7.2|7.3|custom).
     #[arg(long, default_value = "vm:x86_64/6.12")]
-    pub target: String,
+    pub target: TargetSpec,
     /// Comma-separated mechanisms, or a set: `default` (tracefs mechanisms and bpf-kprobe,
     /// bpf-kprobe-multi, bpf-fentry), `bpf` (every BPF mechanism), `all`.
     #[arg(long, default_value = "default")]
-    pub mechanisms: String,
+    pub mechanisms: Mechanisms,
     /// What BPF programs do, comma separated: empty, count, record, or `all`. One cell per
     /// payload for each BPF mechanism.
     #[arg(long, default_value = "count")]
-    pub payloads: String,
+    pub payloads: Payloads,
     /// BPF programs stacked on the function, comma separated (e.g. 1,2,4,8). One cell per
     /// value for each BPF mechanism and payload.
     #[arg(long, default_value = "1")]
-    pub stack: String,
+    pub stack: Stacks,
+    /// getppid, or bpf-numa-batch (in-kernel calls, no syscall each).
     #[arg(long, default_value = "getppid")]
-    pub workload: String,
+    pub workload: Workload,
     /// Kernel function to trace (default: the workload's entry point).
-    #[arg(long)]
+    #[arg(long, value_parser = symbol)]
     pub function: Option<String>,
     /// Calls per timed loop.
     #[arg(long, default_value_t = DEFAULT_CALLS)]
@@ -111,8 +187,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub repeats: Option<u32>,
     /// icount (deterministic, unit insn) or wall (real time, unit ns). Guests only.
-    #[arg(long, default_value = "icount")]
-    pub mode: String,
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
     /// A kernel image you built (with --config and --target vm:<arch>/custom).
     #[arg(long, requires = "config")]
     pub kernel: Option<PathBuf>,
@@ -139,7 +215,7 @@ pub struct RunArgs {
 impl RunArgs {
     /// Validates the flags into a study; every error names the valid choices.
     pub fn into_study(self, command_line: Vec<String>) -> Result<Study> {
-        let mut target: TargetSpec = self.target.parse()?;
+        let mut target = self.target;
         let custom_kernel = match (self.kernel, self.config) {
             (Some(k), Some(c)) => Some((k, c)),
             _ => None,
@@ -147,25 +223,25 @@ impl RunArgs {
         match (&mut target, &custom_kernel) {
             (TargetSpec::Vm { kernel, .. }, Some(_)) => *kernel = None,
             (TargetSpec::Vm { kernel: None, .. }, None) => {
-                bail!("target {} needs --kernel and --config", self.target)
+                bail!("target {target} needs --kernel and --config")
             }
             (TargetSpec::Local, Some(_)) => {
                 bail!("--kernel/--config need a vm target (vm:<arch>/custom)")
             }
             _ => {}
         }
-        let mode = Mode::parse(&self.mode)?;
-        if target == TargetSpec::Local && mode == Mode::Icount && self.mode != "icount" {
+        if target == TargetSpec::Local && self.mode.is_some() {
             bail!("--mode applies to guests only");
         }
+        let mode = self.mode.unwrap_or(Mode::Icount);
         let unit = if target == TargetSpec::Local {
             Unit::Ns
         } else {
             mode.unit()
         };
         let plan = AgentPlan {
-            mechanisms: MechanismKind::parse_list(&self.mechanisms)?,
-            workload: self.workload,
+            mechanisms: self.mechanisms.0,
+            workload: self.workload.name().to_string(),
             function: self.function,
             calls: self.calls,
             repeats: self.repeats.unwrap_or(if unit == Unit::Insn {
@@ -175,8 +251,8 @@ impl RunArgs {
             }),
             unit,
             kernel_config: BTreeMap::new(),
-            payloads: tracelab_model::payload::Payload::parse_list(&self.payloads)?,
-            stacks: parse_stacks(&self.stack)?,
+            payloads: self.payloads.0,
+            stacks: self.stack.0,
         };
         plan.validate()?;
         let mut timeouts = Study::default_timeouts(&plan);
@@ -200,40 +276,146 @@ impl RunArgs {
     }
 }
 
-/// Parses `--stack 1,2,4,8`.
-fn parse_stacks(s: &str) -> Result<Vec<u32>> {
-    s.split(',')
-        .map(|k| {
-            k.trim().parse::<u32>().map_err(|_| {
-                anyhow::anyhow!(
-                    "--stack: `{}` is not a number of programs (e.g. --stack 1,2,4,8)",
-                    k.trim()
-                )
-            })
+/// `tracelab matrix` flags: which guests, how many at once, and every `run` flag (but
+/// `--target`, `--kernel`, `--config`: the matrix picks the guests).
+#[derive(Args, Debug)]
+#[command(
+    mut_arg("target", |a| a.hide(true)),
+    mut_arg("kernel", |a| a.hide(true)),
+    mut_arg("config", |a| a.hide(true))
+)]
+pub struct MatrixArgs {
+    /// Comma-separated architectures (x86_64, arm64), or `all`.
+    #[arg(long, default_value = "x86_64,arm64")]
+    pub arch: String,
+    /// Comma-separated Debian kernel versions (6.1, 6.12, 7.2, 7.3), or `all`.
+    #[arg(long, default_value = "6.1,6.12,7.2,7.3")]
+    pub kernels: String,
+    /// Guests run at once (default: the cores available).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Parses a comma-separated list of names (or `all`) with `parse`; errors come from it
+/// and so name the valid choices.
+fn list<T: Copy + PartialEq>(
+    s: &str,
+    all: &[T],
+    parse: impl Fn(&str) -> Result<T>,
+) -> Result<Vec<T>> {
+    if s.trim() == "all" {
+        return Ok(all.to_vec());
+    }
+    let mut out = Vec::new();
+    for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let v = parse(name)?;
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    if out.is_empty() {
+        bail!("empty list `{s}`");
+    }
+    Ok(out)
+}
+
+impl MatrixArgs {
+    pub fn into_matrix(self, command_line: Vec<String>) -> Result<Matrix> {
+        let arches = list(&self.arch, &Arch::ALL, |n| Ok(n.parse::<Arch>()?)).context("--arch")?;
+        let kernels = list(&self.kernels, &KernelVersion::ALL, |n| {
+            Ok(n.parse::<KernelVersion>()?)
         })
-        .collect()
+        .context("--kernels")?;
+        if self.run.target != TargetSpec::default_vm() {
+            bail!("matrix picks its guests with --arch and --kernels, not --target");
+        }
+        if self.run.kernel.is_some() {
+            bail!("matrix runs Debian kernels only; use `tracelab run --target vm:<arch>/custom --kernel ...` for a kernel you built");
+        }
+        let study = self.run.into_study(command_line)?;
+        let guests: Vec<Guest> = arches
+            .iter()
+            .flat_map(|&arch| kernels.iter().map(move |&kernel| Guest { arch, kernel }))
+            .collect();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let jobs = match self.jobs {
+            Some(0) => bail!("--jobs must be at least 1"),
+            Some(j) => j,
+            None => cores,
+        }
+        .min(guests.len());
+        let out = study
+            .out
+            .clone()
+            .unwrap_or_else(|| Study::default_out(&crate::results::new_run_id("matrix")));
+        Ok(Matrix {
+            guests,
+            study,
+            out,
+            jobs,
+        })
+    }
 }
 
-/// Parses `kernels fetch` arguments.
-pub fn kernel_choice(version: &str, arch: &str) -> Result<(KernelVersion, Arch)> {
-    Ok((version.parse()?, arch.parse()?))
+#[derive(clap::Args, Debug)]
+pub struct CompareArgs {
+    /// The reference: a results directory or a dataset directory.
+    pub baseline: PathBuf,
+    /// What is judged against it: a results directory or a dataset directory.
+    pub candidate: PathBuf,
+    /// Smallest relative change of the overhead that counts (e.g. 5% or 0.05).
+    #[arg(long, default_value = "5%", value_parser = crate::compare::parse_relative)]
+    pub threshold: f64,
+    /// Smallest absolute change that counts, per call in each cell's unit (insn or ns).
+    #[arg(long, default_value = "1", value_parser = crate::compare::parse_floor)]
+    pub floor: f64,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
-pub fn format(name: &str) -> Result<Format> {
-    Ok(name.parse()?)
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// Results directories and/or dataset directories.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Where report.html, report.md and figures/ are written (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Title of the report.
+    #[arg(long, default_value = "tracelab report")]
+    pub title: String,
+    /// Also write figures/*.png (needs rsvg-convert from librsvg2-bin).
+    #[arg(long)]
+    pub png: bool,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn study(args: &[&str]) -> Result<Study> {
-        let mut argv = vec!["tracelab", "run"];
+    fn parse(args: &[&str]) -> Result<Command> {
+        let mut argv = vec!["tracelab"];
         argv.extend_from_slice(args);
-        let cli = Cli::try_parse_from(argv)?;
-        match cli.command {
+        Ok(Cli::try_parse_from(argv)?.command)
+    }
+
+    fn study(args: &[&str]) -> Result<Study> {
+        let mut argv = vec!["run"];
+        argv.extend_from_slice(args);
+        match parse(&argv)? {
             Command::Run(r) => r.into_study(vec![]),
             _ => bail!("not run"),
+        }
+    }
+
+    fn matrix(args: &[&str]) -> Result<Matrix> {
+        let mut argv = vec!["matrix"];
+        argv.extend_from_slice(args);
+        match parse(&argv)? {
+            Command::Matrix(m) => m.into_matrix(vec![]),
+            _ => bail!("not matrix"),
         }
     }
 
@@ -242,10 +424,7 @@ mod tests {
         let s = study(&[]).expect("default study");
         assert_eq!(s.target, TargetSpec::default_vm());
         assert_eq!(s.plan.mechanisms, MechanismKind::DEFAULT.to_vec());
-        assert_eq!(
-            s.plan.payloads,
-            vec![tracelab_model::payload::Payload::Count]
-        );
+        assert_eq!(s.plan.payloads, vec![Payload::Count]);
         assert_eq!(s.plan.stacks, vec![1]);
         let s = study(&["--mechanisms", "bpf", "--payloads", "all", "--stack", "1,8"])
             .expect("bpf study");
@@ -267,8 +446,53 @@ mod tests {
             (vec!["--stack", "two"], "--stack"),
             (vec!["--stack", "0"], "1 to 64"),
             (vec!["--target", "vm:x86_64/custom"], "--kernel"),
+            (vec!["--target", "local", "--mode", "wall"], "guests only"),
         ] {
             let err = format!("{:#}", study(&args).unwrap_err());
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn show_and_compare_take_one_format_enum() {
+        let Ok(Command::Show { format, .. }) = parse(&["show", "d", "--format", "md"]) else {
+            panic!("show parses");
+        };
+        assert_eq!(format, Format::Markdown);
+        let err = parse(&["compare", "a", "b", "--format", "xml"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("table") && err.contains("markdown"), "{err}");
+    }
+
+    #[test]
+    fn default_matrix_is_both_arches_times_four_kernels() {
+        let m = matrix(&["--jobs", "3"]).expect("matrix");
+        assert_eq!(m.guests.len(), 8);
+        assert_eq!(m.jobs, 3);
+        assert_eq!(
+            m.guests[1],
+            Guest {
+                arch: Arch::X86_64,
+                kernel: KernelVersion::V6_12
+            }
+        );
+        let one = matrix(&["--arch", "arm64", "--kernels", "7.3,7.3"]).expect("matrix");
+        assert_eq!(one.guests.len(), 1);
+        assert_eq!(one.jobs, 1, "never more jobs than guests");
+    }
+
+    #[test]
+    fn bad_matrix_lists_name_the_valid_choices() {
+        for (args, needle) in [
+            (vec!["--arch", "sparc"], "x86_64, arm64"),
+            (vec!["--kernels", "6.1,5.10"], "6.12"),
+            (vec!["--kernels", ","], "empty list"),
+            (vec!["--jobs", "0"], "at least 1"),
+            (vec!["--target", "local"], "--arch and --kernels"),
+            (vec!["--mechanisms", "nope"], "kprobe"),
+        ] {
+            let err = format!("{:#}", matrix(&args).unwrap_err());
             assert!(err.contains(needle), "{args:?}: {err}");
         }
     }

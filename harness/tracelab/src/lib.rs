@@ -12,7 +12,7 @@ pub mod dataset;
 pub mod doctor;
 pub mod guest;
 pub mod matrix;
-mod render;
+pub mod render;
 pub mod report;
 pub mod results;
 pub mod study;

@@ -1,94 +1,128 @@
-//! `tracelab`: parses the command line, calls the library, prints.
+//! `tracelab`: parses the command line, calls the library, prints, and maps the outcome
+//! to one exit status ([`Exit`]).
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
-use tracelab::cli::{self, Cli, Command, KernelsCommand};
-use tracelab::study::{self, Progress};
-use tracelab_kernels::{self, Catalog};
-use tracelab_model::cell::Cell;
+use std::time::{Duration, Instant};
+use tracelab::cli::{Cli, Command, Exit, KernelsCommand};
+use tracelab::compare::Threshold;
+use tracelab::render::Format;
+use tracelab::results::row::one_line;
+use tracelab::study::{Event, Observer, TargetSpec};
+use tracelab_kernels::Catalog;
 use tracelab_model::schema::Status;
 
-/// A progress bar on a terminal; plain lines on stderr otherwise (CI logs).
-struct CliProgress {
-    bar: Option<ProgressBar>,
+/// The one progress observer of `run` and `matrix`: a bar (cells, or guests) and one line
+/// per event on a terminal; plain lines on stderr otherwise (CI logs).
+struct CliObserver {
+    bar: Option<(MultiProgress, ProgressBar)>,
 }
 
-impl CliProgress {
-    fn new(total: usize) -> CliProgress {
+impl CliObserver {
+    fn new(total: usize, what: &str) -> CliObserver {
         let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::new(total as u64);
+            let multi = MultiProgress::new();
+            let bar = multi.add(ProgressBar::new(total as u64));
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} cells  {msg}",
-                )
+                ProgressStyle::with_template(&format!(
+                    "{{spinner}} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {what}  {{msg}}"
+                ))
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
-            bar.enable_steady_tick(std::time::Duration::from_millis(200));
-            bar
+            bar.enable_steady_tick(Duration::from_millis(200));
+            (multi, bar)
         });
-        CliProgress { bar }
+        CliObserver { bar }
     }
-}
 
-impl Progress for CliProgress {
-    fn stage(&self, what: &str) {
+    fn line(&self, text: &str) {
         match &self.bar {
-            Some(b) => b.set_message(what.to_string()),
-            None => eprintln!("tracelab: {what}"),
+            Some((multi, _)) => {
+                let _ = multi.println(text);
+            }
+            None => eprintln!("tracelab: {text}"),
         }
     }
 
-    fn cell(&self, cell: &Cell, done: usize, total: usize) {
-        let m = &cell.measured;
-        let name = match &m.payload {
-            Some(p) => format!("{}/{p}/k{}", m.mechanism, m.stack),
-            None => m.mechanism.clone(),
-        };
-        let what = match (&cell.summary, m.status) {
-            (Some(s), Status::Ok) => {
-                format!("{name}: ok, overhead {:.2} {}/call", s.overhead, m.unit)
-            }
-            _ => format!("{name}: {} {}", m.status, m.reason.as_deref().unwrap_or("")),
-        };
-        match &self.bar {
-            Some(b) => {
-                b.set_position(done as u64);
-                b.println(format!("  {what}"));
-            }
-            None => eprintln!("tracelab: cell {done}/{total} {what}"),
+    fn finish(&self) {
+        if let Some((_, bar)) = &self.bar {
+            bar.finish_and_clear();
         }
     }
 }
 
-fn main() {
+impl Observer for CliObserver {
+    fn event(&self, guest: Option<&str>, event: Event<'_>) {
+        let tag = guest.map(|g| format!("[{g}] ")).unwrap_or_default();
+        match event {
+            Event::Stage(what) => match (&self.bar, guest) {
+                (Some((_, bar)), None) => bar.set_message(what.to_string()),
+                _ => self.line(&format!("{tag}{what}")),
+            },
+            Event::Cell { cell, done, total } => {
+                let m = &cell.measured;
+                let what = match (&cell.summary, m.status) {
+                    (Some(s), Status::Ok) => {
+                        format!("ok, overhead {:.2} {}/call", s.overhead, m.unit)
+                    }
+                    _ => format!(
+                        "{} {}",
+                        m.status,
+                        m.reason.as_deref().map(one_line).unwrap_or_default()
+                    ),
+                };
+                if let (Some((_, bar)), None) = (&self.bar, guest) {
+                    bar.set_position(done as u64);
+                }
+                self.line(&format!(
+                    "{tag}cell {done}/{total} {}: {what}",
+                    m.id().label()
+                ));
+            }
+            Event::GuestDone(entry) => {
+                if let Some((_, bar)) = &self.bar {
+                    bar.inc(1);
+                }
+                match &entry.error {
+                    Some(e) => self.line(&format!("{tag}error: {e}")),
+                    None => self.line(&format!(
+                        "{tag}done in {:.0} s: {} cells, {} ok, {} failed",
+                        entry.wall_seconds.unwrap_or(0.0),
+                        entry.cells,
+                        entry.ok_cells,
+                        entry.failed_cells
+                    )),
+                }
+            }
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(code) => std::process::exit(code),
+        Ok(exit) => exit.into(),
         Err(e) => {
             eprintln!("tracelab: error: {e:#}");
-            std::process::exit(2);
+            Exit::Error.into()
         }
     }
 }
 
-fn run(cli: Cli) -> Result<i32> {
+fn run(cli: Cli) -> Result<Exit> {
+    let command_line: Vec<String> = std::env::args().collect();
     match cli.command {
         Command::Run(args) => {
-            let study = args.into_study(std::env::args().collect())?;
-            let progress = CliProgress::new(study.plan.cells().len());
-            let finished = study::run(&study, &progress)?;
-            if let Some(b) = &progress.bar {
-                b.finish_and_clear();
-            }
+            let study = args.into_study(command_line)?;
+            let observer = CliObserver::new(study.plan.cells().len(), "cells");
+            let finished = tracelab::target::run(&study, &observer);
+            observer.finish();
+            let finished = finished?;
             print!(
                 "{}",
-                tracelab::results::render(
-                    &finished.meta,
-                    &finished.cells,
-                    tracelab::results::Format::Table
-                )?
+                tracelab::results::render(&finished.meta, &finished.cells, Format::Table)?
             );
             println!("results: {}", finished.dir.display());
             let failed = finished
@@ -101,36 +135,80 @@ fn run(cli: Cli) -> Result<i32> {
                     "tracelab: {failed} cell(s) failed; see their reasons above and in {}",
                     finished.dir.display()
                 );
-                return Ok(3);
+                return Ok(Exit::Failed);
             }
-            Ok(0)
+            Ok(Exit::Ok)
         }
         Command::Show { dir, format } => {
-            let format = cli::format(&format)?;
             let (meta, cells) = tracelab::results::load(&dir)?;
             print!("{}", tracelab::results::render(&meta, &cells, format)?);
-            Ok(0)
+            Ok(Exit::Ok)
         }
-        Command::Compare(args) => tracelab::compare::main(&args),
-        Command::Matrix(args) => tracelab::matrix::main(args, std::env::args().collect()),
-        Command::Report(args) => tracelab::report::main(&args),
+        Command::Compare(args) => {
+            let threshold = Threshold {
+                relative: args.threshold,
+                floor: args.floor,
+            };
+            let report =
+                tracelab::compare::load_and_compare(&args.baseline, &args.candidate, &threshold)?;
+            print!(
+                "{}",
+                tracelab::compare::render::render(&report, args.format)?
+            );
+            Ok(if report.regressions() > 0 {
+                Exit::Regression
+            } else {
+                Exit::Ok
+            })
+        }
+        Command::Matrix(args) => {
+            let matrix = args.into_matrix(command_line)?;
+            let observer = CliObserver::new(matrix.guests.len(), "guests");
+            observer.line(&format!(
+                "{} guests, {} at a time, into {}",
+                matrix.guests.len(),
+                matrix.jobs,
+                matrix.out.display()
+            ));
+            let started = Instant::now();
+            let outcomes = tracelab::matrix::run(&matrix, &observer);
+            observer.finish();
+            let outcomes = outcomes?;
+            print!("{}", tracelab::matrix::summary(&matrix.out, &outcomes));
+            println!("wall time: {:.0} s", started.elapsed().as_secs_f64());
+            Ok(if tracelab::matrix::all_ok(&outcomes) {
+                Exit::Ok
+            } else {
+                Exit::Failed
+            })
+        }
+        Command::Report(args) => {
+            let made = tracelab::report::make(&args.inputs, &args.out, &args.title, args.png)?;
+            println!(
+                "report: {} ({} runs, {} figures)",
+                args.out.join("report.html").display(),
+                made.runs,
+                made.figures
+            );
+            println!("summary: {}", args.out.join("report.md").display());
+            Ok(Exit::Ok)
+        }
         Command::Kernels { command } => kernels_command(command),
         Command::Doctor { target, mirror } => {
             print!("{}", doctor(&target, mirror)?);
-            Ok(0)
+            Ok(Exit::Ok)
         }
     }
 }
 
-fn doctor(target: &str, mirror: Option<String>) -> Result<String> {
-    use tracelab::target::TargetSpec;
-    match target.parse::<TargetSpec>()? {
+fn doctor(target: &TargetSpec, mirror: Option<String>) -> Result<String> {
+    match target {
         TargetSpec::Local => Ok(tracelab::doctor::local_report()),
         TargetSpec::Vm {
             arch,
             kernel: Some(version),
         } => {
-            let k = Catalog::new(mirror)?.fetch_kernel(version, arch, false)?;
+            let k = Catalog::new(mirror)?.fetch_kernel(*version, *arch, false)?;
             let text = std::fs::read_to_string(&k.config)
                 .with_context(|| format!("reading {}", k.config.display()))?;
             let env =
@@ -148,7 +226,7 @@ fn doctor(target: &str, mirror: Option<String>) -> Result<String> {
     }
 }
 
-fn kernels_command(command: KernelsCommand) -> Result<i32> {
+fn kernels_command(command: KernelsCommand) -> Result<Exit> {
     match command {
         KernelsCommand::List { mirror } => {
             let catalog = Catalog::new(mirror)?;
@@ -173,7 +251,7 @@ fn kernels_command(command: KernelsCommand) -> Result<i32> {
                 catalog.mirror(),
                 catalog.cache_dir().display()
             );
-            Ok(0)
+            Ok(Exit::Ok)
         }
         KernelsCommand::Fetch {
             version,
@@ -181,7 +259,6 @@ fn kernels_command(command: KernelsCommand) -> Result<i32> {
             refresh,
             mirror,
         } => {
-            let (version, arch) = cli::kernel_choice(&version, &arch)?;
             let catalog = Catalog::new(mirror)?;
             let k = catalog
                 .fetch_kernel(version, arch, refresh)
@@ -192,7 +269,7 @@ fn kernels_command(command: KernelsCommand) -> Result<i32> {
             for p in &k.packages {
                 println!("package: {} {} sha256 {}", p.name, p.version, p.sha256);
             }
-            Ok(0)
+            Ok(Exit::Ok)
         }
     }
 }

@@ -33,7 +33,12 @@ fn show_every_format() {
     let arm = dataset().join("arch=arm64/kernel=6.1");
     insta::assert_snapshot!(
         "show_arm64_6_1_table",
-        tracelab(&["show", arm.to_str().expect("utf-8 path"), "--format", "table"])
+        tracelab(&[
+            "show",
+            arm.to_str().expect("utf-8 path"),
+            "--format",
+            "table"
+        ])
     );
 }
 

@@ -511,40 +511,19 @@ fn environment_changes(baseline: &[Run], candidate: &[Run]) -> Vec<String> {
 #[cfg(test)]
 mod tests;
 
-/// `tracelab compare` flags.
-#[derive(clap::Args, Debug, Clone)]
-pub struct CompareArgs {
-    /// The reference: a results directory or a dataset directory.
-    pub baseline: std::path::PathBuf,
-    /// What is judged against it: a results directory or a dataset directory.
-    pub candidate: std::path::PathBuf,
-    /// Smallest relative change of the overhead that counts (e.g. 5% or 0.05).
-    #[arg(long, default_value = "5%", value_parser = parse_relative)]
-    pub threshold: f64,
-    /// Smallest absolute change that counts, per call in each cell's unit (insn or ns).
-    #[arg(long, default_value = "1", value_parser = parse_floor)]
-    pub floor: f64,
-    /// markdown, json or table.
-    #[arg(long, default_value = "table")]
-    pub format: String,
-}
-
-/// Runs `tracelab compare`: prints the comparison; exit code 1 when a cell regressed.
-pub fn main(args: &CompareArgs) -> anyhow::Result<i32> {
-    let format: render::CompareFormat = args.format.parse()?;
-    let baseline = crate::dataset::load(&args.baseline)?;
-    let candidate = crate::dataset::load(&args.candidate)?;
-    let threshold = Threshold {
-        relative: args.threshold,
-        floor: args.floor,
-    };
-    let report = compare(
-        &args.baseline.display().to_string(),
-        &baseline,
-        &args.candidate.display().to_string(),
-        &candidate,
-        &threshold,
-    );
-    print!("{}", render::render(&report, format)?);
-    Ok(if report.regressions() > 0 { 1 } else { 0 })
+/// Loads both sides and compares them cell by cell.
+pub fn load_and_compare(
+    baseline: &std::path::Path,
+    candidate: &std::path::Path,
+    threshold: &Threshold,
+) -> anyhow::Result<CompareReport> {
+    let base = crate::dataset::load(baseline)?;
+    let cand = crate::dataset::load(candidate)?;
+    Ok(compare(
+        &baseline.display().to_string(),
+        &base,
+        &candidate.display().to_string(),
+        &cand,
+        threshold,
+    ))
 }

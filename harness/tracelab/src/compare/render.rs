@@ -3,51 +3,27 @@
 //! one comparison may span `insn` and `ns` cells.
 
 use super::{CompareReport, Comparison, Interval, IntervalKind, Verdict};
-use crate::render::{escape_markdown, fixed, signed as signed_fixed, Table};
+use crate::render::{escape_markdown, fixed, signed as signed_fixed, Format, Table};
 use anyhow::{Context, Result};
-use std::fmt;
-use std::str::FromStr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CompareFormat {
-    Markdown,
-    Json,
-    Table,
-}
-
-impl FromStr for CompareFormat {
-    type Err = anyhow::Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "markdown" | "md" => Ok(CompareFormat::Markdown),
-            "json" => Ok(CompareFormat::Json),
-            "table" => Ok(CompareFormat::Table),
-            _ => anyhow::bail!("unknown format `{s}`; valid formats: markdown, json, table"),
-        }
-    }
-}
-
-impl fmt::Display for CompareFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            CompareFormat::Markdown => "markdown",
-            CompareFormat::Json => "json",
-            CompareFormat::Table => "table",
-        })
-    }
-}
-
-pub fn render(report: &CompareReport, format: CompareFormat) -> Result<String> {
+pub fn render(report: &CompareReport, format: Format) -> Result<String> {
     match format {
-        CompareFormat::Json => {
+        Format::Json => {
             let mut s =
                 serde_json::to_string_pretty(report).context("serializing the comparison")?;
             s.push('\n');
             Ok(s)
         }
-        CompareFormat::Markdown => Ok(markdown(report)),
-        CompareFormat::Table => Ok(table(report)),
+        Format::Markdown => Ok(markdown(report)),
+        Format::Table => Ok(table(report)),
+        Format::Csv => {
+            let (headers, rows) = columns(report);
+            let mut t = Table::new(headers.iter().map(|h| h.to_string()).collect(), vec![]);
+            for r in rows {
+                t.push(r);
+            }
+            Ok(t.csv())
+        }
     }
 }
 
@@ -167,11 +143,7 @@ fn row(c: &Comparison, with_payload: bool, with_stack: bool) -> Vec<String> {
         None => "-".into(),
     };
     let interval = match (c.change_low, c.change_high) {
-        (Some(lo), Some(hi)) => format!(
-            "[{}, {}]",
-            signed_fixed(lo, 2),
-            signed_fixed(hi, 2)
-        ),
+        (Some(lo), Some(hi)) => format!("[{}, {}]", signed_fixed(lo, 2), signed_fixed(hi, 2)),
         _ => "-".into(),
     };
     r.extend([

@@ -1,7 +1,8 @@
 //! Verdicts on constructed datasets, and snapshots of the Markdown and JSON views.
 
-use super::render::{render, CompareFormat};
+use super::render::render;
 use super::*;
+use crate::render::Format;
 use crate::synthetic::{self, CellSpec};
 
 fn side(overhead: f64, low: f64, high: f64) -> Side {
@@ -277,21 +278,23 @@ fn identical_runs_are_all_unchanged() {
 
 #[test]
 fn markdown_snapshot() {
-    insta::assert_snapshot!(render(&report(), CompareFormat::Markdown).expect("markdown"));
+    insta::assert_snapshot!(render(&report(), Format::Markdown).expect("markdown"));
 }
 
 #[test]
 fn json_snapshot() {
-    insta::assert_snapshot!(render(&report(), CompareFormat::Json).expect("json"));
+    insta::assert_snapshot!(render(&report(), Format::Json).expect("json"));
 }
 
 #[test]
 fn table_snapshot() {
-    insta::assert_snapshot!(render(&report(), CompareFormat::Table).expect("table"));
+    insta::assert_snapshot!(render(&report(), Format::Table).expect("table"));
 }
 
 #[test]
 fn format_names_the_valid_choices() {
-    let err = "xml".parse::<CompareFormat>().unwrap_err().to_string();
-    assert!(err.contains("markdown, json, table"), "{err}");
+    let err = "xml".parse::<Format>().unwrap_err().to_string();
+    assert!(err.contains("table, csv, json, markdown"), "{err}");
+    let csv = render(&report(), Format::Csv).expect("csv");
+    assert!(csv.starts_with("verdict,arch,kernel,mechanism"), "{csv}");
 }

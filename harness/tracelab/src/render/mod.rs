@@ -7,6 +7,52 @@ pub(crate) mod table;
 pub(crate) use number::{fixed, signed};
 pub(crate) use table::Table;
 
+/// How `show` and `compare` print: one enum, parsed by clap (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned text for a terminal.
+    Table,
+    /// RFC 4180 CSV, full precision.
+    Csv,
+    /// JSON, full precision.
+    Json,
+    /// A Markdown table (for a CI job summary or a forge).
+    #[value(alias = "md")]
+    Markdown,
+}
+
+impl Format {
+    pub const ALL: [Format; 4] = [Format::Table, Format::Csv, Format::Json, Format::Markdown];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Csv => "csv",
+            Format::Json => "json",
+            Format::Markdown => "markdown",
+        }
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An unknown `--format`; the message lists the valid ones.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unknown format `{0}`; valid formats: table, csv, json, markdown")]
+pub struct UnknownFormat(pub String);
+
+impl std::str::FromStr for Format {
+    type Err = UnknownFormat;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        <Format as clap::ValueEnum>::from_str(s, true).map_err(|_| UnknownFormat(s.to_string()))
+    }
+}
+
 /// Escapes text for HTML and SVG.
 pub(crate) fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

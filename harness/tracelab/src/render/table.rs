@@ -65,6 +65,11 @@ impl Table {
         out
     }
 
+    /// RFC 4180 CSV of the headers and rows, as written by the `csv` crate.
+    pub(crate) fn csv(&self) -> String {
+        csv_text(std::iter::once(&self.headers).chain(&self.rows))
+    }
+
     /// A Markdown table; every cell escaped, numeric columns right-aligned.
     pub(crate) fn markdown(&self) -> String {
         let line = |cells: &[String]| {
@@ -83,6 +88,20 @@ impl Table {
         }
         out
     }
+}
+
+/// Records as RFC 4180 CSV (fields quoted only where they need it).
+pub(crate) fn csv_text<'a>(records: impl IntoIterator<Item = &'a Vec<String>>) -> String {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    for r in records {
+        // Writing into memory cannot fail but on a record of the wrong length, which
+        // every caller rules out by building rows from its header list.
+        let _ = w.write_record(r);
+    }
+    let bytes = w.into_inner().unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 #[cfg(test)]
@@ -106,6 +125,14 @@ mod tests {
             t().text(false),
             "name    n (insn)\n------  --------\na|b     1.00\nkprobe  821.57\n"
         );
+    }
+
+    #[test]
+    fn csv_quotes_only_where_needed() {
+        let mut t = Table::new(vec!["a".into(), "b".into()], vec![]);
+        t.push(vec!["x,y".into(), "say \"hi\"".into()]);
+        t.push(vec![String::new(), "1.5".into()]);
+        assert_eq!(t.csv(), "a,b\n\"x,y\",\"say \"\"hi\"\"\"\n,1.5\n");
     }
 
     #[test]

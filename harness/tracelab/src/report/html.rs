@@ -3,8 +3,8 @@
 
 use super::model::{self, Point};
 use super::Figure;
-use crate::render::{escape_html as escape, fixed};
 use crate::dataset::Run;
+use crate::render::{escape_html as escape, fixed};
 use crate::results::row::one_line;
 use tracelab_model::schema::Status;
 

@@ -6,10 +6,9 @@ use super::html::cell_text;
 use super::model::{self, Point};
 use super::Figure;
 use crate::dataset::Run;
-use crate::results::row::one_line;
 use crate::render::{escape_markdown as esc, Table};
+use crate::results::row::one_line;
 use tracelab_model::schema::Status;
-
 
 pub(super) fn summary(
     title: &str,

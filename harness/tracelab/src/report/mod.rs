@@ -432,43 +432,26 @@ pub fn write_png(out: &Path, report: &Report) -> Result<()> {
     Ok(())
 }
 
-/// `tracelab report` flags.
-#[derive(clap::Args, Debug, Clone)]
-pub struct ReportArgs {
-    /// Results directories and/or dataset directories.
-    #[arg(required = true)]
-    pub inputs: Vec<PathBuf>,
-    /// Where report.html, report.md and figures/ are written (created if missing).
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Title of the report.
-    #[arg(long, default_value = "tracelab report")]
-    pub title: String,
-    /// Also write figures/*.png (needs rsvg-convert from librsvg2-bin).
-    #[arg(long)]
-    pub png: bool,
+/// What `make` wrote.
+pub struct Made {
+    pub runs: usize,
+    pub figures: usize,
 }
 
-pub fn main(args: &ReportArgs) -> Result<i32> {
-    let runs = dataset::load_all(&args.inputs)?;
-    let inputs: Vec<String> = args
-        .inputs
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
-    let report = build(&args.title, &inputs, &runs);
-    write(&args.out, &report)?;
-    if args.png {
-        write_png(&args.out, &report)?;
+/// Loads `inputs` and writes the report (`report.html`, `report.md`, `figures/`, and PNGs
+/// when asked) into `out`.
+pub fn make(inputs: &[PathBuf], out: &Path, title: &str, png: bool) -> Result<Made> {
+    let runs = dataset::load_all(inputs)?;
+    let names: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
+    let report = build(title, &names, &runs);
+    write(out, &report)?;
+    if png {
+        write_png(out, &report)?;
     }
-    println!(
-        "report: {} ({} runs, {} figures)",
-        args.out.join("report.html").display(),
-        runs.len(),
-        report.figures.len()
-    );
-    println!("summary: {}", args.out.join("report.md").display());
-    Ok(0)
+    Ok(Made {
+        runs: runs.len(),
+        figures: report.figures.len(),
+    })
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ pub mod row;
 pub mod store;
 
 pub use meta::{new_run_id, rfc3339_utc, RunMeta};
-pub use render::{render, Format, UnknownFormat};
+pub use render::render;
 pub use row::SummaryRow;
 pub use store::{load, regenerate, update_meta, ResultsDir};
 

@@ -2,59 +2,13 @@
 //! Figures keep the cell's unit; CSV and JSON keep full precision, the table and
 //! Markdown round to two decimals for reading.
 
-use crate::render::{escape_markdown, fixed, Table};
 use super::meta::RunMeta;
 use super::row::{one_line, rows, SummaryRow, COLUMNS};
+use crate::render::table::csv_text;
+use crate::render::{escape_markdown, fixed, Format, Table};
 use anyhow::{Context, Result};
-use std::fmt;
-use std::str::FromStr;
 use tracelab_model::cell::Cell;
 use tracelab_model::schema::Unit;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Table,
-    Csv,
-    Json,
-    Markdown,
-}
-
-impl Format {
-    pub const ALL: [Format; 4] = [Format::Table, Format::Csv, Format::Json, Format::Markdown];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Table => "table",
-            Format::Csv => "csv",
-            Format::Json => "json",
-            Format::Markdown => "markdown",
-        }
-    }
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("unknown format `{0}`; valid formats: table, csv, json, markdown")]
-pub struct UnknownFormat(pub String);
-
-impl FromStr for Format {
-    type Err = UnknownFormat;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "table" => Ok(Format::Table),
-            "csv" => Ok(Format::Csv),
-            "json" => Ok(Format::Json),
-            "markdown" | "md" => Ok(Format::Markdown),
-            _ => Err(UnknownFormat(s.to_string())),
-        }
-    }
-}
 
 pub fn render(meta: &RunMeta, cells: &[Cell], format: Format) -> Result<String> {
     let rows = rows(cells);
@@ -140,35 +94,35 @@ fn grid(rows: &[SummaryRow], unit: Option<Unit>) -> Table {
 
     let mut table = Table::new(headers, numeric);
     for line in rows.iter().map(|r| {
-            let mut line = vec![r.mechanism.clone()];
-            if bpf {
-                line.push(r.payload.clone().unwrap_or_else(|| "-".to_string()));
-                line.push(r.stack.to_string());
-            }
-            line.extend([
-                r.status.to_string(),
-                num(r.per_call),
-                num(r.baseline_per_call),
-                num(r.overhead),
-                match (r.overhead_ci_low, r.overhead_ci_high) {
-                    (None, None) => "-".to_string(),
-                    (lo, hi) => format!("{}..{}", num(lo), num(hi)),
-                },
-                match (r.overhead_min, r.overhead_max) {
-                    (None, None) => "-".to_string(),
-                    (lo, hi) => format!("{}..{}", num(lo), num(hi)),
-                },
-                match (r.fired, r.expected_fired) {
-                    (None, None) => "-".to_string(),
-                    (f, e) => format!("{}/{}", int(f), int(e)),
-                },
-            ]);
-            if kernel {
-                line.push(num(r.kernel_run_time));
-            }
-            if unit.is_none() {
-                line.push(r.unit.to_string());
-            }
+        let mut line = vec![r.mechanism.clone()];
+        if bpf {
+            line.push(r.payload.clone().unwrap_or_else(|| "-".to_string()));
+            line.push(r.stack.to_string());
+        }
+        line.extend([
+            r.status.to_string(),
+            num(r.per_call),
+            num(r.baseline_per_call),
+            num(r.overhead),
+            match (r.overhead_ci_low, r.overhead_ci_high) {
+                (None, None) => "-".to_string(),
+                (lo, hi) => format!("{}..{}", num(lo), num(hi)),
+            },
+            match (r.overhead_min, r.overhead_max) {
+                (None, None) => "-".to_string(),
+                (lo, hi) => format!("{}..{}", num(lo), num(hi)),
+            },
+            match (r.fired, r.expected_fired) {
+                (None, None) => "-".to_string(),
+                (f, e) => format!("{}/{}", int(f), int(e)),
+            },
+        ]);
+        if kernel {
+            line.push(num(r.kernel_run_time));
+        }
+        if unit.is_none() {
+            line.push(r.unit.to_string());
+        }
         line.push(r.reason.as_deref().map(one_line).unwrap_or_default());
         line
     }) {
@@ -207,22 +161,22 @@ fn markdown(meta: &RunMeta, rows: &[SummaryRow]) -> String {
 
 /// RFC 4180 CSV with the columns of `summary.parquet`; missing values are empty fields.
 fn csv(rows: &[SummaryRow]) -> String {
-    let mut out = COLUMNS.join(",");
-    out.push('\n');
-    let opt = |s: &Option<String>| s.as_deref().map(field).unwrap_or_default();
+    let header: Vec<String> = COLUMNS.iter().map(|c| c.to_string()).collect();
+    let opt = |s: &Option<String>| s.clone().unwrap_or_default();
     let f = |x: Option<f64>| x.map(|x| x.to_string()).unwrap_or_default();
     let u = |x: Option<u64>| x.map(|x| x.to_string()).unwrap_or_default();
+    let mut records = vec![header];
     for r in rows {
         let fields = [
             r.cell.to_string(),
-            field(&r.target),
-            field(&r.arch),
-            field(&r.kernel),
+            r.target.clone(),
+            r.arch.clone(),
+            r.kernel.clone(),
             opt(&r.kernel_release),
-            field(&r.mechanism),
+            r.mechanism.clone(),
             opt(&r.payload),
             r.stack.to_string(),
-            field(&r.workload),
+            r.workload.clone(),
             opt(&r.function),
             r.status.to_string(),
             opt(&r.reason),
@@ -242,16 +196,7 @@ fn csv(rows: &[SummaryRow]) -> String {
             opt(&r.attach),
             f(r.kernel_run_time),
         ];
-        out.push_str(&fields.join(","));
-        out.push('\n');
+        records.push(fields.to_vec());
     }
-    out
-}
-
-fn field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
+    csv_text(&records)
 }

@@ -2,6 +2,7 @@
 //! or `tracelab show` would read them.
 
 use super::*;
+use crate::render::Format;
 use polars::prelude::{DataFrame, ParquetReader, SerReader};
 use std::collections::BTreeMap;
 use std::fs;

@@ -4,7 +4,7 @@
 //! naming everything that is missing, before anything is written to tracefs.
 
 use crate::results::{self, ResultsDir, RunMeta};
-use crate::study::{Finished, Progress, Study};
+use crate::study::{Event, Finished, Observer, Study};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -121,8 +121,8 @@ pub fn host_config() -> BTreeMap<String, String> {
     kconfig::parse(&text)
 }
 
-pub fn run(study: &Study, progress: &dyn Progress) -> Result<Finished> {
-    progress.stage("checking this host can trace");
+pub fn run(study: &Study, observer: &dyn Observer) -> Result<Finished> {
+    observer.event(None, Event::Stage("checking this host can trace"));
     let problems = preflight(study.force);
     if !problems.is_empty() {
         bail!(
@@ -132,7 +132,10 @@ pub fn run(study: &Study, progress: &dyn Progress) -> Result<Finished> {
     }
     let environment = tracelab_agent::environment::capture();
     for w in &environment.warnings {
-        progress.stage(&format!("warning: {w}; real-time figures will be noisy"));
+        observer.event(
+            None,
+            Event::Stage(&format!("warning: {w}; real-time figures will be noisy")),
+        );
     }
     let (release, machine) = uname();
     let config = kconfig::relevant(&host_config());
@@ -148,7 +151,7 @@ pub fn run(study: &Study, progress: &dyn Progress) -> Result<Finished> {
         clock: "CLOCK_MONOTONIC (real time)".into(),
         extra: BTreeMap::from([("environment".to_string(), serde_json::json!(environment))]),
 
-        ..crate::study::base_meta(study, &plan, &run_id, &machine, "local")
+        ..super::base_meta(study, &plan, &run_id, &machine, "local")
     };
     let dir = study
         .out
@@ -168,7 +171,14 @@ pub fn run(study: &Study, progress: &dyn Progress) -> Result<Finished> {
             if stored.is_ok() {
                 stored = store.add_cell(Cell::new(context.clone(), (**m).clone(), None));
                 if let Some(c) = store.cells().last() {
-                    progress.cell(c, store.cells().len(), total);
+                    observer.event(
+                        None,
+                        Event::Cell {
+                            cell: c,
+                            done: store.cells().len(),
+                            total,
+                        },
+                    );
                 }
             }
         }

@@ -5,7 +5,7 @@ use crate::guest::console::{self, Ending, Event};
 use crate::guest::initramfs;
 use crate::guest::qemu::{self, Accel, Mode, Setup};
 use crate::results::{self, ResultsDir, RunMeta};
-use crate::study::{Finished, Progress, Study};
+use crate::study::{Event as StudyEvent, Finished, Observer, Study};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -54,18 +54,24 @@ pub fn run(
     study: &Study,
     arch: Arch,
     version: Option<KernelVersion>,
-    progress: &dyn Progress,
+    observer: &dyn Observer,
 ) -> Result<Finished> {
     let catalog = Catalog::new(study.mirror.clone())?;
     let kernel = match (&study.custom_kernel, version) {
         (Some((image, config)), _) => tracelab_kernels::user_kernel(image, config, arch)?,
         (None, Some(v)) => {
-            progress.stage(&format!("fetching Debian {} kernel for {arch}", v.name()));
+            observer.event(
+                None,
+                StudyEvent::Stage(&format!("fetching Debian {} kernel for {arch}", v.name())),
+            );
             catalog.fetch_kernel(v, arch, false)?
         }
         (None, None) => bail!("target vm:{arch}/custom needs --kernel <image> and --config <file>"),
     };
-    progress.stage(&format!("fetching busybox-static for {arch}"));
+    observer.event(
+        None,
+        StudyEvent::Stage(&format!("fetching busybox-static for {arch}")),
+    );
     let busybox = catalog.fetch_busybox(arch)?;
     let agent = agent_binary(arch)?;
     let config_text = std::fs::read_to_string(&kernel.config)
@@ -99,7 +105,7 @@ pub fn run(
         clock: study.mode.clock().to_string(),
         extra: guest_extra(&setup, &kernel, &agent),
 
-        ..crate::study::base_meta(study, &plan, &run_id, arch.name(), &label)
+        ..super::base_meta(study, &plan, &run_id, arch.name(), &label)
     };
     let dir = study
         .out
@@ -117,18 +123,21 @@ pub fn run(
         meta: &mut meta,
         context,
         plan: &plan,
-        progress,
+        observer,
         fatal: None,
         garbled: None,
         hello: false,
     };
 
-    progress.stage(&format!(
-        "booting {} in QEMU ({}, {})",
-        kernel.release,
-        accel.name(),
-        study.mode.name()
-    ));
+    observer.event(
+        None,
+        StudyEvent::Stage(&format!(
+            "booting {} in QEMU ({}, {})",
+            kernel.release,
+            accel.name(),
+            study.mode.name()
+        )),
+    );
     let mut outcome = console::run(
         setup.command(&kernel.image, &initrd),
         study.timeouts,
@@ -136,7 +145,10 @@ pub fn run(
     )?;
     if accel == Accel::Kvm && !boot.hello {
         // Debian kernels die early under some KVM hosts (emulation failures); TCG works.
-        progress.stage("the guest did not start under KVM; falling back to TCG");
+        observer.event(
+            None,
+            StudyEvent::Stage("the guest did not start under KVM; falling back to TCG"),
+        );
         setup = Setup::new(arch, study.mode, Accel::Tcg);
         boot.meta.accel = Some(Accel::Tcg.name().to_string());
         boot.meta.cpu = setup.cpu().to_string();
@@ -158,7 +170,7 @@ struct Boot<'a> {
     meta: &'a mut RunMeta,
     context: CellContext,
     plan: &'a tracelab_model::plan::AgentPlan,
-    progress: &'a dyn Progress,
+    observer: &'a dyn Observer,
     fatal: Option<String>,
     garbled: Option<String>,
     hello: bool,
@@ -206,7 +218,14 @@ impl Boot<'_> {
         self.store.add_cell(cell)?;
         let done = self.store.cells().len();
         if let Some(c) = self.store.cells().last() {
-            self.progress.cell(c, done, self.plan.cells().len());
+            self.observer.event(
+                None,
+                StudyEvent::Cell {
+                    cell: c,
+                    done,
+                    total: self.plan.cells().len(),
+                },
+            );
         }
         Ok(())
     }
