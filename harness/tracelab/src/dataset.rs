@@ -12,8 +12,6 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use tracelab_model::cell::Cell;
 
 /// The dataset-level index written by `tracelab matrix`.
@@ -77,41 +75,19 @@ pub fn load(path: &Path) -> Result<Vec<Run>> {
     load_dirs(&results_dirs(path)?)
 }
 
-/// Loads results directories, several at once: parsing the JSON cells is the whole cost
-/// of reading a large dataset, and the directories are independent.
+/// Loads results directories in parallel: their summaries through polars (Parquet), not
+/// the samples (`report` and `compare` need none).
 fn load_dirs(dirs: &[PathBuf]) -> Result<Vec<Run>> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(dirs.len())
-        .max(1);
-    let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<Result<Run>>>> = dirs.iter().map(|_| Mutex::new(None)).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(dir) = dirs.get(i) else { break };
-                let run = results::load(dir)
-                    .with_context(|| format!("loading {}", dir.display()))
-                    .map(|(meta, cells)| Run {
-                        dir: dir.clone(),
-                        meta,
-                        cells,
-                    });
-                if let Ok(mut slot) = slots[i].lock() {
-                    *slot = Some(run);
-                }
-            });
-        }
-    });
-    slots
-        .into_iter()
-        .zip(dirs)
-        .map(|(slot, dir)| {
-            slot.into_inner()
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| Err(anyhow::anyhow!("loading {} did not finish", dir.display())))
+    use rayon::prelude::*;
+    dirs.par_iter()
+        .map(|dir| {
+            results::load_summaries(dir)
+                .with_context(|| format!("loading {}", dir.display()))
+                .map(|(meta, cells)| Run {
+                    dir: dir.clone(),
+                    meta,
+                    cells,
+                })
         })
         .collect()
 }

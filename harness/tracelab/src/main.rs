@@ -140,8 +140,8 @@ fn run(cli: Cli) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         Command::Show { dir, format } => {
-            let (meta, cells) = tracelab::results::load(&dir)?;
-            print!("{}", tracelab::results::render(&meta, &cells, format)?);
+            let (meta, rows) = tracelab::results::load_rows(&dir)?;
+            print!("{}", tracelab::results::render_rows(&meta, &rows, format)?);
             Ok(Exit::Ok)
         }
         Command::Compare(args) => {

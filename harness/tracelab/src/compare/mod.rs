@@ -50,14 +50,20 @@ impl CellKey {
 
 impl fmt::Display for CellKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{} {}", self.arch, self.kernel, self.mechanism)?;
-        if let Some(p) = &self.payload {
-            write!(f, " payload={p}")?;
-        }
-        if self.stack != 1 {
-            write!(f, " stack={}", self.stack)?;
-        }
-        write!(f, " ({})", self.workload)
+        let id = tracelab_model::cell_id::CellId {
+            mechanism: self.mechanism.clone(),
+            payload: self.payload.clone(),
+            stack: self.stack,
+        };
+        write!(
+            f,
+            "{}/{} {}{} ({})",
+            self.arch,
+            self.kernel,
+            id.mechanism,
+            id.qualifiers(),
+            self.workload
+        )
     }
 }
 

@@ -34,15 +34,12 @@ impl Point {
     /// The series a cell belongs to: its mechanism, with payload and stack when given
     /// (`fentry/count ×4`).
     pub fn series(&self) -> String {
-        let mut s = self.mechanism.clone();
-        if let Some(p) = &self.payload {
-            s.push('/');
-            s.push_str(p);
+        tracelab_model::cell_id::CellId {
+            mechanism: self.mechanism.clone(),
+            payload: self.payload.clone(),
+            stack: self.stack,
         }
-        if self.stack != 1 {
-            s.push_str(&format!(" ×{}", self.stack));
-        }
-        s
+        .series()
     }
 }
 

@@ -40,10 +40,7 @@ fn collect(cells: &[Cell]) -> (Vec<(Unit, Vec<Bar>)>, Vec<String>) {
     for cell in cells {
         let m = &cell.measured;
         // BPF cells differ by payload and stack too.
-        let label = match &m.payload {
-            Some(p) => format!("{}/{p}/k{}", m.mechanism, m.stack),
-            None => m.mechanism.clone(),
-        };
+        let label = m.id().label();
         if m.status != Status::Ok {
             let reason = m.reason.as_deref().unwrap_or("no reason recorded");
             notes.push(format!("{}: {} ({})", label, m.status, one_line(reason)));

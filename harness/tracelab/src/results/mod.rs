@@ -14,9 +14,9 @@ pub mod row;
 pub mod store;
 
 pub use meta::{new_run_id, rfc3339_utc, RunMeta};
-pub use render::render;
+pub use render::{render, render_rows};
 pub use row::SummaryRow;
-pub use store::{load, regenerate, update_meta, ResultsDir};
+pub use store::{load, load_rows, load_summaries, regenerate, update_meta, ResultsDir};
 
 #[cfg(test)]
 mod tests;

@@ -4,10 +4,14 @@
 use super::atomic;
 use super::row::SummaryRow;
 use anyhow::{Context, Result};
-use polars::prelude::{Column, DataFrame, NamedFrom, ParquetCompression, ParquetWriter, Series};
+use polars::prelude::{
+    Column, DataFrame, NamedFrom, ParquetCompression, ParquetReader, ParquetWriter, SerReader,
+    Series,
+};
+use std::collections::BTreeMap;
 use std::path::Path;
 use tracelab_model::cell::Cell;
-use tracelab_model::schema::Phase;
+use tracelab_model::schema::{Phase, Status, Unit};
 
 /// One row per raw sample, with its cell's context repeated so the file stands alone.
 pub fn samples_frame(cells: &[Cell]) -> Result<DataFrame> {
@@ -159,6 +163,176 @@ pub fn counters_frame(cells: &[Cell]) -> Result<DataFrame> {
         Column::new("count".into(), count),
     ];
     DataFrame::new(height, columns).context("building the counters table")
+}
+
+/// One row per (cell, perf counter) of each cell's summary: median count per call armed,
+/// and median paired overhead per call. What `report` reads instead of the cells' JSON.
+pub fn counter_summary_frame(cells: &[Cell]) -> Result<DataFrame> {
+    let (mut cell, mut counter, mut per_call, mut overhead) = (vec![], vec![], vec![], vec![]);
+    for (i, c) in cells.iter().enumerate() {
+        let Some(s) = &c.summary else { continue };
+        for (name, armed) in &s.counter_per_call {
+            cell.push(u32::try_from(i).unwrap_or(u32::MAX));
+            counter.push(name.clone());
+            per_call.push(*armed);
+            overhead.push(s.counter_overhead.get(name).copied());
+        }
+    }
+    let height = cell.len();
+    let columns = vec![
+        Column::new("cell".into(), cell),
+        Column::new("counter".into(), counter),
+        Column::new("per_call".into(), per_call),
+        Column::new("overhead".into(), overhead),
+    ];
+    DataFrame::new(height, columns).context("building the counter summary table")
+}
+
+fn read_frame(path: &Path) -> Result<DataFrame> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    ParquetReader::new(file)
+        .finish()
+        .with_context(|| format!("reading {}", path.display()))
+}
+
+fn strings(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
+    let col = df.column(name).with_context(|| format!("column {name}"))?;
+    Ok(col
+        .str()
+        .with_context(|| format!("column {name} is not text"))
+        .map(|c| (0..c.len()).map(|i| c.get(i).map(str::to_string)).collect())?)
+}
+
+fn required(v: Vec<Option<String>>, name: &str) -> Result<Vec<String>> {
+    v.into_iter()
+        .map(|x| x.with_context(|| format!("column {name} has a null")))
+        .collect()
+}
+
+fn floats(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>> {
+    let col = df.column(name).with_context(|| format!("column {name}"))?;
+    Ok(col
+        .f64()
+        .with_context(|| format!("column {name} is not f64"))
+        .map(|c| (0..c.len()).map(|i| c.get(i)).collect())?)
+}
+
+fn u64s(df: &DataFrame, name: &str) -> Result<Vec<Option<u64>>> {
+    let col = df.column(name).with_context(|| format!("column {name}"))?;
+    Ok(col
+        .u64()
+        .with_context(|| format!("column {name} is not u64"))
+        .map(|c| (0..c.len()).map(|i| c.get(i)).collect())?)
+}
+
+fn u32s(df: &DataFrame, name: &str) -> Result<Vec<Option<u32>>> {
+    let col = df.column(name).with_context(|| format!("column {name}"))?;
+    Ok(col
+        .u32()
+        .with_context(|| format!("column {name} is not u32"))
+        .map(|c| (0..c.len()).map(|i| c.get(i)).collect())?)
+}
+
+/// Reads `summary.parquet` back into rows (the inverse of [`summary_frame`]).
+pub fn read_summary(path: &Path) -> Result<Vec<SummaryRow>> {
+    let df = read_frame(path)?;
+    let status: Vec<Status> = required(strings(&df, "status")?, "status")?
+        .iter()
+        .map(|s| match s.as_str() {
+            "ok" => Ok(Status::Ok),
+            "unsupported" => Ok(Status::Unsupported),
+            "failed" => Ok(Status::Failed),
+            other => anyhow::bail!("unknown status `{other}` in {}", path.display()),
+        })
+        .collect::<Result<_>>()?;
+    let unit: Vec<Unit> = required(strings(&df, "unit")?, "unit")?
+        .iter()
+        .map(|s| match s.as_str() {
+            "insn" => Ok(Unit::Insn),
+            "ns" => Ok(Unit::Ns),
+            other => anyhow::bail!("unknown unit `{other}` in {}", path.display()),
+        })
+        .collect::<Result<_>>()?;
+    let cell = u32s(&df, "cell")?;
+    let target = required(strings(&df, "target")?, "target")?;
+    let arch = required(strings(&df, "arch")?, "arch")?;
+    let kernel = required(strings(&df, "kernel")?, "kernel")?;
+    let kernel_release = strings(&df, "kernel_release")?;
+    let mechanism = required(strings(&df, "mechanism")?, "mechanism")?;
+    let payload = strings(&df, "payload")?;
+    let stack = u32s(&df, "stack")?;
+    let workload = required(strings(&df, "workload")?, "workload")?;
+    let function = strings(&df, "function")?;
+    let reason = strings(&df, "reason")?;
+    let calls = u64s(&df, "calls")?;
+    let repeats = u32s(&df, "repeats")?;
+    let per_call = floats(&df, "per_call")?;
+    let baseline_per_call = floats(&df, "baseline_per_call")?;
+    let overhead = floats(&df, "overhead")?;
+    let overhead_min = floats(&df, "overhead_min")?;
+    let overhead_max = floats(&df, "overhead_max")?;
+    let overhead_ci_low = floats(&df, "overhead_ci_low")?;
+    let overhead_ci_high = floats(&df, "overhead_ci_high")?;
+    let outliers = u32s(&df, "outliers")?;
+    let fired = u64s(&df, "fired")?;
+    let expected_fired = u64s(&df, "expected_fired")?;
+    let attach = strings(&df, "attach")?;
+    let kernel_run_time = floats(&df, "kernel_run_time")?;
+    let rows = (0..df.height())
+        .map(|i| SummaryRow {
+            cell: cell[i].unwrap_or_default(),
+            target: target[i].clone(),
+            arch: arch[i].clone(),
+            kernel: kernel[i].clone(),
+            kernel_release: kernel_release[i].clone(),
+            mechanism: mechanism[i].clone(),
+            payload: payload[i].clone(),
+            stack: stack[i].unwrap_or(1),
+            workload: workload[i].clone(),
+            function: function[i].clone(),
+            status: status[i],
+            reason: reason[i].clone(),
+            unit: unit[i],
+            calls: calls[i],
+            repeats: repeats[i],
+            per_call: per_call[i],
+            baseline_per_call: baseline_per_call[i],
+            overhead: overhead[i],
+            overhead_min: overhead_min[i],
+            overhead_max: overhead_max[i],
+            overhead_ci_low: overhead_ci_low[i],
+            overhead_ci_high: overhead_ci_high[i],
+            outliers: outliers[i],
+            fired: fired[i],
+            expected_fired: expected_fired[i],
+            attach: attach[i].clone(),
+            kernel_run_time: kernel_run_time[i],
+        })
+        .collect();
+    Ok(rows)
+}
+
+/// Per-cell counter summaries: cell → (per call armed, overhead), by counter.
+pub type CounterSummaries = BTreeMap<u32, (BTreeMap<String, f64>, BTreeMap<String, f64>)>;
+
+/// Reads `counter_summary.parquet` (the inverse of [`counter_summary_frame`]).
+pub fn read_counter_summary(path: &Path) -> Result<CounterSummaries> {
+    let df = read_frame(path)?;
+    let cell = u32s(&df, "cell")?;
+    let counter = required(strings(&df, "counter")?, "counter")?;
+    let per_call = floats(&df, "per_call")?;
+    let overhead = floats(&df, "overhead")?;
+    let mut out = CounterSummaries::new();
+    for i in 0..df.height() {
+        let entry = out.entry(cell[i].unwrap_or_default()).or_default();
+        if let Some(v) = per_call[i] {
+            entry.0.insert(counter[i].clone(), v);
+        }
+        if let Some(v) = overhead[i] {
+            entry.1.insert(counter[i].clone(), v);
+        }
+    }
+    Ok(out)
 }
 
 /// Writes `df` to `path` atomically, zstd-compressed.

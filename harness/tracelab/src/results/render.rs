@@ -10,12 +10,17 @@ use anyhow::{Context, Result};
 use tracelab_model::cell::Cell;
 use tracelab_model::schema::Unit;
 
+/// Renders a run's cells (as `tracelab run` ends).
 pub fn render(meta: &RunMeta, cells: &[Cell], format: Format) -> Result<String> {
-    let rows = rows(cells);
+    render_rows(meta, &rows(cells), format)
+}
+
+/// Renders a run's summary rows (`tracelab show`, which reads them from Parquet).
+pub fn render_rows(meta: &RunMeta, rows: &[SummaryRow], format: Format) -> Result<String> {
     match format {
-        Format::Table => Ok(table(meta, &rows)),
-        Format::Markdown => Ok(markdown(meta, &rows)),
-        Format::Csv => Ok(csv(&rows)),
+        Format::Table => Ok(table(meta, rows)),
+        Format::Markdown => Ok(markdown(meta, rows)),
+        Format::Csv => Ok(csv(rows)),
         Format::Json => {
             let mut s = serde_json::to_string_pretty(&rows).context("serializing cells")?;
             s.push('\n');

@@ -2,8 +2,10 @@
 //! Defined once so the three cannot drift apart.
 
 use serde::Serialize;
+use std::collections::BTreeMap;
 use tracelab_model::cell::Cell;
-use tracelab_model::schema::{Phase, Status, Unit};
+use tracelab_model::schema::{CellContext, Measured, Phase, Status, Unit, SCHEMA_VERSION};
+use tracelab_model::summary::Summary;
 
 /// A cell flattened for export. `None` means "not measured" and is written as null,
 /// never as 0.
@@ -122,6 +124,59 @@ impl SummaryRow {
             expected_fired: expected_fired(m.events_per_call, &mech_loops),
             attach: m.attach.clone(),
             kernel_run_time: kernel_run_time(&m.kernel_stats),
+        }
+    }
+}
+
+impl SummaryRow {
+    /// The cell this row summarizes, without its samples: what `report` and `compare`
+    /// read. `counters` are its counter summaries (per call armed, overhead).
+    pub fn into_summary_cell(
+        self,
+        counters: (BTreeMap<String, f64>, BTreeMap<String, f64>),
+    ) -> Cell {
+        let summary = match (self.per_call, self.baseline_per_call, self.overhead) {
+            (Some(per_call), Some(baseline_per_call), Some(overhead)) => Some(Summary {
+                per_call,
+                baseline_per_call,
+                overhead,
+                overhead_min: self.overhead_min.unwrap_or(overhead),
+                overhead_max: self.overhead_max.unwrap_or(overhead),
+                overhead_ci_low: self.overhead_ci_low,
+                overhead_ci_high: self.overhead_ci_high,
+                outliers: self.outliers.unwrap_or_default(),
+                repeats: self.repeats.unwrap_or_default(),
+                counter_per_call: counters.0,
+                counter_overhead: counters.1,
+            }),
+            _ => None,
+        };
+        Cell {
+            schema_version: SCHEMA_VERSION,
+            context: CellContext {
+                target: self.target,
+                arch: self.arch,
+                kernel: self.kernel,
+                kernel_release: self.kernel_release,
+            },
+            measured: Measured {
+                mechanism: self.mechanism,
+                payload: self.payload,
+                stack: self.stack,
+                workload: self.workload,
+                function: self.function,
+                attach: self.attach,
+                status: self.status,
+                reason: self.reason,
+                unit: self.unit,
+                calls: self.calls.unwrap_or_default(),
+                events_per_call: None,
+                fired: self.fired,
+                samples: Vec::new(),
+                kernel_stats: Vec::new(),
+            },
+            summary,
+            console_tail: None,
         }
     }
 }

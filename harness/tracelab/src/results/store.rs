@@ -5,7 +5,7 @@
 //! interrupted run is complete up to its last finished cell in every file.
 
 use super::meta::RunMeta;
-use super::row::{finite, rows};
+use super::row::{finite, rows, SummaryRow};
 use super::{atomic, chart, parquet};
 use anyhow::{bail, Context, Result};
 use std::fs;
@@ -19,6 +19,8 @@ pub const SAMPLES_FILE: &str = "samples.parquet";
 pub const SUMMARY_FILE: &str = "summary.parquet";
 /// Raw perf counter counts, one row per (sample, counter).
 pub const COUNTERS_FILE: &str = "counters.parquet";
+/// Per-cell counter summaries, one row per (cell, counter): what `report` reads.
+pub const COUNTER_SUMMARY_FILE: &str = "counter_summary.parquet";
 pub const CHART_FILE: &str = "overhead.svg";
 
 /// An open results directory being filled by a run.
@@ -73,12 +75,7 @@ impl ResultsDir {
             }
         }
         // BPF cells of one mechanism differ by payload and stack: name them apart.
-        let m = &cell.measured;
-        let label = match &m.payload {
-            Some(p) => format!("{}-{p}-k{}", m.mechanism, m.stack),
-            None => m.mechanism.clone(),
-        };
-        let name = cell_file_name(self.cells.len(), &label);
+        let name = cell_file_name(self.cells.len(), &cell.measured.id().file_stem());
         let file = self.path.join(CELLS_DIR).join(&name);
         let mut json = serde_json::to_vec_pretty(&cell).context("serializing cell")?;
         json.push(b'\n');
@@ -109,6 +106,8 @@ fn write_derived(path: &Path, meta: &RunMeta, cells: &[Cell]) -> Result<()> {
     parquet::write(&path.join(SUMMARY_FILE), &mut summary)?;
     let mut counters = parquet::counters_frame(cells)?;
     parquet::write(&path.join(COUNTERS_FILE), &mut counters)?;
+    let mut counter_summary = parquet::counter_summary_frame(cells)?;
+    parquet::write(&path.join(COUNTER_SUMMARY_FILE), &mut counter_summary)?;
     atomic::write(
         &path.join(CHART_FILE),
         chart::overhead_svg(meta, cells).as_bytes(),
@@ -172,9 +171,8 @@ fn read_meta(path: &Path) -> Result<RunMeta> {
     Ok(meta)
 }
 
-/// Reads a results directory: its metadata and its cells in run order.
-pub fn load(path: &Path) -> Result<(RunMeta, Vec<Cell>)> {
-    let meta = read_meta(path)?;
+/// The cell files of a results directory in run order.
+fn cell_files(path: &Path) -> Result<Vec<PathBuf>> {
     let dir = path.join(CELLS_DIR);
     let mut files = Vec::new();
     if dir.is_dir() {
@@ -187,8 +185,15 @@ pub fn load(path: &Path) -> Result<(RunMeta, Vec<Cell>)> {
         }
     }
     files.sort();
+    Ok(files.into_iter().map(|(_, _, f)| f).collect())
+}
+
+/// Reads a results directory: its metadata and its cells in run order, with every sample.
+pub fn load(path: &Path) -> Result<(RunMeta, Vec<Cell>)> {
+    let meta = read_meta(path)?;
+    let files = cell_files(path)?;
     let mut cells = Vec::with_capacity(files.len());
-    for (_, _, file) in files {
+    for file in files {
         let text =
             fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
         let cell: Cell =
@@ -196,6 +201,45 @@ pub fn load(path: &Path) -> Result<(RunMeta, Vec<Cell>)> {
         cells.push(cell);
     }
     Ok((meta, cells))
+}
+
+/// The summary rows of a results directory, read from `summary.parquet` where it is
+/// current (one row per cell file), else derived from the cells' JSON.
+pub fn load_rows(path: &Path) -> Result<(RunMeta, Vec<SummaryRow>)> {
+    let meta = read_meta(path)?;
+    let cells = cell_files(path)?.len();
+    match parquet::read_summary(&path.join(SUMMARY_FILE)) {
+        Ok(rows) if rows.len() == cells => Ok((meta, rows)),
+        _ => {
+            let (meta, cells) = load(path)?;
+            Ok((meta, rows(&cells)))
+        }
+    }
+}
+
+/// A results directory's cells with their summaries but without samples, read through
+/// polars from `summary.parquet` and `counter_summary.parquet` (what `report` and
+/// `compare` need); from the cells' JSON where those are missing or not current.
+pub fn load_summaries(path: &Path) -> Result<(RunMeta, Vec<Cell>)> {
+    let meta = read_meta(path)?;
+    let files = cell_files(path)?.len();
+    let parquet = parquet::read_summary(&path.join(SUMMARY_FILE)).and_then(|rows| {
+        let counters = parquet::read_counter_summary(&path.join(COUNTER_SUMMARY_FILE))?;
+        Ok((rows, counters))
+    });
+    match parquet {
+        Ok((rows, mut counters)) if rows.len() == files => {
+            let cells = rows
+                .into_iter()
+                .map(|r| {
+                    let c = counters.remove(&r.cell).unwrap_or_default();
+                    r.into_summary_cell(c)
+                })
+                .collect();
+            Ok((meta, cells))
+        }
+        _ => load(path),
+    }
 }
 
 /// Rewrites `meta.json` of an existing results directory atomically.

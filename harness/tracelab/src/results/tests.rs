@@ -216,6 +216,7 @@ fn every_file_exists_and_no_temp_file_is_left() {
         names_in(dir.path()),
         vec![
             "cells",
+            "counter_summary.parquet",
             "counters.parquet",
             "meta.json",
             "overhead.svg",
@@ -568,4 +569,25 @@ proptest::proptest! {
             proptest::prop_assert!(render(&meta(), &cells, f).is_ok());
         }
     }
+}
+
+#[test]
+fn summaries_read_through_parquet_equal_the_cells_json() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = filled_dir(tmp.path());
+    let (_, full) = load(dir.path()).expect("json");
+    let (_, light) = load_summaries(dir.path()).expect("parquet");
+    assert_eq!(full.len(), light.len());
+    for (f, l) in full.iter().zip(&light) {
+        assert_eq!(f.summary, l.summary, "{}", f.measured.mechanism);
+        assert_eq!(f.measured.status, l.measured.status);
+        assert_eq!(f.measured.reason, l.measured.reason);
+        assert!(l.measured.samples.is_empty());
+    }
+    let (_, rows) = load_rows(dir.path()).expect("rows");
+    assert_eq!(rows, crate::results::row::rows(&full));
+    // A summary.parquet that lags the cells is not trusted: the JSON decides.
+    std::fs::remove_file(dir.path().join("counter_summary.parquet")).expect("rm");
+    let (_, fallback) = load_summaries(dir.path()).expect("json fallback");
+    assert_eq!(fallback, full);
 }
