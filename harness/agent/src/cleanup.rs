@@ -73,10 +73,8 @@ pub fn record(update: impl FnOnce(&mut State)) -> Result<()> {
     update(&mut state);
     fs::create_dir_all(state_dir())
         .with_context(|| format!("creating {}", state_dir().display()))?;
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, serde_json::to_vec(&state)?)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
+    tracelab_model::atomic::write(&path, &serde_json::to_vec(&state)?)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Restores what a crashed run left according to its state file, and removes the file.

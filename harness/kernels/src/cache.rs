@@ -10,7 +10,7 @@
 use super::fetch::{Fetch, FetchError};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// Environment variable that overrides the cache directory.
@@ -33,78 +33,11 @@ fn resolve_cache_dir(
     }
 }
 
-/// A file being written next to its final path. It becomes visible under that path only
-/// through [`TempFile::commit`]; dropped uncommitted (error, panic), it is removed.
-pub struct TempFile {
-    tmp: PathBuf,
-    dest: PathBuf,
-    file: Option<BufWriter<File>>,
-}
-
-impl TempFile {
-    pub fn create(dest: &Path) -> io::Result<TempFile> {
-        let dir = dest.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir)?;
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-        let file = File::create(&tmp)?;
-        Ok(TempFile {
-            tmp,
-            dest: dest.to_path_buf(),
-            file: Some(BufWriter::new(file)),
-        })
-    }
-
-    pub fn set_mode(&self, mode: u32) -> io::Result<()> {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&self.tmp, fs::Permissions::from_mode(mode))
-    }
-
-    /// Flushes, syncs and renames the file to its destination.
-    pub fn commit(mut self) -> io::Result<()> {
-        if let Some(w) = self.file.take() {
-            let file = w.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all()?;
-        }
-        fs::rename(&self.tmp, &self.dest)?;
-        self.tmp = PathBuf::new();
-        Ok(())
-    }
-}
-
-impl Write for TempFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self.file.as_mut() {
-            Some(f) => f.write(buf),
-            None => Err(io::Error::other("temp file already committed")),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self.file.as_mut() {
-            Some(f) => f.flush(),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.tmp.as_os_str().is_empty() {
-            // Best effort: an error is already on its way up.
-            let _ = fs::remove_file(&self.tmp);
-        }
-    }
-}
+pub use tracelab_model::atomic::AtomicFile as TempFile;
 
 /// Writes `bytes` to `dest` atomically.
 pub fn write_atomic(dest: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut tmp = TempFile::create(dest)?;
-    tmp.write_all(bytes)?;
-    tmp.commit()
+    tracelab_model::atomic::write(dest, bytes)
 }
 
 /// Lower-case hex SHA256 of a file's contents.
@@ -119,15 +52,11 @@ pub fn sha256_file(path: &Path) -> io::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hex(&hasher.finalize()))
+    Ok(format!("{:x}", hasher.finalize()))
 }
 
 pub fn sha256_bytes(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    format!("{:x}", Sha256::digest(bytes))
 }
 
 /// What a verified file must look like, from the package index.
@@ -217,7 +146,7 @@ pub fn download_verified(
         hasher: Sha256::new(),
     };
     let actual_size = fetcher.fetch(url, &mut out, progress)?;
-    let actual_sha256 = hex(&out.hasher.finalize());
+    let actual_sha256 = format!("{:x}", out.hasher.finalize());
     if actual_size != expected.size_bytes || actual_sha256 != expected.sha256 {
         return Err(DownloadError::Mismatch {
             url: url.into(),

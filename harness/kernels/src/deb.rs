@@ -188,20 +188,20 @@ pub(crate) mod testdeb {
 
     use std::io::Write;
 
-    pub enum Compression {
+    pub(crate) enum Compression {
         None,
         Xz,
         Zstd,
         Gzip,
     }
 
-    pub enum Item<'a> {
+    pub(crate) enum Item<'a> {
         File(&'a str, &'a [u8], u32),
         Symlink(&'a str, &'a str),
         Dir(&'a str),
     }
 
-    pub fn build(items: &[Item<'_>], compression: Compression) -> Vec<u8> {
+    pub(crate) fn build(items: &[Item<'_>], compression: Compression) -> Vec<u8> {
         let mut tar = tar::Builder::new(Vec::new());
         for item in items {
             let mut h = tar::Header::new_gnu();

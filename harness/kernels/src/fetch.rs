@@ -141,33 +141,33 @@ pub(crate) mod fake {
     use std::sync::Mutex;
 
     #[derive(Default)]
-    pub struct FakeFetcher {
+    pub(crate) struct FakeFetcher {
         files: Mutex<HashMap<String, Vec<u8>>>,
         log: Mutex<Vec<String>>,
     }
 
     impl FakeFetcher {
-        pub fn put(&self, url: &str, bytes: Vec<u8>) {
+        pub(crate) fn put(&self, url: &str, bytes: Vec<u8>) {
             self.files
                 .lock()
                 .expect("fake fetcher lock")
                 .insert(url.to_string(), bytes);
         }
 
-        pub fn remove(&self, url: &str) {
+        pub(crate) fn remove(&self, url: &str) {
             self.files.lock().expect("fake fetcher lock").remove(url);
         }
 
         /// URLs requested so far, in order.
-        pub fn log(&self) -> Vec<String> {
+        pub(crate) fn log(&self) -> Vec<String> {
             self.log.lock().expect("fake fetcher lock").clone()
         }
 
-        pub fn count(&self, url: &str) -> usize {
+        pub(crate) fn count(&self, url: &str) -> usize {
             self.log().iter().filter(|u| *u == url).count()
         }
 
-        pub fn clear_log(&self) {
+        pub(crate) fn clear_log(&self) {
             self.log.lock().expect("fake fetcher lock").clear();
         }
     }

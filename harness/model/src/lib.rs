@@ -6,6 +6,7 @@
 //! build on it, so it stays a light leaf: serde, thiserror, strum, nothing else heavy.
 
 pub mod arch;
+pub mod atomic;
 pub mod cell;
 pub mod cell_id;
 pub mod environment;

@@ -75,8 +75,8 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-/// Writes runs as results directories holding only `meta.json` and `cells/*.json` (the
-/// record; the Parquet and SVG files are derived and not read by report or compare).
+/// Writes runs as results directories: `meta.json` and `cells/*.json` (the record), then
+/// the derived Parquet files once (what report and compare read).
 fn write_cells(dir: &std::path::Path, runs: &[tracelab::dataset::Run]) {
     for run in runs {
         let d = dir.join(&run.dir);
@@ -92,17 +92,19 @@ fn write_cells(dir: &std::path::Path, runs: &[tracelab::dataset::Run]) {
             )
             .expect("write cell");
         }
+        tracelab::results::regenerate(&d).expect("derived files");
     }
 }
 
-/// The whole command as a user runs it: load both datasets from disk (10 million samples
-/// in JSON cells), compare, build the report. Opt-in (`TRACELAB_BENCH_LOAD=1`): it writes
-/// about 1.3 GB to the temp directory once and parses it on every iteration.
+/// The whole command as a user runs it: load both datasets from disk (10 million samples;
+/// the summaries through polars), compare, build the report; and, for scale, parsing every
+/// cell's JSON as the lab did before. Opt-in (`TRACELAB_BENCH_LOAD=1`): it writes about
+/// 1.5 GB to the temp directory once.
 fn bench_from_disk(c: &mut Criterion) {
     if std::env::var_os("TRACELAB_BENCH_LOAD").is_none() {
         return;
     }
-    let root = std::env::temp_dir().join("tracelab-bench-10M-samples");
+    let root = std::env::temp_dir().join("tracelab-bench-10M-samples-v2");
     let (a, b) = (root.join("baseline"), root.join("candidate"));
     if !root.join("complete").exists() {
         let _ = std::fs::remove_dir_all(&root);
@@ -120,6 +122,22 @@ fn bench_from_disk(c: &mut Criterion) {
             let r = compare::compare("base", &base, "cand", &cand, &Threshold::default());
             let both: Vec<_> = base.into_iter().chain(cand).collect();
             black_box((r, tracelab::report::build("bench", &[], &both)))
+        })
+    });
+    group.bench_function("load every cell's JSON (samples too)", |bch| {
+        bch.iter(|| {
+            let dirs = |root: &std::path::Path| -> Vec<std::path::PathBuf> {
+                tracelab::dataset::load(root)
+                    .expect("dirs")
+                    .into_iter()
+                    .map(|r| r.dir)
+                    .collect()
+            };
+            let mut n = 0usize;
+            for d in dirs(&a).into_iter().chain(dirs(&b)) {
+                n += tracelab::results::load(&d).expect("json").1.len();
+            }
+            black_box(n)
         })
     });
     group.finish();

@@ -12,6 +12,7 @@ pub mod dataset;
 pub mod doctor;
 pub mod guest;
 pub mod matrix;
+pub mod plot;
 pub mod render;
 pub mod report;
 pub mod results;

@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 use tracelab::cli::{Cli, Command, Exit, KernelsCommand};
 use tracelab::compare::Threshold;
-use tracelab::render::Format;
+use tracelab::render::{fixed, Format};
 use tracelab::results::row::one_line;
 use tracelab::study::{Event, Observer, TargetSpec};
 use tracelab_kernels::Catalog;
@@ -65,7 +65,7 @@ impl Observer for CliObserver {
                 let m = &cell.measured;
                 let what = match (&cell.summary, m.status) {
                     (Some(s), Status::Ok) => {
-                        format!("ok, overhead {:.2} {}/call", s.overhead, m.unit)
+                        format!("ok, overhead {} {}/call", fixed(s.overhead, 2), m.unit)
                     }
                     _ => format!(
                         "{} {}",

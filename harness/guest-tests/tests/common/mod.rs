@@ -15,7 +15,7 @@ pub(crate) fn tracelab() -> Command {
 
 /// Runs `tracelab run <args> --out <out>`, requires success, and returns its stdout and
 /// the cells as `tracelab show --format json` prints them.
-pub fn study(args: &[&str], out: &Path) -> (String, Vec<Value>) {
+pub(crate) fn study(args: &[&str], out: &Path) -> (String, Vec<Value>) {
     assert!(
         std::env::var_os("TRACELAB_AGENT_DIR").is_some(),
         "TRACELAB_AGENT_DIR is not set: run the tests with `./lab test` (it builds the static agents)"

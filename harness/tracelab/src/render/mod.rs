@@ -4,7 +4,8 @@
 pub(crate) mod number;
 pub(crate) mod table;
 
-pub(crate) use number::{fixed, signed};
+pub use number::fixed;
+pub(crate) use number::signed;
 pub(crate) use table::Table;
 
 /// How `show` and `compare` print: one enum, parsed by clap (`--format`).

@@ -2,7 +2,7 @@
 
 /// `x` with `decimals` digits, never `-0.00`: a value that rounds to zero is zero,
 /// whatever side of it the noise fell.
-pub(crate) fn fixed(x: f64, decimals: usize) -> String {
+pub fn fixed(x: f64, decimals: usize) -> String {
     let s = format!("{x:.decimals$}");
     match s.strip_prefix('-') {
         Some(rest) if rest.chars().all(|c| c == '0' || c == '.') => rest.to_string(),

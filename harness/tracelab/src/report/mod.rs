@@ -8,14 +8,13 @@
 //! cells have them; the stack axis (overhead against programs attached) and the payload
 //! axis when cells vary along them. Then each run's environment.
 
-pub mod figures;
 mod html;
 mod markdown;
 pub mod model;
 
 use crate::dataset::{self, Run};
+use crate::plot::figures::{self, Bar, Grouped, Heatmap, Tile};
 use anyhow::{bail, Context, Result};
-use figures::{Bar, Grouped, Heatmap, Tile};
 use model::Point;
 use std::path::{Path, PathBuf};
 use tracelab_model::schema::{Status, Unit};

@@ -6,7 +6,7 @@
 //! at the repository root documents every file and column.
 
 pub mod atomic;
-pub mod chart;
+
 pub mod meta;
 pub mod parquet;
 pub mod render;

@@ -197,10 +197,9 @@ fn read_frame(path: &Path) -> Result<DataFrame> {
 
 fn strings(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
     let col = df.column(name).with_context(|| format!("column {name}"))?;
-    Ok(col
-        .str()
+    col.str()
         .with_context(|| format!("column {name} is not text"))
-        .map(|c| (0..c.len()).map(|i| c.get(i).map(str::to_string)).collect())?)
+        .map(|c| (0..c.len()).map(|i| c.get(i).map(str::to_string)).collect())
 }
 
 fn required(v: Vec<Option<String>>, name: &str) -> Result<Vec<String>> {
@@ -211,26 +210,23 @@ fn required(v: Vec<Option<String>>, name: &str) -> Result<Vec<String>> {
 
 fn floats(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>> {
     let col = df.column(name).with_context(|| format!("column {name}"))?;
-    Ok(col
-        .f64()
+    col.f64()
         .with_context(|| format!("column {name} is not f64"))
-        .map(|c| (0..c.len()).map(|i| c.get(i)).collect())?)
+        .map(|c| (0..c.len()).map(|i| c.get(i)).collect())
 }
 
 fn u64s(df: &DataFrame, name: &str) -> Result<Vec<Option<u64>>> {
     let col = df.column(name).with_context(|| format!("column {name}"))?;
-    Ok(col
-        .u64()
+    col.u64()
         .with_context(|| format!("column {name} is not u64"))
-        .map(|c| (0..c.len()).map(|i| c.get(i)).collect())?)
+        .map(|c| (0..c.len()).map(|i| c.get(i)).collect())
 }
 
 fn u32s(df: &DataFrame, name: &str) -> Result<Vec<Option<u32>>> {
     let col = df.column(name).with_context(|| format!("column {name}"))?;
-    Ok(col
-        .u32()
+    col.u32()
         .with_context(|| format!("column {name} is not u32"))
-        .map(|c| (0..c.len()).map(|i| c.get(i)).collect())?)
+        .map(|c| (0..c.len()).map(|i| c.get(i)).collect())
 }
 
 /// Reads `summary.parquet` back into rows (the inverse of [`summary_frame`]).

@@ -6,7 +6,7 @@
 
 use super::meta::RunMeta;
 use super::row::{finite, rows, SummaryRow};
-use super::{atomic, chart, parquet};
+use super::{atomic, parquet};
 use anyhow::{bail, Context, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -110,7 +110,7 @@ fn write_derived(path: &Path, meta: &RunMeta, cells: &[Cell]) -> Result<()> {
     parquet::write(&path.join(COUNTER_SUMMARY_FILE), &mut counter_summary)?;
     atomic::write(
         &path.join(CHART_FILE),
-        chart::overhead_svg(meta, cells).as_bytes(),
+        crate::plot::run_chart::overhead_svg(meta, cells).as_bytes(),
     )
 }
 

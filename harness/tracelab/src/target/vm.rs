@@ -7,9 +7,9 @@ use crate::guest::qemu::{self, Accel, Mode, Setup};
 use crate::results::{self, ResultsDir, RunMeta};
 use crate::study::{Event as StudyEvent, Finished, Observer, Study};
 use anyhow::{bail, Context, Result};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use tracelab_kernels::cache::sha256_bytes;
 use tracelab_kernels::{self, Catalog, FetchedKernel, KernelVersion};
 use tracelab_model::arch::Arch;
 use tracelab_model::cell::Cell;
@@ -304,13 +304,9 @@ fn guest_extra(
     extra.insert("kernel_suite".into(), s(kernel.suite.clone()));
     if let Ok(bytes) = std::fs::read(agent) {
         // Figures depend on the compiled workload binary: record which one ran.
-        extra.insert("agent_sha256".into(), s(hex(&Sha256::digest(&bytes))));
+        extra.insert("agent_sha256".into(), s(sha256_bytes(&bytes)));
     }
     extra
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Stores the initramfs under the cache, named by its content (parallel guests never
@@ -318,7 +314,7 @@ fn hex(bytes: &[u8]) -> String {
 fn write_initramfs(cache: &Path, bytes: &[u8]) -> Result<PathBuf> {
     let dir = cache.join("initramfs");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join(format!("{}.cpio", &hex(&Sha256::digest(bytes))[..16]));
+    let path = dir.join(format!("{}.cpio", &sha256_bytes(bytes)[..16]));
     if !path.exists() {
         crate::results::atomic::write(&path, bytes)?;
     }

@@ -4,15 +4,11 @@
 //! Like `results::chart`, nothing here can fail or panic from the caller's view: a value
 //! that cannot be placed is left out, and a drawing error becomes a small SVG saying so.
 
-use super::model::Point;
+use super::{guarded, plottable, DrawResult, FONT};
 use crate::compare::Interval;
-use crate::results::row::finite;
+use crate::report::model::Point;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-
-const FONT: &str = "sans-serif";
-/// Values beyond this are not drawn (axis arithmetic near f64::MAX overflows).
-const PLOTTABLE: f64 = 1e15;
 
 /// Colours of the groups (kernels, payloads), colour-blind safe (Okabe & Ito, 2008).
 const PALETTE: [RGBColor; 8] = [
@@ -25,12 +21,6 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(240, 228, 66),
     RGBColor(0, 0, 0),
 ];
-
-fn plottable(x: f64) -> Option<f64> {
-    finite(x).filter(|x| x.abs() < PLOTTABLE)
-}
-
-type DrawResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// One bar of a grouped bar chart.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,18 +42,6 @@ pub struct Grouped {
     pub bars: Vec<Vec<Option<Bar>>>,
     /// `marks[category][group]`: a short word drawn where no bar is (`n/s`, `failed`).
     pub marks: Vec<Vec<Option<String>>>,
-}
-
-/// Runs `draw` and turns any error or panic into a fallback SVG.
-fn guarded(draw: impl FnOnce() -> DrawResult<String>) -> String {
-    let drawn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        draw().map_err(|e| e.to_string())
-    }));
-    match drawn {
-        Ok(Ok(svg)) => svg,
-        Ok(Err(e)) => fallback_svg(&format!("figure could not be drawn: {e}")),
-        Err(_) => fallback_svg("figure could not be drawn: plotting panicked"),
-    }
 }
 
 pub fn grouped_bars(fig: &Grouped) -> String {
@@ -397,15 +375,6 @@ fn draw_heatmap(fig: &Heatmap) -> DrawResult<String> {
         root.present()?;
     }
     Ok(buf)
-}
-
-/// A minimal valid SVG carrying a message, for when plotting itself failed.
-pub fn fallback_svg(message: &str) -> String {
-    format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"720\" height=\"60\">\
-         <text x=\"10\" y=\"30\" font-family=\"sans-serif\" font-size=\"14\">{}</text></svg>\n",
-        crate::render::escape_html(message)
-    )
 }
 
 /// Bars of the points whose series and kernel match, per (category, group).

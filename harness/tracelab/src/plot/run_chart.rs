@@ -4,8 +4,9 @@
 //! a plotters error) produces a note or a fallback SVG, never a panic or an error that
 //! would stop a measurement run.
 
-use super::meta::RunMeta;
-use super::row::{finite, one_line};
+use super::{fallback_svg, plottable, FONT};
+use crate::results::meta::RunMeta;
+use crate::results::row::one_line;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use tracelab_model::cell::Cell;
@@ -14,15 +15,6 @@ use tracelab_model::schema::{Status, Unit};
 const TITLE_H: u32 = 56;
 const PANEL_H: u32 = 420;
 const NOTE_H: u32 = 20;
-const FONT: &str = "sans-serif";
-/// Values beyond this are not plotted: no traced call costs 10^15 instructions or ns,
-/// and axis arithmetic near f64::MAX overflows to infinity.
-const PLOTTABLE: f64 = 1e15;
-
-/// A value the chart can place on an axis.
-fn plottable(x: f64) -> Option<f64> {
-    finite(x).filter(|x| x.abs() < PLOTTABLE)
-}
 
 /// One bar: a mechanism's median overhead and its spread over repeats.
 #[derive(Debug, Clone, PartialEq)]
@@ -253,22 +245,4 @@ where
         ))?;
     }
     Ok(())
-}
-
-/// A minimal valid SVG carrying a message, for when plotting itself failed.
-fn fallback_svg(message: &str) -> String {
-    let escaped: String = message
-        .chars()
-        .map(|c| match c {
-            '<' => "&lt;".to_string(),
-            '>' => "&gt;".to_string(),
-            '&' => "&amp;".to_string(),
-            '"' => "&quot;".to_string(),
-            c => c.to_string(),
-        })
-        .collect();
-    format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"720\" height=\"60\">\
-         <text x=\"10\" y=\"30\" font-family=\"sans-serif\" font-size=\"14\">{escaped}</text></svg>\n"
-    )
 }
