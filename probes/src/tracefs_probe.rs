@@ -25,14 +25,19 @@ pub enum ProbeKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeDef {
     pub kind: ProbeKind,
-    /// Event name inside [`GROUP`]; a fixed identifier chosen by the lab, never user text.
-    pub event: &'static str,
+    /// Event name inside [`GROUP`]: an identifier the lab makes (kind and run), never
+    /// user text.
+    pub event: String,
     pub symbol: Symbol,
 }
 
 impl ProbeDef {
-    pub fn new(kind: ProbeKind, event: &'static str, symbol: Symbol) -> Self {
-        debug_assert!(event.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    pub fn new(kind: ProbeKind, event: &str, symbol: Symbol) -> Self {
+        // Only the lab's own identifiers get here; anything else would be tracefs syntax.
+        let event: String = event
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
         ProbeDef {
             kind,
             event,
@@ -50,7 +55,7 @@ impl ProbeDef {
 
     /// The line that creates the probe.
     pub fn create_line(&self) -> String {
-        let (g, e, s) = (GROUP, self.event, &self.symbol);
+        let (g, e, s) = (GROUP, &self.event, &self.symbol);
         match self.kind {
             ProbeKind::Kprobe => format!("p:{g}/{e} {s}"),
             ProbeKind::KprobeAt(off) => format!("p:{g}/{e} {s}+{off}"),
@@ -62,7 +67,7 @@ impl ProbeDef {
 
     /// The line that removes the probe (`-:GROUP/EVENT`).
     pub fn remove_line(&self) -> String {
-        remove_line(self.event)
+        remove_line(&self.event)
     }
 
     /// The event's directory under tracefs.

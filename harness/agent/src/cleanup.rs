@@ -56,6 +56,9 @@ pub struct State {
     pub ftrace_filter: bool,
     /// The `kprobes-optimization` value to put back.
     pub kprobes_optimization: Option<String>,
+    /// The ring buffer's `buffer_size_kb` to put back.
+    #[serde(default)]
+    pub buffer_size_kb: Option<String>,
 }
 
 fn state_path() -> PathBuf {
@@ -95,6 +98,10 @@ pub fn recover(tracefs: &Tracefs) -> Result<Vec<String>> {
     if state.ftrace_filter {
         tracefs.write("set_ftrace_filter", "")?;
         done.push("set_ftrace_filter cleared".into());
+    }
+    if let Some(old) = &state.buffer_size_kb {
+        tracefs.write("buffer_size_kb", old)?;
+        done.push(format!("buffer_size_kb → {old}"));
     }
     if let Some(old) = &state.kprobes_optimization {
         fs::write(crate::tracefs::KPROBES_OPTIMIZATION, old)

@@ -13,3 +13,28 @@ pub(crate) fn now_ns() -> u64 {
     debug_assert_eq!(rc, 0);
     (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
+
+/// The calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`) in nanoseconds (instructions
+/// under icount).
+pub(crate) fn thread_time_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the thread CPU clock always exists.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    debug_assert_eq!(rc, 0);
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Context switches of the calling thread so far (voluntary + involuntary).
+pub(crate) fn thread_switches() -> u64 {
+    // SAFETY: rusage is plain data; zeroed is a valid value for getrusage to fill.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_THREAD names the calling thread; `ru` is valid and writable.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    if rc != 0 {
+        return 0;
+    }
+    (ru.ru_nvcsw as u64).saturating_add(ru.ru_nivcsw as u64)
+}

@@ -13,6 +13,7 @@ pub mod counters;
 pub mod environment;
 mod measure;
 pub mod mechanism;
+mod quiesce;
 pub mod resolve;
 mod run;
 pub mod tracefs;

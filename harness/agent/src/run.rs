@@ -50,6 +50,9 @@ pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion
         counters_absent: counters.absent().clone(),
         leftovers_removed: leftovers,
         environment: Some(Box::new(crate::environment::capture())),
+        agent_revision: tracelab_model::provenance::revision_label(),
+        boot_id: read_trimmed("/proc/sys/kernel/random/boot_id"),
+        uptime: read_trimmed("/proc/uptime"),
     });
     for spec in plan.cells() {
         let cell = run_cell(
@@ -73,6 +76,12 @@ pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion
     cleanup::forget();
     emit(&Record::Done);
     Ok(Completion::Done)
+}
+
+fn read_trimmed(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 /// Pins the calling thread to the CPU it runs on, so every loop of a run sees the same
@@ -162,6 +171,7 @@ fn run_cell(
         fired: None,
         samples: Vec::new(),
         kernel_stats: Vec::new(),
+        cleanliness: None,
     };
     let mechanism = mechanism::get(kind);
     let setup = CellSetup {
@@ -174,21 +184,25 @@ fn run_cell(
     let ready = mechanism
         .check_support(env, workload.kind())
         .map_err(CellError::from)
-        .and_then(|()| mechanism.preflight(&setup));
-    if let Err(e) = ready {
-        // Nothing was measured: the cell is its status and reason alone.
-        let (status, reason) = e.status();
-        let mut m = Measured::without_samples(
-            &measured.mechanism,
-            &measured.workload,
-            plan.unit,
-            status,
-            reason,
-        );
-        m.payload = measured.payload;
-        m.stack = measured.stack;
-        return m;
-    }
+        .and_then(|()| mechanism.prepare(&setup))
+        .and_then(|guard| mechanism.preflight(&setup).map(|()| guard));
+    let _prepared = match ready {
+        Ok(guard) => guard,
+        Err(e) => {
+            // Nothing was measured: the cell is its status and reason alone.
+            let (status, reason) = e.status();
+            let mut m = Measured::without_samples(
+                &measured.mechanism,
+                &measured.workload,
+                plan.unit,
+                status,
+                reason,
+            );
+            m.payload = measured.payload;
+            m.stack = measured.stack;
+            return m;
+        }
+    };
     let install = || -> Result<Box<dyn Installed>> {
         mechanism.install(&setup).map_err(|e| match e {
             CellError::Failed(e) => match target {

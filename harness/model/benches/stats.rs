@@ -24,6 +24,8 @@ fn samples(repeats: u32) -> Vec<Sample> {
                 elapsed: base + rng.u64(0..5000),
                 fired: None,
                 counters: Default::default(),
+                thread_time: None,
+                switches: None,
             });
         }
     }

@@ -2,41 +2,6 @@
 
 use std::collections::BTreeMap;
 
-/// Options that decide whether, and how, each mechanism works. They are recorded with
-/// every result and named when a mechanism is unsupported.
-pub const RELEVANT: &[&str] = &[
-    "CONFIG_FTRACE",
-    "CONFIG_FUNCTION_TRACER",
-    "CONFIG_FUNCTION_GRAPH_TRACER",
-    "CONFIG_DYNAMIC_FTRACE",
-    "CONFIG_DYNAMIC_FTRACE_WITH_REGS",
-    "CONFIG_DYNAMIC_FTRACE_WITH_ARGS",
-    "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS",
-    "CONFIG_DYNAMIC_FTRACE_WITH_CALL_OPS",
-    "CONFIG_KPROBES",
-    "CONFIG_KPROBES_ON_FTRACE",
-    "CONFIG_OPTPROBES",
-    "CONFIG_KPROBE_EVENTS",
-    "CONFIG_KRETPROBES",
-    "CONFIG_KRETPROBE_ON_RETHOOK",
-    "CONFIG_FPROBE",
-    "CONFIG_FPROBE_EVENTS",
-    "CONFIG_BPF_SYSCALL",
-    "CONFIG_BPF_JIT",
-    "CONFIG_DEBUG_INFO_BTF",
-    "CONFIG_BPF_EVENTS",
-    "CONFIG_FTRACE_SYSCALLS",
-    "CONFIG_FUNCTION_ERROR_INJECTION",
-    "CONFIG_BPF_KPROBE_OVERRIDE",
-    "CONFIG_X86_KERNEL_IBT",
-    "CONFIG_MITIGATION_RETPOLINE",
-    "CONFIG_RETPOLINE",
-    "CONFIG_CALL_DEPTH_TRACKING",
-    "CONFIG_MITIGATION_CALL_DEPTH_TRACKING",
-    "CONFIG_ARM64_PTR_AUTH_KERNEL",
-    "CONFIG_ARM64_BTI_KERNEL",
-];
-
 /// Parses `.config` text into option → value (`y`, `m`, numbers, strings). Options
 /// written as `# CONFIG_X is not set` are recorded as `n`.
 pub fn parse(text: &str) -> BTreeMap<String, String> {
@@ -58,9 +23,10 @@ pub fn parse(text: &str) -> BTreeMap<String, String> {
     map
 }
 
-/// The [`RELEVANT`] subset of a parsed config; absent options are recorded as `n`.
-pub fn relevant(config: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    RELEVANT
+/// The `options` subset of a parsed config (the agent's registry declares which options
+/// matter); absent options are recorded as `n`.
+pub fn relevant(config: &BTreeMap<String, String>, options: &[&str]) -> BTreeMap<String, String> {
+    options
         .iter()
         .map(|k| {
             (
@@ -96,8 +62,8 @@ mod tests {
         assert_eq!(enabled(&c, "CONFIG_FPROBE"), Some(false));
         assert_eq!(enabled(&c, "CONFIG_MISSING"), Some(false));
         assert_eq!(enabled(&BTreeMap::new(), "CONFIG_KPROBES"), None);
-        let r = relevant(&c);
-        assert_eq!(r.len(), RELEVANT.len());
+        let r = relevant(&c, &["CONFIG_KPROBES", "CONFIG_FPROBE_EVENTS"]);
+        assert_eq!(r.len(), 2);
         assert_eq!(r.get("CONFIG_FPROBE_EVENTS").map(String::as_str), Some("n"));
     }
 }

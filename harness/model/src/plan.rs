@@ -49,6 +49,10 @@ pub struct AgentPlan {
     /// others run once, unstacked).
     #[serde(default = "default_stacks")]
     pub stacks: Vec<u32>,
+    /// The agent runs alone on its kernel (a guest): nothing else can call the traced
+    /// function, so a mechanism must fire exactly calls × events per call, with no slack.
+    #[serde(default)]
+    pub alone: bool,
 }
 
 /// One cell of a plan: a mechanism, and for BPF its payload and stack.
@@ -176,6 +180,7 @@ mod tests {
             repeats: 2,
             unit: Unit::Insn,
             kernel_config: BTreeMap::new(),
+            alone: false,
             payloads: vec![Payload::Count],
             stacks: vec![1],
         }

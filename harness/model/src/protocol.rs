@@ -33,6 +33,15 @@ pub enum Record {
         /// CPU, mitigations, boot command line and noise of the measuring system.
         #[serde(default)]
         environment: Option<Box<crate::environment::Environment>>,
+        /// The git revision the agent was built from (`-dirty` when the tree had changes).
+        #[serde(default)]
+        agent_revision: Option<String>,
+        /// `/proc/sys/kernel/random/boot_id` and the uptime (s) when the agent started:
+        /// two boots of one plan should agree on both in a deterministic guest.
+        #[serde(default)]
+        boot_id: Option<String>,
+        #[serde(default)]
+        uptime: Option<String>,
     },
     /// One finished cell (boxed: it is by far the largest record).
     Cell(Box<Measured>),

@@ -88,6 +88,29 @@ pub struct Sample {
     /// offers none. A counter the PMU lacks is absent, never zero.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub counters: BTreeMap<String, u64>,
+    /// The measuring thread's own CPU time over the loop (`CLOCK_THREAD_CPUTIME_ID`, in
+    /// the cell's unit): beside `elapsed`, what shows time spent outside the thread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_time: Option<u64>,
+    /// Context switches of the measuring thread during the loop (`getrusage`); a loop
+    /// with any is contaminated and was rerun.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switches: Option<u64>,
+}
+
+/// How a cell's loops were kept free of foreign work.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cleanliness {
+    /// Timed loops thrown away and run again because something else ran in them.
+    pub reruns: u32,
+    /// Guest (or host) time spent waiting for the kernel to be idle before timed loops,
+    /// in the cell's unit.
+    pub quiesce_time: u64,
+    /// Loops started without an idle window having been seen (the wait timed out).
+    pub unquiet_starts: u32,
+    /// Extra events allowed beyond calls × events per call (0 in a guest, where nothing
+    /// else calls the function).
+    pub firing_slack: u64,
 }
 
 /// What the agent measured for one mechanism: raw samples and the proof of firing.
@@ -119,6 +142,10 @@ pub struct Measured {
     /// (empty for mechanisms the kernel keeps none for).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kernel_stats: Vec<KernelStatsLoop>,
+    /// Reruns, idle waits and firing slack of this cell (absent in results written before
+    /// the lab kept them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleanliness: Option<Cleanliness>,
 }
 
 /// One loop of `calls` calls run after a repeat's armed loop with the kernel's BPF
@@ -168,6 +195,7 @@ impl Measured {
             fired: None,
             samples: Vec::new(),
             kernel_stats: Vec::new(),
+            cleanliness: None,
         }
     }
 }

@@ -62,6 +62,26 @@ pub fn tukey_outliers(xs: &[f64]) -> usize {
     xs.iter().filter(|x| **x < lo || **x > hi).count()
 }
 
+/// Fewest pairs for which a bootstrap interval of the median is published: below about
+/// ten, the percentile bootstrap's coverage falls well short of its nominal level (with 3
+/// values its "95%" interval is min..max, which covers the median 75% of the time).
+pub const MIN_CI_PAIRS: usize = 10;
+
+/// Fewest values for which Tukey's fences can leave one outside: with 3, the fences
+/// always enclose min and max.
+pub const MIN_TUKEY_PAIRS: usize = 4;
+
+/// How often [min, max] of `n` independent values covers their distribution's median,
+/// whatever the distribution: 1 − 2·(1/2)^n (both ends on one side of the median are the
+/// only misses). None for no values.
+pub fn range_coverage(n: usize) -> Option<f64> {
+    if n == 0 {
+        return None;
+    }
+    let n = i32::try_from(n).unwrap_or(i32::MAX);
+    Some(1.0 - 2.0 * 0.5f64.powi(n))
+}
+
 /// Resamples drawn by [`bootstrap_median_ci`]; enough for a stable 95% percentile interval.
 pub const BOOTSTRAP_RESAMPLES: usize = 2000;
 
@@ -98,6 +118,19 @@ pub fn bootstrap_median_ci(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_samples_get_honest_intervals() {
+        assert_eq!(range_coverage(1), Some(0.0));
+        assert_eq!(range_coverage(3), Some(0.75));
+        assert_eq!(range_coverage(10), Some(1.0 - 2.0 / 1024.0));
+        assert_eq!(range_coverage(0), None);
+        // Tukey's fences cannot leave any of 3 values outside, however far apart...
+        assert_eq!(tukey_outliers(&[0.0, 1.0, 1000.0]), 0);
+        // ...but can from 4 on.
+        assert_eq!(tukey_outliers(&[0.0, 0.0, 0.0, 100.0]), 1);
+        assert!(MIN_TUKEY_PAIRS == 4 && MIN_CI_PAIRS == 10);
+    }
     use proptest::prelude::*;
 
     #[test]

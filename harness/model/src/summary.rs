@@ -8,24 +8,32 @@ use std::collections::BTreeMap;
 /// Summary statistics of a cell, derived from its samples (never stored without them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
-    /// Median cost of one call with the mechanism armed.
+    /// Cost of one call with the mechanism armed, in the median pair (the pair whose
+    /// overhead is the median; the mean of the two middle pairs for an even count), so
+    /// that `overhead` = `per_call` − `baseline_per_call`.
     pub per_call: f64,
-    /// Median cost of one call in the interleaved baseline loops.
+    /// Cost of one call in the baseline loop of the median pair.
     pub baseline_per_call: f64,
-    /// Median over repeats of (mechanism − baseline) per call.
+    /// Median over pairs of (armed − baseline) per call.
     pub overhead: f64,
     /// Smallest and largest paired overhead: the spread over repeats.
     pub overhead_min: f64,
     pub overhead_max: f64,
-    /// Bootstrap 95% confidence interval of the median overhead (equal to the median when
-    /// every pair agrees, as under icount).
+    /// Bootstrap 95% confidence interval of the median overhead, from
+    /// [`stats::MIN_CI_PAIRS`] pairs on; None below (with 3 pairs such an interval is
+    /// just min..max and covers the median only 75% of the time).
     #[serde(default)]
     pub overhead_ci_low: Option<f64>,
     #[serde(default)]
     pub overhead_ci_high: Option<f64>,
-    /// Paired overheads outside Tukey's fences (1.5 IQR): flagged, never dropped.
+    /// How often `overhead_min..overhead_max` covers the true median overhead, for any
+    /// distribution (an order-statistic interval: 1 − 2^(1−n) for n pairs; 75% for 3).
     #[serde(default)]
-    pub outliers: u32,
+    pub range_coverage: Option<f64>,
+    /// Paired overheads outside Tukey's fences (1.5 IQR): flagged, never dropped. None
+    /// below [`stats::MIN_TUKEY_PAIRS`] pairs, where no value can fall outside them.
+    #[serde(default)]
+    pub outliers: Option<u32>,
     pub repeats: u32,
     /// Per perf counter: median count per call with the mechanism armed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -61,21 +69,46 @@ pub fn summarize(samples: &[Sample]) -> Option<Summary> {
     let mech: Vec<f64> = pairs.iter().map(|(_, m)| per_call(m)).collect();
     let base: Vec<f64> = pairs.iter().map(|(b, _)| per_call(b)).collect();
     let paired: Vec<f64> = mech.iter().zip(&base).map(|(m, b)| m - b).collect();
-    let ci = stats::bootstrap_median_ci(&paired, 0.95, stats::BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED);
+    let n = paired.len();
+    let ci = (n >= stats::MIN_CI_PAIRS)
+        .then(|| {
+            stats::bootstrap_median_ci(&paired, 0.95, stats::BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED)
+        })
+        .flatten();
+    let (per_call, baseline_per_call, overhead) = median_pair(&mech, &base)?;
     let (counter_per_call, counter_overhead) = counters(&pairs);
     Some(Summary {
-        per_call: stats::median(&mech)?,
-        baseline_per_call: stats::median(&base)?,
-        overhead: stats::median(&paired)?,
+        per_call,
+        baseline_per_call,
+        overhead,
         overhead_min: stats::min(&paired)?,
         overhead_max: stats::max(&paired)?,
         overhead_ci_low: ci.map(|c| c.0),
         overhead_ci_high: ci.map(|c| c.1),
-        outliers: u32::try_from(stats::tukey_outliers(&paired)).ok()?,
-        repeats: u32::try_from(paired.len()).ok()?,
+        range_coverage: stats::range_coverage(n),
+        outliers: (n >= stats::MIN_TUKEY_PAIRS)
+            .then(|| u32::try_from(stats::tukey_outliers(&paired)).ok())
+            .flatten(),
+        repeats: u32::try_from(n).ok()?,
         counter_per_call,
         counter_overhead,
     })
+}
+
+/// (armed, baseline, overhead) per call of the median pair: the pair whose paired
+/// overhead is the median, or the mean of the two middle pairs for an even count. Its
+/// overhead is the median paired overhead, and it equals armed − baseline.
+fn median_pair(mech: &[f64], base: &[f64]) -> Option<(f64, f64, f64)> {
+    let n = mech.len();
+    if n == 0 || base.len() != n {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&i, &j| (mech[i] - base[i]).total_cmp(&(mech[j] - base[j])));
+    let (lo, hi) = (order[(n - 1) / 2], order[n / 2]);
+    let armed = (mech[lo] + mech[hi]) / 2.0;
+    let baseline = (base[lo] + base[hi]) / 2.0;
+    Some((armed, baseline, armed - baseline))
 }
 
 /// Per counter present in every pair: median per call armed, and median paired overhead.
@@ -118,6 +151,8 @@ mod tests {
             elapsed,
             fired: None,
             counters: Default::default(),
+            thread_time: None,
+            switches: None,
         }
     }
 
@@ -136,14 +171,14 @@ mod tests {
         assert_eq!(sum.overhead, 60.0);
         assert_eq!(sum.overhead_min, 50.0);
         assert_eq!(sum.overhead_max, 70.0);
-        assert_eq!(sum.per_call, 170.0);
-        assert_eq!(sum.baseline_per_call, 100.0);
-        let (lo, hi) = (sum.overhead_ci_low.unwrap(), sum.overhead_ci_high.unwrap());
-        assert!(
-            (50.0..=60.0).contains(&lo) && (60.0..=70.0).contains(&hi),
-            "{lo}..{hi}"
-        );
-        assert_eq!(sum.outliers, 0);
+        // The median pair is repeat 1 (overhead 60): its own armed and baseline figures.
+        assert_eq!(sum.per_call, 260.0);
+        assert_eq!(sum.baseline_per_call, 200.0);
+        assert_eq!(sum.per_call - sum.baseline_per_call, sum.overhead);
+        // Three pairs: no bootstrap "95% CI", the range with its true coverage, no Tukey.
+        assert_eq!((sum.overhead_ci_low, sum.overhead_ci_high), (None, None));
+        assert_eq!(sum.range_coverage, Some(0.75));
+        assert_eq!(sum.outliers, None);
     }
 
     #[test]

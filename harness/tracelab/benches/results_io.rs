@@ -54,6 +54,8 @@ fn cell(i: u32) -> Cell {
                 elapsed: e,
                 fired,
                 counters: Default::default(),
+                thread_time: None,
+                switches: None,
             });
         }
     }

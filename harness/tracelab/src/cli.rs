@@ -253,6 +253,7 @@ impl RunArgs {
             kernel_config: BTreeMap::new(),
             payloads: self.payloads.0,
             stacks: self.stack.0,
+            alone: matches!(target, TargetSpec::Vm { .. }),
         };
         plan.validate()?;
         let mut timeouts = Study::default_timeouts(&plan);

@@ -125,7 +125,8 @@ pub fn cell(meta: &RunMeta, spec: &CellSpec, repeats: u32, calls: u64) -> Cell {
             overhead_max: q(1.0),
             overhead_ci_low: Some(q(0.25)),
             overhead_ci_high: Some(q(0.75)),
-            outliers: 0,
+            range_coverage: tracelab_model::stats::range_coverage(repeats as usize),
+            outliers: Some(0),
             repeats,
             counter_per_call: BTreeMap::new(),
             counter_overhead: BTreeMap::new(),
@@ -166,6 +167,8 @@ fn sample(repeat: u32, phase: Phase, calls: u64, elapsed: u64, fired: Option<u64
         elapsed,
         fired,
         counters: BTreeMap::new(),
+        thread_time: None,
+        switches: None,
     }
 }
 

@@ -41,7 +41,7 @@ impl Installed for Nothing {
     fn events_per_call(&self) -> u64 {
         0
     }
-    fn check_trace(&self) -> anyhow::Result<()> {
+    fn check_trace(&self, _: u64, _: u64) -> anyhow::Result<()> {
         Ok(())
     }
     fn remove(self: Box<Self>) -> anyhow::Result<()> {

@@ -1,6 +1,8 @@
 //! Dynamic probe events: kprobe, kretprobe (`kprobe_events`) and fprobe (`dynamic_events`).
 
-use super::{check_trace_names, CellError, CellSetup, Installed, Mechanism, Unsupported};
+use super::{
+    check_trace_exact, grow_buffer, CellError, CellSetup, Installed, Mechanism, Unsupported,
+};
 use crate::resolve::TargetFunction;
 use crate::tracefs::{KernelEnv, Tracefs, KPROBES_OPTIMIZATION};
 use anyhow::{bail, Context, Result};
@@ -59,6 +61,15 @@ impl Mechanism for TracefsProbe {
         } else {
             check_kprobe_support(env)
         }
+    }
+
+    fn prepare(&self, cell: &CellSetup<'_>) -> Result<Option<Box<dyn std::any::Any>>, CellError> {
+        let buffer = grow_buffer(cell, 1)?;
+        let optimization = match self.placement {
+            Placement::Offset => OptimizationOff::new()?,
+            Placement::Entry(_) => None,
+        };
+        Ok(Some(Box::new((buffer, optimization))))
     }
 
     fn install(&self, cell: &CellSetup<'_>) -> Result<Box<dyn Installed>, CellError> {
@@ -129,8 +140,6 @@ struct DynamicProbe {
     target: TargetFunction,
     /// How the kernel placed it (`kprobes/list` flags), for the results.
     placement: Option<String>,
-    /// `kprobes-optimization` value to restore.
-    restore_optimization: Option<String>,
     removed: bool,
 }
 
@@ -145,14 +154,16 @@ fn event_name(kind: ProbeKind) -> &'static str {
 }
 
 fn define(tracefs: &Tracefs, target: &TargetFunction, kind: ProbeKind) -> Result<DynamicProbe> {
-    let def = ProbeDef::new(kind, event_name(kind), target.symbol.clone());
+    // Unique to this run: another user's `kprobe` event (any group) cannot be mistaken
+    // for ours in kprobe_profile, which names events without their group.
+    let event = format!("{}_{}", event_name(kind), std::process::id());
+    let def = ProbeDef::new(kind, &event, target.symbol.clone());
     tracefs.append(def.control_file(), &def.create_line())?;
     let mut probe = DynamicProbe {
         tracefs: tracefs.clone(),
         def,
         target: target.clone(),
         placement: None,
-        restore_optimization: None,
         removed: false,
     };
     if !tracefs.exists(&probe.def.event_dir()) {
@@ -167,20 +178,40 @@ fn define(tracefs: &Tracefs, target: &TargetFunction, kind: ProbeKind) -> Result
     Ok(probe)
 }
 
-/// A kprobe on an instruction inside the function, past the ftrace site, so it takes the
-/// breakpoint path. Jump optimization is switched off while it exists: an optimized probe
-/// is a different mechanism, and the kernel optimizes asynchronously, mid-measurement.
-fn install_at_offset(tracefs: &Tracefs, target: &TargetFunction) -> Result<Box<dyn Installed>> {
-    let restore = match std::fs::read_to_string(KPROBES_OPTIMIZATION) {
-        Ok(old) => {
-            crate::cleanup::record(|s| s.kprobes_optimization = Some(old.trim().to_string()))?;
-            std::fs::write(KPROBES_OPTIMIZATION, "0").with_context(|| {
-                format!("disabling jump optimization in {KPROBES_OPTIMIZATION}")
-            })?;
-            Some(old.trim().to_string())
+/// Jump optimization off for a whole cell, restored when dropped: an optimized probe is
+/// a different mechanism, and toggling it every repeat would queue the optimizer's
+/// delayed work into the next timed loops.
+pub(super) struct OptimizationOff {
+    old: String,
+}
+
+impl OptimizationOff {
+    /// Switches optimization off (recorded in the state file first, so a killed run's
+    /// successor restores it); None where the kernel has no such knob.
+    fn new() -> Result<Option<OptimizationOff>> {
+        let Ok(old) = std::fs::read_to_string(KPROBES_OPTIMIZATION) else {
+            return Ok(None);
+        };
+        let old = old.trim().to_string();
+        crate::cleanup::record(|s| s.kprobes_optimization = Some(old.clone()))?;
+        std::fs::write(KPROBES_OPTIMIZATION, "0")
+            .with_context(|| format!("disabling jump optimization in {KPROBES_OPTIMIZATION}"))?;
+        Ok(Some(OptimizationOff { old }))
+    }
+}
+
+impl Drop for OptimizationOff {
+    fn drop(&mut self) {
+        // Best effort: this runs on error and unwind paths too.
+        if std::fs::write(KPROBES_OPTIMIZATION, &self.old).is_ok() {
+            let _ = crate::cleanup::record(|s| s.kprobes_optimization = None);
         }
-        Err(_) => None,
-    };
+    }
+}
+
+/// A kprobe on an instruction inside the function, past the ftrace site, so it takes the
+/// breakpoint path (jump optimization is off for the cell: [`OptimizationOff`]).
+fn install_at_offset(tracefs: &Tracefs, target: &TargetFunction) -> Result<Box<dyn Installed>> {
     let (step, max) = if cfg!(target_arch = "aarch64") {
         (4, 64)
     } else {
@@ -188,19 +219,16 @@ fn install_at_offset(tracefs: &Tracefs, target: &TargetFunction) -> Result<Box<d
     };
     let mut tried = Vec::new();
     for off in (step..=max).step_by(step as usize) {
-        let Ok(mut probe) = define(tracefs, target, ProbeKind::KprobeAt(off)) else {
+        let Ok(probe) = define(tracefs, target, ProbeKind::KprobeAt(off)) else {
             continue;
         };
-        probe.restore_optimization = restore.clone();
         match probe.placement.as_deref() {
             Some(flags) if flags.contains("FTRACE") => tried.push(format!("+{off} (ftrace site)")),
             Some(_) => return Ok(Box::new(probe)),
             None => bail!("cannot confirm the probe takes the breakpoint path: {KPROBES_LIST} does not list it (is debugfs mounted?)"),
         }
         // Dropping `probe` removes it; the next offset is tried.
-        probe.restore_optimization = None;
     }
-    restore_optimization(restore.as_deref());
     bail!(
         "no offset inside {} up to +{max} takes a breakpoint kprobe (tried: {})",
         target.symbol,
@@ -210,15 +238,6 @@ fn install_at_offset(tracefs: &Tracefs, target: &TargetFunction) -> Result<Box<d
             tried.join(", ")
         }
     )
-}
-
-fn restore_optimization(old: Option<&str>) {
-    if let Some(old) = old {
-        // Best effort: this runs on drop paths too.
-        if std::fs::write(KPROBES_OPTIMIZATION, old).is_ok() {
-            let _ = crate::cleanup::record(|s| s.kprobes_optimization = None);
-        }
-    }
 }
 
 impl DynamicProbe {
@@ -263,7 +282,8 @@ impl DynamicProbe {
         for line in text.lines() {
             let cols: Vec<&str> = line.split_whitespace().collect();
             if cols.len() == 3
-                && (cols[0] == self.def.event || cols[0].ends_with(&format!("/{}", self.def.event)))
+                && (cols[0] == self.def.event
+                    || cols[0] == format!("{}/{}", tracelab_probes::GROUP, self.def.event))
             {
                 let hits = cols[1].parse().context("kprobe_profile hit count")?;
                 let misses = cols[2].parse().context("kprobe_profile miss count")?;
@@ -289,7 +309,6 @@ impl DynamicProbe {
         let removed = self
             .tracefs
             .append(self.def.control_file(), &self.def.remove_line());
-        restore_optimization(self.restore_optimization.as_deref());
         disabled?;
         removed?;
         let left = self.tracefs.read(self.def.control_file())?;
@@ -341,8 +360,13 @@ impl Installed for DynamicProbe {
         1
     }
 
-    fn check_trace(&self) -> Result<()> {
-        check_trace_names(&self.tracefs, &self.target)
+    fn before_loop(&mut self) -> Result<()> {
+        self.tracefs.clear_trace()
+    }
+
+    fn check_trace(&self, expected: u64, slack: u64) -> Result<()> {
+        // kprobe hits prove the handler ran; the buffer proves each event was written.
+        check_trace_exact(&self.tracefs, &self.target, expected, slack)
     }
 
     fn remove(mut self: Box<Self>) -> Result<()> {

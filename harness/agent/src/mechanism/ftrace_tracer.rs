@@ -1,6 +1,8 @@
 //! The ftrace `function` and `function_graph` tracers, filtered to the target.
 
-use super::{check_trace_names, CellError, CellSetup, Installed, Mechanism, Unsupported};
+use super::{
+    check_trace_exact, grow_buffer, CellError, CellSetup, Installed, Mechanism, Unsupported,
+};
 use crate::resolve::TargetFunction;
 use crate::tracefs::{KernelEnv, Tracefs};
 use anyhow::{bail, Result};
@@ -35,6 +37,17 @@ impl Mechanism for Tracer {
 
     fn check_support(&self, env: &KernelEnv, _: Workload) -> Result<(), Unsupported> {
         check_support(env, self.tracer, self.requires()[0])
+    }
+
+    fn prepare(&self, cell: &CellSetup<'_>) -> Result<Option<Box<dyn std::any::Any>>, CellError> {
+        grow_buffer(
+            cell,
+            if self.tracer == "function_graph" {
+                2
+            } else {
+                1
+            },
+        )
     }
 
     fn install(&self, cell: &CellSetup<'_>) -> Result<Box<dyn Installed>, CellError> {
@@ -178,8 +191,12 @@ impl Installed for FtraceTracer {
         }
     }
 
-    fn check_trace(&self) -> Result<()> {
-        check_trace_names(&self.tracefs, &self.target)
+    fn before_loop(&mut self) -> Result<()> {
+        self.tracefs.clear_trace()
+    }
+
+    fn check_trace(&self, expected: u64, slack: u64) -> Result<()> {
+        check_trace_exact(&self.tracefs, &self.target, expected, slack)
     }
 
     fn remove(mut self: Box<Self>) -> Result<()> {

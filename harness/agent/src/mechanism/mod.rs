@@ -39,6 +39,12 @@ pub trait Mechanism: Sync {
     /// Installs it on the cell's target, disarmed.
     fn install(&self, cell: &CellSetup<'_>) -> Result<Box<dyn Installed>, CellError>;
 
+    /// Sets what the cell's installs share, once per cell (a global knob); the guard
+    /// undoes it when dropped, after the cell.
+    fn prepare(&self, _cell: &CellSetup<'_>) -> Result<Option<Box<dyn std::any::Any>>, CellError> {
+        Ok(None)
+    }
+
     /// Installs, arms and removes it once before anything is measured, so that what the
     /// kernel refuses becomes `unsupported` or `failed` with the kernel's words. Only BPF
     /// needs it (the verifier and the attach can refuse); the others fail on install.
@@ -82,8 +88,14 @@ pub trait Installed {
     fn hits(&self) -> anyhow::Result<Option<u64>>;
     /// Events per call of the target function.
     fn events_per_call(&self) -> u64;
-    /// Checks that recorded events name only the target function.
-    fn check_trace(&self) -> anyhow::Result<()>;
+    /// Empties what the mechanism recorded (the trace buffer) before a timed loop, so the
+    /// buffer holds exactly that loop's events.
+    fn before_loop(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// Checks what the mechanism recorded in the last loop: `expected` events (up to
+    /// `slack` more), every one of them of the target function.
+    fn check_trace(&self, expected: u64, slack: u64) -> anyhow::Result<()>;
     /// Removes everything and checks the kernel is clean again.
     fn remove(self: Box<Self>) -> anyhow::Result<()>;
     /// Runs `run` (one loop of the workload; returns its elapsed time) with the kernel's
@@ -236,46 +248,219 @@ pub fn missing_options(config: &std::collections::BTreeMap<String, String>) -> V
         .collect()
 }
 
-/// How much of the trace buffer `check_trace` reads: enough for hundreds of events.
-const TRACE_CHECK_BYTES: u64 = 64 * 1024;
+/// Bytes one trace event may take in the ring buffer (header, common fields, the probe's
+/// or tracer's own; function_graph's return event is the largest, about 48).
+const EVENT_BYTES: u64 = 64;
 
-/// Checks the trace buffer holds events and that each names the target function.
-fn check_trace_names(tracefs: &Tracefs, target: &TargetFunction) -> anyhow::Result<()> {
-    let text = tracefs.read_head("trace", TRACE_CHECK_BYTES)?;
-    let mut events = 0usize;
-    // The last line may be cut by the byte limit.
-    let complete = text.rsplit_once('\n').map_or("", |(head, _)| head);
-    for line in complete.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || is_trace_marker(line) {
-            continue;
-        }
-        if !target.names().any(|n| line.contains(n)) {
-            anyhow::bail!(
-                "the trace holds an event for another function than {}: {line:?}",
-                target.symbol
-            );
-        }
-        events += 1;
-    }
-    if events == 0 {
-        anyhow::bail!("the trace buffer holds no event for {}", target.symbol);
-    }
-    Ok(())
+/// The ring buffer grown, for a cell, to hold a whole timed loop's events: a buffer that
+/// wraps inside the loop makes the figure depend on `--calls` and the buffer size (the
+/// overwrite path). Restored when dropped; the state file covers a killed run.
+struct BufferSize {
+    tracefs: Tracefs,
+    old: String,
 }
 
-/// Lines the function_graph tracer prints that are not events (CPU switches, overruns).
-fn is_trace_marker(line: &str) -> bool {
-    line.starts_with("------")
-        || line.contains("=>")
-        || line.starts_with("CPU:")
-        || line.contains("LOST") && line.contains("EVENTS")
+impl BufferSize {
+    fn grow(
+        tracefs: &Tracefs,
+        calls: u64,
+        events_per_call: u64,
+    ) -> anyhow::Result<Option<BufferSize>> {
+        let old = tracefs.read("buffer_size_kb")?;
+        // Right after boot it reads `7 (expanded: 1408)`: the size it will have.
+        let current: u64 = old
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|w| !w.is_empty())
+            .last()
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(0);
+        let need = (calls
+            .saturating_mul(events_per_call)
+            .saturating_mul(EVENT_BYTES)
+            / 1024)
+            .saturating_add(256);
+        if need <= current {
+            return Ok(None);
+        }
+        let old = current.to_string();
+        crate::cleanup::record(|s| s.buffer_size_kb = Some(old.clone()))?;
+        tracefs.write("buffer_size_kb", &need.to_string())?;
+        Ok(Some(BufferSize {
+            tracefs: tracefs.clone(),
+            old,
+        }))
+    }
+}
+
+impl Drop for BufferSize {
+    fn drop(&mut self) {
+        if self.tracefs.write("buffer_size_kb", &self.old).is_ok() {
+            let _ = crate::cleanup::record(|s| s.buffer_size_kb = None);
+        }
+    }
+}
+
+/// Grows the ring buffer for a tracefs mechanism's cell (see [`BufferSize`]).
+fn grow_buffer(
+    cell: &CellSetup<'_>,
+    events_per_call: u64,
+) -> Result<Option<Box<dyn std::any::Any>>, CellError> {
+    let Some(tracefs) = cell.tracefs else {
+        return Ok(None);
+    };
+    Ok(BufferSize::grow(tracefs, cell.calls, events_per_call)?
+        .map(|g| Box::new(g) as Box<dyn std::any::Any>))
+}
+
+/// What one line of the `trace` file says, for the formats the lab's mechanisms write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TraceLine<'a> {
+    /// An event of function `name` (function tracer, kprobe, fprobe; for return probes
+    /// the probed function, after `<-`).
+    Event(&'a str),
+    /// function_graph: entry of `name` (`name() {`), a leaf (`name();`, entry and return
+    /// merged) or a return (`}`).
+    GraphEntry(&'a str),
+    GraphLeaf(&'a str),
+    GraphReturn,
+    /// A comment, marker or blank line.
+    Other,
+}
+
+/// The symbol of `sym+0x4/0x30`.
+fn symbol_of(s: &str) -> &str {
+    s.split(['+', '/', ' ']).next().unwrap_or(s)
+}
+
+fn parse_trace_line(line: &str) -> TraceLine<'_> {
+    let t = line.trim();
+    if t.is_empty()
+        || t.starts_with('#')
+        || t.starts_with("------")
+        || t.starts_with("CPU:")
+        || t.contains("=>")
+        || (t.contains("LOST") && t.contains("EVENTS"))
+    {
+        return TraceLine::Other;
+    }
+    // function_graph: ` 0)   0.512 us    |  __do_sys_getppid();`
+    if let Some((_, body)) = t.split_once('|') {
+        let body = body.trim();
+        if body.starts_with('}') {
+            return TraceLine::GraphReturn;
+        }
+        if let Some(name) = body.strip_suffix("();") {
+            return TraceLine::GraphLeaf(name.trim());
+        }
+        if let Some(name) = body.strip_suffix("() {") {
+            return TraceLine::GraphEntry(name.trim());
+        }
+        return TraceLine::Other;
+    }
+    // `agent-60 [000] ..... 12.345678: <rest>`: the rest follows the timestamp's `: `.
+    let Some((_, rest)) = t.split_once(": ") else {
+        return TraceLine::Other;
+    };
+    let rest = rest.trim();
+    // A probe event: `kprobe_60: (__do_sys_getppid+0x4/0x30)`, return probes
+    // `(caller+0x../0x.. <- __do_sys_getppid)`; fprobe exit `(func+.. <- caller+..)`.
+    if let Some((event, args)) = rest.split_once(": (") {
+        let args = args.trim_end_matches(')');
+        let name = match args.split_once(" <- ") {
+            Some((_, right)) if event.starts_with("kretprobe") => symbol_of(right),
+            Some((left, _)) => symbol_of(left),
+            None => symbol_of(args),
+        };
+        return TraceLine::Event(name);
+    }
+    // The function tracer: `__do_sys_getppid <-do_syscall_64`.
+    match rest.split_whitespace().next() {
+        Some(name) => TraceLine::Event(name),
+        None => TraceLine::Other,
+    }
+}
+
+/// Checks the whole trace buffer: exactly `expected` events (up to `slack` more), each of
+/// the target function by exact name, and for function_graph as many returns as entries.
+fn check_trace_exact(
+    tracefs: &Tracefs,
+    target: &TargetFunction,
+    expected: u64,
+    slack: u64,
+) -> anyhow::Result<()> {
+    let text = tracefs.read("trace")?;
+    let (mut events, mut entries, mut returns) = (0u64, 0u64, 0u64);
+    let is_target = |name: &str| target.names().any(|n| n == name);
+    for line in text.lines() {
+        let name = match parse_trace_line(line) {
+            TraceLine::Other => continue,
+            TraceLine::GraphReturn => {
+                returns += 1;
+                events += 1;
+                continue;
+            }
+            TraceLine::Event(n) => {
+                events += 1;
+                n
+            }
+            TraceLine::GraphEntry(n) => {
+                entries += 1;
+                events += 1;
+                n
+            }
+            TraceLine::GraphLeaf(n) => {
+                entries += 1;
+                returns += 1;
+                events += 2;
+                n
+            }
+        };
+        if !is_target(name) {
+            anyhow::bail!(
+                "the trace holds an event of {name}, not of {}: {:?}",
+                target.symbol,
+                line.trim()
+            );
+        }
+    }
+    if entries != returns {
+        anyhow::bail!(
+            "function_graph recorded {entries} entries of {} but {returns} returns",
+            target.symbol
+        );
+    }
+    if events < expected || events > expected + slack {
+        anyhow::bail!(
+            "the trace holds {events} events of {} for an expected {expected}",
+            target.symbol
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn trace_lines_name_their_function_exactly() {
+        use TraceLine::*;
+        for (line, want) in [
+            ("  tracelab-agent-60  [000] .....  12.345678: __do_sys_getppid <-do_syscall_64", Event("__do_sys_getppid")),
+            ("  tracelab-agent-60  [000] .....  12.3: foo <-__do_sys_getppid", Event("foo")),
+            ("  agent-1 [000] d.... 1.2: kprobe_60: (__do_sys_getppid+0x4/0x30)", Event("__do_sys_getppid")),
+            ("  agent-1 [000] d.... 1.2: kretprobe_60: (el0_svc_common+0x48/0x100 <- __arm64_sys_getppid)", Event("__arm64_sys_getppid")),
+            ("  agent-1 [000] d.... 1.2: fprobe_exit_60: (__do_sys_getppid+0x10/0x30 <- do_syscall_64+0x80/0x1a0)", Event("__do_sys_getppid")),
+            (" 0)   0.512 us    |  __do_sys_getppid();", GraphLeaf("__do_sys_getppid")),
+            (" 0)               |  __do_sys_getppid() {", GraphEntry("__do_sys_getppid")),
+            (" 0)   1.000 us    |  }", GraphReturn),
+            ("# tracer: nop", Other),
+            (" ------------------------------------------", Other),
+        ] {
+            assert_eq!(parse_trace_line(line), want, "{line}");
+        }
+    }
 
     #[test]
     fn registry_has_every_kind_in_order() {

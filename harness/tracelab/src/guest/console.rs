@@ -208,6 +208,9 @@ mod tests {
             counters_absent: Default::default(),
             leftovers_removed: Vec::new(),
             environment: None,
+            agent_revision: None,
+            boot_id: None,
+            uptime: None,
         });
         let script = format!("echo 'boot noise'; echo '{hello}'; echo '@@tracelab 00000000 {{}}'; echo '{}'; sleep 5", encode(&Record::Done));
         let mut events = Vec::new();

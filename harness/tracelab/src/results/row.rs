@@ -119,7 +119,7 @@ impl SummaryRow {
             overhead_max: s.and_then(|s| finite(s.overhead_max)),
             overhead_ci_low: s.and_then(|s| s.overhead_ci_low).and_then(finite),
             overhead_ci_high: s.and_then(|s| s.overhead_ci_high).and_then(finite),
-            outliers: s.map(|s| s.outliers),
+            outliers: s.and_then(|s| s.outliers),
             fired: m.fired,
             expected_fired: expected_fired(m.events_per_call, &mech_loops),
             attach: m.attach.clone(),
@@ -144,7 +144,10 @@ impl SummaryRow {
                 overhead_max: self.overhead_max.unwrap_or(overhead),
                 overhead_ci_low: self.overhead_ci_low,
                 overhead_ci_high: self.overhead_ci_high,
-                outliers: self.outliers.unwrap_or_default(),
+                range_coverage: self.repeats.and_then(|n| {
+                    tracelab_model::stats::range_coverage(usize::try_from(n).unwrap_or(0))
+                }),
+                outliers: self.outliers,
                 repeats: self.repeats.unwrap_or_default(),
                 counter_per_call: counters.0,
                 counter_overhead: counters.1,
@@ -174,6 +177,7 @@ impl SummaryRow {
                 fired: self.fired,
                 samples: Vec::new(),
                 kernel_stats: Vec::new(),
+                cleanliness: None,
             },
             summary,
             console_tail: None,

@@ -59,6 +59,8 @@ fn ok_cell(mechanism: &str, unit: Unit) -> Cell {
             elapsed: 100_000,
             fired: None,
             counters: Default::default(),
+            thread_time: None,
+            switches: None,
         });
         samples.push(Sample {
             repeat: r,
@@ -67,6 +69,8 @@ fn ok_cell(mechanism: &str, unit: Unit) -> Cell {
             elapsed: 100_000 + extra,
             fired: Some(1000),
             counters: Default::default(),
+            thread_time: None,
+            switches: None,
         });
     }
     let measured = Measured {
@@ -84,6 +88,7 @@ fn ok_cell(mechanism: &str, unit: Unit) -> Cell {
         fired: Some(3000),
         samples,
         kernel_stats: Vec::new(),
+        cleanliness: None,
     };
     Cell::new(ctx(), measured, None)
 }
@@ -108,7 +113,8 @@ fn with_summary(mut cell: Cell, overhead: f64, min: f64, max: f64) -> Cell {
         overhead_max: max,
         overhead_ci_low: None,
         overhead_ci_high: None,
-        outliers: 0,
+        range_coverage: Some(0.75),
+        outliers: None,
         repeats: 3,
         counter_per_call: Default::default(),
         counter_overhead: Default::default(),

@@ -85,21 +85,6 @@ pub fn notes() -> Vec<String> {
     notes
 }
 
-/// Mechanisms this kernel's config leaves out: not a reason to refuse (they become
-/// `unsupported` cells), but worth saying when refusing anyway.
-pub fn missing_options() -> Vec<String> {
-    let config = host_config();
-    [
-        ("CONFIG_KPROBES", "kprobe, kprobe-offset, kretprobe"),
-        ("CONFIG_FPROBE", "fprobe, fprobe-exit"),
-        ("CONFIG_FUNCTION_GRAPH_TRACER", "function-graph"),
-    ]
-    .iter()
-    .filter(|(opt, _)| kconfig::enabled(&config, opt) == Some(false))
-    .map(|(opt, what)| format!("{opt} is not set (no {what})"))
-    .collect()
-}
-
 fn root_cause(e: &anyhow::Error) -> String {
     format!("{e:#}")
 }
@@ -125,9 +110,17 @@ pub fn run(study: &Study, observer: &dyn Observer) -> Result<Finished> {
     observer.event(None, Event::Stage("checking this host can trace"));
     let problems = preflight(study.force);
     if !problems.is_empty() {
+        // What the config leaves out does not stop a run (those cells are `unsupported`),
+        // but it is worth saying when refusing anyway.
+        let missing = tracelab_agent::mechanism::missing_options(&host_config());
         bail!(
             "the local target cannot trace on this host:\n  - {}",
-            problems.join("\n  - ")
+            problems
+                .iter()
+                .chain(&missing)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n  - ")
         );
     }
     let environment = tracelab_agent::environment::capture();
@@ -138,7 +131,10 @@ pub fn run(study: &Study, observer: &dyn Observer) -> Result<Finished> {
         );
     }
     let (release, machine) = uname();
-    let config = kconfig::relevant(&host_config());
+    let config = kconfig::relevant(
+        &host_config(),
+        &tracelab_agent::mechanism::relevant_options(),
+    );
     let mut plan = study.plan.clone();
     plan.unit = Unit::Ns;
     plan.kernel_config = config.clone();

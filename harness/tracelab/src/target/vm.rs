@@ -76,7 +76,10 @@ pub fn run(
     let agent = agent_binary(arch)?;
     let config_text = std::fs::read_to_string(&kernel.config)
         .with_context(|| format!("reading kernel config {}", kernel.config.display()))?;
-    let config = kconfig::relevant(&kconfig::parse(&config_text));
+    let config = kconfig::relevant(
+        &kconfig::parse(&config_text),
+        &tracelab_agent::mechanism::relevant_options(),
+    );
 
     let mut plan = study.plan.clone();
     plan.unit = study.mode.unit();
@@ -186,6 +189,9 @@ impl Boot<'_> {
                 counters_absent,
                 leftovers_removed,
                 environment,
+                agent_revision,
+                boot_id,
+                uptime,
                 ..
             }) => {
                 self.hello = true;
@@ -203,6 +209,9 @@ impl Boot<'_> {
                     serde_json::json!(leftovers_removed),
                 );
                 extra.insert("environment".into(), serde_json::json!(environment));
+                extra.insert("agent_revision".into(), serde_json::json!(agent_revision));
+                extra.insert("boot_id".into(), serde_json::json!(boot_id));
+                extra.insert("agent_start_uptime".into(), serde_json::json!(uptime));
                 results::update_meta(self.store.path(), self.meta)?;
             }
             Event::Record(Record::Cell(measured)) => self.add(*measured, None)?,

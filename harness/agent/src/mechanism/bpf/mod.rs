@@ -376,7 +376,7 @@ impl Installed for BpfMechanism {
         u64::from(self.spec.stack)
     }
 
-    fn check_trace(&self) -> Result<()> {
+    fn check_trace(&self, _expected: u64, _slack: u64) -> Result<()> {
         if self.spec.payload != Payload::Record {
             return Ok(());
         }

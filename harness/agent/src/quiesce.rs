@@ -1,0 +1,167 @@
+//! Waiting for the kernel to be idle before a timed loop, so that no deferred work (RCU
+//! callbacks, the kprobe optimizer, workqueue frees of maps, trampolines and ring
+//! buffers) finishes inside it.
+//!
+//! The agent sleeps in fixed windows and reads `/proc/stat` (context switches) and
+//! `/proc/softirqs` (RCU) around each: a window in which only the agent's own sleep
+//! switched the CPU (to idle and back) and no RCU softirq ran is quiet. Two quiet windows
+//! in a row end the wait. Debian's kernels run at HZ=250, so a window of several jiffies
+//! outlasts a grace period's steps. Under `-icount ... sleep=off` an idle guest costs
+//! almost no host time, so a guest waits long; a native host waits briefly.
+
+use crate::clock::now_ns;
+use std::time::Duration;
+
+/// How long to wait, and in what steps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Policy {
+    pub window: Duration,
+    /// Quiet windows in a row that end the wait.
+    pub quiet_windows: u32,
+    /// The wait gives up after this long (the loop's own contamination check remains).
+    pub max: Duration,
+}
+
+impl Policy {
+    /// In a guest under icount: waiting is nearly free, so wait for certain.
+    pub(crate) const GUEST: Policy = Policy {
+        window: Duration::from_millis(100),
+        quiet_windows: 2,
+        max: Duration::from_secs(10),
+    };
+    /// On a real host: real time is the price.
+    pub(crate) const NATIVE: Policy = Policy {
+        window: Duration::from_millis(5),
+        quiet_windows: 2,
+        max: Duration::from_millis(200),
+    };
+}
+
+/// What a wait found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Waited {
+    /// Time spent waiting (CLOCK_MONOTONIC: instructions under icount).
+    pub time: u64,
+    /// Whether the quiet windows were seen (false: the wait timed out).
+    pub quiet: bool,
+}
+
+/// System-wide counters a quiet window leaves alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Activity {
+    switches: u64,
+    rcu_softirqs: u64,
+}
+
+fn activity() -> Option<Activity> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let softirqs = std::fs::read_to_string("/proc/softirqs").ok()?;
+    Some(Activity {
+        switches: parse_ctxt(&stat)?,
+        rcu_softirqs: parse_softirq(&softirqs, "RCU")?,
+    })
+}
+
+/// The `ctxt` line of `/proc/stat`: context switches since boot, all CPUs.
+fn parse_ctxt(stat: &str) -> Option<u64> {
+    stat.lines()
+        .find_map(|l| l.strip_prefix("ctxt "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// One softirq's count over all CPUs from `/proc/softirqs`.
+fn parse_softirq(text: &str, name: &str) -> Option<u64> {
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{name}:")))?;
+    let (_, counts) = line.split_once(':')?;
+    counts
+        .split_whitespace()
+        .map(|c| c.parse::<u64>().ok())
+        .sum()
+}
+
+/// Whether a window from `a` to `b` saw nothing but our own sleep: at most the two
+/// switches of going to sleep and waking, and no RCU softirq.
+fn quiet(a: Activity, b: Activity) -> bool {
+    b.switches.saturating_sub(a.switches) <= 2 && b.rcu_softirqs == a.rcu_softirqs
+}
+
+/// Sleeps until the kernel has been idle for `policy.quiet_windows` windows in a row, or
+/// `policy.max` passed.
+pub(crate) fn wait(policy: Policy) -> Waited {
+    let start = now_ns();
+    let max = u64::try_from(policy.max.as_nanos()).unwrap_or(u64::MAX);
+    let mut in_a_row = 0;
+    let Some(mut before) = activity() else {
+        // No /proc to read: the best we can do is one window.
+        std::thread::sleep(policy.window);
+        return Waited {
+            time: now_ns().saturating_sub(start),
+            quiet: false,
+        };
+    };
+    loop {
+        std::thread::sleep(policy.window);
+        let Some(after) = activity() else { break };
+        if quiet(before, after) {
+            in_a_row += 1;
+            if in_a_row >= policy.quiet_windows {
+                return Waited {
+                    time: now_ns().saturating_sub(start),
+                    quiet: true,
+                };
+            }
+        } else {
+            in_a_row = 0;
+        }
+        before = after;
+        if now_ns().saturating_sub(start) >= max {
+            break;
+        }
+    }
+    Waited {
+        time: now_ns().saturating_sub(start),
+        quiet: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_proc_stat_and_softirqs() {
+        assert_eq!(parse_ctxt("cpu  1 2 3\nctxt 12345\nbtime 1\n"), Some(12345));
+        let softirqs = "                    CPU0       CPU1\n          HI:          0          0\n         RCU:        100         23\n";
+        assert_eq!(parse_softirq(softirqs, "RCU"), Some(123));
+        assert_eq!(parse_softirq(softirqs, "NET_RX"), None);
+    }
+
+    #[test]
+    fn a_window_is_quiet_only_with_our_own_switches() {
+        let a = Activity {
+            switches: 10,
+            rcu_softirqs: 5,
+        };
+        assert!(quiet(a, Activity { switches: 12, ..a }));
+        assert!(!quiet(a, Activity { switches: 13, ..a }));
+        assert!(!quiet(
+            a,
+            Activity {
+                rcu_softirqs: 6,
+                ..a
+            }
+        ));
+    }
+
+    #[test]
+    fn wait_ends_within_its_bound() {
+        let w = wait(Policy {
+            window: Duration::from_millis(1),
+            quiet_windows: 1_000_000,
+            max: Duration::from_millis(20),
+        });
+        assert!(!w.quiet);
+    }
+}
