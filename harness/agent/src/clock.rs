@@ -38,3 +38,31 @@ pub(crate) fn thread_switches() -> u64 {
     }
     (ru.ru_nvcsw as u64).saturating_add(ru.ru_nivcsw as u64)
 }
+
+/// CLOCK_MONOTONIC_COARSE in nanoseconds: the time of the last timer tick.
+fn coarse_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the coarse clock always exists.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    debug_assert_eq!(rc, 0);
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Spins until the next timer tick has happened (the coarse clock, updated by the tick,
+/// moves), so the loop that follows starts at the same phase of the tick every time: in
+/// a deterministic guest, every loop of a cell then takes its ticks at the same points.
+/// Gives up after `max_ns`; returns whether a tick was seen.
+pub(crate) fn align_to_tick(max_ns: u64) -> bool {
+    let start = now_ns();
+    let seen = coarse_ns();
+    while now_ns().saturating_sub(start) < max_ns {
+        if coarse_ns() != seen {
+            return true;
+        }
+        std::hint::spin_loop();
+    }
+    false
+}

@@ -8,7 +8,7 @@
 //! first in even repeats, armed first in odd ones), so whatever an install or a teardown
 //! leaves behind cannot fall on one side of every pair.
 
-use crate::clock::{now_ns, thread_switches, thread_time_ns};
+use crate::clock::{align_to_tick, now_ns, thread_switches, thread_time_ns};
 use crate::counters::Counters;
 use crate::mechanism::Installed;
 use crate::quiesce::{self, Policy};
@@ -44,12 +44,18 @@ impl Loops<'_> {
             i.before_loop()?;
         }
         let installed = installed.as_deref();
+        // Read before the wait: reading tracefs files queues work of its own (dentries
+        // freed later), which the wait must outlast.
+        let before = installed.map(|i| i.hits()).transpose()?.flatten();
         let waited = quiesce::wait(self.policy);
         self.clean.quiesce_time += waited.time;
         if !waited.quiet {
             self.clean.unquiet_starts += 1;
         }
-        let before = installed.map(|i| i.hits()).transpose()?.flatten();
+        if self.policy.align_to_tick {
+            // 10 ms: a tick comes every 4 ms at HZ=250, every 10 ms at HZ=100.
+            align_to_tick(10_000_000);
+        }
         self.counters.start();
         let switches0 = thread_switches();
         let thread0 = thread_time_ns();

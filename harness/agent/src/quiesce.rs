@@ -20,6 +20,8 @@ pub(crate) struct Policy {
     pub quiet_windows: u32,
     /// The wait gives up after this long (the loop's own contamination check remains).
     pub max: Duration,
+    /// Start the loop right after a timer tick (a fixed phase of the tick).
+    pub align_to_tick: bool,
 }
 
 impl Policy {
@@ -28,12 +30,14 @@ impl Policy {
         window: Duration::from_millis(100),
         quiet_windows: 2,
         max: Duration::from_secs(10),
+        align_to_tick: true,
     };
     /// On a real host: real time is the price.
     pub(crate) const NATIVE: Policy = Policy {
         window: Duration::from_millis(5),
         quiet_windows: 2,
         max: Duration::from_millis(200),
+        align_to_tick: false,
     };
 }
 
@@ -161,6 +165,7 @@ mod tests {
             window: Duration::from_millis(1),
             quiet_windows: 1_000_000,
             max: Duration::from_millis(20),
+            align_to_tick: false,
         });
         assert!(!w.quiet);
     }

@@ -273,6 +273,7 @@ impl RunArgs {
             timeouts,
             command_line,
             force: self.force,
+            agent_dir: None,
         })
     }
 }

@@ -10,6 +10,7 @@
 use crate::results::{self, RunMeta};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use tracelab_model::cell::Cell;
@@ -43,7 +44,19 @@ pub struct DatasetIndex {
     pub command_line: Vec<String>,
     /// Guests run at once.
     pub jobs: usize,
+    /// The agent builds every guest ran, by arch: hashed once at the matrix's start, and
+    /// the same files used throughout (`<dataset>/.agents/`).
+    #[serde(default)]
+    pub agents: BTreeMap<String, AgentBuild>,
     pub guests: Vec<GuestEntry>,
+}
+
+/// One static agent a matrix used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentBuild {
+    pub sha256: String,
+    /// The revision of the lab that started the matrix (`-dirty` with uncommitted changes).
+    pub lab_revision: Option<String>,
 }
 
 /// One (arch, kernel) guest of a matrix.

@@ -104,6 +104,7 @@ pub fn run_with(
         git_revision: tracelab_model::provenance::revision_label(),
         command_line: matrix.study.command_line.clone(),
         jobs: matrix.jobs,
+        agents: snapshot_agents(matrix),
         guests: entries,
     });
     let save = |i: usize, f: &dyn Fn(&mut GuestEntry)| -> Result<()> {
@@ -209,6 +210,13 @@ fn run_guest(
         kernel: Some(guest.kernel),
     };
     study.out = Some(dir);
+    let snapshot = agents_dir(&matrix.out);
+    if snapshot
+        .join(format!("tracelab-agent-{}", guest.arch.name()))
+        .is_file()
+    {
+        study.agent_dir = Some(snapshot);
+    }
     let tagged = Tagged {
         label: guest.label(),
         inner: observer,
@@ -233,6 +241,48 @@ fn run_guest(
     }
     observer.event(Some(&guest.label()), Event::GuestDone(&entry));
     entry
+}
+
+/// Where a matrix keeps the agents it hashed at its start (hidden: not a results dir).
+fn agents_dir(out: &Path) -> PathBuf {
+    out.join(".agents")
+}
+
+/// Copies each arch's static agent into the dataset once, at the start, and hashes it:
+/// every guest of the matrix then runs exactly these files, even if a build replaces the
+/// originals meanwhile. An agent that cannot be found is left out (its guests fail with
+/// the reason when they look for it).
+fn snapshot_agents(matrix: &Matrix) -> std::collections::BTreeMap<String, dataset::AgentBuild> {
+    let mut out = std::collections::BTreeMap::new();
+    let dir = agents_dir(&matrix.out);
+    let mut arches: Vec<Arch> = matrix.guests.iter().map(|g| g.arch).collect();
+    arches.dedup();
+    for arch in arches {
+        let Ok(src) = crate::target::vm::agent_binary(arch, matrix.study.agent_dir.as_deref())
+        else {
+            continue;
+        };
+        let Ok(bytes) = std::fs::read(&src) else {
+            continue;
+        };
+        let dest = dir.join(format!("tracelab-agent-{}", arch.name()));
+        let written = std::fs::create_dir_all(&dir).and_then(|()| {
+            let mut f = tracelab_model::atomic::AtomicFile::create(&dest)?;
+            std::io::Write::write_all(&mut f, &bytes)?;
+            f.set_mode(0o755)?;
+            f.commit()
+        });
+        if written.is_ok() {
+            out.insert(
+                arch.name().to_string(),
+                dataset::AgentBuild {
+                    sha256: tracelab_kernels::cache::sha256_bytes(&bytes),
+                    lab_revision: tracelab_model::provenance::revision_label(),
+                },
+            );
+        }
+    }
+    out
 }
 
 fn count(entry: &mut GuestEntry, cells: &[Cell]) {

@@ -92,13 +92,63 @@ pub fn build(title: &str, inputs: &[String], runs: &[Run]) -> Report {
     }
     // One section per kind of figure, arches in order inside it (the sort is stable).
     figs.sort_by_key(|f| SECTIONS.iter().position(|s| *s == f.section));
-    let html = html::page(title, inputs, runs, &points, &figs);
-    let markdown = markdown::summary(title, inputs, runs, &points, &figs);
+    let warnings = mixed_builds(runs);
+    let mut html = html::page(title, inputs, runs, &points, &figs);
+    let mut markdown = markdown::summary(title, inputs, runs, &points, &figs);
+    if !warnings.is_empty() {
+        // Right under the title: a reader must see it before any figure.
+        let md: String = warnings
+            .iter()
+            .map(|w| format!("> **warning:** {w}\n"))
+            .collect();
+        if let Some(i) = markdown.find("\n\n") {
+            markdown.insert_str(i + 2, &format!("{md}\n"));
+        }
+        let block: String = warnings
+            .iter()
+            .map(|w| {
+                format!(
+                    "<p class=\"warning\"><strong>warning:</strong> {}</p>\n",
+                    crate::render::escape_html(w)
+                )
+            })
+            .collect();
+        if let Some(i) = html.find("</h1>") {
+            html.insert_str(i + 5, &format!("\n{block}"));
+        }
+    }
     Report {
         figures: figs,
         html,
         markdown,
     }
+}
+
+/// One sentence per arch whose runs came from more than one agent build: their figures
+/// may differ by the build, not by the kernel.
+fn mixed_builds(runs: &[Run]) -> Vec<String> {
+    let mut by_arch: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> =
+        Default::default();
+    for r in runs {
+        if let Some(sha) = r.meta.extra.get("agent_sha256").and_then(|v| v.as_str()) {
+            by_arch.entry(r.meta.arch.as_str()).or_default().insert(sha);
+        }
+    }
+    by_arch
+        .into_iter()
+        .filter(|(_, builds)| builds.len() > 1)
+        .map(|(arch, builds)| {
+            let short: Vec<String> = builds
+                .iter()
+                .map(|b| b.chars().take(12).collect())
+                .collect();
+            format!(
+                "the {arch} runs come from {} agent builds ({}): tables and figures mix them",
+                builds.len(),
+                short.join(", ")
+            )
+        })
+        .collect()
 }
 
 /// The payload the overview figures show: the lab's default (`count`) when measured,

@@ -55,10 +55,28 @@ fn header_line(meta: &RunMeta, rows: &[SummaryRow], unit: Option<Unit>) -> Strin
         Some(u) => u.to_string(),
         None => "mixed (see unit column)".to_string(),
     };
-    format!(
+    let mut line = format!(
         "arch {}, kernel {}, workload {}, {} calls × {} repeats, unit {}, clock {}",
         meta.arch, kernel, meta.workload, meta.calls, meta.repeats, unit, meta.clock
-    )
+    );
+    // What the two interval columns are, for the figures shown (no interval is called a
+    // 95% CI below the pairs a bootstrap needs).
+    let fewest = rows
+        .iter()
+        .filter_map(|r| r.repeats)
+        .filter(|&n| n > 0)
+        .min();
+    if let Some(n) = fewest {
+        let n = usize::try_from(n).unwrap_or(0);
+        if n < tracelab_model::stats::MIN_CI_PAIRS {
+            let cover = tracelab_model::stats::range_coverage(n).unwrap_or(0.0) * 100.0;
+            line.push_str(&format!(
+                "; min..max is the range of {n} paired overheads (it covers the median with probability {cover:.0}%); no 95% CI below {} pairs",
+                tracelab_model::stats::MIN_CI_PAIRS
+            ));
+        }
+    }
+    line
 }
 
 /// The summary table shared by the text and Markdown views.

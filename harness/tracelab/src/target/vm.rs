@@ -20,11 +20,14 @@ use tracelab_model::schema::{CellContext, Measured, Status};
 /// Env var naming the directory that holds `tracelab-agent-<arch>` binaries.
 pub const AGENT_DIR_ENV: &str = "TRACELAB_AGENT_DIR";
 
-/// Finds the static agent for `arch`: in `$TRACELAB_AGENT_DIR`, else beside this binary.
-pub fn agent_binary(arch: Arch) -> Result<PathBuf> {
+/// Finds the static agent for `arch`: in `dir` when given (a matrix's snapshot), else in
+/// `$TRACELAB_AGENT_DIR`, else beside this binary.
+pub fn agent_binary(arch: Arch, dir: Option<&Path>) -> Result<PathBuf> {
     let name = format!("tracelab-agent-{}", arch.name());
     let mut dirs = Vec::new();
-    if let Some(d) = std::env::var_os(AGENT_DIR_ENV) {
+    if let Some(d) = dir {
+        dirs.push(d.to_path_buf());
+    } else if let Some(d) = std::env::var_os(AGENT_DIR_ENV) {
         dirs.push(PathBuf::from(d));
     }
     if let Some(d) = std::env::current_exe()
@@ -73,7 +76,7 @@ pub fn run(
         StudyEvent::Stage(&format!("fetching busybox-static for {arch}")),
     );
     let busybox = catalog.fetch_busybox(arch)?;
-    let agent = agent_binary(arch)?;
+    let agent = agent_binary(arch, study.agent_dir.as_deref())?;
     let config_text = std::fs::read_to_string(&kernel.config)
         .with_context(|| format!("reading kernel config {}", kernel.config.display()))?;
     let config = kconfig::relevant(
