@@ -362,13 +362,12 @@ fn parse_trace_line(line: &str) -> TraceLine<'_> {
         return TraceLine::Other;
     };
     let rest = rest.trim();
-    // A probe event: `kprobe_60: (__do_sys_getppid+0x4/0x30)`, return probes
-    // `(caller+0x../0x.. <- __do_sys_getppid)`; fprobe exit `(func+.. <- caller+..)`.
+    // A probe event: `kprobe_60: (__do_sys_getppid+0x4/0x30)`.
     if let Some((event, args)) = rest.split_once(": (") {
         let args = args.trim_end_matches(')');
+        // Return probes (kretprobe, fprobe exit) print `(return address <- function)`.
         let name = match args.split_once(" <- ") {
-            Some((_, right)) if event.starts_with("kretprobe") => symbol_of(right),
-            Some((left, _)) => symbol_of(left),
+            Some((_, function)) => symbol_of(function),
             None => symbol_of(args),
         };
         return TraceLine::Event(name);
@@ -451,7 +450,7 @@ mod tests {
             ("  tracelab-agent-60  [000] .....  12.3: foo <-__do_sys_getppid", Event("foo")),
             ("  agent-1 [000] d.... 1.2: kprobe_60: (__do_sys_getppid+0x4/0x30)", Event("__do_sys_getppid")),
             ("  agent-1 [000] d.... 1.2: kretprobe_60: (el0_svc_common+0x48/0x100 <- __arm64_sys_getppid)", Event("__arm64_sys_getppid")),
-            ("  agent-1 [000] d.... 1.2: fprobe_exit_60: (__do_sys_getppid+0x10/0x30 <- do_syscall_64+0x80/0x1a0)", Event("__do_sys_getppid")),
+            ("  agent-1 [000] ...1. 31.8: fprobe_exit_125: (do_syscall_64+0x87/0x180 <- __do_sys_getppid)", Event("__do_sys_getppid")),
             (" 0)   0.512 us    |  __do_sys_getppid();", GraphLeaf("__do_sys_getppid")),
             (" 0)               |  __do_sys_getppid() {", GraphEntry("__do_sys_getppid")),
             (" 0)   1.000 us    |  }", GraphReturn),
