@@ -93,7 +93,7 @@ impl Loops<'_> {
     ) -> Result<Sample> {
         let mut last = 0;
         for attempt in 0..=MAX_RERUNS {
-            let s = self.once(installed.as_mut().map(|i| &mut **i), repeat, phase)?;
+            let s = self.once(installed.as_deref_mut(), repeat, phase)?;
             if s.switches == Some(0) {
                 self.clean.reruns += attempt;
                 return Ok(s);

@@ -13,6 +13,8 @@ pub const PREFIX: &str = "@@tracelab ";
 /// One message from the agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "record", rename_all = "snake_case")]
+// One Hello per run: its size does not matter, and boxing it would reshape every match.
+#[allow(clippy::large_enum_variant)]
 pub enum Record {
     /// The agent started: where it runs.
     Hello {

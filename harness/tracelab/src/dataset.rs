@@ -239,6 +239,7 @@ mod tests {
             git_revision: None,
             command_line: vec![],
             jobs: 2,
+            agents: BTreeMap::new(),
             guests: vec![],
         };
         write_index(dir.path(), &index).expect("write");

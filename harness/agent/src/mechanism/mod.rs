@@ -270,8 +270,7 @@ impl BufferSize {
         // Right after boot it reads `7 (expanded: 1408)`: the size it will have.
         let current: u64 = old
             .split(|c: char| !c.is_ascii_digit())
-            .filter(|w| !w.is_empty())
-            .last()
+            .rfind(|w| !w.is_empty())
             .and_then(|w| w.parse().ok())
             .unwrap_or(0);
         let need = (calls
@@ -363,7 +362,7 @@ fn parse_trace_line(line: &str) -> TraceLine<'_> {
     };
     let rest = rest.trim();
     // A probe event: `kprobe_60: (__do_sys_getppid+0x4/0x30)`.
-    if let Some((event, args)) = rest.split_once(": (") {
+    if let Some((_event, args)) = rest.split_once(": (") {
         let args = args.trim_end_matches(')');
         // Return probes (kretprobe, fprobe exit) print `(return address <- function)`.
         let name = match args.split_once(" <- ") {

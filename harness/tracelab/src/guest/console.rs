@@ -13,6 +13,8 @@ const TAIL_LINES: usize = 80;
 
 /// What the host sees on the console.
 #[derive(Debug)]
+// Records come one a line; their size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Event {
     Record(Record),
     /// A framed line with a bad checksum or JSON.

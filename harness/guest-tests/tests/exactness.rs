@@ -1,0 +1,111 @@
+//! The instrument is exact: two boots of one plan give the same instruction count for
+//! every timed loop, every loop ran clean (the measuring thread never switched out, its
+//! own CPU time equals the loop's elapsed time up to the clock reads), and every cell's
+//! baseline is the null cell's. On x86_64 and arm64, Debian 6.12 and 7.3.
+
+mod common;
+
+use serde_json::Value;
+use std::path::Path;
+
+/// Small loops keep the four guests × two boots cheap; exactness does not depend on size.
+const ARGS: [&str; 4] = ["--calls", "2000", "--repeats", "2"];
+
+/// Every cell file of a results directory, in run order.
+fn cells(dir: &Path) -> Vec<Value> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("cells"))
+        .expect("cells dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| serde_json::from_slice(&std::fs::read(f).expect("read cell")).expect("cell json"))
+        .collect()
+}
+
+fn elapsed(cells: &[Value]) -> Vec<(String, Vec<u64>)> {
+    cells
+        .iter()
+        .map(|c| {
+            let loops = c["samples"]
+                .as_array()
+                .map(|s| s.iter().filter_map(|x| x["elapsed"].as_u64()).collect())
+                .unwrap_or_default();
+            (c["mechanism"].as_str().unwrap_or("?").to_string(), loops)
+        })
+        .collect()
+}
+
+fn exact(target: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut args = vec!["--target", target];
+    args.extend(ARGS);
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    common::study(&args, &a);
+    common::study(&args, &b);
+    let (ca, cb) = (cells(&a), cells(&b));
+    assert_eq!(
+        elapsed(&ca),
+        elapsed(&cb),
+        "{target}: two boots differ in some timed loop"
+    );
+
+    let null = ca
+        .iter()
+        .find(|c| c["mechanism"] == "baseline")
+        .and_then(|c| c["summary"]["baseline_per_call"].as_f64())
+        .expect("the baseline cell has a summary");
+    for c in ca.iter().filter(|c| c["status"] == "ok") {
+        let m = c["mechanism"].as_str().unwrap_or("?");
+        for s in c["samples"].as_array().expect("samples") {
+            assert_eq!(s["switches"].as_u64(), Some(0), "{target} {m}: {s}");
+            let (e, t) = (
+                s["elapsed"].as_u64().expect("elapsed"),
+                s["thread_time"].as_u64().expect("thread_time"),
+            );
+            // The thread clock's own reads are the only difference: well under 0.5 %.
+            assert!(
+                e.abs_diff(t) * 200 < e,
+                "{target} {m}: elapsed {e}, thread {t}"
+            );
+        }
+        let base = c["summary"]["baseline_per_call"]
+            .as_f64()
+            .expect("baseline");
+        assert!(
+            (base - null).abs() <= 0.5,
+            "{target} {m}: baseline {base} vs the null cell's {null}"
+        );
+        // Consistent figures: overhead = per call − baseline.
+        let s = &c["summary"];
+        let (p, b, o) = (
+            s["per_call"].as_f64().expect("per_call"),
+            s["baseline_per_call"].as_f64().expect("baseline"),
+            s["overhead"].as_f64().expect("overhead"),
+        );
+        assert!((p - b - o).abs() < 1e-6, "{target} {m}: {p} − {b} ≠ {o}");
+        assert_eq!(c["cleanliness"]["firing_slack"].as_u64(), Some(0), "{c}");
+    }
+}
+
+#[test]
+fn x86_64_6_12_two_boots_agree_loop_for_loop() {
+    exact("vm:x86_64/6.12");
+}
+
+#[test]
+fn x86_64_7_3_two_boots_agree_loop_for_loop() {
+    exact("vm:x86_64/7.3");
+}
+
+#[test]
+fn arm64_6_12_two_boots_agree_loop_for_loop() {
+    exact("vm:arm64/6.12");
+}
+
+#[test]
+fn arm64_7_3_two_boots_agree_loop_for_loop() {
+    exact("vm:arm64/7.3");
+}
