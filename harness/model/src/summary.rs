@@ -41,6 +41,11 @@ pub struct Summary {
     /// Per perf counter: median over repeats of (armed − baseline) count per call.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub counter_overhead: BTreeMap<String, f64>,
+    /// Where the PMU counts `cycles` (arm64 TCG guests, where a cycle is an instruction
+    /// under icount): the thread's own cycles overhead minus the clock's overhead, per
+    /// call. Near zero when the clock saw nothing but the measuring thread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycles_minus_clock: Option<f64>,
 }
 
 /// Per-call cost of one sample.
@@ -77,6 +82,7 @@ pub fn summarize(samples: &[Sample]) -> Option<Summary> {
         .flatten();
     let (per_call, baseline_per_call, overhead) = median_pair(&mech, &base)?;
     let (counter_per_call, counter_overhead) = counters(&pairs);
+    let cycles_minus_clock = counter_overhead.get("cycles").map(|c| c - overhead);
     Some(Summary {
         per_call,
         baseline_per_call,
@@ -92,6 +98,7 @@ pub fn summarize(samples: &[Sample]) -> Option<Summary> {
         repeats: u32::try_from(n).ok()?,
         counter_per_call,
         counter_overhead,
+        cycles_minus_clock,
     })
 }
 

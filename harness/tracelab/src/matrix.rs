@@ -9,7 +9,6 @@ use crate::dataset::{self, DatasetIndex, GuestEntry, INDEX_VERSION};
 use crate::render::Table;
 use crate::study::{self, Event, Observer, Study, TargetSpec};
 use anyhow::{bail, Context, Result};
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -131,47 +130,41 @@ pub fn run_with(
         })
         .collect();
 
-    let queue: Mutex<VecDeque<usize>> = Mutex::new((0..matrix.guests.len()).collect());
-    let outcomes: Mutex<Vec<Option<GuestEntry>>> = Mutex::new(vec![None; matrix.guests.len()]);
-    let save_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
-    std::thread::scope(|scope| {
-        for _ in 0..matrix.jobs {
-            scope.spawn(|| loop {
-                let next = queue.lock().ok().and_then(|mut q| q.pop_front());
-                let Some(i) = next else { break };
-                let guest = matrix.guests[i];
+    // `jobs` guests at once; each guest's thread only blocks on its QEMU, so a pool of
+    // its own keeps the matrix from competing with rayon's global pool (dataset loads).
+    use rayon::prelude::*;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(matrix.jobs.max(1))
+        .thread_name(|i| format!("tracelab-guest-{i}"))
+        .build()
+        .context("starting the guests' threads")?;
+    let results: Vec<(GuestEntry, Result<()>)> = pool.install(|| {
+        (0..matrix.guests.len())
+            .into_par_iter()
+            .with_max_len(1)
+            .map(|i| {
                 let entry = run_guest(
                     matrix,
-                    guest,
+                    matrix.guests[i],
                     fetch_errors[i].clone(),
                     observer,
                     runner,
                     &|f| save(i, f),
                 );
                 let stored = save(i, &|e| *e = entry.clone());
-                if let Err(e) = stored {
-                    if let Ok(mut slot) = save_error.lock() {
-                        slot.get_or_insert(e);
-                    }
-                }
-                if let Ok(mut o) = outcomes.lock() {
-                    o[i] = Some(entry);
-                }
-            });
-        }
+                (entry, stored)
+            })
+            .collect()
     });
-    if let Some(e) = save_error.into_inner().ok().flatten() {
-        return Err(e.context("writing dataset.json"));
+    let mut outcomes = Vec::with_capacity(results.len());
+    for (guest, (entry, stored)) in matrix.guests.iter().zip(results) {
+        stored.context("writing dataset.json")?;
+        outcomes.push(GuestOutcome {
+            guest: *guest,
+            entry,
+        });
     }
-    let outcomes = outcomes
-        .into_inner()
-        .map_err(|_| anyhow::anyhow!("a guest thread panicked while recording"))?;
-    Ok(matrix
-        .guests
-        .iter()
-        .zip(outcomes)
-        .filter_map(|(g, e)| e.map(|entry| GuestOutcome { guest: *g, entry }))
-        .collect())
+    Ok(outcomes)
 }
 
 /// Runs one guest's study; never fails: an error becomes the entry's `error`.

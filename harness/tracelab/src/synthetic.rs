@@ -130,6 +130,7 @@ pub fn cell(meta: &RunMeta, spec: &CellSpec, repeats: u32, calls: u64) -> Cell {
             repeats,
             counter_per_call: BTreeMap::new(),
             counter_overhead: BTreeMap::new(),
+            cycles_minus_clock: None,
         }
     });
     Cell {

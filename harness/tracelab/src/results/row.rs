@@ -150,6 +150,7 @@ impl SummaryRow {
                 outliers: self.outliers,
                 repeats: self.repeats.unwrap_or_default(),
                 counter_per_call: counters.0,
+                cycles_minus_clock: counters.1.get("cycles").map(|c| c - overhead),
                 counter_overhead: counters.1,
             }),
             _ => None,

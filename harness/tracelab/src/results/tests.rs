@@ -118,6 +118,7 @@ fn with_summary(mut cell: Cell, overhead: f64, min: f64, max: f64) -> Cell {
         repeats: 3,
         counter_per_call: Default::default(),
         counter_overhead: Default::default(),
+        cycles_minus_clock: None,
     });
     cell
 }

@@ -77,6 +77,9 @@ impl Mechanism for Bpf {
     }
 }
 
+/// What arm64 needs for BPF trampolines, beyond [`options`].
+const ARM64_TRAMPOLINE_OPTION: &str = "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS";
+
 /// The kernel options each attach type needs.
 fn options(attach: Attach) -> &'static [&'static str] {
     match attach {
@@ -122,6 +125,17 @@ const ERROR_INJECTION_LIST: &str = "/sys/kernel/debug/error_injection/list";
 /// Checks the kernel can run `attach` at all (before anything is loaded).
 fn check_support(attach: Attach, env: &KernelEnv) -> Result<(), Unsupported> {
     let opts = options(attach);
+    // arm64 attaches BPF trampolines through ftrace direct calls (x86 patches the call
+    // site itself): without them the kernel answers ENOTSUPP (524), so name the option.
+    let trampoline = matches!(attach, Attach::Fentry | Attach::Fexit | Attach::FmodRet);
+    if trampoline && matches!(env.machine.as_str(), "aarch64" | "arm64") {
+        require(env, &[ARM64_TRAMPOLINE_OPTION]).map_err(|u| {
+            Unsupported(format!(
+                "{} (arm64 BPF trampolines attach through ftrace direct calls)",
+                u.0
+            ))
+        })?;
+    }
     if attach == Attach::FmodRet {
         let (general, injection) = opts.split_at(opts.len() - 1);
         require(env, general)?;
@@ -442,6 +456,24 @@ mod tests {
             let why = check_workload(a, Workload::BpfNumaBatch).unwrap_err().0;
             assert!(why.contains("no syscall per call"), "{why}");
         }
+    }
+
+    #[test]
+    fn arm64_trampolines_need_direct_calls() {
+        let mut e = env(&[
+            ("CONFIG_BPF_SYSCALL", "y"),
+            ("CONFIG_DEBUG_INFO_BTF", "y"),
+            ("CONFIG_BPF_JIT", "y"),
+            ("CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS", "n"),
+        ]);
+        e.machine = "x86_64".into();
+        assert_eq!(check_support(Attach::Fentry, &e), Ok(()));
+        e.machine = "aarch64".into();
+        let why = check_support(Attach::Fexit, &e).unwrap_err().0;
+        assert!(
+            why.starts_with("CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS is not set"),
+            "{why}"
+        );
     }
 
     #[test]
