@@ -13,7 +13,7 @@ use crate::counters::Counters;
 use crate::mechanism::Installed;
 use crate::quiesce::{self, Policy};
 use anyhow::{bail, Context, Result};
-use tracelab_model::plan::AgentPlan;
+use tracelab_model::plan::{AgentPlan, Fault};
 use tracelab_model::schema::{Cleanliness, Measured, Phase, Sample, Unit};
 use tracelab_workloads::Runner;
 
@@ -166,6 +166,9 @@ fn pairs(
             check_fired(idle.fired.unwrap_or(0), 0, 0, Phase::Baseline)?;
         }
         installed.arm()?;
+        if repeat == 1 && out.mechanism != "baseline" {
+            inject(plan.fault);
+        }
         let armed = loops.clean(Some(installed.as_mut()), repeat, Phase::Mechanism)?;
         if let Some(f) = armed.fired {
             let expected = plan.calls * epc;
@@ -205,6 +208,18 @@ fn pairs(
     }
     out.fired = total_fired;
     Ok(())
+}
+
+/// Sends the agent the signal a clean-up test asked for (see `AgentPlan::fault`).
+fn inject(fault: Option<Fault>) {
+    let sig = match fault {
+        None => return,
+        Some(Fault::InterruptWhenArmed) => libc::SIGINT,
+        Some(Fault::KillWhenArmed) => libc::SIGKILL,
+    };
+    // SAFETY: raise has no preconditions; SIGINT only sets the agent's flag, SIGKILL ends
+    // the process, which is what the test wants.
+    unsafe { libc::raise(sig) };
 }
 
 /// Events beyond the expected ones that a loop may show: none where the agent runs alone

@@ -53,6 +53,21 @@ pub struct AgentPlan {
     /// function, so a mechanism must fire exactly calls × events per call, with no slack.
     #[serde(default)]
     pub alone: bool,
+    /// Fault injection for the clean-up tests: the agent signals itself right after it
+    /// arms a mechanism (not the baseline) in the second repeat, so a test can interrupt
+    /// or kill it at that exact point without polling (which would disturb its loops).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<Fault>,
+}
+
+/// What the agent does to itself once armed (see [`AgentPlan::fault`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// SIGINT: the run stops after the current loop and cleans up.
+    InterruptWhenArmed,
+    /// SIGKILL: nothing cleans up; the next run must.
+    KillWhenArmed,
 }
 
 /// One cell of a plan: a mechanism, and for BPF its payload and stack.
@@ -181,6 +196,7 @@ mod tests {
             unit: Unit::Insn,
             kernel_config: BTreeMap::new(),
             alone: false,
+            fault: None,
             payloads: vec![Payload::Count],
             stacks: vec![1],
         }

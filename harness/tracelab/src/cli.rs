@@ -254,6 +254,7 @@ impl RunArgs {
             payloads: self.payloads.0,
             stacks: self.stack.0,
             alone: matches!(target, TargetSpec::Vm { .. }),
+            fault: None,
         };
         plan.validate()?;
         let mut timeouts = Study::default_timeouts(&plan);
