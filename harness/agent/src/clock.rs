@@ -1,32 +1,29 @@
-//! The clock that times workload loops.
+//! The clocks that time workload loops.
+
+/// Reads `clock` in nanoseconds.
+fn read(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; every clock used here exists on Linux.
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    debug_assert_eq!(rc, 0);
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}
 
 /// Reads CLOCK_MONOTONIC in nanoseconds. Under QEMU `-icount shift=0` the guest's clock
 /// advances one nanosecond per executed instruction, so the same reading is an
 /// instruction count there; the plan's unit says which.
 pub(crate) fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    debug_assert_eq!(rc, 0);
-    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+    read(libc::CLOCK_MONOTONIC)
 }
 
 /// The calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`) in nanoseconds (instructions
 /// under icount).
 pub(crate) fn thread_time_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the thread CPU clock always exists.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    debug_assert_eq!(rc, 0);
-    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+    read(libc::CLOCK_THREAD_CPUTIME_ID)
 }
-
 /// Context switches of the calling thread so far (voluntary + involuntary).
 pub(crate) fn thread_switches() -> u64 {
     // SAFETY: rusage is plain data; zeroed is a valid value for getrusage to fill.
@@ -41,14 +38,7 @@ pub(crate) fn thread_switches() -> u64 {
 
 /// CLOCK_MONOTONIC_COARSE in nanoseconds: the time of the last timer tick.
 fn coarse_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the coarse clock always exists.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    debug_assert_eq!(rc, 0);
-    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+    read(libc::CLOCK_MONOTONIC_COARSE)
 }
 
 /// Spins until the next timer tick has happened (the coarse clock, updated by the tick,

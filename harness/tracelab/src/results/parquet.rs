@@ -5,8 +5,8 @@ use super::atomic;
 use super::row::SummaryRow;
 use anyhow::{Context, Result};
 use polars::prelude::{
-    Column, DataFrame, NamedFrom, ParquetCompression, ParquetReader, ParquetWriter, SerReader,
-    Series,
+    Column, DataFrame, Float64Type, NamedFrom, ParquetCompression, ParquetReader, ParquetWriter,
+    PolarsNumericType, SerReader, Series, UInt32Type, UInt64Type,
 };
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -208,25 +208,14 @@ fn required(v: Vec<Option<String>>, name: &str) -> Result<Vec<String>> {
         .collect()
 }
 
-fn floats(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>> {
+/// A numeric column, nulls as None.
+fn numbers<T: PolarsNumericType>(df: &DataFrame, name: &str) -> Result<Vec<Option<T::Native>>> {
     let col = df.column(name).with_context(|| format!("column {name}"))?;
-    col.f64()
-        .with_context(|| format!("column {name} is not f64"))
-        .map(|c| (0..c.len()).map(|i| c.get(i)).collect())
-}
-
-fn u64s(df: &DataFrame, name: &str) -> Result<Vec<Option<u64>>> {
-    let col = df.column(name).with_context(|| format!("column {name}"))?;
-    col.u64()
-        .with_context(|| format!("column {name} is not u64"))
-        .map(|c| (0..c.len()).map(|i| c.get(i)).collect())
-}
-
-fn u32s(df: &DataFrame, name: &str) -> Result<Vec<Option<u32>>> {
-    let col = df.column(name).with_context(|| format!("column {name}"))?;
-    col.u32()
-        .with_context(|| format!("column {name} is not u32"))
-        .map(|c| (0..c.len()).map(|i| c.get(i)).collect())
+    let values = col
+        .as_materialized_series()
+        .unpack::<T>()
+        .with_context(|| format!("column {name} has another type"))?;
+    Ok((0..values.len()).map(|i| values.get(i)).collect())
 }
 
 /// Reads `summary.parquet` back into rows (the inverse of [`summary_frame`]).
@@ -249,31 +238,31 @@ pub fn read_summary(path: &Path) -> Result<Vec<SummaryRow>> {
             other => anyhow::bail!("unknown unit `{other}` in {}", path.display()),
         })
         .collect::<Result<_>>()?;
-    let cell = u32s(&df, "cell")?;
+    let cell = numbers::<UInt32Type>(&df, "cell")?;
     let target = required(strings(&df, "target")?, "target")?;
     let arch = required(strings(&df, "arch")?, "arch")?;
     let kernel = required(strings(&df, "kernel")?, "kernel")?;
     let kernel_release = strings(&df, "kernel_release")?;
     let mechanism = required(strings(&df, "mechanism")?, "mechanism")?;
     let payload = strings(&df, "payload")?;
-    let stack = u32s(&df, "stack")?;
+    let stack = numbers::<UInt32Type>(&df, "stack")?;
     let workload = required(strings(&df, "workload")?, "workload")?;
     let function = strings(&df, "function")?;
     let reason = strings(&df, "reason")?;
-    let calls = u64s(&df, "calls")?;
-    let repeats = u32s(&df, "repeats")?;
-    let per_call = floats(&df, "per_call")?;
-    let baseline_per_call = floats(&df, "baseline_per_call")?;
-    let overhead = floats(&df, "overhead")?;
-    let overhead_min = floats(&df, "overhead_min")?;
-    let overhead_max = floats(&df, "overhead_max")?;
-    let overhead_ci_low = floats(&df, "overhead_ci_low")?;
-    let overhead_ci_high = floats(&df, "overhead_ci_high")?;
-    let outliers = u32s(&df, "outliers")?;
-    let fired = u64s(&df, "fired")?;
-    let expected_fired = u64s(&df, "expected_fired")?;
+    let calls = numbers::<UInt64Type>(&df, "calls")?;
+    let repeats = numbers::<UInt32Type>(&df, "repeats")?;
+    let per_call = numbers::<Float64Type>(&df, "per_call")?;
+    let baseline_per_call = numbers::<Float64Type>(&df, "baseline_per_call")?;
+    let overhead = numbers::<Float64Type>(&df, "overhead")?;
+    let overhead_min = numbers::<Float64Type>(&df, "overhead_min")?;
+    let overhead_max = numbers::<Float64Type>(&df, "overhead_max")?;
+    let overhead_ci_low = numbers::<Float64Type>(&df, "overhead_ci_low")?;
+    let overhead_ci_high = numbers::<Float64Type>(&df, "overhead_ci_high")?;
+    let outliers = numbers::<UInt32Type>(&df, "outliers")?;
+    let fired = numbers::<UInt64Type>(&df, "fired")?;
+    let expected_fired = numbers::<UInt64Type>(&df, "expected_fired")?;
     let attach = strings(&df, "attach")?;
-    let kernel_run_time = floats(&df, "kernel_run_time")?;
+    let kernel_run_time = numbers::<Float64Type>(&df, "kernel_run_time")?;
     let rows = (0..df.height())
         .map(|i| SummaryRow {
             cell: cell[i].unwrap_or_default(),
@@ -314,10 +303,10 @@ pub type CounterSummaries = BTreeMap<u32, (BTreeMap<String, f64>, BTreeMap<Strin
 /// Reads `counter_summary.parquet` (the inverse of [`counter_summary_frame`]).
 pub fn read_counter_summary(path: &Path) -> Result<CounterSummaries> {
     let df = read_frame(path)?;
-    let cell = u32s(&df, "cell")?;
+    let cell = numbers::<UInt32Type>(&df, "cell")?;
     let counter = required(strings(&df, "counter")?, "counter")?;
-    let per_call = floats(&df, "per_call")?;
-    let overhead = floats(&df, "overhead")?;
+    let per_call = numbers::<Float64Type>(&df, "per_call")?;
+    let overhead = numbers::<Float64Type>(&df, "overhead")?;
     let mut out = CounterSummaries::new();
     for i in 0..df.height() {
         let entry = out.entry(cell[i].unwrap_or_default()).or_default();
