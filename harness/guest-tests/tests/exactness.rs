@@ -52,23 +52,36 @@ fn exact(target: &str) {
         "{target}: two boots differ in some timed loop"
     );
 
-    // The null cell's baseline loops, per call: every other cell's baselines must lie in
-    // their band, widened by 0.5 insn/call. (arm64 6.12's baseline loops take one of two
-    // lengths, 2781 insn apart, in every cell and every boot alike.)
+    // Every baseline loop of the run, per call: they agree within 0.5 insn/call on every
+    // guest but arm64 6.12, whose baseline loops take one of two lengths (2781 insn apart
+    // at 2000 calls, in every cell and in every boot alike: a deterministic effect the
+    // lab does not explain yet), so there the band may be two lengths wide.
     let per_call =
         |s: &Value| s["elapsed"].as_f64().expect("elapsed") / s["calls"].as_f64().expect("calls");
-    let null: Vec<f64> = ca
+    let baselines: Vec<f64> = ca
         .iter()
-        .find(|c| c["mechanism"] == "baseline")
-        .and_then(|c| c["samples"].as_array())
-        .expect("the baseline cell has samples")
-        .iter()
+        .filter(|c| c["status"] == "ok")
+        .flat_map(|c| c["samples"].as_array().cloned().unwrap_or_default())
         .filter(|s| s["phase"] == "baseline")
-        .map(per_call)
+        .map(|s| per_call(&s))
         .collect();
-    let (lo, hi) = null
+    let (lo, hi) = baselines
         .iter()
         .fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+    let mut lengths: Vec<u64> = baselines
+        .iter()
+        .map(|b| (b * 2000.0).round() as u64)
+        .collect();
+    lengths.sort_unstable();
+    lengths.dedup();
+    if target == "vm:arm64/6.12" {
+        assert!(
+            lengths.len() <= 2 && hi - lo <= 1.5,
+            "{target}: baseline loops {lengths:?}"
+        );
+    } else {
+        assert!(hi - lo <= 0.5, "{target}: baselines span {lo}..{hi}");
+    }
     for c in ca.iter().filter(|c| c["status"] == "ok") {
         let m = c["mechanism"].as_str().unwrap_or("?");
         for s in c["samples"].as_array().expect("samples") {
@@ -83,13 +96,6 @@ fn exact(target: &str) {
                 "{target} {m}: elapsed {e}, thread {t}"
             );
         }
-        let base = c["summary"]["baseline_per_call"]
-            .as_f64()
-            .expect("baseline");
-        assert!(
-            base >= lo - 0.5 && base <= hi + 0.5,
-            "{target} {m}: baseline {base} outside the null cell's {lo}..{hi}"
-        );
         // Consistent figures: overhead = per call − baseline.
         let s = &c["summary"];
         let (p, b, o) = (
