@@ -130,34 +130,40 @@ pub fn run_with(
         })
         .collect();
 
-    // `jobs` guests at once; each guest's thread only blocks on its QEMU, so a pool of
-    // its own keeps the matrix from competing with rayon's global pool (dataset loads).
-    use rayon::prelude::*;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(matrix.jobs.max(1))
-        .thread_name(|i| format!("tracelab-guest-{i}"))
-        .build()
-        .context("starting the guests' threads")?;
-    let results: Vec<(GuestEntry, Result<()>)> = pool.install(|| {
-        (0..matrix.guests.len())
-            .into_par_iter()
-            .with_max_len(1)
-            .map(|i| {
+    // `jobs` guests at once, on plain threads taking guests from a queue. Not a rayon
+    // pool: a rayon worker that waits on another pool (polars writing Parquet) steals
+    // queued jobs meanwhile, which started every guest at once.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<Slot> = matrix.guests.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..matrix.jobs.max(1) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&guest) = matrix.guests.get(i) else {
+                    break;
+                };
                 let entry = run_guest(
                     matrix,
-                    matrix.guests[i],
+                    guest,
                     fetch_errors[i].clone(),
                     observer,
                     runner,
                     &|f| save(i, f),
                 );
                 let stored = save(i, &|e| *e = entry.clone());
-                (entry, stored)
-            })
-            .collect()
+                if let Ok(mut slot) = slots[i].lock() {
+                    *slot = Some((entry, stored));
+                }
+            });
+        }
     });
-    let mut outcomes = Vec::with_capacity(results.len());
-    for (guest, (entry, stored)) in matrix.guests.iter().zip(results) {
+    let mut outcomes = Vec::with_capacity(slots.len());
+    for (guest, slot) in matrix.guests.iter().zip(slots) {
+        let (entry, stored) = slot
+            .into_inner()
+            .ok()
+            .flatten()
+            .context("a guest's thread ended without an outcome")?;
         stored.context("writing dataset.json")?;
         outcomes.push(GuestOutcome {
             guest: *guest,
@@ -166,6 +172,9 @@ pub fn run_with(
     }
     Ok(outcomes)
 }
+
+/// A guest's outcome and whether dataset.json took it, filled by the guest's thread.
+type Slot = Mutex<Option<(GuestEntry, Result<()>)>>;
 
 /// Runs one guest's study; never fails: an error becomes the entry's `error`.
 fn run_guest(
@@ -378,6 +387,35 @@ mod tests {
             out: PathBuf::new(),
             jobs: 2,
         }
+    }
+
+    /// Never more guests at once than `jobs`, even when a guest's work waits on a thread
+    /// pool of its own (polars writes Parquet on rayon's).
+    #[test]
+    fn never_more_guests_at_once_than_jobs() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut m = matrix(&Arch::ALL, &KernelVersion::ALL);
+        m.out = dir.path().join("ds");
+        let (now, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let runner = |s: &Study, _: &dyn Observer| -> Result<study::Finished> {
+            let running = now.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(running, Ordering::SeqCst);
+            let spin: u64 = {
+                use rayon::prelude::*;
+                (0..200_000u64).into_par_iter().map(|x| x % 7).sum()
+            };
+            std::thread::sleep(std::time::Duration::from_millis(20 + spin % 2));
+            now.fetch_sub(1, Ordering::SeqCst);
+            bail!("done: {}", s.target)
+        };
+        let fetch = |_: Guest| -> Result<()> { Ok(()) };
+        run_with(&m, &Quiet, &fetch, &runner).expect("matrix runs");
+        assert!(
+            most.load(Ordering::SeqCst) <= m.jobs,
+            "{most:?} > {}",
+            m.jobs
+        );
     }
 
     /// One guest cannot fetch its kernel, one fails, one panics: each is an error in its
