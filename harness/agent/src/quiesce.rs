@@ -27,8 +27,11 @@ pub(crate) struct Policy {
 impl Policy {
     /// In a guest under icount: waiting is nearly free, so wait for certain.
     pub(crate) const GUEST: Policy = Policy {
-        window: Duration::from_millis(100),
-        quiet_windows: 2,
+        // One second quiet: the RCU-tasks kthread that frees BPF trampolines polls its
+        // holdouts with sleeps longer than a few hundred ms (seen on Debian 6.1), and a
+        // shorter wait let it wake inside the loop.
+        window: Duration::from_millis(250),
+        quiet_windows: 4,
         max: Duration::from_secs(10),
         align_to_tick: true,
     };
