@@ -63,3 +63,77 @@ fn report_markdown() {
     let md = std::fs::read_to_string(out.join("report.md")).expect("report.md");
     insta::assert_snapshot!("report_md", md.replace(ds, "<dataset>"));
 }
+
+/// The published dataset is consistent with what the lab promises of its figures: one
+/// agent build per arch (hashed once by the matrix), overhead = per call − baseline,
+/// fired = expected, every stored loop clean, every unsupported cell naming its cause,
+/// and a cell fails only when its loops could not be made clean.
+#[test]
+fn reference_dataset_is_consistent() {
+    let ds = dataset();
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ds.join("dataset.json")).expect("dataset.json"))
+            .expect("dataset.json is JSON");
+    let agents = index["agents"].as_object().expect("dataset.json lists its agents");
+    assert_eq!(agents.len(), 2, "{agents:?}");
+    for guest in index["guests"].as_array().expect("guests") {
+        let dir = ds.join(guest["dir"].as_str().expect("dir"));
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("meta.json")).expect("meta"))
+                .expect("meta.json");
+        let arch = meta["arch"].as_str().expect("arch");
+        assert_eq!(
+            meta["extra"]["agent_sha256"], agents[arch]["sha256"],
+            "{dir:?}: not the agent the matrix hashed"
+        );
+        let mut files: Vec<_> = std::fs::read_dir(dir.join("cells"))
+            .expect("cells")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        files.sort();
+        for f in files {
+            let c: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&f).expect("cell")).expect("cell json");
+            let what = format!("{}", f.display());
+            match c["status"].as_str() {
+                Some("ok") => {
+                    let s = &c["summary"];
+                    let (p, b, o) = (
+                        s["per_call"].as_f64().expect("per_call"),
+                        s["baseline_per_call"].as_f64().expect("baseline"),
+                        s["overhead"].as_f64().expect("overhead"),
+                    );
+                    assert!((p - b - o).abs() < 1e-6, "{what}: {p} − {b} ≠ {o}");
+                    let loops = c["samples"].as_array().expect("samples");
+                    for l in loops {
+                        assert_eq!(l["switches"].as_u64(), Some(0), "{what}: {l}");
+                    }
+                    if let (Some(fired), Some(epc)) =
+                        (c["fired"].as_u64(), c["events_per_call"].as_u64())
+                    {
+                        let armed = loops.iter().filter(|l| l["phase"] == "mechanism");
+                        let expected: u64 =
+                            armed.map(|l| l["calls"].as_u64().unwrap_or(0) * epc).sum();
+                        assert_eq!(fired, expected, "{what}");
+                    }
+                    assert_eq!(c["cleanliness"]["firing_slack"].as_u64(), Some(0), "{what}");
+                }
+                Some("unsupported") => {
+                    let reason = c["reason"].as_str().unwrap_or_default();
+                    let named = reason.contains("CONFIG_")
+                        || reason.contains("(os error 524)")
+                        || reason.contains("(os error 95)")
+                        || reason.contains("no syscall per call")
+                        || reason.contains("error injection");
+                    assert!(named, "{what}: an unsupported reason without a cause: {reason}");
+                }
+                // A cell whose loops could not be made clean is flagged failed, with why.
+                Some("failed") => {
+                    let reason = c["reason"].as_str().unwrap_or_default();
+                    assert!(reason.contains("no clean figure"), "{what}: {reason}");
+                }
+                other => panic!("{what}: status {other:?}: {}", c["reason"]),
+            }
+        }
+    }
+}
