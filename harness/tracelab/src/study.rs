@@ -30,7 +30,7 @@ pub struct Study {
     pub command_line: Vec<String>,
     /// Run on a host whose tracer is already active (`--force`).
     pub force: bool,
-    /// Where the static agents are: None looks them up ([`crate::target::vm::agent_binary`]);
+    /// Where the static agents are: None looks them up (the `TRACELAB_AGENT_DIR` or beside the binary);
     /// a matrix points every guest at the copies it hashed at its start.
     pub agent_dir: Option<PathBuf>,
 }

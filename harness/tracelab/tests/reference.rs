@@ -74,7 +74,9 @@ fn reference_dataset_is_consistent() {
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(ds.join("dataset.json")).expect("dataset.json"))
             .expect("dataset.json is JSON");
-    let agents = index["agents"].as_object().expect("dataset.json lists its agents");
+    let agents = index["agents"]
+        .as_object()
+        .expect("dataset.json lists its agents");
     assert_eq!(agents.len(), 2, "{agents:?}");
     for guest in index["guests"].as_array().expect("guests") {
         let dir = ds.join(guest["dir"].as_str().expect("dir"));
@@ -125,7 +127,10 @@ fn reference_dataset_is_consistent() {
                         || reason.contains("(os error 95)")
                         || reason.contains("no syscall per call")
                         || reason.contains("error injection");
-                    assert!(named, "{what}: an unsupported reason without a cause: {reason}");
+                    assert!(
+                        named,
+                        "{what}: an unsupported reason without a cause: {reason}"
+                    );
                 }
                 // A cell whose loops could not be made clean is flagged failed, with why.
                 Some("failed") => {

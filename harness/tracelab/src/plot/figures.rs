@@ -5,8 +5,6 @@
 //! that cannot be placed is left out, and a drawing error becomes a small SVG saying so.
 
 use super::{guarded, plottable, DrawResult, FONT};
-use crate::compare::Interval;
-use crate::report::model::Point;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -26,7 +24,8 @@ const PALETTE: [RGBColor; 8] = [
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bar {
     pub value: f64,
-    pub interval: Option<Interval>,
+    /// (low, high) whiskers, in the bar's unit.
+    pub interval: Option<(f64, f64)>,
 }
 
 /// A grouped bar chart: for each category (x), one bar per group (colour).
@@ -91,8 +90,8 @@ fn draw_grouped(fig: &Grouped) -> DrawResult<String> {
         let values = fig.bars.iter().flatten().flatten().flat_map(|b| {
             [
                 Some(b.value),
-                b.interval.map(|i| i.low),
-                b.interval.map(|i| i.high),
+                b.interval.map(|i| i.0),
+                b.interval.map(|i| i.1),
             ]
             .into_iter()
             .flatten()
@@ -146,7 +145,7 @@ fn draw_grouped(fig: &Grouped) -> DrawResult<String> {
                     colour.filled(),
                 )])?;
                 if let Some(i) = b.interval {
-                    if let (Some(l), Some(h)) = (plottable(i.low), plottable(i.high)) {
+                    if let (Some(l), Some(h)) = (plottable(i.0), plottable(i.1)) {
                         if h > l {
                             chart
                                 .draw_series([PathElement::new(vec![(l, yc), (h, yc)], whisker)])?;
@@ -375,12 +374,4 @@ fn draw_heatmap(fig: &Heatmap) -> DrawResult<String> {
         root.present()?;
     }
     Ok(buf)
-}
-
-/// Bars of the points whose series and kernel match, per (category, group).
-pub fn bar_of(p: &Point) -> Option<Bar> {
-    p.overhead.map(|value| Bar {
-        value,
-        interval: p.interval,
-    })
 }

@@ -5,8 +5,6 @@
 pub mod figures;
 pub mod run_chart;
 
-use crate::results::row::finite;
-
 pub(crate) const FONT: &str = "sans-serif";
 /// Values beyond this are not drawn: no traced call costs 10^15 instructions or ns, and
 /// axis arithmetic near f64::MAX overflows to infinity.
@@ -14,7 +12,7 @@ pub(crate) const PLOTTABLE: f64 = 1e15;
 
 /// A value a chart can place on an axis.
 pub(crate) fn plottable(x: f64) -> Option<f64> {
-    finite(x).filter(|x| x.abs() < PLOTTABLE)
+    (x.is_finite() && x.abs() < PLOTTABLE).then_some(x)
 }
 
 pub(crate) type DrawResult<T> = Result<T, Box<dyn std::error::Error>>;

@@ -5,8 +5,7 @@
 //! would stop a measurement run.
 
 use super::{fallback_svg, plottable, FONT};
-use crate::results::meta::RunMeta;
-use crate::results::row::one_line;
+use crate::render::one_line;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use tracelab_model::cell::Cell;
@@ -64,7 +63,18 @@ fn collect(cells: &[Cell]) -> (Vec<(Unit, Vec<Bar>)>, Vec<String>) {
 }
 
 /// Renders the chart as an SVG document.
-pub fn overhead_svg(meta: &RunMeta, cells: &[Cell]) -> String {
+/// What the chart's two title lines say about the run.
+pub struct Heading<'a> {
+    pub arch: &'a str,
+    /// The kernel release, else its label.
+    pub kernel: &'a str,
+    pub workload: &'a str,
+    pub calls: u64,
+    pub repeats: u32,
+    pub mode: &'a str,
+}
+
+pub fn overhead_svg(meta: &Heading<'_>, cells: &[Cell]) -> String {
     let (panels, notes) = collect(cells);
     // plotters does unchecked arithmetic on axis ranges; values are filtered above, but
     // a chart is not worth a run, so a panic inside it degrades to a note as well.
@@ -78,15 +88,14 @@ pub fn overhead_svg(meta: &RunMeta, cells: &[Cell]) -> String {
     }
 }
 
-fn title(meta: &RunMeta) -> String {
-    let kernel = meta.kernel_release.as_deref().unwrap_or(&meta.kernel);
+fn title(meta: &Heading<'_>) -> String {
     format!(
         "per-call overhead: {}, kernel {}, workload {}",
-        meta.arch, kernel, meta.workload
+        meta.arch, meta.kernel, meta.workload
     )
 }
 
-fn subtitle(meta: &RunMeta) -> String {
+fn subtitle(meta: &Heading<'_>) -> String {
     format!(
         "{} calls × {} repeats, {} mode; bars: median, whiskers: min–max over repeats",
         meta.calls, meta.repeats, meta.mode
@@ -95,7 +104,7 @@ fn subtitle(meta: &RunMeta) -> String {
 
 type DrawResult<T> = Result<T, Box<dyn std::error::Error>>;
 
-fn draw(meta: &RunMeta, panels: &[(Unit, Vec<Bar>)], notes: &[String]) -> DrawResult<String> {
+fn draw(meta: &Heading<'_>, panels: &[(Unit, Vec<Bar>)], notes: &[String]) -> DrawResult<String> {
     let most_bars = panels.iter().map(|(_, b)| b.len()).max().unwrap_or(0);
     let longest = panels
         .iter()

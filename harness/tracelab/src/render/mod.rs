@@ -70,6 +70,11 @@ pub(crate) fn escape_html(s: &str) -> String {
     out
 }
 
+/// Collapses a multi-line reason (e.g. a console excerpt) onto one line for tables.
+pub fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Escapes a Markdown table cell (a `|` would end it).
 pub(crate) fn escape_markdown(s: &str) -> String {
     s.replace('|', "\\|")

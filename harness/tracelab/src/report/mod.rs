@@ -124,6 +124,14 @@ pub fn build(title: &str, inputs: &[String], runs: &[Run]) -> Report {
     }
 }
 
+/// A point's bar: its overhead with the interval as whiskers.
+fn bar_of(p: &Point) -> Option<Bar> {
+    p.overhead.map(|value| Bar {
+        value,
+        interval: p.interval.map(|i| (i.low, i.high)),
+    })
+}
+
 /// One sentence per arch whose runs came from more than one agent build: their figures
 /// may differ by the build, not by the kernel.
 fn mixed_builds(runs: &[Run]) -> Vec<String> {
@@ -192,7 +200,7 @@ fn overhead_figure(arch: &str, unit: Unit, cells: &[&Point], note: &str) -> Figu
         .map(|s| {
             kernels
                 .iter()
-                .map(|k| find(s, k).and_then(|p| figures::bar_of(p)))
+                .map(|k| find(s, k).and_then(|p| bar_of(p)))
                 .collect()
         })
         .collect();
@@ -353,7 +361,7 @@ fn stack_figures(arch: &str, unit: Unit, cells: &[&Point]) -> Vec<Figure> {
             .map(|c| {
                 stacks
                     .iter()
-                    .map(|&st| find(c, st).and_then(|p| figures::bar_of(p)))
+                    .map(|&st| find(c, st).and_then(|p| bar_of(p)))
                     .collect()
             })
             .collect();
@@ -415,7 +423,7 @@ fn payload_figures(arch: &str, unit: Unit, cells: &[&Point]) -> Vec<Figure> {
             .map(|m| {
                 payloads
                     .iter()
-                    .map(|pl| find(m, pl).and_then(|p| figures::bar_of(p)))
+                    .map(|pl| find(m, pl).and_then(|p| bar_of(p)))
                     .collect()
             })
             .collect();

@@ -49,6 +49,20 @@ pub struct RunMeta {
     pub extra: BTreeMap<String, serde_json::Value>,
 }
 
+impl RunMeta {
+    /// What the run's chart says about it in its title lines.
+    pub fn heading(&self) -> crate::plot::run_chart::Heading<'_> {
+        crate::plot::run_chart::Heading {
+            arch: &self.arch,
+            kernel: self.kernel_release.as_deref().unwrap_or(&self.kernel),
+            workload: &self.workload,
+            calls: self.calls,
+            repeats: self.repeats,
+            mode: &self.mode,
+        }
+    }
+}
+
 /// Formats `t` as RFC 3339 in UTC with whole seconds, e.g. `2026-11-21T21:04:55Z`.
 pub fn rfc3339_utc(t: SystemTime) -> String {
     utc(t).format("%Y-%m-%dT%H:%M:%SZ").to_string()

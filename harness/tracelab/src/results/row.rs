@@ -211,10 +211,7 @@ pub fn finite(x: f64) -> Option<f64> {
     x.is_finite().then_some(x)
 }
 
-/// Collapses a multi-line reason (e.g. a console excerpt) onto one line for tables.
-pub fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
+pub use crate::render::one_line;
 
 pub fn rows(cells: &[Cell]) -> Vec<SummaryRow> {
     cells

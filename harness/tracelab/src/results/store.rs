@@ -110,7 +110,7 @@ fn write_derived(path: &Path, meta: &RunMeta, cells: &[Cell]) -> Result<()> {
     parquet::write(&path.join(COUNTER_SUMMARY_FILE), &mut counter_summary)?;
     atomic::write(
         &path.join(CHART_FILE),
-        crate::plot::run_chart::overhead_svg(meta, cells).as_bytes(),
+        crate::plot::run_chart::overhead_svg(&meta.heading(), cells).as_bytes(),
     )
 }
 

@@ -483,7 +483,7 @@ fn format_parse_lists_choices() {
 #[test]
 fn chart_labels_axis_with_unit_and_lists_unsupported() {
     let cells = vec![ok_cell("kprobe", Unit::Insn), unsupported_cell()];
-    let svg = crate::plot::run_chart::overhead_svg(&meta(), &cells);
+    let svg = crate::plot::run_chart::overhead_svg(&meta().heading(), &cells);
     assert!(svg.starts_with("<svg"), "{svg}");
     assert!(svg.contains("overhead per call (insn)"));
     assert!(svg.contains("x86_64") && svg.contains("getpid"));
@@ -494,7 +494,7 @@ fn chart_labels_axis_with_unit_and_lists_unsupported() {
 #[test]
 fn chart_gives_each_unit_its_own_panel() {
     let cells = vec![ok_cell("kprobe", Unit::Insn), ok_cell("fentry", Unit::Ns)];
-    let svg = crate::plot::run_chart::overhead_svg(&meta(), &cells);
+    let svg = crate::plot::run_chart::overhead_svg(&meta().heading(), &cells);
     assert!(svg.contains("overhead per call (insn)"));
     assert!(svg.contains("overhead per call (ns)"));
     assert!(svg.contains("different units"));
@@ -502,7 +502,7 @@ fn chart_gives_each_unit_its_own_panel() {
 
 #[test]
 fn chart_survives_nan_infinity_and_empty_input() {
-    let svg = crate::plot::run_chart::overhead_svg(&meta(), &[]);
+    let svg = crate::plot::run_chart::overhead_svg(&meta().heading(), &[]);
     assert!(svg.contains("no measured cells"));
     let cells = vec![
         with_summary(ok_cell("a", Unit::Insn), f64::NAN, f64::NAN, f64::NAN),
@@ -515,10 +515,10 @@ fn chart_survives_nan_infinity_and_empty_input() {
         with_summary(ok_cell("c", Unit::Insn), -3.0, -4.0, -2.0),
         with_summary(ok_cell("d", Unit::Insn), 0.0, 0.0, 0.0),
     ];
-    let svg = crate::plot::run_chart::overhead_svg(&meta(), &cells);
+    let svg = crate::plot::run_chart::overhead_svg(&meta().heading(), &cells);
     assert!(svg.contains("a: ok, but no plottable overhead"), "{svg}");
     assert!(svg.contains("\nb\n</text>") && svg.contains("\nc\n</text>"));
-    let svg = crate::plot::run_chart::overhead_svg(&meta(), &cells[3..]);
+    let svg = crate::plot::run_chart::overhead_svg(&meta().heading(), &cells[3..]);
     assert!(svg.contains("\nd\n</text>"));
 }
 
@@ -570,7 +570,7 @@ proptest::proptest! {
                 with_summary(ok_cell(&format!("m{i}"), unit), o, lo, hi)
             })
             .collect();
-        let svg = crate::plot::run_chart::overhead_svg(&meta(), &cells);
+        let svg = crate::plot::run_chart::overhead_svg(&meta().heading(), &cells);
         proptest::prop_assert!(svg.contains("<svg"));
         for f in Format::ALL {
             proptest::prop_assert!(render(&meta(), &cells, f).is_ok());
