@@ -17,8 +17,9 @@ use tracelab_model::plan::{AgentPlan, Fault};
 use tracelab_model::schema::{Cleanliness, Measured, Phase, Sample, Unit};
 use tracelab_workloads::Runner;
 
-/// A contaminated loop is run again at most this many times.
-const MAX_RERUNS: u32 = 5;
+/// A contaminated loop is run again at most this many times; each try waits longer for
+/// a quiet kernel (idle guest time is nearly free under icount).
+const MAX_RERUNS: u32 = 8;
 
 /// What every loop of a cell shares.
 struct Loops<'a> {
@@ -27,6 +28,8 @@ struct Loops<'a> {
     counters: &'a mut Counters,
     policy: Policy,
     clean: Cleanliness,
+    /// The try of the loop being run (0 for the first).
+    attempt: u32,
 }
 
 impl Loops<'_> {
@@ -47,7 +50,7 @@ impl Loops<'_> {
         // Read before the wait: reading tracefs files queues work of its own (dentries
         // freed later), which the wait must outlast.
         let before = installed.map(|i| i.hits()).transpose()?.flatten();
-        let waited = quiesce::wait(self.policy);
+        let waited = quiesce::wait(self.policy.longer(self.attempt));
         self.clean.quiesce_time += waited.time;
         if !waited.quiet {
             self.clean.unquiet_starts += 1;
@@ -93,7 +96,9 @@ impl Loops<'_> {
     ) -> Result<Sample> {
         let mut last = 0;
         for attempt in 0..=MAX_RERUNS {
+            self.attempt = attempt;
             let s = self.once(installed.as_deref_mut(), repeat, phase)?;
+            self.attempt = 0;
             if s.switches == Some(0) {
                 self.clean.reruns += attempt;
                 return Ok(s);
@@ -134,6 +139,7 @@ pub(crate) fn measure(
         counters,
         policy,
         clean: Cleanliness::default(),
+        attempt: 0,
     };
     let result = pairs(&mut loops, install, out);
     loops.clean.firing_slack = slack(plan, 1);

@@ -25,6 +25,14 @@ pub(crate) struct Policy {
 }
 
 impl Policy {
+    /// The policy for the `attempt`-th try of a loop: the same windows, a longer bound.
+    pub(crate) fn longer(self, attempt: u32) -> Policy {
+        Policy {
+            max: self.max.saturating_mul(attempt.saturating_add(1)),
+            ..self
+        }
+    }
+
     /// In a guest under icount: waiting is nearly free, so wait for certain.
     pub(crate) const GUEST: Policy = Policy {
         // One second quiet: the RCU-tasks kthread that frees BPF trampolines polls its
