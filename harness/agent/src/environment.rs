@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::fs;
 pub use tracelab_model::environment::Environment;
 
-fn read(path: &str) -> Option<String> {
+/// A /proc or /sys file, trimmed; None when unreadable or empty.
+pub(crate) fn read(path: &str) -> Option<String> {
     fs::read_to_string(path)
         .ok()
         .map(|s| s.trim().to_string())

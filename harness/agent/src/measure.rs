@@ -28,8 +28,6 @@ struct Loops<'a> {
     counters: &'a mut Counters,
     policy: Policy,
     clean: Cleanliness,
-    /// The try of the loop being run (0 for the first).
-    attempt: u32,
 }
 
 impl Loops<'_> {
@@ -40,6 +38,7 @@ impl Loops<'_> {
         mut installed: Option<&mut (dyn Installed + 'static)>,
         repeat: u32,
         phase: Phase,
+        attempt: u32,
     ) -> Result<Sample> {
         let calls = self.plan.calls;
         run_workload(self.workload, (calls / 10).max(1))?;
@@ -50,7 +49,7 @@ impl Loops<'_> {
         // Read before the wait: reading tracefs files queues work of its own (dentries
         // freed later), which the wait must outlast.
         let before = installed.map(|i| i.hits()).transpose()?.flatten();
-        let waited = quiesce::wait(self.policy.longer(self.attempt));
+        let waited = quiesce::wait(self.policy.longer(attempt));
         self.clean.quiesce_time += waited.time;
         if !waited.quiet {
             self.clean.unquiet_starts += 1;
@@ -96,9 +95,7 @@ impl Loops<'_> {
     ) -> Result<Sample> {
         let mut last = 0;
         for attempt in 0..=MAX_RERUNS {
-            self.attempt = attempt;
-            let s = self.once(installed.as_deref_mut(), repeat, phase)?;
-            self.attempt = 0;
+            let s = self.once(installed.as_deref_mut(), repeat, phase, attempt)?;
             if s.switches == Some(0) {
                 self.clean.reruns += attempt;
                 return Ok(s);
@@ -139,7 +136,6 @@ pub(crate) fn measure(
         counters,
         policy,
         clean: Cleanliness::default(),
-        attempt: 0,
     };
     let result = pairs(&mut loops, install, out);
     loops.clean.firing_slack = slack(plan, 1);
@@ -168,7 +164,7 @@ fn pairs(
         let epc = installed.events_per_call();
         if counted {
             out.events_per_call = Some(epc);
-            let idle = loops.once(Some(installed.as_mut()), repeat, Phase::Baseline)?;
+            let idle = loops.once(Some(installed.as_mut()), repeat, Phase::Baseline, 0)?;
             check_fired(idle.fired.unwrap_or(0), 0, 0, Phase::Baseline)?;
         }
         installed.arm()?;

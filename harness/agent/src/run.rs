@@ -51,8 +51,8 @@ pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion
         leftovers_removed: leftovers,
         environment: Some(Box::new(crate::environment::capture())),
         agent_revision: tracelab_model::provenance::revision_label(),
-        boot_id: read_trimmed("/proc/sys/kernel/random/boot_id"),
-        uptime: read_trimmed("/proc/uptime"),
+        boot_id: crate::environment::read("/proc/sys/kernel/random/boot_id"),
+        uptime: crate::environment::read("/proc/uptime"),
     });
     for spec in plan.cells() {
         let cell = run_cell(
@@ -76,12 +76,6 @@ pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion
     cleanup::forget();
     emit(&Record::Done);
     Ok(Completion::Done)
-}
-
-fn read_trimmed(path: &str) -> Option<String> {
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|s| s.trim().to_string())
 }
 
 /// Pins the calling thread to the CPU it runs on, so every loop of a run sees the same

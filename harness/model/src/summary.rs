@@ -207,6 +207,25 @@ mod tests {
         assert_eq!(sum.counter_per_call.get("instructions"), Some(&800.0));
         assert_eq!(sum.counter_overhead.get("instructions"), Some(&500.0));
         assert!(!sum.counter_overhead.contains_key("cycles"));
+        // No cycles counter in every pair: no cross-check either.
+        assert_eq!(sum.cycles_minus_clock, None);
+    }
+
+    #[test]
+    fn cycles_cross_check_is_counter_minus_clock() {
+        let mut samples = Vec::new();
+        for r in 0..3 {
+            let mut b = s(r, Phase::Baseline, 1000);
+            b.counters.insert("cycles".into(), 1000);
+            let mut m = s(r, Phase::Mechanism, 2000);
+            m.counters.insert("cycles".into(), 2030);
+            samples.push(b);
+            samples.push(m);
+        }
+        let sum = summarize(&samples).expect("summary");
+        // Clock: 100 per call; own cycles: 103 per call.
+        assert_eq!(sum.overhead, 100.0);
+        assert_eq!(sum.cycles_minus_clock, Some(3.0));
     }
 
     #[test]
