@@ -15,6 +15,7 @@ mod measure;
 pub mod mechanism;
 mod quiesce;
 pub mod resolve;
+mod ring_buffer;
 mod run;
 pub mod tracefs;
 

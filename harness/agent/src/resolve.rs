@@ -16,12 +16,22 @@ pub struct TargetFunction {
     /// Other names of the same address (the trace may print any of them).
     pub aliases: Vec<String>,
     pub address: Option<u64>,
+    /// The next text symbol's address: the function ends before it.
+    pub end: Option<u64>,
 }
 
 impl TargetFunction {
     /// The name and its aliases.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.symbol.as_str()).chain(self.aliases.iter().map(String::as_str))
+    }
+
+    /// The function's addresses, where kallsyms shows them.
+    pub(crate) fn range(&self) -> Option<crate::ring_buffer::Range> {
+        Some(crate::ring_buffer::Range {
+            start: self.address?,
+            end: self.end?,
+        })
     }
 }
 
@@ -84,10 +94,12 @@ pub fn resolve(
         };
         let symbol = Symbol::new(&chosen).with_context(|| format!("kernel symbol {chosen:?}"))?;
         let aliases = names.into_iter().filter(|n| *n != chosen).collect();
+        let end = symbols.iter().map(|(a, _)| *a).filter(|a| *a > addr).min();
         return Ok(TargetFunction {
             symbol,
             aliases,
             address: (addr != 0).then_some(addr),
+            end: end.filter(|_| addr != 0),
         });
     }
     bail!(
@@ -122,6 +134,7 @@ ffffffffc0001000 t helper\t[some_module]
         assert_eq!(t.symbol.as_str(), "__do_sys_getppid");
         assert!(t.aliases.contains(&"__x64_sys_getppid".to_string()));
         assert_eq!(t.address, Some(0xffffffff810b1230));
+        assert_eq!(t.end, Some(0xffffffff810b1260));
         assert!(t.names().any(|n| n == "__ia32_sys_getppid"));
     }
 

@@ -4,6 +4,7 @@ use super::{
     check_trace_exact, grow_buffer, CellError, CellSetup, Installed, Mechanism, Unsupported,
 };
 use crate::resolve::TargetFunction;
+use crate::ring_buffer::{EventSpec, Role};
 use crate::tracefs::{KernelEnv, Tracefs, KPROBES_OPTIMIZATION};
 use anyhow::{bail, Context, Result};
 use tracelab_model::kconfig;
@@ -140,6 +141,8 @@ struct DynamicProbe {
     target: TargetFunction,
     /// How the kernel placed it (`kprobes/list` flags), for the results.
     placement: Option<String>,
+    /// Its event in the ring buffer (empty until the event exists).
+    events: Vec<EventSpec>,
     removed: bool,
 }
 
@@ -164,6 +167,7 @@ fn define(tracefs: &Tracefs, target: &TargetFunction, kind: ProbeKind) -> Result
         def,
         target: target.clone(),
         placement: None,
+        events: Vec::new(),
         removed: false,
     };
     if !tracefs.exists(&probe.def.event_dir()) {
@@ -174,6 +178,17 @@ fn define(tracefs: &Tracefs, target: &TargetFunction, kind: ProbeKind) -> Result
         );
     }
     probe.placement = probe.kprobes_list_flags();
+    // Entry events record the probed address, return events the function's.
+    let field = match kind {
+        ProbeKind::Kretprobe | ProbeKind::FprobeExit => "__probe_func",
+        ProbeKind::Kprobe | ProbeKind::KprobeAt(_) | ProbeKind::Fprobe => "__probe_ip",
+    };
+    probe.events = vec![EventSpec::read(
+        tracefs,
+        &probe.def.event_dir(),
+        field,
+        Role::Call,
+    )?];
     tracefs.clear_trace()?;
     Ok(probe)
 }
@@ -366,7 +381,7 @@ impl Installed for DynamicProbe {
 
     fn check_trace(&self, expected: u64, slack: u64) -> Result<()> {
         // kprobe hits prove the handler ran; the buffer proves each event was written.
-        check_trace_exact(&self.tracefs, &self.target, expected, slack)
+        check_trace_exact(&self.tracefs, &self.target, &self.events, expected, slack)
     }
 
     fn remove(mut self: Box<Self>) -> Result<()> {

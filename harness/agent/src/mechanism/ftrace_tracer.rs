@@ -4,6 +4,7 @@ use super::{
     check_trace_exact, grow_buffer, CellError, CellSetup, Installed, Mechanism, Unsupported,
 };
 use crate::resolve::TargetFunction;
+use crate::ring_buffer::{EventSpec, Role};
 use crate::tracefs::{KernelEnv, Tracefs};
 use anyhow::{bail, Result};
 use tracelab_model::kconfig;
@@ -83,6 +84,8 @@ struct FtraceTracer {
     tracefs: Tracefs,
     tracer: &'static str,
     target: TargetFunction,
+    /// The tracer's events in the ring buffer.
+    events: Vec<EventSpec>,
     removed: bool,
 }
 
@@ -112,10 +115,34 @@ fn install(
             filter_lines(&before).len()
         );
     }
+    let events = if tracer == "function_graph" {
+        vec![
+            EventSpec::read(
+                tracefs,
+                "events/ftrace/funcgraph_entry",
+                "func",
+                Role::Entry,
+            )?,
+            EventSpec::read(
+                tracefs,
+                "events/ftrace/funcgraph_exit",
+                "func",
+                Role::Return,
+            )?,
+        ]
+    } else {
+        vec![EventSpec::read(
+            tracefs,
+            "events/ftrace/function",
+            "ip",
+            Role::Call,
+        )?]
+    };
     let installed = FtraceTracer {
         tracefs: tracefs.clone(),
         tracer,
         target: target.clone(),
+        events,
         removed: false,
     };
     crate::cleanup::record(|s| s.ftrace_filter = true)?;
@@ -196,7 +223,7 @@ impl Installed for FtraceTracer {
     }
 
     fn check_trace(&self, expected: u64, slack: u64) -> Result<()> {
-        check_trace_exact(&self.tracefs, &self.target, expected, slack)
+        check_trace_exact(&self.tracefs, &self.target, &self.events, expected, slack)
     }
 
     fn remove(mut self: Box<Self>) -> Result<()> {

@@ -16,6 +16,7 @@ mod dynamic_probe;
 mod ftrace_tracer;
 
 use crate::resolve::TargetFunction;
+use crate::ring_buffer::{self, EventSpec, Tally};
 use crate::tracefs::{KernelEnv, Tracefs};
 use tracelab_model::kconfig;
 use tracelab_model::mechanism::MechanismKind;
@@ -379,37 +380,61 @@ fn parse_trace_line(line: &str) -> TraceLine<'_> {
 }
 
 /// Checks the whole trace buffer: exactly `expected` events (up to `slack` more), each of
-/// the target function by exact name, and for function_graph as many returns as entries.
+/// the target function, and for function_graph as many returns as entries. Where kallsyms
+/// gives the function's addresses, the buffer is read raw: each event by its type id and
+/// the address it recorded ([`ring_buffer`]); otherwise the text trace, by exact name.
 fn check_trace_exact(
     tracefs: &Tracefs,
     target: &TargetFunction,
+    events: &[EventSpec],
     expected: u64,
     slack: u64,
 ) -> anyhow::Result<()> {
+    let tally = match target.range() {
+        Some(range) if !events.is_empty() => ring_buffer::drain_and_check(tracefs, events, range)?,
+        _ => check_trace_text(tracefs, target)?,
+    };
+    if tally.entries != tally.returns {
+        anyhow::bail!(
+            "function_graph recorded {} entries of {} but {} returns",
+            tally.entries,
+            target.symbol,
+            tally.returns
+        );
+    }
+    let events = tally.events();
+    if events < expected || events > expected + slack {
+        anyhow::bail!(
+            "the trace holds {events} events of {} for an expected {expected}",
+            target.symbol
+        );
+    }
+    Ok(())
+}
+
+/// The text trace, every line of it, each event by the exact name of its function.
+fn check_trace_text(tracefs: &Tracefs, target: &TargetFunction) -> anyhow::Result<Tally> {
     let text = tracefs.read("trace")?;
-    let (mut events, mut entries, mut returns) = (0u64, 0u64, 0u64);
+    let mut tally = Tally::default();
     let is_target = |name: &str| target.names().any(|n| n == name);
     for line in text.lines() {
         let name = match parse_trace_line(line) {
             TraceLine::Other => continue,
             TraceLine::GraphReturn => {
-                returns += 1;
-                events += 1;
+                tally.returns += 1;
                 continue;
             }
             TraceLine::Event(n) => {
-                events += 1;
+                tally.calls += 1;
                 n
             }
             TraceLine::GraphEntry(n) => {
-                entries += 1;
-                events += 1;
+                tally.entries += 1;
                 n
             }
             TraceLine::GraphLeaf(n) => {
-                entries += 1;
-                returns += 1;
-                events += 2;
+                tally.entries += 1;
+                tally.returns += 1;
                 n
             }
         };
@@ -421,19 +446,7 @@ fn check_trace_exact(
             );
         }
     }
-    if entries != returns {
-        anyhow::bail!(
-            "function_graph recorded {entries} entries of {} but {returns} returns",
-            target.symbol
-        );
-    }
-    if events < expected || events > expected + slack {
-        anyhow::bail!(
-            "the trace holds {events} events of {} for an expected {expected}",
-            target.symbol
-        );
-    }
-    Ok(())
+    Ok(tally)
 }
 
 #[cfg(test)]

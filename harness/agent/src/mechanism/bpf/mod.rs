@@ -502,6 +502,7 @@ mod tests {
             symbol: tracelab_model::symbol::Symbol::new("__do_sys_getppid").expect("symbol"),
             aliases: vec!["__x64_sys_getppid".into()],
             address: None,
+            end: None,
         };
         assert_eq!(check_error_injection(&target, &list), Ok(()));
         let alone = TargetFunction {
