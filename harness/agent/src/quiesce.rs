@@ -70,13 +70,50 @@ struct Activity {
     rcu_softirqs: u64,
 }
 
-fn activity() -> Option<Activity> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let softirqs = std::fs::read_to_string("/proc/softirqs").ok()?;
-    Some(Activity {
-        switches: parse_ctxt(&stat)?,
-        rcu_softirqs: parse_softirq(&softirqs, "RCU")?,
-    })
+/// `/proc/stat` and `/proc/softirqs`, opened once and re-read from offset 0: on 6.1 every
+/// close of a file queues an RCU callback (files were freed by RCU then), so opening them
+/// for every window made each window run an RCU grace period of its own and never look
+/// quiet.
+struct Sources {
+    stat: std::fs::File,
+    softirqs: std::fs::File,
+    buf: Vec<u8>,
+}
+
+impl Sources {
+    fn open() -> Option<Sources> {
+        Some(Sources {
+            stat: std::fs::File::open("/proc/stat").ok()?,
+            softirqs: std::fs::File::open("/proc/softirqs").ok()?,
+            buf: vec![0; 64 * 1024],
+        })
+    }
+
+    fn activity(&mut self) -> Option<Activity> {
+        let switches = parse_ctxt(read_from_start(&self.stat, &mut self.buf)?)?;
+        let rcu_softirqs = parse_softirq(read_from_start(&self.softirqs, &mut self.buf)?, "RCU")?;
+        Some(Activity {
+            switches,
+            rcu_softirqs,
+        })
+    }
+}
+
+/// The whole file, read from offset 0 (a seq_file regenerates itself for a read there).
+fn read_from_start<'b>(file: &std::fs::File, buf: &'b mut Vec<u8>) -> Option<&'b str> {
+    use std::os::unix::fs::FileExt;
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = file.read_at(&mut buf[len..], len as u64).ok()?;
+        if n == 0 {
+            break;
+        }
+        len += n;
+    }
+    std::str::from_utf8(&buf[..len]).ok()
 }
 
 /// The `ctxt` line of `/proc/stat`: context switches since boot, all CPUs.
@@ -110,7 +147,8 @@ pub(crate) fn wait(policy: Policy) -> Waited {
     let start = now_ns();
     let max = u64::try_from(policy.max.as_nanos()).unwrap_or(u64::MAX);
     let mut in_a_row = 0;
-    let Some(mut before) = activity() else {
+    let mut sources = Sources::open();
+    let Some(mut before) = sources.as_mut().and_then(Sources::activity) else {
         // No /proc to read: the best we can do is one window.
         std::thread::sleep(policy.window);
         return Waited {
@@ -120,7 +158,9 @@ pub(crate) fn wait(policy: Policy) -> Waited {
     };
     loop {
         std::thread::sleep(policy.window);
-        let Some(after) = activity() else { break };
+        let Some(after) = sources.as_mut().and_then(Sources::activity) else {
+            break;
+        };
         if quiet(before, after) {
             in_a_row += 1;
             if in_a_row >= policy.quiet_windows {
@@ -170,6 +210,14 @@ mod tests {
                 ..a
             }
         ));
+    }
+
+    #[test]
+    fn sources_read_again_from_the_start() {
+        let mut s = Sources::open().expect("/proc");
+        let a = s.activity().expect("activity");
+        let b = s.activity().expect("activity");
+        assert!(b.switches >= a.switches && a.switches > 0);
     }
 
     #[test]

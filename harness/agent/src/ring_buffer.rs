@@ -258,8 +258,8 @@ pub(crate) fn drain_and_check(
     specs: &[EventSpec],
     range: Range,
 ) -> Result<Tally> {
-    let layout = parse_header_page(&read_header_page(tracefs)?)
-        .context("parsing events/header_page")?;
+    let layout =
+        parse_header_page(&read_header_page(tracefs)?).context("parsing events/header_page")?;
     let dir = tracefs.root().join("per_cpu");
     let mut tally = Tally::default();
     let mut page = vec![0u8; layout.page_size];

@@ -99,6 +99,12 @@ pub trait Installed {
     fn check_trace(&self, expected: u64, slack: u64) -> anyhow::Result<()>;
     /// Removes everything and checks the kernel is clean again.
     fn remove(self: Box<Self>) -> anyhow::Result<()>;
+    /// Whether, disarmed, it leaves nothing on any call path, so it may stay installed
+    /// through baseline loops (BPF programs without links) instead of being installed
+    /// again for every repeat. Probes are not: a defined kprobe slows calls even disabled.
+    fn inert_when_disarmed(&self) -> bool {
+        false
+    }
     /// Runs `run` (one loop of the workload; returns its elapsed time) with the kernel's
     /// own statistics of the mechanism switched on, verifies them and returns them. None
     /// for mechanisms the kernel keeps no statistics for (everything but BPF).

@@ -216,7 +216,8 @@ pub(super) struct BpfSpec {
 /// Loads, attaches, detaches and removes `spec` once: what the kernel refuses shows up
 /// here, before any measurement, classified as unsupported or failed.
 fn preflight(spec: BpfSpec, target: &TargetFunction) -> Result<(), CellError> {
-    let mut installed = install(spec, target)?;
+    // One program shows what the kernel refuses; the stack is loaded by `install`.
+    let mut installed = install(BpfSpec { stack: 1, ..spec }, target)?;
     let attached = installed.arm();
     let disarmed = installed.disarm();
     let removed = installed.remove();
@@ -388,6 +389,11 @@ impl Installed for BpfMechanism {
 
     fn events_per_call(&self) -> u64 {
         u64::from(self.spec.stack)
+    }
+
+    fn inert_when_disarmed(&self) -> bool {
+        // A loaded program is only reached through a link; disarming closed them all.
+        !self.armed
     }
 
     fn check_trace(&self, _expected: u64, _slack: u64) -> Result<()> {
