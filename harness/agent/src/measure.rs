@@ -8,10 +8,10 @@
 //! first in even repeats, armed first in odd ones), so whatever an install or a teardown
 //! leaves behind cannot fall on one side of every pair.
 
-use crate::clock::{align_to_tick, now_ns, thread_switches, thread_time_ns};
+use crate::clock::{now_ns, thread_switches, thread_time_ns};
 use crate::counters::Counters;
 use crate::mechanism::Installed;
-use crate::quiesce::{self, Policy};
+use crate::quiesce::{Monitor, Policy};
 use anyhow::{bail, Context, Result};
 use tracelab_model::plan::{AgentPlan, Fault};
 use tracelab_model::schema::{Cleanliness, Measured, Phase, Sample, Unit};
@@ -21,12 +21,16 @@ use tracelab_workloads::Runner;
 /// a quiet kernel (idle guest time is nearly free under icount).
 const MAX_RERUNS: u32 = 8;
 
+/// Busy ticks rehearsed at most before a loop starts anyway.
+const SETTLE_TICKS: u32 = 25;
+
 /// What every loop of a cell shares.
 struct Loops<'a> {
     plan: &'a AgentPlan,
     workload: &'a mut Runner,
     counters: &'a mut Counters,
     policy: Policy,
+    monitor: Monitor,
     clean: Cleanliness,
 }
 
@@ -49,15 +53,20 @@ impl Loops<'_> {
         // Read before the wait: reading tracefs files queues work of its own (dentries
         // freed later), which the wait must outlast.
         let before = installed.map(|i| i.hits()).transpose()?.flatten();
-        let waited = quiesce::wait(self.policy.longer(attempt));
+        let waited = self.monitor.wait(self.policy.longer(attempt));
         self.clean.quiesce_time += waited.time;
         if !waited.quiet {
             self.clean.unquiet_starts += 1;
         }
-        if self.policy.align_to_tick {
-            // 10 ms: a tick comes every 4 ms at HZ=250, every 10 ms at HZ=100.
-            align_to_tick(10_000_000);
+        if self.policy.settle && !self.monitor.settle(SETTLE_TICKS) {
+            self.clean.unsettled_starts += 1;
         }
+        // Alone on one CPU, every RCU softirq in the loop ran inside it.
+        let rcu0 = if self.plan.alone {
+            self.monitor.rcu_softirqs()
+        } else {
+            None
+        };
         self.counters.start();
         let switches0 = thread_switches();
         let thread0 = thread_time_ns();
@@ -67,6 +76,7 @@ impl Loops<'_> {
         let thread_time = thread_time_ns().saturating_sub(thread0);
         let switches = thread_switches().saturating_sub(switches0);
         let counts = self.counters.stop();
+        let rcu_softirqs = rcu0.and_then(|a| Some(self.monitor.rcu_softirqs()?.saturating_sub(a)));
         ran.map_err(anyhow::Error::msg)?;
         let after = installed.map(|i| i.hits()).transpose()?.flatten();
         let fired = match (before, after) {
@@ -83,33 +93,40 @@ impl Loops<'_> {
             counters: counts,
             thread_time: Some(thread_time),
             switches: Some(switches),
+            rcu_softirqs,
         })
     }
 
-    /// [`Loops::once`] until a loop runs with the measuring thread never switched out.
+    /// [`Loops::once`] until a loop runs with the measuring thread never switched out and
+    /// no RCU softirq inside it.
     fn clean(
         &mut self,
         mut installed: Option<&mut (dyn Installed + 'static)>,
         repeat: u32,
         phase: Phase,
     ) -> Result<Sample> {
-        let mut last = 0;
+        let mut last = (0, 0);
         for attempt in 0..=MAX_RERUNS {
             let s = self.once(installed.as_deref_mut(), repeat, phase, attempt)?;
-            if s.switches == Some(0) {
+            if s.switches == Some(0) && s.rcu_softirqs.unwrap_or(0) == 0 {
                 self.clean.reruns += attempt;
                 return Ok(s);
             }
-            last = s.switches.unwrap_or_default();
+            last = (
+                s.switches.unwrap_or_default(),
+                s.rcu_softirqs.unwrap_or_default(),
+            );
         }
         self.clean.reruns += MAX_RERUNS;
         bail!(
-            "every one of {} tries of a {} loop was interrupted by other work ({last} context switches in the last): no clean figure",
+            "every one of {} tries of a {} loop was interrupted by other work ({} context switches and {} RCU softirqs in the last): no clean figure",
             MAX_RERUNS + 1,
             match phase {
                 Phase::Baseline => "baseline",
                 Phase::Mechanism => "armed",
-            }
+            },
+            last.0,
+            last.1,
         )
     }
 }
@@ -136,6 +153,7 @@ pub(crate) fn measure(
         workload,
         counters,
         policy,
+        monitor: Monitor::open(),
         clean: Cleanliness::default(),
     };
     let result = pairs(&mut loops, install, out);

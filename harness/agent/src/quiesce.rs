@@ -9,7 +9,7 @@
 //! outlasts a grace period's steps. Under `-icount ... sleep=off` an idle guest costs
 //! almost no host time, so a guest waits long; a native host waits briefly.
 
-use crate::clock::now_ns;
+use crate::clock::{align_to_tick, now_ns, thread_switches};
 use std::time::Duration;
 
 /// How long to wait, and in what steps.
@@ -20,8 +20,9 @@ pub(crate) struct Policy {
     pub quiet_windows: u32,
     /// The wait gives up after this long (the loop's own contamination check remains).
     pub max: Duration,
-    /// Start the loop right after a timer tick (a fixed phase of the tick).
-    pub align_to_tick: bool,
+    /// Rehearse the loop through a tick ([`Monitor::settle`]) and start it right after
+    /// one (a fixed phase of the tick).
+    pub settle: bool,
 }
 
 impl Policy {
@@ -43,14 +44,14 @@ impl Policy {
         window: Duration::from_millis(100),
         quiet_windows: 4,
         max: Duration::from_secs(10),
-        align_to_tick: true,
+        settle: true,
     };
     /// On a real host: real time is the price.
     pub(crate) const NATIVE: Policy = Policy {
         window: Duration::from_millis(5),
         quiet_windows: 2,
         max: Duration::from_millis(200),
-        align_to_tick: false,
+        settle: false,
     };
 }
 
@@ -141,47 +142,94 @@ fn quiet(a: Activity, b: Activity) -> bool {
     b.switches.saturating_sub(a.switches) <= 2 && b.rcu_softirqs == a.rcu_softirqs
 }
 
-/// Sleeps until the kernel has been idle for `policy.quiet_windows` windows in a row, or
-/// `policy.max` passed.
-pub(crate) fn wait(policy: Policy) -> Waited {
-    let start = now_ns();
-    let max = u64::try_from(policy.max.as_nanos()).unwrap_or(u64::MAX);
-    let mut in_a_row = 0;
-    let mut sources = Sources::open();
-    let Some(mut before) = sources.as_mut().and_then(Sources::activity) else {
-        // No /proc to read: the best we can do is one window.
-        std::thread::sleep(policy.window);
-        return Waited {
+/// The kernel's activity counters, open for a whole cell.
+pub(crate) struct Monitor {
+    sources: Option<Sources>,
+}
+
+impl Monitor {
+    pub(crate) fn open() -> Monitor {
+        Monitor {
+            sources: Sources::open(),
+        }
+    }
+
+    /// RCU softirqs so far, all CPUs (None without `/proc`).
+    pub(crate) fn rcu_softirqs(&mut self) -> Option<u64> {
+        self.activity().map(|a| a.rcu_softirqs)
+    }
+
+    fn activity(&mut self) -> Option<Activity> {
+        self.sources.as_mut().and_then(Sources::activity)
+    }
+
+    /// Sleeps until the kernel has been idle for `policy.quiet_windows` windows in a row,
+    /// or `policy.max` passed.
+    pub(crate) fn wait(&mut self, policy: Policy) -> Waited {
+        let start = now_ns();
+        let max = u64::try_from(policy.max.as_nanos()).unwrap_or(u64::MAX);
+        let mut in_a_row = 0;
+        let Some(mut before) = self.activity() else {
+            // No /proc to read: the best we can do is one window.
+            std::thread::sleep(policy.window);
+            return Waited {
+                time: now_ns().saturating_sub(start),
+                quiet: false,
+            };
+        };
+        loop {
+            std::thread::sleep(policy.window);
+            let Some(after) = self.activity() else {
+                break;
+            };
+            if quiet(before, after) {
+                in_a_row += 1;
+                if in_a_row >= policy.quiet_windows {
+                    return Waited {
+                        time: now_ns().saturating_sub(start),
+                        quiet: true,
+                    };
+                }
+            } else {
+                in_a_row = 0;
+            }
+            before = after;
+            if now_ns().saturating_sub(start) >= max {
+                break;
+            }
+        }
+        Waited {
             time: now_ns().saturating_sub(start),
             quiet: false,
-        };
-    };
-    loop {
-        std::thread::sleep(policy.window);
-        let Some(after) = sources.as_mut().and_then(Sources::activity) else {
-            break;
-        };
-        if quiet(before, after) {
-            in_a_row += 1;
-            if in_a_row >= policy.quiet_windows {
-                return Waited {
-                    time: now_ns().saturating_sub(start),
-                    quiet: true,
-                };
-            }
-        } else {
-            in_a_row = 0;
-        }
-        before = after;
-        if now_ns().saturating_sub(start) >= max {
-            break;
         }
     }
-    Waited {
-        time: now_ns().saturating_sub(start),
-        quiet: false,
+
+    /// After the idle wait, rehearses the loop's conditions (the CPU busy in user mode,
+    /// the tick running) through one timer tick: clean if no RCU softirq ran and the
+    /// thread was not switched out, else again, for at most `ticks` ticks. Returns right
+    /// after a tick, the loop's fixed phase, and whether the last rehearsal was clean.
+    ///
+    /// Why: an idle CPU can look quiet while waking it starts RCU work. On Debian arm64
+    /// 6.1 the first ticks after the agent woke ran the RCU softirq, which woke
+    /// `rcu_sched` and preempted the loop, in every try of every long armed loop.
+    pub(crate) fn settle(&mut self, ticks: u32) -> bool {
+        for _ in 0..ticks {
+            let before = (self.rcu_softirqs(), thread_switches());
+            if !align_to_tick(TICK_WAIT_NS) {
+                return false;
+            }
+            let after = (self.rcu_softirqs(), thread_switches());
+            if before.0.is_some() && before == after {
+                return align_to_tick(TICK_WAIT_NS);
+            }
+        }
+        align_to_tick(TICK_WAIT_NS);
+        false
     }
 }
+
+/// How long to spin for a tick: one comes every 4 ms at HZ=250, every 10 ms at HZ=100.
+const TICK_WAIT_NS: u64 = 10_000_000;
 
 #[cfg(test)]
 mod tests {
@@ -214,19 +262,19 @@ mod tests {
 
     #[test]
     fn sources_read_again_from_the_start() {
-        let mut s = Sources::open().expect("/proc");
-        let a = s.activity().expect("activity");
-        let b = s.activity().expect("activity");
+        let mut m = Monitor::open();
+        let a = m.activity().expect("activity");
+        let b = m.activity().expect("activity");
         assert!(b.switches >= a.switches && a.switches > 0);
     }
 
     #[test]
     fn wait_ends_within_its_bound() {
-        let w = wait(Policy {
+        let w = Monitor::open().wait(Policy {
             window: Duration::from_millis(1),
             quiet_windows: 1_000_000,
             max: Duration::from_millis(20),
-            align_to_tick: false,
+            settle: false,
         });
         assert!(!w.quiet);
     }

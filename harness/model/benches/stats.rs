@@ -26,6 +26,7 @@ fn samples(repeats: u32) -> Vec<Sample> {
                 counters: Default::default(),
                 thread_time: None,
                 switches: None,
+                rcu_softirqs: None,
             });
         }
     }

@@ -96,6 +96,10 @@ pub struct Sample {
     /// with any is contaminated and was rerun.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub switches: Option<u64>,
+    /// RCU softirqs that ran during the loop (guests, one CPU: `/proc/softirqs`); a loop
+    /// with any ran RCU's work inside it, with or without a switch, and was rerun.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rcu_softirqs: Option<u64>,
 }
 
 /// How a cell's loops were kept free of foreign work.
@@ -108,6 +112,10 @@ pub struct Cleanliness {
     pub quiesce_time: u64,
     /// Loops started without an idle window having been seen (the wait timed out).
     pub unquiet_starts: u32,
+    /// Loops started although the busy tick before them was not clean (RCU work or a
+    /// switch in every rehearsal; the loop's own check remains).
+    #[serde(default)]
+    pub unsettled_starts: u32,
     /// Extra events allowed beyond calls × events per call (0 in a guest, where nothing
     /// else calls the function).
     pub firing_slack: u64,

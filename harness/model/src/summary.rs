@@ -160,6 +160,7 @@ mod tests {
             counters: Default::default(),
             thread_time: None,
             switches: None,
+            rcu_softirqs: None,
         }
     }
 

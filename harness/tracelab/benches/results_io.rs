@@ -56,6 +56,7 @@ fn cell(i: u32) -> Cell {
                 counters: Default::default(),
                 thread_time: None,
                 switches: None,
+                rcu_softirqs: None,
             });
         }
     }

@@ -170,6 +170,7 @@ fn sample(repeat: u32, phase: Phase, calls: u64, elapsed: u64, fired: Option<u64
         counters: BTreeMap::new(),
         thread_time: None,
         switches: None,
+        rcu_softirqs: None,
     }
 }
 

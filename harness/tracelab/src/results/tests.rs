@@ -61,6 +61,7 @@ fn ok_cell(mechanism: &str, unit: Unit) -> Cell {
             counters: Default::default(),
             thread_time: None,
             switches: None,
+            rcu_softirqs: None,
         });
         samples.push(Sample {
             repeat: r,
@@ -71,6 +72,7 @@ fn ok_cell(mechanism: &str, unit: Unit) -> Cell {
             counters: Default::default(),
             thread_time: None,
             switches: None,
+            rcu_softirqs: None,
         });
     }
     let measured = Measured {
