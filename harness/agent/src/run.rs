@@ -179,9 +179,10 @@ fn run_cell(
         .check_support(env, workload.kind())
         .map_err(CellError::from)
         .and_then(|()| mechanism.prepare(&setup))
-        .and_then(|guard| mechanism.preflight(&setup).map(|()| guard));
-    let _prepared = match ready {
-        Ok(guard) => guard,
+        .and_then(|guard| mechanism.preflight(&setup).map(|kept| (guard, kept)));
+    // The guard restores the cell's knobs after whatever was installed is gone.
+    let (_prepared, preflighted) = match ready {
+        Ok(ready) => ready,
         Err(e) => {
             // Nothing was measured: the cell is its status and reason alone.
             let (status, reason) = e.status();
@@ -208,7 +209,11 @@ fn run_cell(
             unsupported => anyhow::anyhow!("{unsupported}"),
         })
     };
-    if let Err(e) = crate::measure::measure(plan, workload, &install, counters, &mut measured) {
+    let installs = crate::measure::Installs {
+        first: preflighted,
+        again: &install,
+    };
+    if let Err(e) = crate::measure::measure(plan, workload, installs, counters, &mut measured) {
         measured.status = Status::Failed;
         measured.reason = Some(format!("{e:#}"));
     }

@@ -46,11 +46,13 @@ pub trait Mechanism: Sync {
         Ok(None)
     }
 
-    /// Installs, arms and removes it once before anything is measured, so that what the
-    /// kernel refuses becomes `unsupported` or `failed` with the kernel's words. Only BPF
-    /// needs it (the verifier and the attach can refuse); the others fail on install.
-    fn preflight(&self, _cell: &CellSetup<'_>) -> Result<(), CellError> {
-        Ok(())
+    /// Installs and arms it once before anything is measured, so that what the kernel
+    /// refuses becomes `unsupported` or `failed` with the kernel's words; hands back what
+    /// it installed, disarmed, when the measurement may keep it (inert when disarmed).
+    /// Only BPF needs it (the verifier and the attach can refuse); the others fail on
+    /// install.
+    fn preflight(&self, _cell: &CellSetup<'_>) -> Result<Option<Box<dyn Installed>>, CellError> {
+        Ok(None)
     }
 }
 

@@ -10,8 +10,9 @@
 //! Proof of firing: `count` reads the per-CPU counters, `record` drains the ring buffers
 //! (and counts failed reservations); `empty` counts nothing itself, so it is proven by the
 //! kernel's own `run_cnt` in an untimed loop with `BPF_ENABLE_STATS` on
-//! ([`Installed::stats_loop`]). That loop runs for every payload and records the kernel's
-//! `run_time_ns`/`run_cnt` beside our figures; the timed loops always run with statistics
+//! ([`Installed::stats_loop`]) after every armed loop. For the other payloads that loop
+//! runs once per cell, a cross-check that records the kernel's `run_time_ns`/`run_cnt`
+//! beside our figures; the timed loops always run with statistics
 //! off, since the kernel's accounting (two clock reads per run) would inflate them.
 
 pub mod driver;
@@ -69,7 +70,7 @@ impl Mechanism for Bpf {
         install(self.spec(cell), cell.target()?)
     }
 
-    fn preflight(&self, cell: &CellSetup<'_>) -> Result<(), CellError> {
+    fn preflight(&self, cell: &CellSetup<'_>) -> Result<Option<Box<dyn Installed>>, CellError> {
         if self.attach == Attach::FmodRet {
             check_error_injection(cell.target()?, Path::new(ERROR_INJECTION_LIST))?;
         }
@@ -213,18 +214,26 @@ pub(super) struct BpfSpec {
     pub calls: u64,
 }
 
-/// Loads, attaches, detaches and removes `spec` once: what the kernel refuses shows up
-/// here, before any measurement, classified as unsupported or failed.
-fn preflight(spec: BpfSpec, target: &TargetFunction) -> Result<(), CellError> {
-    // One program shows what the kernel refuses; the stack is loaded by `install`.
-    let mut installed = install(BpfSpec { stack: 1, ..spec }, target)?;
+/// Loads, attaches and detaches `spec` once: what the kernel refuses shows up here, before
+/// any measurement, classified as unsupported or failed. The loaded programs, detached,
+/// are what the measurement then uses.
+fn preflight(
+    spec: BpfSpec,
+    target: &TargetFunction,
+) -> Result<Option<Box<dyn Installed>>, CellError> {
+    let mut installed = install(spec, target)?;
     let attached = installed.arm();
     let disarmed = installed.disarm();
-    let removed = installed.remove();
-    match attached.and(disarmed).and(removed) {
-        Ok(()) => Ok(()),
-        Err(e) if loaded::is_unsupported(&e) => Err(CellError::Unsupported(format!("{e:#}"))),
-        Err(e) => Err(CellError::Failed(e)),
+    match attached.and(disarmed) {
+        Ok(()) => Ok(Some(installed)),
+        Err(e) => {
+            let _ = installed.remove();
+            if loaded::is_unsupported(&e) {
+                Err(CellError::Unsupported(format!("{e:#}")))
+            } else {
+                Err(CellError::Failed(e))
+            }
+        }
     }
 }
 
