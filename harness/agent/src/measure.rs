@@ -13,8 +13,9 @@ use crate::counters::Counters;
 use crate::mechanism::Installed;
 use crate::quiesce::{Monitor, Policy};
 use anyhow::{bail, Context, Result};
-use tracelab_model::plan::{AgentPlan, Fault};
-use tracelab_model::schema::{Cleanliness, Measured, Phase, Sample, Unit};
+use tracelab_model::plan::{Adaptive, AgentPlan, Fault};
+use tracelab_model::schema::{Cleanliness, Measured, Phase, Precision, Sample, Stopped, Unit};
+use tracelab_model::summary::{half_width, precision_goal, summarize};
 use tracelab_workloads::Runner;
 
 /// A contaminated loop is run again at most this many times; each try waits longer for
@@ -42,7 +43,9 @@ impl Loops<'_> {
         mut installed: Option<&mut (dyn Installed + 'static)>,
         repeat: u32,
         phase: Phase,
-        attempt: u32,
+        // The try number of a timed loop; None for an untimed one (only its events
+        // count), which needs no quiet kernel.
+        attempt: Option<u32>,
     ) -> Result<Sample> {
         let calls = self.plan.calls;
         run_workload(self.workload, (calls / 10).max(1))?;
@@ -53,13 +56,15 @@ impl Loops<'_> {
         // Read before the wait: reading tracefs files queues work of its own (dentries
         // freed later), which the wait must outlast.
         let before = installed.map(|i| i.hits()).transpose()?.flatten();
-        let waited = self.monitor.wait(self.policy.longer(attempt));
-        self.clean.quiesce_time += waited.time;
-        if !waited.quiet {
-            self.clean.unquiet_starts += 1;
-        }
-        if self.policy.settle && !self.monitor.settle(SETTLE_TICKS) {
-            self.clean.unsettled_starts += 1;
+        if let Some(attempt) = attempt {
+            let waited = self.monitor.wait(self.policy.longer(attempt));
+            self.clean.quiesce_time += waited.time;
+            if !waited.quiet {
+                self.clean.unquiet_starts += 1;
+            }
+            if self.policy.settle && !self.monitor.settle(SETTLE_TICKS) {
+                self.clean.unsettled_starts += 1;
+            }
         }
         // Alone on one CPU, every RCU softirq in the loop ran inside it.
         let rcu0 = if self.plan.alone {
@@ -107,7 +112,7 @@ impl Loops<'_> {
     ) -> Result<Sample> {
         let mut last = (0, 0);
         for attempt in 0..=MAX_RERUNS {
-            let s = self.once(installed.as_deref_mut(), repeat, phase, attempt)?;
+            let s = self.once(installed.as_deref_mut(), repeat, phase, Some(attempt))?;
             if s.switches == Some(0) && s.rcu_softirqs.unwrap_or(0) == 0 {
                 self.clean.reruns += attempt;
                 return Ok(s);
@@ -165,6 +170,9 @@ pub(crate) fn measure(
         clean: Cleanliness::default(),
     };
     let result = pairs(&mut loops, installs, out);
+    if let Some(p) = out.precision.filter(|p| p.stopped != Stopped::Precise) {
+        out.reason = Some(imprecise(&p, plan));
+    }
     loops.clean.firing_slack = slack(plan, 1);
     out.cleanliness = Some(loops.clean);
     result
@@ -178,7 +186,16 @@ fn pairs(loops: &mut Loops<'_>, installs: Installs<'_>, out: &mut Measured) -> R
     // installed per repeat.
     let install = installs.again;
     let mut kept = installs.first;
-    for repeat in 0..plan.repeats {
+    let started = now_ns();
+    for repeat in 0.. {
+        if repeat >= plan.repeats {
+            // Enough pairs, unless a real-time cell's interval asks for more.
+            let Some(adaptive) = plan.adaptive else { break };
+            if let Some(p) = precision(adaptive, repeat, started, &out.samples) {
+                out.precision = Some(p);
+                break;
+            }
+        }
         // ABBA: baseline first in even repeats, last in odd ones.
         let baseline_first = repeat % 2 == 0;
         if baseline_first {
@@ -199,7 +216,7 @@ fn pairs(loops: &mut Loops<'_>, installs: Installs<'_>, out: &mut Measured) -> R
             // Installed but disarmed, it must not fire: proven once per cell (the same
             // code defines it for every repeat).
             if first {
-                let idle = loops.once(Some(installed.as_mut()), repeat, Phase::Baseline, 0)?;
+                let idle = loops.once(Some(installed.as_mut()), repeat, Phase::Baseline, None)?;
                 check_fired(idle.fired.unwrap_or(0), 0, 0, Phase::Baseline)?;
             }
         }
@@ -259,6 +276,56 @@ fn pairs(loops: &mut Loops<'_>, installs: Installs<'_>, out: &mut Measured) -> R
     }
     out.fired = total_fired;
     Ok(())
+}
+
+/// The note an imprecise real-time cell carries (its status stays ok: the figure is
+/// honest, its interval says how far to trust it).
+fn imprecise(p: &Precision, plan: &AgentPlan) -> String {
+    let reached = match p.half_width {
+        Some(h) => format!("±{h:.2} ns"),
+        None => "no interval".to_string(),
+    };
+    let why = match (p.stopped, plan.adaptive) {
+        (Stopped::Budget, Some(a)) => format!("the {} s budget ended", a.budget_secs),
+        _ => format!("{} pairs is the most allowed", p.pairs),
+    };
+    format!(
+        "imprecise: 95% CI {reached} after {} pairs, goal ±{:.2} ns ({why})",
+        p.pairs, p.goal
+    )
+}
+
+/// Whether a real-time cell with `pairs` pairs stops, and why: its 95% CI reached the goal
+/// (checked at every fifth pair: the bootstrap costs pairs × resamples), the most pairs
+/// allowed ran, or the budget ended. None: one more pair.
+fn precision(
+    adaptive: Adaptive,
+    pairs: u32,
+    started: u64,
+    samples: &[Sample],
+) -> Option<Precision> {
+    let budget_ns = adaptive.budget_secs.saturating_mul(1_000_000_000);
+    let over_budget = now_ns().saturating_sub(started) >= budget_ns;
+    let at_most = pairs >= adaptive.max_repeats;
+    let checked = pairs % 5 == 0 || at_most || over_budget;
+    let summary = checked.then(|| summarize(samples)).flatten();
+    let goal = summary.as_ref().map_or(0.5, |s| precision_goal(s.overhead));
+    let half_width = summary.as_ref().and_then(half_width);
+    let stopped = if half_width.is_some_and(|h| h <= goal) {
+        Stopped::Precise
+    } else if at_most {
+        Stopped::MaxRepeats
+    } else if over_budget {
+        Stopped::Budget
+    } else {
+        return None;
+    };
+    Some(Precision {
+        goal,
+        half_width,
+        pairs,
+        stopped,
+    })
 }
 
 /// Sends the agent the signal a clean-up test asked for (see `AgentPlan::fault`).
@@ -422,6 +489,66 @@ mod tests {
         assert_eq!(out.fired, Some(40));
         assert_eq!(out.kernel_stats.len(), 2);
         assert!(out.kernel_stats.iter().all(|k| k.run_time_ns == 140));
+    }
+
+    fn pairs_of(diffs: &[u64]) -> Vec<Sample> {
+        let sample = |repeat, phase, elapsed| Sample {
+            repeat,
+            phase,
+            calls: 10,
+            elapsed,
+            fired: None,
+            counters: Default::default(),
+            thread_time: None,
+            switches: Some(0),
+            rcu_softirqs: None,
+        };
+        diffs
+            .iter()
+            .zip(0..)
+            .flat_map(|(d, r)| {
+                [
+                    sample(r, Phase::Baseline, 1000),
+                    sample(r, Phase::Mechanism, 1000 + d),
+                ]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn real_time_repeats_stop_when_the_interval_is_tight() {
+        let a = Adaptive {
+            max_repeats: 40,
+            budget_secs: 3600,
+        };
+        let start = now_ns();
+        // Ten identical pairs: a zero-width interval, at the goal.
+        let tight = precision(a, 10, start, &pairs_of(&[500; 10])).expect("stops");
+        assert_eq!(
+            (tight.stopped, tight.half_width),
+            (Stopped::Precise, Some(0.0))
+        );
+        // Below ten pairs there is no interval: go on.
+        assert_eq!(precision(a, 5, start, &pairs_of(&[500; 5])), None);
+        // Wide spread: go on until the most pairs allowed.
+        let wide: Vec<u64> = (0..40).map(|i| 100 + (i * 37 % 23) * 100).collect();
+        assert_eq!(precision(a, 15, start, &pairs_of(&wide[..15])), None);
+        let capped = precision(a, 40, start, &pairs_of(&wide)).expect("stops");
+        assert_eq!(capped.stopped, Stopped::MaxRepeats);
+        // A spent budget stops it, and the note says why.
+        let spent = Adaptive {
+            budget_secs: 0,
+            ..a
+        };
+        let p = precision(spent, 12, start, &pairs_of(&wide[..12])).expect("stops");
+        assert_eq!(p.stopped, Stopped::Budget);
+        let mut plan = plan(false);
+        plan.adaptive = Some(spent);
+        let note = imprecise(&p, &plan);
+        assert!(
+            note.starts_with("imprecise: 95% CI ±") && note.contains("the 0 s budget ended"),
+            "{note}"
+        );
     }
 
     #[test]

@@ -166,6 +166,7 @@ fn run_cell(
         samples: Vec::new(),
         kernel_stats: Vec::new(),
         cleanliness: None,
+        precision: None,
     };
     let mechanism = mechanism::get(kind);
     let setup = CellSetup {

@@ -17,6 +17,19 @@ pub const DEFAULT_REPEATS: u32 = 3;
 pub const DEFAULT_REPEATS_REAL_TIME: u32 = 15;
 /// The largest stack of programs on one function.
 pub const MAX_STACK: u32 = 64;
+/// Real time: the most pairs a cell adds while its interval is too wide.
+pub const DEFAULT_MAX_REPEATS: u32 = 200;
+/// Real time: seconds of measuring per cell after which no further pair starts.
+pub const DEFAULT_BUDGET_SECS: u64 = 30;
+
+/// Real time only: after `repeats` pairs, more pairs until the overhead's 95% CI is tight
+/// enough ([`crate::summary::precision_goal`]), at most `max_repeats` of them or until
+/// `budget_secs` of measuring have passed. Under icount every pair agrees, so it is None.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adaptive {
+    pub max_repeats: u32,
+    pub budget_secs: u64,
+}
 
 fn default_payloads() -> Vec<Payload> {
     vec![Payload::Count]
@@ -58,6 +71,9 @@ pub struct AgentPlan {
     /// or kill it at that exact point without polling (which would disturb its loops).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<Fault>,
+    /// Real time: repeats that adapt to the interval (None: exactly `repeats`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adaptive: Option<Adaptive>,
 }
 
 /// What the agent does to itself once armed (see [`AgentPlan::fault`]).
@@ -110,6 +126,10 @@ pub enum PlanError {
     Workload(#[from] UnknownName),
     #[error("--function: {0}")]
     Function(#[from] SymbolError),
+    #[error("adaptive repeats (--max-repeats, --budget) apply to real time only: --mode wall or --target local")]
+    AdaptiveUnderIcount,
+    #[error("--max-repeats ({max}) is below --repeats ({min})")]
+    MaxBelowMin { max: u32, min: u32 },
 }
 
 impl AgentPlan {
@@ -151,6 +171,17 @@ impl AgentPlan {
         self.workload.parse::<Workload>()?;
         if let Some(f) = &self.function {
             Symbol::new(f)?;
+        }
+        if let Some(a) = self.adaptive {
+            if self.unit == Unit::Insn {
+                return Err(PlanError::AdaptiveUnderIcount);
+            }
+            if a.max_repeats < self.repeats {
+                return Err(PlanError::MaxBelowMin {
+                    max: a.max_repeats,
+                    min: self.repeats,
+                });
+            }
         }
         Ok(())
     }
@@ -199,7 +230,26 @@ mod tests {
             fault: None,
             payloads: vec![Payload::Count],
             stacks: vec![1],
+            adaptive: None,
         }
+    }
+
+    #[test]
+    fn adaptive_repeats_are_for_real_time() {
+        let mut p = plan();
+        p.adaptive = Some(Adaptive {
+            max_repeats: 50,
+            budget_secs: 5,
+        });
+        assert_eq!(p.validate(), Err(PlanError::AdaptiveUnderIcount));
+        p.unit = Unit::Ns;
+        assert_eq!(p.validate(), Ok(()));
+        p.repeats = 60;
+        assert!(p
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("below --repeats (60)"));
     }
 
     #[test]

@@ -154,6 +154,32 @@ pub struct Measured {
     /// the lab kept them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cleanliness: Option<Cleanliness>,
+    /// Real time: how the cell chose its number of pairs (None: a fixed count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<Precision>,
+}
+
+/// Why a real-time cell stopped adding pairs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stopped {
+    /// The interval reached its goal.
+    Precise,
+    /// The time budget ended first.
+    Budget,
+    /// The most pairs allowed ran first.
+    MaxRepeats,
+}
+
+/// How a real-time cell's repeats adapted to its interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Precision {
+    /// The 95% CI half-width aimed for (`summary::precision_goal`), in the cell's unit.
+    pub goal: f64,
+    /// The half-width reached (None: too few pairs for an interval).
+    pub half_width: Option<f64>,
+    pub pairs: u32,
+    pub stopped: Stopped,
 }
 
 /// One loop of `calls` calls run after a repeat's armed loop with the kernel's BPF
@@ -204,6 +230,7 @@ impl Measured {
             samples: Vec::new(),
             kernel_stats: Vec::new(),
             cleanliness: None,
+            precision: None,
         }
     }
 }

@@ -48,6 +48,17 @@ pub struct Summary {
     pub cycles_minus_clock: Option<f64>,
 }
 
+/// The interval a real-time cell aims for: a 95% CI half-width of at most this, in ns
+/// (0.5 ns, or 1% of the overhead where that is larger).
+pub fn precision_goal(overhead: f64) -> f64 {
+    (overhead.abs() * 0.01).max(0.5)
+}
+
+/// Half the width of the overhead's 95% CI, where there is one.
+pub fn half_width(s: &Summary) -> Option<f64> {
+    Some((s.overhead_ci_high? - s.overhead_ci_low?) / 2.0)
+}
+
 /// Per-call cost of one sample.
 fn per_call(s: &Sample) -> f64 {
     s.elapsed as f64 / s.calls as f64

@@ -16,7 +16,10 @@ use tracelab_kernels::KernelVersion;
 use tracelab_model::arch::Arch;
 use tracelab_model::mechanism::MechanismKind;
 use tracelab_model::payload::Payload;
-use tracelab_model::plan::{AgentPlan, DEFAULT_CALLS, DEFAULT_REPEATS, DEFAULT_REPEATS_REAL_TIME};
+use tracelab_model::plan::{
+    Adaptive, AgentPlan, DEFAULT_BUDGET_SECS, DEFAULT_CALLS, DEFAULT_MAX_REPEATS, DEFAULT_REPEATS,
+    DEFAULT_REPEATS_REAL_TIME,
+};
 use tracelab_model::schema::Unit;
 use tracelab_model::symbol::Symbol;
 use tracelab_model::workload::Workload;
@@ -183,9 +186,17 @@ pub struct RunArgs {
     #[arg(long, default_value_t = DEFAULT_CALLS)]
     pub calls: u64,
     /// Interleaved baseline/mechanism pairs per cell (default: 3 under icount, where every
-    /// pair agrees, and 15 in real time, where the confidence interval needs them).
+    /// pair agrees; in real time the least, 15 by default, after which pairs are added
+    /// until the overhead's 95% CI half-width is at most max(0.5 ns, 1% of it)).
     #[arg(long)]
     pub repeats: Option<u32>,
+    /// Real time: the most pairs per cell [default: 200].
+    #[arg(long)]
+    pub max_repeats: Option<u32>,
+    /// Real time: seconds of measuring per cell after which no further pair starts
+    /// [default: 30].
+    #[arg(long)]
+    pub budget: Option<u64>,
     /// icount (deterministic, unit insn) or wall (real time, unit ns). Guests only.
     #[arg(long, value_enum)]
     pub mode: Option<Mode>,
@@ -239,22 +250,32 @@ impl RunArgs {
         } else {
             mode.unit()
         };
+        let repeats = self.repeats.unwrap_or(if unit == Unit::Insn {
+            DEFAULT_REPEATS
+        } else {
+            DEFAULT_REPEATS_REAL_TIME
+        });
+        // Under icount every pair agrees: adaptive only when asked (and then refused).
+        let adaptive = (unit == Unit::Ns || self.max_repeats.is_some() || self.budget.is_some())
+            .then(|| Adaptive {
+                max_repeats: self
+                    .max_repeats
+                    .unwrap_or_else(|| DEFAULT_MAX_REPEATS.max(repeats)),
+                budget_secs: self.budget.unwrap_or(DEFAULT_BUDGET_SECS),
+            });
         let plan = AgentPlan {
             mechanisms: self.mechanisms.0,
             workload: self.workload.name().to_string(),
             function: self.function,
             calls: self.calls,
-            repeats: self.repeats.unwrap_or(if unit == Unit::Insn {
-                DEFAULT_REPEATS
-            } else {
-                DEFAULT_REPEATS_REAL_TIME
-            }),
+            repeats,
             unit,
             kernel_config: BTreeMap::new(),
             payloads: self.payloads.0,
             stacks: self.stack.0,
             alone: matches!(target, TargetSpec::Vm { .. }),
             fault: None,
+            adaptive,
         };
         plan.validate()?;
         let mut timeouts = Study::default_timeouts(&plan);

@@ -43,9 +43,11 @@ impl Study {
             .calls
             .saturating_mul(u64::from(plan.repeats))
             .saturating_mul(3);
+        // Real time: a cell may add pairs for its whole budget.
+        let budget = plan.adaptive.map_or(0, |a| a.budget_secs.saturating_mul(2));
         Timeouts {
             boot: Duration::from_secs(300),
-            record: Duration::from_secs(120 + loops / 5_000),
+            record: Duration::from_secs(120 + loops / 5_000 + budget),
         }
     }
 

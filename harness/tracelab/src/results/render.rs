@@ -66,6 +66,16 @@ fn header_line(meta: &RunMeta, rows: &[SummaryRow], unit: Option<Unit>) -> Strin
         .filter_map(|r| r.repeats)
         .filter(|&n| n > 0)
         .min();
+    if let Some(a) = meta
+        .extra
+        .get("adaptive")
+        .and_then(|v| serde_json::from_value::<tracelab_model::plan::Adaptive>(v.clone()).ok())
+    {
+        line.push_str(&format!(
+            "; repeats adapt: after {} pairs, more until the 95% CI half-width is at most max(0.5 ns, 1% of the overhead), at most {} pairs or {} s per cell (a cell that stopped short says so in `reason`)",
+            meta.repeats, a.max_repeats, a.budget_secs
+        ));
+    }
     if let Some(n) = fewest {
         let n = usize::try_from(n).unwrap_or(0);
         if n < tracelab_model::stats::MIN_CI_PAIRS {

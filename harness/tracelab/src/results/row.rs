@@ -179,6 +179,7 @@ impl SummaryRow {
                 samples: Vec::new(),
                 kernel_stats: Vec::new(),
                 cleanliness: None,
+                precision: None,
             },
             summary,
             console_tail: None,

@@ -91,6 +91,7 @@ fn ok_cell(mechanism: &str, unit: Unit) -> Cell {
         samples,
         kernel_stats: Vec::new(),
         cleanliness: None,
+        precision: None,
     };
     Cell::new(ctx(), measured, None)
 }

@@ -48,6 +48,10 @@ fn base_meta(study: &Study, plan: &AgentPlan, run_id: &str, arch: &str, kernel: 
             .iter()
             .map(|m| m.name().to_string())
             .collect(),
-        extra: Default::default(),
+        extra: plan
+            .adaptive
+            .and_then(|a| Some(("adaptive".to_string(), serde_json::to_value(a).ok()?)))
+            .into_iter()
+            .collect(),
     }
 }

@@ -144,9 +144,18 @@ pub fn run(
             study.mode.name()
         )),
     );
+    // A KVM guest reaches the agent in seconds; one that has not in a minute will not
+    // (on hosts where /dev/kvm opens but guests stall), and TCG gets the full timeout.
+    let timeouts = match accel {
+        Accel::Kvm => console::Timeouts {
+            boot: study.timeouts.boot.min(KVM_BOOT_TIMEOUT),
+            ..study.timeouts
+        },
+        Accel::Tcg => study.timeouts,
+    };
     let mut outcome = console::run(
         setup.command(&kernel.image, &initrd),
-        study.timeouts,
+        timeouts,
         &mut |e| boot.on_event(e),
     )?;
     if accel == Accel::Kvm && !boot.hello {
@@ -284,6 +293,9 @@ impl Boot<'_> {
         Ok(())
     }
 }
+
+/// How long a KVM guest gets to start its agent before the run falls back to TCG.
+const KVM_BOOT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn package_label(k: &FetchedKernel) -> String {
     let names: Vec<String> = k
