@@ -153,11 +153,9 @@ pub fn run(
         },
         Accel::Tcg => study.timeouts,
     };
-    let mut outcome = console::run(
-        setup.command(&kernel.image, &initrd),
-        timeouts,
-        &mut |e| boot.on_event(e),
-    )?;
+    let mut outcome = console::run(setup.command(&kernel.image, &initrd), timeouts, &mut |e| {
+        boot.on_event(e)
+    })?;
     if accel == Accel::Kvm && !boot.hello {
         // Debian kernels die early under some KVM hosts (emulation failures); TCG works.
         observer.event(
