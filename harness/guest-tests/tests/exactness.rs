@@ -86,7 +86,11 @@ fn exact(target: &str) {
         let m = c["mechanism"].as_str().unwrap_or("?");
         for s in c["samples"].as_array().expect("samples") {
             assert_eq!(s["switches"].as_u64(), Some(0), "{target} {m}: {s}");
-            assert_eq!(s["rcu_softirqs"].as_u64().unwrap_or(0), 0, "{target} {m}: {s}");
+            assert_eq!(
+                s["rcu_softirqs"].as_u64().unwrap_or(0),
+                0,
+                "{target} {m}: {s}"
+            );
             let (e, t) = (
                 s["elapsed"].as_u64().expect("elapsed"),
                 s["thread_time"].as_u64().expect("thread_time"),

@@ -11,6 +11,7 @@ use tracelab_model::arch::Arch;
 /// `custom` when there is no header. A header naming another architecture is an error.
 pub fn user_kernel(image: &Path, config: &Path, arch: Arch) -> Result<FetchedKernel> {
     let image = existing_file(image, "kernel image")?;
+    check_image(&image, arch)?;
     let config = existing_file(config, "kernel config")?;
     let bytes = std::fs::read(&config)
         .with_context(|| format!("reading kernel config {}", config.display()))?;
@@ -47,6 +48,34 @@ pub fn user_kernel(image: &Path, config: &Path, arch: Arch) -> Result<FetchedKer
         suite: String::new(),
         mirror: String::new(),
     })
+}
+
+/// Refuses a file that is no kernel image QEMU's `-kernel` boots for `arch`, before a
+/// guest is started on it: x86_64 wants a bzImage (`HdrS` at 0x202); arm64 an `Image`
+/// (`ARM\x64` at 0x38), a gzip-compressed one (Debian's `vmlinuz`) or an EFI zboot image
+/// (`zimg` at 4).
+fn check_image(image: &Path, arch: Arch) -> Result<()> {
+    let mut head = vec![0u8; 0x210];
+    let n = std::fs::File::open(image)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .with_context(|| format!("reading kernel image {}", image.display()))?;
+    head.truncate(n);
+    let at = |off: usize, magic: &[u8]| head.get(off..off + magic.len()) == Some(magic);
+    let ok = match arch {
+        Arch::X86_64 => at(0x202, b"HdrS"),
+        Arch::Arm64 => at(0x38, b"ARM\x64") || at(0, &[0x1f, 0x8b]) || at(4, b"zimg"),
+    };
+    if !ok {
+        bail!(
+            "{} is not a kernel image for {arch} (want {}): pass the image your build made",
+            image.display(),
+            match arch {
+                Arch::X86_64 => "a bzImage, arch/x86/boot/bzImage",
+                Arch::Arm64 => "arch/arm64/boot/Image or Image.gz",
+            }
+        );
+    }
+    Ok(())
 }
 
 fn existing_file(path: &Path, what: &str) -> Result<std::path::PathBuf> {
@@ -106,7 +135,11 @@ CONFIG_KPROBES=y
         let dir = tempfile::tempdir().expect("tempdir");
         let image = dir.path().join("bzImage");
         let cfg = dir.path().join(".config");
-        fs::write(&image, b"MZ").expect("write");
+        // Passes both arches' checks: gzip's magic first, a bzImage header at 0x202.
+        let mut bytes = vec![0u8; 0x210];
+        bytes[..2].copy_from_slice(&[0x1f, 0x8b]);
+        bytes[0x202..0x206].copy_from_slice(b"HdrS");
+        fs::write(&image, bytes).expect("write");
         fs::write(&cfg, config).expect("write");
         (dir, image, cfg)
     }
@@ -144,6 +177,16 @@ CONFIG_KPROBES=y
         assert!(format!("{err:#}").contains("kernel config"), "{err:#}");
         let err = user_kernel(&image, dir.path(), Arch::X86_64).expect_err("dir");
         assert!(err.to_string().contains("not a regular file"), "{err}");
+
+        let not_image = dir.path().join("notes.txt");
+        fs::write(&not_image, "not a kernel").expect("write");
+        for arch in [Arch::X86_64, Arch::Arm64] {
+            let err = user_kernel(&not_image, &cfg, arch).expect_err("not an image");
+            assert!(
+                err.to_string().contains("is not a kernel image for"),
+                "{err}"
+            );
+        }
 
         let (_dir, image, cfg) = files("hello\n");
         let err = user_kernel(&image, &cfg, Arch::X86_64).expect_err("not a config");

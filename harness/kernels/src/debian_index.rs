@@ -35,8 +35,9 @@ pub enum IndexError {
         field: &'static str,
         value: String,
     },
+    /// The io error is in the message, not a source, so a chain prints it once.
     #[error("not a valid xz-compressed index: {0}")]
-    Xz(#[source] std::io::Error),
+    Xz(std::io::Error),
 }
 
 /// URL of the `main` component's compressed index for one suite and Debian architecture.

@@ -124,12 +124,20 @@ pub enum PlanError {
     BadStacks(Vec<u32>),
     #[error(transparent)]
     Workload(#[from] UnknownName),
+    /// Not a `#[from]`/source: the message already holds the symbol error, and a source
+    /// would make an error chain print it twice.
     #[error("--function: {0}")]
-    Function(#[from] SymbolError),
+    Function(SymbolError),
     #[error("adaptive repeats (--max-repeats, --budget) apply to real time only: --mode wall or --target local")]
     AdaptiveUnderIcount,
     #[error("--max-repeats ({max}) is below --repeats ({min})")]
     MaxBelowMin { max: u32, min: u32 },
+}
+
+impl From<SymbolError> for PlanError {
+    fn from(e: SymbolError) -> PlanError {
+        PlanError::Function(e)
+    }
 }
 
 impl AgentPlan {

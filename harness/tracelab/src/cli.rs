@@ -21,7 +21,6 @@ use tracelab_model::plan::{
     DEFAULT_REPEATS_REAL_TIME,
 };
 use tracelab_model::schema::Unit;
-use tracelab_model::symbol::Symbol;
 use tracelab_model::workload::Workload;
 
 /// How `tracelab` ends; `main` maps every outcome to one of these.
@@ -153,12 +152,6 @@ impl FromStr for Stacks {
     }
 }
 
-fn symbol(s: &str) -> Result<String, String> {
-    Symbol::new(s)
-        .map(|s| s.to_string())
-        .map_err(|e| e.to_string())
-}
-
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// local, or vm:<arch>/<version> (arch x86_64|arm64, version 6.1|6.12|7.2|7.3|custom).
@@ -179,8 +172,9 @@ pub struct RunArgs {
     /// getppid, or bpf-numa-batch (in-kernel calls, no syscall each).
     #[arg(long, default_value = "getppid")]
     pub workload: Workload,
-    /// Kernel function to trace (default: the workload's entry point).
-    #[arg(long, value_parser = symbol)]
+    /// Kernel function to trace (default: the workload's entry point). Checked with the
+    /// plan, not by clap: clap would echo a 10 000-character or multi-line value whole.
+    #[arg(long)]
     pub function: Option<String>,
     /// Calls per timed loop.
     #[arg(long, default_value_t = DEFAULT_CALLS)]

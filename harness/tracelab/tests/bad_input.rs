@@ -1,0 +1,278 @@
+//! The bad-input corpus: every case gets exit code 2 and one error line that says what
+//! is wrong and what is valid, never a panic, never a page of text. Cases that reach a
+//! guest (console garbage, a full disk, concurrent runs) are not here yet; this tier has
+//! no QEMU.
+
+use assert_cmd::Command;
+use std::path::Path;
+
+fn tracelab() -> Command {
+    Command::cargo_bin("tracelab").expect("tracelab binary")
+}
+
+/// Runs `args` and checks the error: exit 2, `needle` in it, and nothing but the error
+/// line (clap adds its `For more information, try '--help'.` hint, and for a missing
+/// argument the argument's usage).
+fn refused(args: &[&str], needle: &str) {
+    let out = tracelab().args(args).output().expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let shown: Vec<&str> = args.iter().map(|a| a.get(..40).unwrap_or(a)).collect();
+    assert_eq!(out.status.code(), Some(2), "{shown:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{shown:?}: {stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error:")).collect();
+    assert_eq!(errors.len(), 1, "{shown:?}: one error line, got {stderr}");
+    assert!(
+        errors[0].len() <= 400,
+        "{shown:?}: an error line of {} characters",
+        errors[0].len()
+    );
+    assert!(
+        errors[0].contains(needle),
+        "{shown:?}: {needle:?} not in {stderr}"
+    );
+    for line in stderr.lines().filter(|l| !l.contains("error:")) {
+        let hint = line.is_empty()
+            || line.starts_with("For more information")
+            || line.starts_with("Usage:")
+            || line.starts_with("  ")
+            || line.starts_with("tracelab: fetching");
+        assert!(hint, "{shown:?}: unexpected line {line:?} in {stderr}");
+    }
+}
+
+const FLAG_CASES: &[(&[&str], &str)] = &[
+    (&["frobnicate"], "unrecognized subcommand"),
+    (&["run", "--calls", "0"], "calls must be at least 1"),
+    (&["run", "--calls", "abc"], "--calls"),
+    (&["run", "--calls", "99999999999999999999"], "too large"),
+    (&["run", "--repeats", "0"], "repeats must be at least 1"),
+    (&["run", "--repeats", "x"], "--repeats"),
+    (&["run", "--stack", "0"], "stack sizes must be 1 to 64"),
+    (&["run", "--stack", "65"], "stack sizes must be 1 to 64"),
+    (&["run", "--stack", "1,1"], "each listed once"),
+    (&["run", "--stack", ""], "e.g. --stack 1,2,4,8"),
+    (&["run", "--payloads", "foo"], "valid: empty, count, record"),
+    (&["run", "--payloads", "count,count"], "listed twice"),
+    (&["run", "--mechanisms", ""], "valid: baseline"),
+    (
+        &["run", "--mechanisms", "uprobe"],
+        "valid: baseline, kprobe",
+    ),
+    (&["run", "--mechanisms", "kprobe,kprobe"], "listed twice"),
+    (&["run", "--mode", "fast"], "--mode"),
+    (
+        &["run", "--workload", "ls"],
+        "valid: getppid, bpf-numa-batch",
+    ),
+    (
+        &["run", "--target", "qemu"],
+        "valid: local, vm:<arch>/<version>",
+    ),
+    (&["run", "--target", "vm:x86_64"], "names no kernel version"),
+    (&["run", "--target", "vm:/6.12"], "valid: x86_64, arm64"),
+    (&["run", "--target", "vm:mips/6.12"], "valid: x86_64, arm64"),
+    (
+        &["run", "--target", "vm:x86_64/5.10"],
+        "valid: 6.1, 6.12, 7.2, 7.3",
+    ),
+    (
+        &["run", "--target", "vm:x86_64/custom"],
+        "needs --kernel and --config",
+    ),
+    (
+        &["run", "--target", "local", "--mode", "wall"],
+        "--mode applies to guests only",
+    ),
+    (
+        &[
+            "run", "--target", "local", "--kernel", "/x", "--config", "/y",
+        ],
+        "need a vm target",
+    ),
+    (&["run", "--kernel", "/x"], "required arguments"),
+    (&["run", "--budget", "5"], "apply to real time only"),
+    (&["run", "--max-repeats", "5"], "apply to real time only"),
+    (
+        &["run", "--mode", "wall", "--max-repeats", "1"],
+        "below --repeats (15)",
+    ),
+    (&["run", "--boot-timeout", "x"], "--boot-timeout"),
+    (&["matrix", "--arch", "mips"], "valid: x86_64, arm64"),
+    (
+        &["matrix", "--kernels", "5.4"],
+        "valid: 6.1, 6.12, 7.2, 7.3",
+    ),
+    (&["matrix", "--jobs", "0"], "--jobs must be at least 1"),
+    (&["show"], "required arguments"),
+    (&["show", "/nonexistent", "--format", "xml"], "valid"),
+    (&["kernels", "fetch", "4.19"], "valid: 6.1, 6.12, 7.2, 7.3"),
+    (
+        &["kernels", "fetch", "6.12", "--arch", "sparc"],
+        "valid: x86_64, arm64",
+    ),
+];
+
+#[test]
+fn flags_and_plan_values() {
+    for (args, needle) in FLAG_CASES {
+        refused(args, needle);
+    }
+}
+
+/// Names that must never reach tracefs: probe syntax, globs, newlines, unicode, a name
+/// longer than any kernel symbol. Each is refused before anything runs, quoted so that a
+/// newline cannot split the error line.
+#[test]
+fn function_names() {
+    let long = "a".repeat(10_000);
+    for name in [
+        "",
+        "a b",
+        "do_sys*",
+        "a$b",
+        "p:tracelab/x do_exit",
+        "getppid\np:x/y do_exit",
+        "foo\n",
+        "1abc",
+        "éé",
+        "__do_sys_getppid%return",
+        "f+0x4",
+        "-r",
+        long.as_str(),
+    ] {
+        let needle = if name.is_empty() {
+            "function name is empty"
+        } else if name.len() > 256 {
+            "bytes long (at most 256)"
+        } else if name.starts_with('-') {
+            "unexpected argument"
+        } else {
+            "a kernel symbol is letters, digits"
+        };
+        refused(&["run", "--function", name], needle);
+    }
+}
+
+/// A results directory made by hand: `meta.json` and one cell, as `run` writes them.
+fn results_dir(dir: &Path) {
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../results/reference/dataset/arch=x86_64/kernel=6.12");
+    std::fs::create_dir_all(dir.join("cells")).expect("mkdir");
+    std::fs::copy(reference.join("meta.json"), dir.join("meta.json")).expect("meta");
+    std::fs::copy(
+        reference.join("cells/001-kprobe.json"),
+        dir.join("cells/001-kprobe.json"),
+    )
+    .expect("cell");
+}
+
+#[test]
+fn broken_results_directories() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let case = |name: &str, damage: &dyn Fn(&Path)| {
+        let dir = tmp.path().join(name);
+        results_dir(&dir);
+        damage(&dir);
+        dir.to_string_lossy().into_owned()
+    };
+    let no_meta = case("no-meta", &|d| {
+        std::fs::remove_file(d.join("meta.json")).expect("rm")
+    });
+    let garbage_meta = case("garbage-meta", &|d| {
+        std::fs::write(d.join("meta.json"), "{garbage").expect("write")
+    });
+    let schema = case("schema", &|d| {
+        let p = d.join("meta.json");
+        let text = std::fs::read_to_string(&p).expect("read");
+        let text = text.replacen("\"schema_version\": 1", "\"schema_version\": 99", 1);
+        std::fs::write(&p, text).expect("write");
+    });
+    let truncated = case("truncated-cell", &|d| {
+        let p = d.join("cells/001-kprobe.json");
+        let text = std::fs::read_to_string(&p).expect("read");
+        std::fs::write(&p, &text[..text.len() / 2]).expect("write");
+    });
+    let good = case("good", &|_| {});
+    for (args, needle) in [
+        (vec!["show", no_meta.as_str()], "no meta.json"),
+        (
+            vec!["compare", good.as_str(), no_meta.as_str()],
+            "no meta.json",
+        ),
+        (vec!["show", garbage_meta.as_str()], "parsing"),
+        (
+            vec!["report", garbage_meta.as_str(), "--out", "/tmp/x"],
+            "parsing",
+        ),
+        (
+            vec!["show", schema.as_str()],
+            "schema version 99, this tracelab reads version 1",
+        ),
+        (
+            vec!["compare", schema.as_str(), good.as_str()],
+            "schema version 99",
+        ),
+        (vec!["show", truncated.as_str()], "001-kprobe.json"),
+        (
+            vec!["compare", good.as_str(), truncated.as_str()],
+            "001-kprobe.json",
+        ),
+        (vec!["show", "/etc"], "not a tracelab results directory"),
+        (
+            vec!["compare", "/etc", "/tmp"],
+            "neither a results directory",
+        ),
+    ] {
+        refused(&args, needle);
+    }
+    // Garbage in a derived file loses nothing: the cells' JSON is the record.
+    let parquet = case("garbage-parquet", &|d| {
+        std::fs::write(d.join("summary.parquet"), "junk").expect("write")
+    });
+    tracelab()
+        .args(["show", parquet.as_str()])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("kprobe"));
+}
+
+#[test]
+fn custom_kernels_that_are_not_kernels() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let text = tmp.path().join("notes.txt");
+    std::fs::write(&text, "not a kernel").expect("write");
+    let config = tmp.path().join(".config");
+    std::fs::write(&config, "CONFIG_KPROBES=y\n").expect("write");
+    let image = tmp.path().join("bzImage");
+    let mut header = vec![0u8; 0x210];
+    header[0x202..0x206].copy_from_slice(b"HdrS");
+    std::fs::write(&image, header).expect("write");
+    let (text, config, image) = (
+        text.to_string_lossy(),
+        config.to_string_lossy(),
+        image.to_string_lossy(),
+    );
+    let custom = |kernel: &str, cfg: &str, arch: &str, needle: &str| {
+        let target = format!("vm:{arch}/custom");
+        refused(
+            &[
+                "run", "--target", &target, "--kernel", kernel, "--config", cfg,
+            ],
+            needle,
+        );
+    };
+    custom(&text, &config, "x86_64", "is not a kernel image for x86_64");
+    custom(&text, &config, "arm64", "is not a kernel image for arm64");
+    custom(
+        "/nonexistent",
+        &config,
+        "x86_64",
+        "kernel image /nonexistent",
+    );
+    custom(
+        &image,
+        &text,
+        "x86_64",
+        "does not look like a kernel .config",
+    );
+}
