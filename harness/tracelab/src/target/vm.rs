@@ -332,13 +332,69 @@ fn guest_extra(
 }
 
 /// Stores the initramfs under the cache, named by its content (parallel guests never
-/// share a file they could overwrite).
+/// share a file they could overwrite), and drops the ones no run used for a day: each
+/// distinct plan makes one (about 5 MB), and they piled up to hundreds of MB.
 fn write_initramfs(cache: &Path, bytes: &[u8]) -> Result<PathBuf> {
     let dir = cache.join("initramfs");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join(format!("{}.cpio", &sha256_bytes(bytes)[..16]));
-    if !path.exists() {
+    if path.exists() {
+        // In use again: fresh for the pruning below.
+        let _ = std::fs::File::options()
+            .append(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+    } else {
         crate::results::atomic::write(&path, bytes)?;
     }
+    prune_initramfs(&dir, INITRAMFS_KEEP);
     Ok(path)
+}
+
+/// How long an unused initramfs stays in the cache. Far longer than any guest runs, so a
+/// parallel guest's file is never removed under it.
+const INITRAMFS_KEEP: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Removes `*.cpio` files in `dir` last used more than `keep` ago (best effort).
+fn prune_initramfs(dir: &Path, keep: std::time::Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > keep);
+        if old && path.extension().is_some_and(|x| x == "cpio") {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn unused_initramfs_files_are_pruned_and_used_ones_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = dir.path().join("old.cpio");
+        let other = dir.path().join("notes.txt");
+        for p in [&old, &other] {
+            std::fs::write(p, b"x").expect("write");
+            let f = std::fs::File::options().append(true).open(p).expect("open");
+            f.set_modified(SystemTime::now() - Duration::from_secs(3 * 24 * 3600))
+                .expect("mtime");
+        }
+        let fresh = write_initramfs(dir.path(), b"plan").expect("written");
+        // write_initramfs prunes `<cache>/initramfs`; prune the test's own dir as well.
+        prune_initramfs(dir.path(), INITRAMFS_KEEP);
+        assert!(fresh.exists());
+        assert!(!old.exists(), "an initramfs unused for 3 days stays");
+        assert!(other.exists(), "only .cpio files are pruned");
+    }
 }
