@@ -152,4 +152,27 @@ mod tests {
         assert_eq!(d.remove_line(), "-:tracelab/fprobe");
         assert_eq!(d.event_dir(), "events/tracelab/fprobe");
     }
+
+    proptest::proptest! {
+        /// Round trip: whatever text comes in as a function or event name, the line
+        /// written to tracefs is one command of our group, and its symbol reads back as
+        /// exactly the name that was validated; nothing else reaches tracefs.
+        #[test]
+        fn only_validated_symbols_reach_tracefs(name in "\\PC{0,40}|[a-z_][a-z0-9_.]{0,20}", event in "\\PC{0,20}", off in 0u32..64) {
+            let Ok(symbol) = Symbol::new(&name) else {
+                return Ok(());
+            };
+            for kind in [ProbeKind::Kprobe, ProbeKind::KprobeAt(off), ProbeKind::Kretprobe, ProbeKind::Fprobe, ProbeKind::FprobeExit] {
+                let def = ProbeDef::new(kind, &event, symbol.clone());
+                let line = def.create_line();
+                proptest::prop_assert!(!line.contains(['\n', '\r', ';', '*', '$']), "{line:?}");
+                let (head, target) = line.split_once(' ').expect("two words");
+                proptest::prop_assert!(!target.contains(' '), "{line:?}");
+                proptest::prop_assert!(head[2..].starts_with(&format!("{GROUP}/")), "{line:?}");
+                let back = target.split(['+', '%']).next().expect("symbol");
+                proptest::prop_assert_eq!(back, name.as_str());
+                proptest::prop_assert_eq!(def.remove_line(), format!("-:{GROUP}/{}", def.event));
+            }
+        }
+    }
 }

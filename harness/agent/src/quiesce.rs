@@ -278,4 +278,12 @@ mod tests {
         });
         assert!(!w.quiet);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_proc_text_parses_or_is_none(text in "\\PC{0,300}") {
+            let _ = parse_ctxt(&text);
+            let _ = parse_softirq(&text, "RCU");
+        }
+    }
 }

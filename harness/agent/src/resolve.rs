@@ -168,4 +168,25 @@ ffffffffc0001000 t helper\t[some_module]
         let t = resolve(&["__x64_sys_getppid"], hidden, None).expect("resolved");
         assert_eq!((t.address, t.aliases.len()), (None, 0));
     }
+
+    proptest::proptest! {
+        /// Any kallsyms and filter text resolves or is refused with a reason; a function
+        /// planted among garbage lines is found at its address, with its end.
+        #[test]
+        fn kallsyms_of_any_shape(
+            noise in proptest::collection::vec("\\PC{0,60}", 0..30),
+            addr in 0x1000u64..0xffff_ffff,
+        ) {
+            let text = noise.join("\n");
+            let _ = resolve(&["__do_sys_getppid"], &text, Some(&filter_functions(&text)));
+            let planted = format!(
+                "{text}\n{addr:016x} t __do_sys_getppid\n{:016x} T next_one\n",
+                addr + 0x30
+            );
+            let t = resolve(&["__do_sys_getppid"], &planted, None).expect("planted");
+            proptest::prop_assert_eq!(t.address, Some(addr));
+            // Noise may hold a symbol between the two; the end is never past the next one.
+            proptest::prop_assert!(t.end.is_some_and(|e| e > addr && e <= addr + 0x30));
+        }
+    }
 }

@@ -404,4 +404,33 @@ mod tests {
         p[8..16].copy_from_slice(&20u64.to_le_bytes());
         assert!(check_page(&p, &layout, &[spec], range, &mut Tally::default()).is_err());
     }
+
+    proptest::proptest! {
+        /// Whatever the kernel (or a corrupted buffer) hands over, the page walk ends
+        /// with a verdict, never a panic or an endless loop.
+        #[test]
+        fn any_page_gives_a_verdict(page in proptest::collection::vec(proptest::num::u8::ANY, 0..4200)) {
+            let layout = parse_header_page(HEADER_PAGE).expect("layout");
+            let spec = parse_format(FUNCTION_FORMAT, "ip", Role::Call).expect("spec");
+            let range = Range { start: 0, end: u64::MAX };
+            let _ = check_page(&page, &layout, &[spec], range, &mut Tally::default());
+        }
+
+        #[test]
+        fn any_format_text_parses_or_is_refused(text in "\\PC*", field in "[a-z_]{1,12}") {
+            let _ = parse_format(&text, &field, Role::Call);
+            let _ = parse_header_page(&text);
+        }
+
+        /// A well-formed page of n in-range events counts exactly n.
+        #[test]
+        fn well_formed_pages_count_every_event(ips in proptest::collection::vec(0x1000u64..0x1040, 1..100)) {
+            let layout = parse_header_page(HEADER_PAGE).expect("layout");
+            let spec = parse_format(FUNCTION_FORMAT, "ip", Role::Call).expect("spec");
+            let mut tally = Tally::default();
+            check_page(&page(&ips, 0), &layout, &[spec], Range { start: 0x1000, end: 0x1040 }, &mut tally)
+                .expect("all ours");
+            proptest::prop_assert_eq!(tally.events(), ips.len() as u64);
+        }
+    }
 }

@@ -316,4 +316,15 @@ Version: 1
             assert_eq!(compare_versions(b, a), want.reverse(), "{b} vs {a}");
         }
     }
+
+    proptest::proptest! {
+        /// A mirror's index of any shape (truncated, garbage, half stanzas) gives
+        /// entries or an error, never a panic.
+        #[test]
+        fn any_index_text_parses_or_is_refused(
+            lines in proptest::collection::vec("(Package|Version|Filename|SHA256|Size|Architecture): \\PC{0,40}|\\PC{0,60}|", 0..40),
+        ) {
+            let _ = parse_packages(&lines.join("\n"), |_| true);
+        }
+    }
 }

@@ -66,4 +66,22 @@ mod tests {
         assert_eq!(r.len(), 2);
         assert_eq!(r.get("CONFIG_FPROBE_EVENTS").map(String::as_str), Some("n"));
     }
+
+    proptest::proptest! {
+        /// Any text parses; every `CONFIG_<name>=<value>` line among garbage is found.
+        #[test]
+        fn any_text_parses_and_options_are_found(
+            noise in proptest::collection::vec("\\PC{0,60}", 0..20),
+            name in "[A-Z0-9_]{1,30}",
+            value in "[ym]|[0-9]{1,6}|\"[a-z ]{0,10}\"",
+        ) {
+            let mut lines = noise.clone();
+            lines.insert(noise.len() / 2, format!("CONFIG_{name}={value}"));
+            // Noise that sets the same option later would win; keep the test's line last
+            // for that option by dropping such noise.
+            lines.retain(|l| l.trim() == format!("CONFIG_{name}={value}") || !l.trim().starts_with(&format!("CONFIG_{name}=")) && l.trim() != format!("# CONFIG_{name} is not set"));
+            let config = parse(&lines.join("\n"));
+            proptest::prop_assert_eq!(config.get(&format!("CONFIG_{name}")), Some(&value));
+        }
+    }
 }

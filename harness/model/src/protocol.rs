@@ -126,4 +126,22 @@ mod tests {
         assert!(matches!(decode("@@tracelab"), Line::Other));
         assert_eq!(decode("[    0.000000] Linux version 6.12"), Line::Other);
     }
+
+    proptest::proptest! {
+        /// A console line is a record, garbled or other: never a panic, whatever bytes
+        /// the guest or the kernel printed.
+        #[test]
+        fn any_console_line_decodes(line in "\\PC{0,200}", tail in "\\PC{0,40}") {
+            let _ = decode(&line);
+            let _ = decode(&format!("{PREFIX}{line}"));
+            let _ = decode(&format!("{PREFIX}deadbeef {line}"));
+            // A record with kernel output run into its end is garbled, never misread.
+            let encoded = encode(&Record::Fatal { message: line.clone() });
+            proptest::prop_assert_eq!(decode(&encoded), Line::Record(Box::new(Record::Fatal { message: line.clone() })));
+            if !tail.is_empty() {
+                let joined = format!("{encoded}{tail}");
+                proptest::prop_assert!(!matches!(decode(&joined), Line::Record(_)));
+            }
+        }
+    }
 }

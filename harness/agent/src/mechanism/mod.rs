@@ -481,6 +481,14 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any trace line is classified, never a panic (the text check's fallback).
+        #[test]
+        fn any_trace_line_is_classified(line in "\\PC{0,200}") {
+            let _ = parse_trace_line(&line);
+        }
+    }
+
     #[test]
     fn registry_has_every_kind_in_order() {
         let kinds: Vec<MechanismKind> = REGISTRY.iter().map(|m| m.kind()).collect();
