@@ -492,17 +492,7 @@ mod tests {
     }
 
     fn pairs_of(diffs: &[u64]) -> Vec<Sample> {
-        let sample = |repeat, phase, elapsed| Sample {
-            repeat,
-            phase,
-            calls: 10,
-            elapsed,
-            fired: None,
-            counters: Default::default(),
-            thread_time: None,
-            switches: Some(0),
-            rcu_softirqs: None,
-        };
+        let sample = |repeat, phase, elapsed| Sample::timed(repeat, phase, 10, elapsed, None);
         diffs
             .iter()
             .zip(0..)

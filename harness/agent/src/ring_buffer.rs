@@ -50,25 +50,7 @@ fn parse_format(text: &str, field: &str, role: Role) -> Result<EventSpec> {
         .trim()
         .parse()
         .context("bad event id")?;
-    // `\tfield:unsigned long ip;\toffset:8;\tsize:8;\tsigned:0;`
-    let line = text
-        .lines()
-        .map(str::trim)
-        .find(|l| {
-            l.strip_prefix("field:")
-                .and_then(|d| d.split(';').next())
-                .and_then(|d| d.split_whitespace().last())
-                == Some(field)
-        })
-        .with_context(|| format!("no field `{field}`"))?;
-    let number = |key: &str| -> Result<usize> {
-        line.split(';')
-            .find_map(|p| p.trim().strip_prefix(key))
-            .with_context(|| format!("field `{field}` has no {key}"))?
-            .parse()
-            .with_context(|| format!("field `{field}`: bad {key}"))
-    };
-    let (offset, size) = (number("offset:")?, number("size:")?);
+    let (offset, size) = field_place(text, field)?;
     if size != 4 && size != 8 {
         bail!("field `{field}` is {size} bytes, not an address");
     }
@@ -78,6 +60,31 @@ fn parse_format(text: &str, field: &str, role: Role) -> Result<EventSpec> {
         size,
         role,
     })
+}
+
+/// The offset and size of field `name` in tracefs format text, whose field lines read
+/// `\tfield:unsigned long ip;\toffset:8;\tsize:8;\tsigned:0;` (`events/*/format` and
+/// `events/header_page` alike).
+fn field_place(text: &str, name: &str) -> Result<(usize, usize)> {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| {
+            l.strip_prefix("field:")
+                .and_then(|d| d.split(';').next())
+                .and_then(|d| d.split_whitespace().last())
+                == Some(name)
+        })
+        .with_context(|| format!("no field `{name}`"))?;
+    let number = |key: &str| -> Result<usize> {
+        line.split(';')
+            .find_map(|p| p.trim().strip_prefix(key))
+            .with_context(|| format!("field `{name}` has no {key}"))?
+            .trim()
+            .parse()
+            .with_context(|| format!("field `{name}`: bad {key}"))
+    };
+    Ok((number("offset:")?, number("size:")?))
 }
 
 /// What the buffer held.
@@ -112,29 +119,8 @@ struct PageLayout {
 }
 
 fn parse_header_page(text: &str) -> Result<PageLayout> {
-    let field = |name: &str| -> Result<(usize, usize)> {
-        let line = text
-            .lines()
-            .map(str::trim)
-            .find(|l| {
-                l.strip_prefix("field:")
-                    .and_then(|d| d.split(';').next())
-                    .and_then(|d| d.split_whitespace().last())
-                    == Some(name)
-            })
-            .with_context(|| format!("no field `{name}`"))?;
-        let number = |key: &str| -> Result<usize> {
-            line.split(';')
-                .find_map(|p| p.trim().strip_prefix(key))
-                .with_context(|| format!("`{name}` has no {key}"))?
-                .trim()
-                .parse()
-                .with_context(|| format!("`{name}`: bad {key}"))
-        };
-        Ok((number("offset:")?, number("size:")?))
-    };
-    let (commit_offset, commit_size) = field("commit")?;
-    let (data_offset, data_size) = field("data")?;
+    let (commit_offset, commit_size) = field_place(text, "commit")?;
+    let (data_offset, data_size) = field_place(text, "data")?;
     Ok(PageLayout {
         commit_offset,
         commit_size,

@@ -17,17 +17,13 @@ fn samples(repeats: u32) -> Vec<Sample> {
     let mut out = Vec::new();
     for repeat in 0..repeats {
         for (phase, base) in [(Phase::Baseline, 330_000u64), (Phase::Mechanism, 1_150_000)] {
-            out.push(Sample {
+            out.push(Sample::timed(
                 repeat,
                 phase,
-                calls: 1000,
-                elapsed: base + rng.u64(0..5000),
-                fired: None,
-                counters: Default::default(),
-                thread_time: None,
-                switches: None,
-                rcu_softirqs: None,
-            });
+                1000,
+                base + rng.u64(0..5000),
+                None,
+            ));
         }
     }
     out

@@ -102,6 +102,30 @@ pub struct Sample {
     pub rcu_softirqs: Option<u64>,
 }
 
+impl Sample {
+    /// A loop known only by its timing (and its event count): no counters, no thread
+    /// clock, no switch or softirq counts. What synthetic data and tests build.
+    pub fn timed(
+        repeat: u32,
+        phase: Phase,
+        calls: u64,
+        elapsed: u64,
+        fired: Option<u64>,
+    ) -> Sample {
+        Sample {
+            repeat,
+            phase,
+            calls,
+            elapsed,
+            fired,
+            counters: BTreeMap::new(),
+            thread_time: None,
+            switches: None,
+            rcu_softirqs: None,
+        }
+    }
+}
+
 /// How a cell's loops were kept free of foreign work.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Cleanliness {

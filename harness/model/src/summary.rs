@@ -162,17 +162,7 @@ mod tests {
     use super::*;
 
     fn s(repeat: u32, phase: Phase, elapsed: u64) -> Sample {
-        Sample {
-            repeat,
-            phase,
-            calls: 10,
-            elapsed,
-            fired: None,
-            counters: Default::default(),
-            thread_time: None,
-            switches: None,
-            rcu_softirqs: None,
-        }
+        Sample::timed(repeat, phase, 10, elapsed, None)
     }
 
     #[test]

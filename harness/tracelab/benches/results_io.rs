@@ -47,17 +47,7 @@ fn cell(i: u32) -> Cell {
             (Phase::Mechanism, 1_150_000 + u64::from(i)),
         ] {
             let fired = (phase == Phase::Mechanism).then_some(1000);
-            m.samples.push(Sample {
-                repeat,
-                phase,
-                calls: 1000,
-                elapsed: e,
-                fired,
-                counters: Default::default(),
-                thread_time: None,
-                switches: None,
-                rcu_softirqs: None,
-            });
+            m.samples.push(Sample::timed(repeat, phase, 1000, e, fired));
         }
     }
     let ctx = CellContext {

@@ -109,8 +109,8 @@ pub fn cell(meta: &RunMeta, spec: &CellSpec, repeats: u32, calls: u64) -> Cell {
             paired.push(o);
             let b = (base_per_call * calls as f64) as u64;
             let m = ((base_per_call + o) * calls as f64).max(0.0) as u64;
-            samples.push(sample(r, Phase::Baseline, calls, b, None));
-            samples.push(sample(r, Phase::Mechanism, calls, m, Some(calls)));
+            samples.push(Sample::timed(r, Phase::Baseline, calls, b, None));
+            samples.push(Sample::timed(r, Phase::Mechanism, calls, m, Some(calls)));
         }
     }
     let summary = (ok && repeats > 0).then(|| {
@@ -157,20 +157,6 @@ pub fn cell(meta: &RunMeta, spec: &CellSpec, repeats: u32, calls: u64) -> Cell {
         },
         summary,
         console_tail: None,
-    }
-}
-
-fn sample(repeat: u32, phase: Phase, calls: u64, elapsed: u64, fired: Option<u64>) -> Sample {
-    Sample {
-        repeat,
-        phase,
-        calls,
-        elapsed,
-        fired,
-        counters: BTreeMap::new(),
-        thread_time: None,
-        switches: None,
-        rcu_softirqs: None,
     }
 }
 

@@ -52,28 +52,14 @@ fn ctx() -> CellContext {
 fn ok_cell(mechanism: &str, unit: Unit) -> Cell {
     let mut samples = Vec::new();
     for (r, extra) in [(0u32, 50_000u64), (1, 60_000), (2, 70_000)] {
-        samples.push(Sample {
-            repeat: r,
-            phase: Phase::Baseline,
-            calls: 1000,
-            elapsed: 100_000,
-            fired: None,
-            counters: Default::default(),
-            thread_time: None,
-            switches: None,
-            rcu_softirqs: None,
-        });
-        samples.push(Sample {
-            repeat: r,
-            phase: Phase::Mechanism,
-            calls: 1000,
-            elapsed: 100_000 + extra,
-            fired: Some(1000),
-            counters: Default::default(),
-            thread_time: None,
-            switches: None,
-            rcu_softirqs: None,
-        });
+        samples.push(Sample::timed(r, Phase::Baseline, 1000, 100_000, None));
+        samples.push(Sample::timed(
+            r,
+            Phase::Mechanism,
+            1000,
+            100_000 + extra,
+            Some(1000),
+        ));
     }
     let measured = Measured {
         mechanism: mechanism.into(),
