@@ -173,7 +173,10 @@ pub(crate) fn measure(
     if let Some(p) = out.precision.filter(|p| p.stopped != Stopped::Precise) {
         out.reason = Some(imprecise(&p, plan));
     }
-    loops.clean.firing_slack = slack(plan, 1);
+    // The slack an armed loop was allowed (0 in a guest; none without events).
+    loops.clean.firing_slack = out
+        .events_per_call
+        .map_or(0, |epc| slack(plan, plan.calls * epc));
     out.cleanliness = Some(loops.clean);
     result
 }
@@ -207,7 +210,6 @@ fn pairs(loops: &mut Loops<'_>, installs: Installs<'_>, out: &mut Measured) -> R
             Some(i) => i,
             None => install()?,
         };
-        let first = out.attach.is_none();
         out.attach.get_or_insert_with(|| installed.describe());
         let counted = installed.hits()?.is_some();
         let epc = installed.events_per_call();
@@ -215,7 +217,7 @@ fn pairs(loops: &mut Loops<'_>, installs: Installs<'_>, out: &mut Measured) -> R
             out.events_per_call = Some(epc);
             // Installed but disarmed, it must not fire: proven once per cell (the same
             // code defines it for every repeat).
-            if first {
+            if repeat == 0 {
                 let idle = loops.once(Some(installed.as_mut()), repeat, Phase::Baseline, None)?;
                 check_fired(idle.fired.unwrap_or(0), 0, 0, Phase::Baseline)?;
             }

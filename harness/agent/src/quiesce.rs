@@ -91,12 +91,14 @@ impl Sources {
     }
 
     fn activity(&mut self) -> Option<Activity> {
-        let switches = parse_ctxt(read_from_start(&self.stat, &mut self.buf)?)?;
-        let rcu_softirqs = parse_softirq(read_from_start(&self.softirqs, &mut self.buf)?, "RCU")?;
         Some(Activity {
-            switches,
-            rcu_softirqs,
+            switches: parse_ctxt(read_from_start(&self.stat, &mut self.buf)?)?,
+            rcu_softirqs: self.rcu_softirqs()?,
         })
+    }
+
+    fn rcu_softirqs(&mut self) -> Option<u64> {
+        parse_softirq(read_from_start(&self.softirqs, &mut self.buf)?, "RCU")
     }
 }
 
@@ -155,8 +157,9 @@ impl Monitor {
     }
 
     /// RCU softirqs so far, all CPUs (None without `/proc`).
+    /// Reads only `/proc/softirqs`: it runs right before and after every timed loop.
     pub(crate) fn rcu_softirqs(&mut self) -> Option<u64> {
-        self.activity().map(|a| a.rcu_softirqs)
+        self.sources.as_mut().and_then(Sources::rcu_softirqs)
     }
 
     fn activity(&mut self) -> Option<Activity> {

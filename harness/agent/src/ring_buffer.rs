@@ -188,7 +188,7 @@ fn check_page(
                 (4 + n, Some((at + 4, n)))
             }
         };
-        if size < 4 || at + size > data.len() {
+        if at + size > data.len() {
             bail!("a ring-buffer event of {size} bytes overruns its page");
         }
         if let Some((from, n)) = payload {

@@ -20,11 +20,18 @@ pub struct Cell {
 
 impl Cell {
     pub fn new(context: CellContext, measured: Measured, console_tail: Option<String>) -> Self {
-        let summary = if measured.status == Status::Ok {
+        let mut summary = if measured.status == Status::Ok {
             crate::summary::summarize(&measured.samples)
         } else {
             None
         };
+        // Cycles minus the clock is a check only where the clock counts instructions
+        // and a cycle is one (icount); in real time it would subtract ns from cycles.
+        if measured.unit != crate::schema::Unit::Insn {
+            if let Some(s) = summary.as_mut() {
+                s.cycles_minus_clock = None;
+            }
+        }
         Cell {
             schema_version: SCHEMA_VERSION,
             context,
@@ -32,5 +39,41 @@ impl Cell {
             summary,
             console_tail,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Phase, Sample, Unit};
+
+    fn cell(unit: Unit) -> Cell {
+        let mut m = Measured::without_samples("kprobe", "getppid", unit, Status::Ok, String::new());
+        m.reason = None;
+        for (r, (base, armed)) in [(1000u64, 2000u64), (1000, 2000), (1000, 2000)]
+            .into_iter()
+            .enumerate()
+        {
+            let mut b = Sample::timed(r as u32, Phase::Baseline, 10, base, None);
+            let mut a = Sample::timed(r as u32, Phase::Mechanism, 10, armed, Some(10));
+            b.counters.insert("cycles".into(), base);
+            a.counters.insert("cycles".into(), armed + 30);
+            m.samples.extend([b, a]);
+        }
+        let context = CellContext {
+            target: "vm:arm64/6.12".into(),
+            arch: "arm64".into(),
+            kernel: "6.12".into(),
+            kernel_release: None,
+        };
+        Cell::new(context, m, None)
+    }
+
+    #[test]
+    fn cycles_minus_clock_only_where_the_clock_counts_instructions() {
+        let insn = cell(Unit::Insn).summary.expect("summary");
+        assert_eq!(insn.cycles_minus_clock, Some(3.0));
+        let ns = cell(Unit::Ns).summary.expect("summary");
+        assert_eq!(ns.cycles_minus_clock, None);
     }
 }

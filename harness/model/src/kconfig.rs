@@ -75,11 +75,15 @@ mod tests {
             name in "[A-Z0-9_]{1,30}",
             value in "[ym]|[0-9]{1,6}|\"[a-z ]{0,10}\"",
         ) {
-            let mut lines = noise.clone();
-            lines.insert(noise.len() / 2, format!("CONFIG_{name}={value}"));
-            // Noise that sets the same option later would win; keep the test's line last
-            // for that option by dropping such noise.
-            lines.retain(|l| l.trim() == format!("CONFIG_{name}={value}") || !l.trim().starts_with(&format!("CONFIG_{name}=")) && l.trim() != format!("# CONFIG_{name} is not set"));
+            let planted = format!("CONFIG_{name}={value}");
+            let set = format!("CONFIG_{name}=");
+            let unset = format!("# CONFIG_{name} is not set");
+            // Noise that sets the same option again would win: leave such lines out.
+            let mut lines: Vec<String> = noise
+                .into_iter()
+                .filter(|l| !l.trim().starts_with(&set) && l.trim() != unset)
+                .collect();
+            lines.insert(lines.len() / 2, planted);
             let config = parse(&lines.join("\n"));
             proptest::prop_assert_eq!(config.get(&format!("CONFIG_{name}")), Some(&value));
         }

@@ -130,6 +130,8 @@ pub enum PlanError {
     Function(SymbolError),
     #[error("adaptive repeats (--max-repeats, --budget) apply to real time only: --mode wall or --target local")]
     AdaptiveUnderIcount,
+    #[error("a fault is injected in the second repeat: the plan needs at least 2 repeats")]
+    FaultWithoutSecondRepeat,
     #[error("--max-repeats ({max}) is below --repeats ({min})")]
     MaxBelowMin { max: u32, min: u32 },
 }
@@ -179,6 +181,9 @@ impl AgentPlan {
         self.workload.parse::<Workload>()?;
         if let Some(f) = &self.function {
             Symbol::new(f)?;
+        }
+        if self.fault.is_some() && self.repeats < 2 {
+            return Err(PlanError::FaultWithoutSecondRepeat);
         }
         if let Some(a) = self.adaptive {
             if self.unit == Unit::Insn {
@@ -258,6 +263,10 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("below --repeats (60)"));
+        let mut p = plan();
+        p.fault = Some(Fault::KillWhenArmed);
+        p.repeats = 1;
+        assert_eq!(p.validate(), Err(PlanError::FaultWithoutSecondRepeat));
     }
 
     #[test]

@@ -235,4 +235,23 @@ mod tests {
         assert_eq!(summarize(&[s(0, Phase::Mechanism, 5)]), None);
         assert_eq!(summarize(&[]), None);
     }
+
+    #[test]
+    fn tukey_counts_from_four_pairs_and_the_precision_goal() {
+        let pairs = |diffs: &[u64]| -> Vec<Sample> {
+            diffs
+                .iter()
+                .zip(0..)
+                .flat_map(|(d, r)| [s(r, Phase::Baseline, 100), s(r, Phase::Mechanism, 100 + d)])
+                .collect()
+        };
+        assert_eq!(summarize(&pairs(&[10, 10, 900])).expect("3").outliers, None);
+        assert_eq!(
+            summarize(&pairs(&[10, 10, 10, 900])).expect("4").outliers,
+            Some(1)
+        );
+        // max(0.5, 1% of the overhead), whatever its sign.
+        assert_eq!(precision_goal(20.0), 0.5);
+        assert_eq!(precision_goal(-300.0), 3.0);
+    }
 }

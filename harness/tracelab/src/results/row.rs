@@ -150,7 +150,12 @@ impl SummaryRow {
                 outliers: self.outliers,
                 repeats: self.repeats.unwrap_or_default(),
                 counter_per_call: counters.0,
-                cycles_minus_clock: counters.1.get("cycles").map(|c| c - overhead),
+                // As `Cell::new` keeps it: under icount only.
+                cycles_minus_clock: counters
+                    .1
+                    .get("cycles")
+                    .filter(|_| self.unit == Unit::Insn)
+                    .map(|c| c - overhead),
                 counter_overhead: counters.1,
             }),
             _ => None,

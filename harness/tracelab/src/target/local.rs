@@ -145,9 +145,13 @@ pub fn run(study: &Study, observer: &dyn Observer) -> Result<Finished> {
         cpu: cpu_model(),
         mode: "native".into(),
         clock: "CLOCK_MONOTONIC (real time)".into(),
-        extra: BTreeMap::from([("environment".to_string(), serde_json::json!(environment))]),
-
-        ..super::base_meta(study, &plan, &run_id, &machine, "local")
+        ..super::base_meta(
+            study,
+            &plan,
+            &run_id,
+            (&machine, "local"),
+            BTreeMap::from([("environment".to_string(), serde_json::json!(environment))]),
+        )
     };
     let dir = study
         .out

@@ -6,6 +6,7 @@ pub mod vm;
 
 use crate::results::RunMeta;
 use crate::study::{Finished, Observer, Study, TargetSpec};
+use std::collections::BTreeMap;
 use tracelab_model::plan::AgentPlan;
 
 /// Runs a study on its target.
@@ -20,7 +21,16 @@ pub fn run(study: &Study, observer: &dyn Observer) -> anyhow::Result<Finished> {
 /// The metadata every target records the same way: what ran, when, by which lab, with
 /// which plan. Targets fill in where and how (`cpu`, `mode`, `clock`, ...) with struct
 /// update syntax.
-fn base_meta(study: &Study, plan: &AgentPlan, run_id: &str, arch: &str, kernel: &str) -> RunMeta {
+fn base_meta(
+    study: &Study,
+    plan: &AgentPlan,
+    run_id: &str,
+    (arch, kernel): (&str, &str),
+    mut extra: BTreeMap<String, serde_json::Value>,
+) -> RunMeta {
+    if let Some(a) = plan.adaptive.and_then(|a| serde_json::to_value(a).ok()) {
+        extra.insert("adaptive".to_string(), a);
+    }
     RunMeta {
         schema_version: tracelab_model::schema::SCHEMA_VERSION,
         run_id: run_id.to_string(),
@@ -48,10 +58,36 @@ fn base_meta(study: &Study, plan: &AgentPlan, run_id: &str, arch: &str, kernel: 
             .iter()
             .map(|m| m.name().to_string())
             .collect(),
-        extra: plan
-            .adaptive
-            .and_then(|a| Some(("adaptive".to_string(), serde_json::to_value(a).ok()?)))
-            .into_iter()
-            .collect(),
+        extra,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// A real-time plan's adaptive rule reaches `meta.json` beside the target's own
+    /// extras (it once was overwritten by them, so the table never said how repeats
+    /// adapted).
+    #[test]
+    fn the_adaptive_rule_is_recorded_with_the_targets_extras() {
+        let cli =
+            crate::cli::Cli::try_parse_from(["tracelab", "run", "--mode", "wall"]).expect("flags");
+        let crate::cli::Command::Run(args) = cli.command else {
+            panic!("run");
+        };
+        let study = args.into_study(vec![]).expect("study");
+        let extra = BTreeMap::from([("kernel_suite".to_string(), serde_json::json!("x"))]);
+        let meta = base_meta(&study, &study.plan, "id", ("x86_64", "6.12"), extra);
+        assert!(meta.extra.contains_key("kernel_suite"));
+        assert_eq!(meta.extra["adaptive"]["max_repeats"], 200);
+        let header =
+            crate::results::render(&meta, &[], crate::render::Format::Table).expect("table");
+        assert!(
+            header.contains("repeats adapt: after 15 pairs")
+                && header.contains("at most 200 pairs or 30 s per cell"),
+            "{header}"
+        );
     }
 }

