@@ -59,6 +59,9 @@ pub struct State {
     /// The ring buffer's `buffer_size_kb` to put back.
     #[serde(default)]
     pub buffer_size_kb: Option<String>,
+    /// The `tracing_on` value to put back (a host may have had tracing off).
+    #[serde(default)]
+    pub tracing_on: Option<String>,
 }
 
 fn state_path() -> PathBuf {
@@ -102,6 +105,10 @@ pub fn recover(tracefs: &Tracefs) -> Result<Vec<String>> {
     if let Some(old) = &state.buffer_size_kb {
         tracefs.write("buffer_size_kb", old)?;
         done.push(format!("buffer_size_kb → {old}"));
+    }
+    if let Some(old) = &state.tracing_on {
+        tracefs.write("tracing_on", old)?;
+        done.push(format!("tracing_on → {old}"));
     }
     if let Some(old) = &state.kprobes_optimization {
         fs::write(crate::tracefs::KPROBES_OPTIMIZATION, old)

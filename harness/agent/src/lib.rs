@@ -11,6 +11,7 @@ pub mod cleanup;
 mod clock;
 pub mod counters;
 pub mod environment;
+pub mod kernel_state;
 mod measure;
 pub mod mechanism;
 mod quiesce;

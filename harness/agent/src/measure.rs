@@ -333,7 +333,7 @@ fn precision(
 /// Sends the agent the signal a clean-up test asked for (see `AgentPlan::fault`).
 fn inject(fault: Option<Fault>) {
     let sig = match fault {
-        None => return,
+        None | Some(Fault::PanicAfterMs(_)) => return,
         Some(Fault::InterruptWhenArmed) => libc::SIGINT,
         Some(Fault::KillWhenArmed) => libc::SIGKILL,
     };

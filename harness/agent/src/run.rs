@@ -8,7 +8,7 @@ use crate::resolve::{self, TargetFunction};
 use crate::tracefs::{KernelEnv, Tracefs};
 use anyhow::{Context, Result};
 use tracelab_model::mechanism::MechanismKind;
-use tracelab_model::plan::{AgentPlan, CellSpec};
+use tracelab_model::plan::{AgentPlan, CellSpec, Fault};
 use tracelab_model::protocol::Record;
 use tracelab_model::schema::{Measured, Status};
 use tracelab_workloads::{Runner, Workload};
@@ -27,6 +27,9 @@ pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion
     plan.validate().context("invalid plan")?;
     let workload: Workload = plan.workload.parse()?;
     cleanup::catch_signals()?;
+    if let Some(Fault::PanicAfterMs(ms)) = plan.fault {
+        panic_kernel_after(ms);
+    }
     let _lock = cleanup::RunLock::acquire()?;
     // In-kernel workloads need their BPF driver loaded for the whole run.
     let mut runner =
@@ -76,6 +79,15 @@ pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion
     cleanup::forget();
     emit(&Record::Done);
     Ok(Completion::Done)
+}
+
+/// Crashes the kernel `ms` milliseconds from now (the panic fault of `tracelab chaos`),
+/// from a thread, so it strikes wherever the run is.
+fn panic_kernel_after(ms: u64) {
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        let _ = std::fs::write("/proc/sysrq-trigger", "c");
+    });
 }
 
 /// Pins the calling thread to the CPU it runs on, so every loop of a run sees the same

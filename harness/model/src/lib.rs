@@ -11,6 +11,7 @@ pub mod cell;
 pub mod cell_id;
 pub mod environment;
 pub mod kconfig;
+pub mod kernel_state;
 pub mod mechanism;
 pub mod names;
 pub mod payload;

@@ -76,7 +76,7 @@ pub struct AgentPlan {
     pub adaptive: Option<Adaptive>,
 }
 
-/// What the agent does to itself once armed (see [`AgentPlan::fault`]).
+/// What the agent does to itself once armed, or to its kernel (see [`AgentPlan::fault`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Fault {
@@ -84,6 +84,35 @@ pub enum Fault {
     InterruptWhenArmed,
     /// SIGKILL: nothing cleans up; the next run must.
     KillWhenArmed,
+    /// The kernel panics (sysrq `c`) this many milliseconds of guest time after the agent
+    /// starts: what the host does with a guest that dies mid-run (`tracelab chaos`).
+    PanicAfterMs(u64),
+}
+
+impl Fault {
+    /// Whether it strikes in the second repeat (so the plan needs one).
+    pub fn when_armed(self) -> bool {
+        matches!(self, Fault::InterruptWhenArmed | Fault::KillWhenArmed)
+    }
+}
+
+impl std::str::FromStr for Fault {
+    type Err = String;
+
+    /// `interrupt-when-armed`, `kill-when-armed` or `panic-after-ms=N`.
+    fn from_str(s: &str) -> Result<Fault, String> {
+        match s.split_once('=') {
+            None if s == "interrupt-when-armed" => Ok(Fault::InterruptWhenArmed),
+            None if s == "kill-when-armed" => Ok(Fault::KillWhenArmed),
+            Some(("panic-after-ms", ms)) => ms
+                .parse()
+                .map(Fault::PanicAfterMs)
+                .map_err(|_| format!("panic-after-ms needs a number of milliseconds, not `{ms}`")),
+            _ => Err(format!(
+                "unknown fault `{s}` (valid: interrupt-when-armed, kill-when-armed, panic-after-ms=N)"
+            )),
+        }
+    }
 }
 
 /// One cell of a plan: a mechanism, and for BPF its payload and stack.
@@ -182,7 +211,7 @@ impl AgentPlan {
         if let Some(f) = &self.function {
             Symbol::new(f)?;
         }
-        if self.fault.is_some() && self.repeats < 2 {
+        if self.fault.is_some_and(Fault::when_armed) && self.repeats < 2 {
             return Err(PlanError::FaultWithoutSecondRepeat);
         }
         if let Some(a) = self.adaptive {

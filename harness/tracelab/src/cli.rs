@@ -16,7 +16,7 @@ use tracelab_kernels::KernelVersion;
 use tracelab_model::arch::Arch;
 use tracelab_model::mechanism::MechanismKind;
 use tracelab_model::payload::Payload;
-use tracelab_model::plan::{
+use tracelab_model::plan::{Fault, 
     Adaptive, AgentPlan, DEFAULT_BUDGET_SECS, DEFAULT_CALLS, DEFAULT_MAX_REPEATS, DEFAULT_REPEATS,
     DEFAULT_REPEATS_REAL_TIME,
 };
@@ -215,6 +215,10 @@ pub struct RunArgs {
     /// Local target: run even though another tracer is active.
     #[arg(long)]
     pub force: bool,
+    /// Fault injection for `tracelab chaos` (`panic-after-ms=N`: the guest kernel panics N
+    /// ms after the agent starts). Not for measurements.
+    #[arg(long, hide = true)]
+    pub fault: Option<Fault>,
 }
 
 impl RunArgs {
@@ -268,7 +272,7 @@ impl RunArgs {
             payloads: self.payloads.0,
             stacks: self.stack.0,
             alone: matches!(target, TargetSpec::Vm { .. }),
-            fault: None,
+            fault: self.fault,
             adaptive,
         };
         plan.validate()?;

@@ -11,6 +11,7 @@ pub mod compare;
 pub mod dataset;
 pub mod doctor;
 pub mod guest;
+pub mod interrupt;
 pub mod matrix;
 pub mod plot;
 pub mod render;

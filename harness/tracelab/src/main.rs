@@ -104,6 +104,10 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(exit) => exit.into(),
+        Err(e) if e.is::<tracelab::interrupt::Interrupted>() => {
+            eprintln!("tracelab: {e:#}");
+            Exit::Interrupted.into()
+        }
         Err(e) => {
             eprintln!("tracelab: error: {e:#}");
             Exit::Error.into()
@@ -116,6 +120,7 @@ fn run(cli: Cli) -> Result<Exit> {
     match cli.command {
         Command::Run(args) => {
             let study = args.into_study(command_line)?;
+            tracelab::interrupt::catch().context("installing the Ctrl-C handler")?;
             let observer = CliObserver::new(study.plan.cells().len(), "cells");
             let finished = tracelab::target::run(&study, &observer);
             observer.finish();
@@ -163,6 +168,7 @@ fn run(cli: Cli) -> Result<Exit> {
         }
         Command::Matrix(args) => {
             let matrix = args.into_matrix(command_line)?;
+            tracelab::interrupt::catch().context("installing the Ctrl-C handler")?;
             let observer = CliObserver::new(matrix.guests.len(), "guests");
             observer.line(&format!(
                 "{} guests, {} at a time, into {}",
@@ -176,6 +182,13 @@ fn run(cli: Cli) -> Result<Exit> {
             let outcomes = outcomes?;
             print!("{}", tracelab::matrix::summary(&matrix.out, &outcomes));
             println!("wall time: {:.0} s", started.elapsed().as_secs_f64());
+            if tracelab::interrupt::requested() {
+                eprintln!(
+                    "tracelab: interrupted; every finished cell is kept in {}",
+                    matrix.out.display()
+                );
+                return Ok(Exit::Interrupted);
+            }
             Ok(if tracelab::matrix::all_ok(&outcomes) {
                 Exit::Ok
             } else {

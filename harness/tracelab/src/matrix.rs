@@ -198,7 +198,10 @@ fn run_guest(
         failed_cells: 0,
         wall_seconds: None,
     };
-    if let Some(e) = fetch_error {
+    let not_run = fetch_error.or_else(|| {
+        crate::interrupt::requested().then(|| "not started: interrupted by a signal".to_string())
+    });
+    if let Some(e) = not_run {
         entry.state = "error".into();
         entry.error = Some(e);
         observer.event(Some(&guest.label()), Event::GuestDone(&entry));

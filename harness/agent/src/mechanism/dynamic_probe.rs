@@ -1,7 +1,7 @@
 //! Dynamic probe events: kprobe, kretprobe (`kprobe_events`) and fprobe (`dynamic_events`).
 
 use super::{
-    check_trace_exact, grow_buffer, CellError, CellSetup, Installed, Mechanism, Unsupported,
+    check_trace_exact, trace_knobs, CellError, CellSetup, Installed, Mechanism, Unsupported,
 };
 use crate::resolve::TargetFunction;
 use crate::ring_buffer::{EventSpec, Role};
@@ -65,7 +65,7 @@ impl Mechanism for TracefsProbe {
     }
 
     fn prepare(&self, cell: &CellSetup<'_>) -> Result<Option<Box<dyn std::any::Any>>, CellError> {
-        let buffer = grow_buffer(cell, 1)?;
+        let buffer = trace_knobs(cell, 1)?;
         let optimization = match self.placement {
             Placement::Offset => OptimizationOff::new()?,
             Placement::Entry(_) => None,
@@ -351,7 +351,6 @@ impl Installed for DynamicProbe {
     }
 
     fn arm(&mut self) -> Result<()> {
-        self.tracefs.write("tracing_on", "1")?;
         self.set_enabled(true)
     }
 

@@ -1,7 +1,7 @@
 //! The ftrace `function` and `function_graph` tracers, filtered to the target.
 
 use super::{
-    check_trace_exact, grow_buffer, CellError, CellSetup, Installed, Mechanism, Unsupported,
+    check_trace_exact, trace_knobs, CellError, CellSetup, Installed, Mechanism, Unsupported,
 };
 use crate::resolve::TargetFunction;
 use crate::ring_buffer::{EventSpec, Role};
@@ -41,7 +41,7 @@ impl Mechanism for Tracer {
     }
 
     fn prepare(&self, cell: &CellSetup<'_>) -> Result<Option<Box<dyn std::any::Any>>, CellError> {
-        grow_buffer(
+        trace_knobs(
             cell,
             if self.tracer == "function_graph" {
                 2
@@ -195,7 +195,6 @@ impl Installed for FtraceTracer {
     }
 
     fn arm(&mut self) -> Result<()> {
-        self.tracefs.write("tracing_on", "1")?;
         crate::cleanup::record(|s| s.tracer = Some(self.tracer.to_string()))?;
         self.tracefs.write("current_tracer", self.tracer)?;
         Ok(())

@@ -261,20 +261,24 @@ pub fn missing_options(config: &std::collections::BTreeMap<String, String>) -> V
 /// or tracer's own; function_graph's return event is the largest, about 48).
 const EVENT_BYTES: u64 = 64;
 
-/// The ring buffer grown, for a cell, to hold a whole timed loop's events: a buffer that
-/// wraps inside the loop makes the figure depend on `--calls` and the buffer size (the
-/// overwrite path). Restored when dropped; the state file covers a killed run.
-struct BufferSize {
+/// The ftrace knobs a tracefs mechanism's cell needs, set once per cell and restored when
+/// dropped (the state file covers a killed run):
+/// - the ring buffer grown to hold a whole timed loop's events: a buffer that wraps inside
+///   the loop makes the figure depend on `--calls` and the buffer size (the overwrite path);
+/// - `tracing_on` 1, without which nothing is recorded (a host may have it off).
+struct TraceKnobs {
     tracefs: Tracefs,
-    old: String,
+    buffer_size_kb: Option<String>,
+    tracing_on: Option<String>,
 }
 
-impl BufferSize {
-    fn grow(
-        tracefs: &Tracefs,
-        calls: u64,
-        events_per_call: u64,
-    ) -> anyhow::Result<Option<BufferSize>> {
+impl TraceKnobs {
+    fn set(tracefs: &Tracefs, calls: u64, events_per_call: u64) -> anyhow::Result<TraceKnobs> {
+        let mut knobs = TraceKnobs {
+            tracefs: tracefs.clone(),
+            buffer_size_kb: None,
+            tracing_on: None,
+        };
         let old = tracefs.read("buffer_size_kb")?;
         // Right after boot it reads `7 (expanded: 1408)`: the size it will have.
         let current: u64 = old
@@ -287,37 +291,50 @@ impl BufferSize {
             .saturating_mul(EVENT_BYTES)
             / 1024)
             .saturating_add(256);
-        if need <= current {
-            return Ok(None);
+        if need > current {
+            let old = current.to_string();
+            crate::cleanup::record(|s| s.buffer_size_kb = Some(old.clone()))?;
+            tracefs.write("buffer_size_kb", &need.to_string())?;
+            knobs.buffer_size_kb = Some(old);
         }
-        let old = current.to_string();
-        crate::cleanup::record(|s| s.buffer_size_kb = Some(old.clone()))?;
-        tracefs.write("buffer_size_kb", &need.to_string())?;
-        Ok(Some(BufferSize {
-            tracefs: tracefs.clone(),
-            old,
-        }))
+        let on = tracefs.read("tracing_on")?.trim().to_string();
+        if on != "1" {
+            crate::cleanup::record(|s| s.tracing_on = Some(on.clone()))?;
+            tracefs.write("tracing_on", "1")?;
+            knobs.tracing_on = Some(on);
+        }
+        Ok(knobs)
     }
 }
 
-impl Drop for BufferSize {
+impl Drop for TraceKnobs {
     fn drop(&mut self) {
-        if self.tracefs.write("buffer_size_kb", &self.old).is_ok() {
-            let _ = crate::cleanup::record(|s| s.buffer_size_kb = None);
+        if let Some(old) = &self.buffer_size_kb {
+            if self.tracefs.write("buffer_size_kb", old).is_ok() {
+                let _ = crate::cleanup::record(|s| s.buffer_size_kb = None);
+            }
+        }
+        if let Some(old) = &self.tracing_on {
+            if self.tracefs.write("tracing_on", old).is_ok() {
+                let _ = crate::cleanup::record(|s| s.tracing_on = None);
+            }
         }
     }
 }
 
-/// Grows the ring buffer for a tracefs mechanism's cell (see [`BufferSize`]).
-fn grow_buffer(
+/// Sets the ftrace knobs of a tracefs mechanism's cell (see [`TraceKnobs`]).
+fn trace_knobs(
     cell: &CellSetup<'_>,
     events_per_call: u64,
 ) -> Result<Option<Box<dyn std::any::Any>>, CellError> {
     let Some(tracefs) = cell.tracefs else {
         return Ok(None);
     };
-    Ok(BufferSize::grow(tracefs, cell.calls, events_per_call)?
-        .map(|g| Box::new(g) as Box<dyn std::any::Any>))
+    Ok(Some(Box::new(TraceKnobs::set(
+        tracefs,
+        cell.calls,
+        events_per_call,
+    )?)))
 }
 
 /// What one line of the `trace` file says, for the formats the lab's mechanisms write.

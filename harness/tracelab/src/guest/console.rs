@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -19,6 +20,8 @@ pub enum Event {
     Record(Record),
     /// A framed line with a bad checksum or JSON.
     Garbled(String),
+    /// Any other line (kernel messages, a test's shell).
+    Text(String),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +43,8 @@ pub enum Ending {
     TimedOut(String),
     /// The guest kernel panicked.
     Panicked,
+    /// The host was asked to stop (SIGINT, SIGTERM); QEMU was killed.
+    Interrupted,
 }
 
 impl Ending {
@@ -50,6 +55,7 @@ impl Ending {
             Ending::Exited(why) => format!("the guest exited before reporting this cell ({why})"),
             Ending::TimedOut(why) => format!("timeout: {why}"),
             Ending::Panicked => "the guest kernel panicked".into(),
+            Ending::Interrupted => "interrupted by a signal on the host".into(),
         }
     }
 }
@@ -70,7 +76,14 @@ impl Drop for ChildGuard {
     }
 }
 
+/// How often a guest run looks for a stop request.
+const POLL: Duration = Duration::from_millis(100);
+
 /// Starts `cmd` and hands each record to `on_event` as it arrives.
+///
+/// QEMU runs in its own process group, so a terminal's Ctrl-C reaches only the host, which
+/// then kills it ([`crate::interrupt`]), and it dies with the thread that started it (a
+/// host killed by SIGKILL leaves no guest running).
 pub fn run(
     mut cmd: Command,
     timeouts: Timeouts,
@@ -78,7 +91,18 @@ pub fn run(
 ) -> Result<Outcome> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        .process_group(0);
+    // SAFETY: the closure runs in the child between fork and exec and only calls prctl,
+    // which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     let mut child = ChildGuard(
         cmd.spawn()
             .with_context(|| format!("starting {:?}", cmd.get_program()))?,
@@ -95,9 +119,14 @@ pub fn run(
     let mut deadline = Instant::now() + timeouts.boot;
     let mut panicked = false;
     let ending = loop {
+        if crate::interrupt::requested() {
+            break Ending::Interrupted;
+        }
         let now = Instant::now();
-        let wait = deadline.saturating_duration_since(now);
-        match rx.recv_timeout(wait) {
+        if now >= deadline {
+            break Ending::TimedOut(timeout_reason(hello, timeouts));
+        }
+        match rx.recv_timeout(deadline.saturating_duration_since(now).min(POLL)) {
             Ok(line) => {
                 if tail.len() == TAIL_LINES {
                     tail.pop_front();
@@ -109,7 +138,10 @@ pub fn run(
                 let event = match decode(&line) {
                     Line::Record(r) => Event::Record(*r),
                     Line::Garbled(why) => Event::Garbled(why),
-                    Line::Other => continue,
+                    Line::Other => {
+                        on_event(Event::Text(line))?;
+                        continue;
+                    }
                 };
                 let done = matches!(event, Event::Record(Record::Done));
                 hello |= matches!(event, Event::Record(Record::Hello { .. }));
@@ -124,20 +156,8 @@ pub fn run(
                         timeouts.boot
                     };
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                let what = if hello {
-                    format!(
-                        "no result from the agent for {} s",
-                        timeouts.record.as_secs()
-                    )
-                } else {
-                    format!(
-                        "the agent did not start within {} s",
-                        timeouts.boot.as_secs()
-                    )
-                };
-                break Ending::TimedOut(what);
-            }
+            // Checked again at the top: a stop request, or the deadline.
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let status = wait_exit(&mut child.0);
                 break if panicked {
@@ -152,6 +172,20 @@ pub fn run(
         ending,
         tail: tail.into_iter().collect(),
     })
+}
+
+fn timeout_reason(hello: bool, timeouts: Timeouts) -> String {
+    if hello {
+        format!(
+            "no result from the agent for {} s",
+            timeouts.record.as_secs()
+        )
+    } else {
+        format!(
+            "the agent did not start within {} s",
+            timeouts.boot.as_secs()
+        )
+    }
 }
 
 fn wait_exit(child: &mut Child) -> String {
@@ -222,6 +256,7 @@ mod tests {
         })
         .expect("run");
         assert_eq!(out.ending, Ending::Done);
+        events.retain(|e| !matches!(e, Event::Text(_)));
         assert_eq!(events.len(), 3);
         assert!(matches!(events[1], Event::Garbled(_)));
         assert!(out.tail.iter().any(|l| l == "boot noise"));

@@ -31,8 +31,9 @@ pub struct ResultsDir {
 }
 
 impl ResultsDir {
-    /// Creates `path` (which must not exist or be empty) and writes `meta.json` and empty
-    /// derived files.
+    /// Creates `path` (which must not exist or be empty) with `meta.json` and empty
+    /// derived files. They are written into a hidden sibling that is then renamed into
+    /// place, so a run killed at any point leaves either no directory or one that loads.
     pub fn create(path: &Path, meta: &RunMeta) -> Result<ResultsDir> {
         if path.exists() {
             let mut entries = fs::read_dir(path)
@@ -44,14 +45,32 @@ impl ResultsDir {
                 );
             }
         }
-        fs::create_dir_all(path.join(CELLS_DIR))
-            .with_context(|| format!("creating {}", path.join(CELLS_DIR).display()))?;
-        write_meta(path, meta)?;
-        let dir = ResultsDir {
-            path: path.to_path_buf(),
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+        let name = path
+            .file_name()
+            .with_context(|| format!("{} has no directory name", path.display()))?;
+        let staging = tempfile::Builder::new()
+            .prefix(&format!(".{}.partial-", name.to_string_lossy()))
+            .tempdir_in(&parent)
+            .with_context(|| format!("creating a directory in {}", parent.display()))?;
+        fs::create_dir_all(staging.path().join(CELLS_DIR))
+            .with_context(|| format!("creating {}", staging.path().join(CELLS_DIR).display()))?;
+        write_meta(staging.path(), meta)?;
+        let mut dir = ResultsDir {
+            path: staging.path().to_path_buf(),
             cells: Vec::new(),
         };
         dir.write_derived(meta)?;
+        // rename(2) replaces an empty directory.
+        fs::rename(staging.path(), path)
+            .with_context(|| format!("moving the new results into {}", path.display()))?;
+        // Renamed: nothing is left for the guard to delete.
+        let _ = staging.keep();
+        dir.path = path.to_path_buf();
         Ok(dir)
     }
 

@@ -186,11 +186,12 @@ pub fn run(study: &Study, observer: &dyn Observer) -> Result<Finished> {
     .context("running the agent on this host")?;
     stored?;
     if completion == tracelab_agent::Completion::Interrupted {
-        bail!(
-            "interrupted; every probe and tracer was removed, and the {} finished cells are in {}",
-            store.cells().len(),
-            dir.display()
-        );
+        // The agent's guards removed every probe and tracer before it returned.
+        return Err(crate::interrupt::Interrupted {
+            finished: store.cells().len(),
+            dir,
+        }
+        .into());
     }
     let cells = store.cells().to_vec();
     Ok(Finished { dir, meta, cells })

@@ -4,6 +4,7 @@
 use crate::guest::console::{self, Ending, Event};
 use crate::guest::initramfs;
 use crate::guest::qemu::{self, Accel, Mode, Setup};
+use crate::interrupt::Interrupted;
 use crate::results::{self, ResultsDir, RunMeta};
 use crate::study::{Event as StudyEvent, Finished, Observer, Study};
 use anyhow::{bail, Context, Result};
@@ -176,6 +177,14 @@ pub fn run(
             &mut |e| boot.on_event(e),
         )?;
     }
+    if outcome.ending == Ending::Interrupted {
+        // Cells the guest never ran are not failures: the run just stops here.
+        return Err(Interrupted {
+            finished: store.cells().len(),
+            dir,
+        }
+        .into());
+    }
     boot.fail_missing(&outcome.ending, &outcome.tail)?;
     let cells = store.cells().to_vec();
     Ok(Finished { dir, meta, cells })
@@ -232,6 +241,7 @@ impl Boot<'_> {
             Event::Record(Record::Fatal { message }) => self.fatal = Some(message),
             Event::Record(Record::Done) => {}
             Event::Garbled(why) => self.garbled = Some(why),
+            Event::Text(_) => {}
         }
         Ok(())
     }

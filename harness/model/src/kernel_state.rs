@@ -1,0 +1,133 @@
+//! What the lab can leave in a kernel: its tracefs probes, the tracer, the filters, the
+//! global knobs, its BPF objects. The agent captures it (`tracelab-agent --state`); the
+//! chaos test compares a capture after each kill and rerun with the one taken at boot.
+
+use serde::{Deserialize, Serialize};
+
+/// A snapshot of the tracing state the lab touches.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelState {
+    /// Lines of `kprobe_events` and `dynamic_events` that name the lab's group.
+    pub probes: Vec<String>,
+    pub current_tracer: String,
+    /// Non-comment lines of `set_ftrace_filter`.
+    pub ftrace_filter: Vec<String>,
+    /// Non-comment lines of `set_graph_function`.
+    pub graph_function: Vec<String>,
+    pub tracing_on: String,
+    pub buffer_size_kb: String,
+    pub kprobes_optimization: String,
+    /// Loaded BPF programs, maps and links of the lab (`tracelab_*` names; a link by the
+    /// program it runs), each as `name (id N)`.
+    pub bpf_programs: Vec<String>,
+    pub bpf_maps: Vec<String>,
+    pub bpf_links: Vec<String>,
+}
+
+impl KernelState {
+    /// How this state differs from `before` (the state the lab found), one line per
+    /// leftover; empty when the lab left the kernel as it found it.
+    pub fn leftovers(&self, before: &KernelState) -> Vec<String> {
+        let mut out = Vec::new();
+        let owned = [
+            ("probe", &self.probes),
+            ("set_ftrace_filter entry", &self.ftrace_filter),
+            ("set_graph_function entry", &self.graph_function),
+            ("BPF program", &self.bpf_programs),
+            ("BPF map", &self.bpf_maps),
+            ("BPF link", &self.bpf_links),
+        ];
+        let found = [
+            &before.probes,
+            &before.ftrace_filter,
+            &before.graph_function,
+            &before.bpf_programs,
+            &before.bpf_maps,
+            &before.bpf_links,
+        ];
+        for ((what, now), then) in owned.iter().zip(found) {
+            out.extend(
+                now.iter()
+                    .filter(|x| !then.contains(x))
+                    .map(|x| format!("{what} {x}")),
+            );
+        }
+        let knobs = [
+            (
+                "current_tracer",
+                &self.current_tracer,
+                &before.current_tracer,
+            ),
+            ("tracing_on", &self.tracing_on, &before.tracing_on),
+            (
+                "buffer_size_kb",
+                &self.buffer_size_kb,
+                &before.buffer_size_kb,
+            ),
+            (
+                "kprobes-optimization",
+                &self.kprobes_optimization,
+                &before.kprobes_optimization,
+            ),
+        ];
+        for (what, now, then) in knobs {
+            if now != then {
+                out.push(format!("{what} {now} (was {then})"));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn boot() -> KernelState {
+        KernelState {
+            current_tracer: "nop".into(),
+            tracing_on: "0".into(),
+            buffer_size_kb: "1408".into(),
+            kprobes_optimization: "1".into(),
+            ..KernelState::default()
+        }
+    }
+
+    #[test]
+    fn the_same_state_has_no_leftovers() {
+        assert!(boot().leftovers(&boot()).is_empty());
+    }
+
+    #[test]
+    fn every_kind_of_leftover_is_named() {
+        let mut now = boot();
+        now.probes = vec!["p:tracelab/kprobe __x64_sys_getppid".into()];
+        now.current_tracer = "function_graph".into();
+        now.tracing_on = "1".into();
+        now.kprobes_optimization = "0".into();
+        now.bpf_links = vec!["tracelab_fentry_count (id 7)".into()];
+        let left = now.leftovers(&boot());
+        assert_eq!(
+            left,
+            [
+                "probe p:tracelab/kprobe __x64_sys_getppid",
+                "BPF link tracelab_fentry_count (id 7)",
+                "current_tracer function_graph (was nop)",
+                "tracing_on 1 (was 0)",
+                "kprobes-optimization 0 (was 1)",
+            ]
+        );
+    }
+
+    #[test]
+    fn what_was_there_before_is_not_the_labs() {
+        let mut before = boot();
+        before.ftrace_filter = vec!["vfs_read".into()];
+        let mut now = before.clone();
+        now.ftrace_filter.push("__x64_sys_getppid".into());
+        assert_eq!(
+            now.leftovers(&before),
+            ["set_ftrace_filter entry __x64_sys_getppid"]
+        );
+    }
+}
