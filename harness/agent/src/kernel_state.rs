@@ -5,9 +5,25 @@ use crate::tracefs::{Tracefs, KPROBES_OPTIMIZATION};
 use tracelab_model::kernel_state::KernelState;
 use tracelab_probes::bpf::PROG_PREFIX;
 
+/// Reads the state once the kernel has freed what was released. A program, its maps and
+/// links are freed after an RCU grace period once their last fd closes, so an object of
+/// ours still listed is looked at again for up to 2 s before it counts.
+pub fn capture() -> KernelState {
+    let mut state = capture_now();
+    for _ in 0..100 {
+        let bpf = [&state.bpf_programs, &state.bpf_maps, &state.bpf_links];
+        if bpf.iter().all(|v| v.is_empty()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        state = capture_now();
+    }
+    state
+}
+
 /// Reads the state; a file this kernel lacks reads as empty (so a mechanism it cannot
 /// run shows nothing rather than failing the capture).
-pub fn capture() -> KernelState {
+fn capture_now() -> KernelState {
     let tracefs = Tracefs::open().ok();
     let read = |rel: &str| {
         tracefs

@@ -32,8 +32,8 @@ fn emit(record: &Record) {
 fn run(path: &Path) -> Result<Completion> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading plan {}", path.display()))?;
-    let plan: AgentPlan = serde_json::from_str(&text)
-        .with_context(|| format!("parsing plan {}", path.display()))?;
+    let plan: AgentPlan =
+        serde_json::from_str(&text).with_context(|| format!("parsing plan {}", path.display()))?;
     tracelab_agent::run(&plan, &mut emit)
 }
 

@@ -95,22 +95,28 @@ fn interrupted_and_killed_runs_leave_nothing_behind() {
     )
     .expect("initramfs");
     // Extra plans: appended as a second cpio archive, which the kernel unpacks too.
-    archive.extend(extra_files(&[
-        (
-            "kill1.json",
-            plan(&["kprobe-offset"], 2_000, 3, Some("kill-when-armed")),
-        ),
-        (
-            "kill2.json",
-            plan(&["function-graph"], 2_000, 3, Some("kill-when-armed")),
-        ),
-        ("small.json", plan(&["baseline"], 100, 1, None)),
-        (
-            "kill3.json",
-            plan(&["bpf-fentry"], 2_000, 3, Some("kill-when-armed")),
-        ),
-        ("bpf-small.json", plan(&["bpf-fentry"], 100, 1, None)),
-    ]));
+    archive.extend(
+        initramfs::extra_files(&[
+            (
+                "kill1.json".to_string(),
+                plan(&["kprobe-offset"], 2_000, 3, Some("kill-when-armed")),
+            ),
+            (
+                "kill2.json".to_string(),
+                plan(&["function-graph"], 2_000, 3, Some("kill-when-armed")),
+            ),
+            ("small.json".to_string(), plan(&["baseline"], 100, 1, None)),
+            (
+                "kill3.json".to_string(),
+                plan(&["bpf-fentry"], 2_000, 3, Some("kill-when-armed")),
+            ),
+            (
+                "bpf-small.json".to_string(),
+                plan(&["bpf-fentry"], 100, 1, None),
+            ),
+        ])
+        .expect("extra files"),
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let initrd = dir.path().join("initrd.cpio");
     std::fs::write(&initrd, archive).expect("write initrd");
@@ -176,17 +182,4 @@ fn interrupted_and_killed_runs_leave_nothing_behind() {
             .any(|c| c.contains("current_tracer function_graph → nop")),
         "{text}"
     );
-}
-
-/// A newc archive of plain files (a second archive appended to the initramfs).
-fn extra_files(files: &[(&str, String)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (name, text) in files {
-        let b = cpio::newc::Builder::new(name).mode(0o100644).nlink(1);
-        let mut w = b.write(&mut out, text.len() as u32);
-        std::io::Write::write_all(&mut w, text.as_bytes()).expect("write");
-        w.finish().expect("finish");
-    }
-    cpio::newc::trailer(&mut out).expect("trailer");
-    out
 }

@@ -16,9 +16,9 @@ use tracelab_kernels::KernelVersion;
 use tracelab_model::arch::Arch;
 use tracelab_model::mechanism::MechanismKind;
 use tracelab_model::payload::Payload;
-use tracelab_model::plan::{Fault, 
-    Adaptive, AgentPlan, DEFAULT_BUDGET_SECS, DEFAULT_CALLS, DEFAULT_MAX_REPEATS, DEFAULT_REPEATS,
-    DEFAULT_REPEATS_REAL_TIME,
+use tracelab_model::plan::{
+    Adaptive, AgentPlan, Fault, DEFAULT_BUDGET_SECS, DEFAULT_CALLS, DEFAULT_MAX_REPEATS,
+    DEFAULT_REPEATS, DEFAULT_REPEATS_REAL_TIME,
 };
 use tracelab_model::schema::Unit;
 use tracelab_model::workload::Workload;
@@ -85,6 +85,51 @@ pub enum Command {
     Matrix(MatrixArgs),
     /// Write one self-contained HTML report and a Markdown summary of results or datasets.
     Report(ReportArgs),
+    /// Kill runs at seeded random points and check that nothing is left or lost (exit 3
+    /// unless leftovers, lost cells and corrupt results are all 0).
+    Chaos(ChaosArgs),
+}
+
+/// `tracelab chaos` flags.
+#[derive(clap::Args, Debug)]
+pub struct ChaosArgs {
+    /// How many kills (every 9 cover each kind once: agent SIGINT/SIGTERM/SIGKILL, QEMU
+    /// SIGKILL, run SIGINT/SIGKILL, matrix SIGINT/SIGKILL, guest panic).
+    #[arg(long, default_value_t = 9)]
+    pub kills: u32,
+    /// The seed that picks each kill's kind, mechanisms and point.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The guest: vm:<arch>/<version>.
+    #[arg(long, default_value = "vm:x86_64/6.12")]
+    pub target: TargetSpec,
+    /// Keep the killed runs' results in this directory (default: a temporary one).
+    #[arg(long)]
+    pub keep: Option<PathBuf>,
+}
+
+impl ChaosArgs {
+    /// Validates the flags; `work` is where the killed runs write.
+    pub fn into_chaos(self, work: PathBuf) -> Result<crate::chaos::Chaos> {
+        let TargetSpec::Vm {
+            arch,
+            kernel: Some(kernel),
+        } = self.target
+        else {
+            bail!("chaos runs in a Debian guest: --target vm:<arch>/<version> (arch x86_64|arm64; version 6.1|6.12|7.2|7.3)");
+        };
+        if self.kills == 0 {
+            bail!("--kills must be at least 1");
+        }
+        Ok(crate::chaos::Chaos {
+            kills: self.kills,
+            seed: self.seed,
+            arch,
+            kernel,
+            work,
+            tracelab: std::env::current_exe().context("finding the tracelab binary")?,
+        })
+    }
 }
 
 #[derive(Subcommand, Debug)]

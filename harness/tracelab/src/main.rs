@@ -206,12 +206,62 @@ fn run(cli: Cli) -> Result<Exit> {
             println!("summary: {}", args.out.join("report.md").display());
             Ok(Exit::Ok)
         }
+        Command::Chaos(args) => chaos(args),
         Command::Kernels { command } => kernels_command(command),
         Command::Doctor { target, mirror } => {
             print!("{}", doctor(&target, mirror)?);
             Ok(Exit::Ok)
         }
     }
+}
+
+fn chaos(args: tracelab::cli::ChaosArgs) -> Result<Exit> {
+    let temp = tempfile::Builder::new()
+        .prefix("tracelab-chaos-")
+        .tempdir()
+        .context("creating a work directory")?;
+    let work = match &args.keep {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            dir.clone()
+        }
+        None => temp.path().to_path_buf(),
+    };
+    let chaos = args.into_chaos(work)?;
+    let started = Instant::now();
+    eprintln!(
+        "tracelab: chaos: {} kills, seed {}, guest {} {}",
+        chaos.kills,
+        chaos.seed,
+        chaos.arch,
+        chaos.kernel.name()
+    );
+    let outcomes = tracelab::chaos::run(&chaos, &mut |o| {
+        let what = o.kill.as_ref().map(|k| k.describe()).unwrap_or_default();
+        let mut findings: Vec<String> = o
+            .leftovers
+            .iter()
+            .map(|l| format!("leftover: {l}"))
+            .collect();
+        if o.lost > 0 {
+            findings.push(format!("{} lost cells", o.lost));
+        }
+        findings.extend(o.corrupt.iter().map(|c| format!("corrupt: {c}")));
+        let verdict = if findings.is_empty() {
+            "clean".to_string()
+        } else {
+            findings.join("; ")
+        };
+        eprintln!("tracelab: {what}: {verdict} [{}]", o.note);
+    })?;
+    let summary = tracelab::chaos::Summary::of(&outcomes);
+    println!("{summary}");
+    println!("wall time: {:.0} s", started.elapsed().as_secs_f64());
+    Ok(if summary.clean() {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    })
 }
 
 fn doctor(target: &TargetSpec, mirror: Option<String>) -> Result<String> {

@@ -15,6 +15,8 @@ pub(crate) fn tracelab() -> Command {
 
 /// Runs `tracelab run <args> --out <out>`, requires success, and returns its stdout and
 /// the cells as `tracelab show --format json` prints them.
+// Each test file compiles this module on its own, and the chaos test runs no study.
+#[allow(dead_code)]
 pub(crate) fn study(args: &[&str], out: &Path) -> (String, Vec<Value>) {
     assert!(
         std::env::var_os("TRACELAB_AGENT_DIR").is_some(),

@@ -82,6 +82,26 @@ pub fn build_with_init(
     Ok(out)
 }
 
+/// A newc archive of plain files, to append to an initramfs (the kernel unpacks every
+/// archive it is given, in order): a test's extra plans.
+pub fn extra_files(files: &[(String, String)]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for (name, text) in files {
+        let b = cpio::newc::Builder::new(name)
+            .mode(0o100644)
+            .nlink(1)
+            .uid(0)
+            .gid(0)
+            .mtime(0);
+        let mut w = b.write(&mut out, text.len() as u32);
+        w.write_all(text.as_bytes())
+            .context("writing initramfs entry")?;
+        w.finish().context("finishing initramfs entry")?;
+    }
+    cpio::newc::trailer(&mut out).context("writing initramfs trailer")?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
