@@ -47,6 +47,7 @@ pub fn user_kernel(image: &Path, config: &Path, arch: Arch) -> Result<FetchedKer
         packages: Vec::new(),
         suite: String::new(),
         mirror: String::new(),
+        files_sha256: None,
     })
 }
 

@@ -82,6 +82,10 @@ pub struct FetchedKernel {
     pub packages: Vec<PackageRef>,
     pub suite: String,
     pub mirror: String,
+    /// SHA256 of `image` and `config` as extracted: a cached copy that no longer matches
+    /// (truncated, edited) is extracted again from its verified `.deb`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_sha256: Option<[String; 2]>,
 }
 
 /// Which packages a kernel would come from, read from the package index only.
@@ -238,7 +242,8 @@ impl Catalog {
         let complete = kernel.version == version.name()
             && kernel.arch == arch
             && non_empty_file(&kernel.image)
-            && non_empty_file(&kernel.config);
+            && non_empty_file(&kernel.config)
+            && kernel.files_sha256 == files_sha256(&kernel.image, &kernel.config);
         complete.then_some(kernel)
     }
 
@@ -447,12 +452,14 @@ impl Catalog {
             deb::extract(image_deb, &[image_wanted])?;
             deb::extract(config_deb, &[config_wanted])?;
         }
+        let sums = files_sha256(&image, &config);
         let kernel = FetchedKernel {
             version: version.name().to_string(),
             arch,
             release: picked.release.clone(),
             image,
             config,
+            files_sha256: sums,
             packages,
             suite: spec.suite.to_string(),
             mirror: self.mirror.clone(),
@@ -474,6 +481,14 @@ fn is_not_found(e: &anyhow::Error) -> bool {
         e.downcast_ref::<DownloadError>(),
         Some(DownloadError::Fetch(FetchError::NotFound { .. }))
     )
+}
+
+/// The checksums [`FetchedKernel::files_sha256`] records (None if a file cannot be read).
+fn files_sha256(image: &Path, config: &Path) -> Option<[String; 2]> {
+    Some([
+        cache::sha256_file(image).ok()?,
+        cache::sha256_file(config).ok()?,
+    ])
 }
 
 fn non_empty_file(path: &Path) -> bool {

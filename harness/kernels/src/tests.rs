@@ -289,6 +289,24 @@ fn a_corrupt_cached_deb_is_downloaded_again() {
 }
 
 #[test]
+fn a_truncated_cached_kernel_is_extracted_again_from_its_deb() {
+    let (_dir, fetcher, catalog) = setup();
+    let pkg = image_612(95, b"kernel bytes");
+    publish(&fetcher, "bookworm-backports", &[&pkg]);
+    let k = catalog
+        .fetch_kernel(KernelVersion::V6_12, Arch::X86_64, false)
+        .expect("fetch");
+    fs::write(&k.image, b"kern").expect("truncate the extracted image");
+    assert!(catalog.cached(KernelVersion::V6_12, Arch::X86_64).is_none());
+    let again = catalog
+        .fetch_kernel(KernelVersion::V6_12, Arch::X86_64, false)
+        .expect("refetch");
+    assert_eq!(fs::read(&again.image).expect("image"), b"kernel bytes");
+    // From the cached, verified .deb: no second download.
+    assert_eq!(fetcher.count(&pkg.url()), 1);
+}
+
+#[test]
 fn a_rebuilt_package_with_another_checksum_is_extracted_again() {
     let (_dir, fetcher, catalog) = setup();
     let a = image_612(95, b"build a");
@@ -429,6 +447,7 @@ fn fetched_kernel_json_shape() {
         }],
         suite: "bookworm-backports".into(),
         mirror: MIRROR.into(),
+        files_sha256: None,
     };
     let v = serde_json::to_value(&k).expect("json");
     assert_eq!(v["arch"], "arm64");

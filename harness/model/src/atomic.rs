@@ -26,9 +26,12 @@ impl AtomicFile {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        // A temp file is private (0600) by default; results and caches are for reading
+        // by others too (a run made with sudo, read by the user): 0644 less the umask.
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{name}."))
             .suffix(".tmp")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .tempfile_in(dir)?;
         Ok(AtomicFile {
             file: BufWriter::new(tmp),
@@ -107,6 +110,18 @@ mod tests {
         write(&p, b"two").expect("rewrite");
         assert_eq!(fs::read(&p).expect("read"), b"two");
         assert_eq!(names(dir.path()), vec!["a.json"]);
+    }
+
+    #[test]
+    fn files_are_readable_by_others_as_plain_writes_are() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        write(&a, b"x").expect("write");
+        fs::write(&b, b"x").expect("plain write");
+        let mode = |p: &Path| fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        // fs::write creates 0666 less the umask; ours is 0644 less the umask.
+        assert_eq!(mode(&a), mode(&b) & 0o644);
     }
 
     #[test]

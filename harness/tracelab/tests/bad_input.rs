@@ -1,7 +1,8 @@
 //! The bad-input corpus: every case gets exit code 2 and one error line that says what
-//! is wrong and what is valid, never a panic, never a page of text. Cases that reach a
-//! guest (console garbage, a full disk, concurrent runs) are not here yet; this tier has
-//! no QEMU.
+//! is wrong and what is valid, never a panic, never a page of text. Cases that need a
+//! guest are in the guest tier (`bad_input_guests.rs`: a full disk, two runs racing for
+//! one directory); console garbage is a unit test of the console reader, and truncated or
+//! mismatched kernel packages are tests of the kernels crate.
 
 use assert_cmd::Command;
 use std::path::Path;
@@ -42,6 +43,22 @@ fn refused(args: &[&str], needle: &str) {
 
 const FLAG_CASES: &[(&[&str], &str)] = &[
     (&["frobnicate"], "unrecognized subcommand"),
+    (&["chaos", "--kills", "0"], "--kills must be at least 1"),
+    (&["chaos", "--kills", "many"], "--kills"),
+    (&["chaos", "--seed", "x"], "--seed"),
+    (
+        &["chaos", "--target", "local"],
+        "chaos runs in a Debian guest",
+    ),
+    (
+        &["chaos", "--target", "vm:sparc/6.12"],
+        "valid: x86_64, arm64",
+    ),
+    (&["run", "--fault", "explode"], "unknown fault `explode`"),
+    (
+        &["run", "--fault", "panic-after-ms=soon"],
+        "needs a number of milliseconds",
+    ),
     (&["run", "--calls", "0"], "calls must be at least 1"),
     (&["run", "--calls", "abc"], "--calls"),
     (&["run", "--calls", "99999999999999999999"], "too large"),

@@ -262,6 +262,38 @@ mod tests {
         assert!(out.tail.iter().any(|l| l == "boot noise"));
     }
 
+    /// Bad-input corpus: what a broken guest may print. No line may panic the reader or
+    /// be taken as a record; framed lines that do not check out are reported as garbled.
+    #[test]
+    fn console_garbage_is_never_read_as_a_record() {
+        let done = encode(&Record::Done);
+        let half = &done[..done.len() / 2];
+        let script = format!(
+            "printf '\\000\\377\\376 binary \\033[2J\\n'; \
+             echo '{half}'; \
+             echo '@@tracelab'; echo '@@tracelab zzzz {{}}'; \
+             echo '[  1.0] kernel @@tracelab 00000000 {{\"record\":\"done\"}}'; \
+             head -c 300000 /dev/zero | tr '\\0' x; echo; \
+             echo 'abc{done}tail'; exit 1"
+        );
+        let mut garbled = 0;
+        let mut records = 0;
+        let out = run(sh(&script), timeouts(20), &mut |e| {
+            match e {
+                Event::Garbled(_) => garbled += 1,
+                Event::Record(_) => records += 1,
+                Event::Text(_) => {}
+            }
+            Ok(())
+        })
+        .expect("run");
+        assert_eq!(records, 0);
+        // The half record, the bad checksum word, the kernel-prefixed and the run-on
+        // records; a bare `@@tracelab` (no space) is not framed at all.
+        assert_eq!(garbled, 4, "{} lines", out.tail.len());
+        assert_eq!(out.ending, Ending::Exited("QEMU exit status 1".into()));
+    }
+
     #[test]
     fn times_out_and_detects_exit_and_panic() {
         let out = run(sh("sleep 30"), timeouts(1), &mut |_| Ok(())).expect("run");

@@ -65,9 +65,23 @@ impl ResultsDir {
             cells: Vec::new(),
         };
         dir.write_derived(meta)?;
-        // rename(2) replaces an empty directory.
-        fs::rename(staging.path(), path)
-            .with_context(|| format!("moving the new results into {}", path.display()))?;
+        // Plain 0755 (a temp dir is private), then rename(2), which replaces an empty
+        // directory and refuses a full one: another run that took `path` meanwhile.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(staging.path(), fs::Permissions::from_mode(0o755))
+                .with_context(|| format!("making {} readable", staging.path().display()))?;
+        }
+        if let Err(e) = fs::rename(staging.path(), path) {
+            if e.kind() == std::io::ErrorKind::DirectoryNotEmpty {
+                bail!(
+                    "{} was filled by another run meanwhile; choose another --out",
+                    path.display()
+                );
+            }
+            return Err(e)
+                .with_context(|| format!("moving the new results into {}", path.display()));
+        }
         // Renamed: nothing is left for the guard to delete.
         let _ = staging.keep();
         dir.path = path.to_path_buf();
@@ -98,11 +112,30 @@ impl ResultsDir {
         let file = self.path.join(CELLS_DIR).join(&name);
         let mut json = serde_json::to_vec_pretty(&cell).context("serializing cell")?;
         json.push(b'\n');
-        atomic::write(&file, &json)?;
+        atomic::write(&file, &json).map_err(|e| self.full_disk_hint(e))?;
         self.cells.push(cell);
         // meta.json is re-read so that an `update_meta` since `create` shows in the chart.
         let meta = read_meta(&self.path)?;
         self.write_derived(&meta)
+            .map_err(|e| self.full_disk_hint(e))
+    }
+
+    /// A full disk, said so with the fix and what is kept (the cells written before).
+    fn full_disk_hint(&self, e: anyhow::Error) -> anyhow::Error {
+        // Polars wraps its I/O errors in its own type: the OS message is what is left.
+        let full = e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull)
+                || c.to_string().contains("No space left on device")
+        });
+        if !full {
+            return e;
+        }
+        anyhow::anyhow!(
+            "the disk holding {} is full: free space or choose another --out; the {} cells stored before are kept",
+            self.path.display(),
+            self.cells.len()
+        )
     }
 
     pub fn path(&self) -> &Path {
