@@ -85,9 +85,36 @@ pub enum Command {
     Matrix(MatrixArgs),
     /// Write one self-contained HTML report and a Markdown summary of results or datasets.
     Report(ReportArgs),
+    /// Change points of every series across the nights of a store (exit 1 on a regression
+    /// in the newest night).
+    History(HistoryArgs),
+    /// Join the shards of one matrix (`matrix --shard i/N`) into one dataset.
+    Merge {
+        /// The shards' dataset directories (all N of them).
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// The merged dataset (must not exist, or be empty).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Kill runs at seeded random points and check that nothing is left or lost (exit 3
     /// unless leftovers, lost cells and corrupt results are all 0).
     Chaos(ChaosArgs),
+}
+
+/// `tracelab history` flags.
+#[derive(clap::Args, Debug)]
+pub struct HistoryArgs {
+    /// The store (`run|matrix --store <dir>`).
+    pub store: PathBuf,
+    /// Smallest relative change reported (e.g. 1% or 0.01).
+    #[arg(long, default_value = "1%", value_parser = crate::compare::parse_relative)]
+    pub threshold: f64,
+    /// Smallest absolute change reported, per call in each series' unit.
+    #[arg(long, default_value = "1", value_parser = crate::compare::parse_floor)]
+    pub floor: f64,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 /// `tracelab chaos` flags.
@@ -260,6 +287,12 @@ pub struct RunArgs {
     /// Local target: run even though another tracer is active.
     #[arg(long)]
     pub force: bool,
+    /// Append the finished run to this history store as one night (see `history`).
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// The night's label in the store: YYYY-MM-DD-<id> (default: now, UTC).
+    #[arg(long, requires = "store", value_parser = parse_night)]
+    pub night: Option<String>,
     /// Fault injection for `tracelab chaos` (`panic-after-ms=N`: the guest kernel panics N
     /// ms after the agent starts). Not for measurements.
     #[arg(long, hide = true)]
@@ -343,6 +376,50 @@ impl RunArgs {
     }
 }
 
+fn parse_night(s: &str) -> Result<String, String> {
+    crate::history::store::check_night(s)
+        .map(|()| s.to_string())
+        .map_err(|e| format!("{e:#}"))
+}
+
+/// Where a run or matrix appends its night, checked before anything runs.
+#[derive(Debug, Clone)]
+pub struct StoreTarget {
+    pub store: PathBuf,
+    pub night: String,
+}
+
+impl RunArgs {
+    /// The `--store`/`--night` pair, validated: the store must be one (or not exist yet)
+    /// and the night new in it.
+    pub fn store_target(&self) -> Result<Option<StoreTarget>> {
+        let Some(store) = &self.store else {
+            return Ok(None);
+        };
+        let night = self
+            .night
+            .clone()
+            .unwrap_or_else(|| crate::history::store::default_night(std::time::SystemTime::now()));
+        if store.exists()
+            && std::fs::read_dir(store)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(true)
+        {
+            let nights = crate::history::store::nights(store)?;
+            if nights.iter().any(|n| n.0 == night) {
+                bail!(
+                    "night {night} is already in {}: name another with --night",
+                    store.display()
+                );
+            }
+        }
+        Ok(Some(StoreTarget {
+            store: store.clone(),
+            night,
+        }))
+    }
+}
+
 /// `tracelab matrix` flags: which guests, how many at once, and every `run` flag (but
 /// `--target`, `--kernel`, `--config`: the matrix picks the guests).
 #[derive(Args, Debug)]
@@ -361,6 +438,10 @@ pub struct MatrixArgs {
     /// Guests run at once (default: the cores available).
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// Run only shard i of N (`--shard 2/4`): every N-th guest of the matrix from the i-th,
+    /// so N CI jobs share it out; `tracelab merge` joins the shards.
+    #[arg(long)]
+    pub shard: Option<crate::matrix::Shard>,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -402,10 +483,22 @@ impl MatrixArgs {
             bail!("matrix runs Debian kernels only; use `tracelab run --target vm:<arch>/custom --kernel ...` for a kernel you built");
         }
         let study = self.run.into_study(command_line)?;
-        let guests: Vec<Guest> = arches
+        let all_guests: Vec<Guest> = arches
             .iter()
             .flat_map(|&arch| kernels.iter().map(move |&kernel| Guest { arch, kernel }))
             .collect();
+        let guests = match self.shard {
+            Some(s) => s.pick(&all_guests),
+            None => all_guests.clone(),
+        };
+        if guests.is_empty() {
+            bail!(
+                "--shard {}: the matrix has only {} guests; use at most {} shards",
+                self.shard.map(|s| s.to_string()).unwrap_or_default(),
+                all_guests.len(),
+                all_guests.len()
+            );
+        }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let jobs = match self.jobs {
             Some(0) => bail!("--jobs must be at least 1"),
@@ -419,6 +512,8 @@ impl MatrixArgs {
             .unwrap_or_else(|| Study::default_out(&crate::results::new_run_id("matrix")));
         Ok(Matrix {
             guests,
+            all_guests,
+            shard: self.shard,
             study,
             out,
             jobs,

@@ -49,6 +49,15 @@ pub struct DatasetIndex {
     #[serde(default)]
     pub agents: BTreeMap<String, AgentBuild>,
     pub guests: Vec<GuestEntry>,
+    /// `i/N` for one shard of a matrix (`--shard`); None for a whole matrix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+    /// Every guest of the full matrix (`x86_64 6.12`, …), sharded or not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matrix_guests: Vec<String>,
+    /// What the matrix measures ([`crate::matrix::plan_fingerprint`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_sha256: Option<String>,
 }
 
 /// One static agent a matrix used.
@@ -75,6 +84,22 @@ pub struct GuestEntry {
     pub failed_cells: usize,
     /// Wall time of this guest, fetch excluded.
     pub wall_seconds: Option<f64>,
+}
+
+/// Copies a directory tree (results directories are small: JSON, Parquet, SVG).
+pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for entry in fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let (src, dest) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type()?.is_dir() {
+            copy_tree(&src, &dest)?;
+        } else {
+            fs::copy(&src, &dest)
+                .with_context(|| format!("copying {} to {}", src.display(), dest.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The Hive partition directory of one guest, relative to the dataset.
@@ -114,7 +139,8 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Run>> {
     Ok(runs)
 }
 
-/// The results directories at or under `path`.
+/// The results directories at or under `path`. A matrix dataset (with its index) may
+/// have none yet: its guests had not started when it was stopped.
 pub fn results_dirs(path: &Path) -> Result<Vec<PathBuf>> {
     if !path.is_dir() {
         bail!(
@@ -124,7 +150,7 @@ pub fn results_dirs(path: &Path) -> Result<Vec<PathBuf>> {
     }
     let mut found = Vec::new();
     walk(path, 0, &mut found)?;
-    if found.is_empty() {
+    if found.is_empty() && !path.join(INDEX_FILE).is_file() {
         bail!(
             "{} is neither a results directory (no {}) nor a dataset (no results directories below it)",
             path.display(),
@@ -241,6 +267,9 @@ mod tests {
             jobs: 2,
             agents: BTreeMap::new(),
             guests: vec![],
+            shard: None,
+            matrix_guests: vec![],
+            plan_sha256: None,
         };
         write_index(dir.path(), &index).expect("write");
         assert_eq!(read_index(dir.path()).expect("read"), Some(index.clone()));

@@ -119,7 +119,8 @@ fn run(cli: Cli) -> Result<Exit> {
     let command_line: Vec<String> = std::env::args().collect();
     match cli.command {
         Command::Run(args) => {
-            let study = args.into_study(command_line)?;
+            let store = args.store_target()?;
+            let study = args.into_study(command_line.clone())?;
             tracelab::interrupt::catch().context("installing the Ctrl-C handler")?;
             let observer = CliObserver::new(study.plan.cells().len(), "cells");
             let finished = tracelab::target::run(&study, &observer);
@@ -130,6 +131,15 @@ fn run(cli: Cli) -> Result<Exit> {
                 tracelab::results::render(&finished.meta, &finished.cells, Format::Table)?
             );
             println!("results: {}", finished.dir.display());
+            if let Some(s) = store {
+                let night = tracelab::history::store::append(
+                    &s.store,
+                    &s.night,
+                    &finished.dir,
+                    &command_line,
+                )?;
+                println!("stored: {}", night.display());
+            }
             let failed = finished
                 .cells
                 .iter()
@@ -167,7 +177,8 @@ fn run(cli: Cli) -> Result<Exit> {
             })
         }
         Command::Matrix(args) => {
-            let matrix = args.into_matrix(command_line)?;
+            let store = args.run.store_target()?;
+            let matrix = args.into_matrix(command_line.clone())?;
             tracelab::interrupt::catch().context("installing the Ctrl-C handler")?;
             let observer = CliObserver::new(matrix.guests.len(), "guests");
             observer.line(&format!(
@@ -189,6 +200,15 @@ fn run(cli: Cli) -> Result<Exit> {
                 );
                 return Ok(Exit::Interrupted);
             }
+            if let Some(s) = store {
+                let night = tracelab::history::store::append(
+                    &s.store,
+                    &s.night,
+                    &matrix.out,
+                    &command_line,
+                )?;
+                println!("stored: {}", night.display());
+            }
             Ok(if tracelab::matrix::all_ok(&outcomes) {
                 Exit::Ok
             } else {
@@ -207,6 +227,26 @@ fn run(cli: Cli) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         Command::Chaos(args) => chaos(args),
+        Command::History(args) => {
+            let (nights, series) = tracelab::history::load(&args.store)?;
+            let h = tracelab::history::analyse(nights, &series, args.threshold, args.floor);
+            print!("{}", tracelab::history::render(&h, args.format)?);
+            Ok(if h.new_regressions() > 0 {
+                Exit::Regression
+            } else {
+                Exit::Ok
+            })
+        }
+        Command::Merge { shards, out } => {
+            let merged = tracelab::merge::merge(&shards, &out)?;
+            println!(
+                "merged {} shards, {} guests, into {}",
+                merged.shards,
+                merged.guests,
+                out.display()
+            );
+            Ok(Exit::Ok)
+        }
         Command::Kernels { command } => kernels_command(command),
         Command::Doctor { target, mirror } => {
             print!("{}", doctor(&target, mirror)?);

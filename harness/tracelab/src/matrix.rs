@@ -8,7 +8,7 @@
 use crate::dataset::{self, DatasetIndex, GuestEntry, INDEX_VERSION};
 use crate::render::Table;
 use crate::study::{self, Event, Observer, Study, TargetSpec};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -34,10 +34,72 @@ impl Guest {
     }
 }
 
+/// One of N deterministic parts of a matrix (`--shard i/N`, i from 1): the guests whose
+/// position in the full matrix's order (arches, then kernels, as listed) is i − 1 modulo
+/// N, so CI runners given 1/N … N/N share the guests out without talking to each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let parsed = s
+            .split_once('/')
+            .and_then(|(i, n)| Some((i.trim().parse().ok()?, n.trim().parse().ok()?)));
+        match parsed {
+            Some((index, count)) if count >= 1 && (1..=count).contains(&index) => {
+                Ok(Shard { index, count })
+            }
+            Some((_, count)) if count >= 1 => Err(format!(
+                "`{s}`: the shard number must be 1 to {count} (i/N, e.g. 1/{count})"
+            )),
+            _ => Err(format!("`{s}`: a shard is i/N with 1 ≤ i ≤ N, e.g. 1/2")),
+        }
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl Shard {
+    /// This shard's guests of the full matrix, in its order.
+    pub fn pick(&self, all: &[Guest]) -> Vec<Guest> {
+        all.iter()
+            .enumerate()
+            .filter(|(k, _)| k % self.count == self.index - 1)
+            .map(|(_, g)| *g)
+            .collect()
+    }
+}
+
+/// What a matrix measures, as a fingerprint: the agent plan, the clock mode and every
+/// guest of the full matrix. Shards merge only when theirs agree.
+pub fn plan_fingerprint(study: &Study, all: &[Guest]) -> String {
+    let guests: Vec<String> = all.iter().map(Guest::label).collect();
+    let text = serde_json::json!({
+        "plan": study.plan,
+        "mode": study.mode.name(),
+        "guests": guests,
+    })
+    .to_string();
+    tracelab_kernels::cache::sha256_bytes(text.as_bytes())
+}
+
 /// A validated matrix: the guests and the study each one runs.
 #[derive(Debug, Clone)]
 pub struct Matrix {
+    /// The guests this process runs: all of them, or its shard's.
     pub guests: Vec<Guest>,
+    /// Every guest of the matrix (the same as `guests` unless sharded).
+    pub all_guests: Vec<Guest>,
+    pub shard: Option<Shard>,
     /// The study of every guest, but for its target and results directory.
     pub study: Study,
     pub out: PathBuf,
@@ -80,7 +142,10 @@ pub fn run_with(
     fetch: &Fetcher<'_>,
     runner: &Runner<'_>,
 ) -> Result<Vec<GuestOutcome>> {
-    create_empty_dir(&matrix.out)?;
+    // The dataset appears whole: its agents and index are written into a hidden sibling
+    // that is renamed into place, so a matrix killed at any point leaves nothing or a
+    // dataset that loads (with no runs yet, at first).
+    let staging = crate::results::atomic::staging_dir(&matrix.out)?;
     let entries: Vec<GuestEntry> = matrix
         .guests
         .iter()
@@ -103,8 +168,11 @@ pub fn run_with(
         git_revision: tracelab_model::provenance::revision_label(),
         command_line: matrix.study.command_line.clone(),
         jobs: matrix.jobs,
-        agents: snapshot_agents(matrix),
+        agents: snapshot_agents(matrix, &staging.path().join(AGENTS_DIR)),
         guests: entries,
+        shard: matrix.shard.map(|s| s.to_string()),
+        matrix_guests: matrix.all_guests.iter().map(Guest::label).collect(),
+        plan_sha256: Some(plan_fingerprint(&matrix.study, &matrix.all_guests)),
     });
     let save = |i: usize, f: &dyn Fn(&mut GuestEntry)| -> Result<()> {
         let mut idx = index
@@ -115,7 +183,13 @@ pub fn run_with(
         }
         dataset::write_index(&matrix.out, &idx)
     };
-    save(usize::MAX, &|_| {})?;
+    {
+        let idx = index
+            .lock()
+            .map_err(|_| anyhow::anyhow!("dataset index lock poisoned"))?;
+        dataset::write_index(staging.path(), &idx)?;
+    }
+    crate::results::atomic::publish_dir(staging, &matrix.out)?;
 
     // Kernels are fetched one after another before any guest starts: parallel downloads
     // of one cache entry would race, and the network is the slow part on a cold cache.
@@ -250,17 +324,22 @@ fn run_guest(
 }
 
 /// Where a matrix keeps the agents it hashed at its start (hidden: not a results dir).
+/// Where a dataset keeps the agents its matrix hashed (hidden: not a results dir).
+pub(crate) const AGENTS_DIR: &str = ".agents";
+
 fn agents_dir(out: &Path) -> PathBuf {
-    out.join(".agents")
+    out.join(AGENTS_DIR)
 }
 
 /// Copies each arch's static agent into the dataset once, at the start, and hashes it:
 /// every guest of the matrix then runs exactly these files, even if a build replaces the
 /// originals meanwhile. An agent that cannot be found is left out (its guests fail with
 /// the reason when they look for it).
-fn snapshot_agents(matrix: &Matrix) -> std::collections::BTreeMap<String, dataset::AgentBuild> {
+fn snapshot_agents(
+    matrix: &Matrix,
+    dir: &Path,
+) -> std::collections::BTreeMap<String, dataset::AgentBuild> {
     let mut out = std::collections::BTreeMap::new();
-    let dir = agents_dir(&matrix.out);
     let mut arches: Vec<Arch> = matrix.guests.iter().map(|g| g.arch).collect();
     arches.dedup();
     for arch in arches {
@@ -272,7 +351,7 @@ fn snapshot_agents(matrix: &Matrix) -> std::collections::BTreeMap<String, datase
             continue;
         };
         let dest = dir.join(format!("tracelab-agent-{}", arch.name()));
-        let written = std::fs::create_dir_all(&dir).and_then(|()| {
+        let written = std::fs::create_dir_all(dir).and_then(|()| {
             let mut f = tracelab_model::atomic::AtomicFile::create(&dest)?;
             std::io::Write::write_all(&mut f, &bytes)?;
             f.set_mode(0o755)?;
@@ -305,20 +384,6 @@ fn count(entry: &mut GuestEntry, cells: &[Cell]) {
 
 fn round_ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
-}
-
-fn create_empty_dir(path: &Path) -> Result<()> {
-    if path.exists() {
-        let mut entries = std::fs::read_dir(path)
-            .with_context(|| format!("{} exists and is not a directory", path.display()))?;
-        if entries.next().is_some() {
-            bail!(
-                "{} already exists and is not empty; choose another --out",
-                path.display()
-            );
-        }
-    }
-    std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))
 }
 
 /// A guest's study events, tagged with the guest.
@@ -384,6 +449,7 @@ fn longest_first(guests: &[Guest]) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use anyhow::bail;
 
     #[test]
     fn foreign_arch_and_newer_kernels_start_first() {
@@ -414,14 +480,38 @@ mod tests {
         let crate::cli::Command::Run(run) = cli.command else {
             panic!("run");
         };
+        let guests: Vec<Guest> = arches
+            .iter()
+            .flat_map(|&arch| kernels.iter().map(move |&kernel| Guest { arch, kernel }))
+            .collect();
         Matrix {
-            guests: arches
-                .iter()
-                .flat_map(|&arch| kernels.iter().map(move |&kernel| Guest { arch, kernel }))
-                .collect(),
+            all_guests: guests.clone(),
+            guests,
+            shard: None,
             study: run.into_study(vec![]).expect("study"),
             out: PathBuf::new(),
             jobs: 2,
+        }
+    }
+
+    #[test]
+    fn shards_split_the_guests_once_each_and_refuse_bad_numbers() {
+        let all = matrix(&Arch::ALL, &KernelVersion::ALL).all_guests;
+        let shards: Vec<Shard> = ["1/3", "2/3", "3/3"]
+            .iter()
+            .map(|s| s.parse().expect("shard"))
+            .collect();
+        let mut seen: Vec<Guest> = shards.iter().flat_map(|s| s.pick(&all)).collect();
+        assert_eq!(seen.len(), all.len());
+        seen.sort_by_key(|g| all.iter().position(|x| x == g));
+        assert_eq!(seen, all);
+        assert_eq!(shards[0].pick(&all)[1], all[3]);
+        for bad in ["3/2", "0/2", "1/0", "x", "1/", "/2", "-1/2"] {
+            let err = bad.parse::<Shard>().expect_err(bad);
+            assert!(
+                err.contains("i/N") || err.contains("1 to 2"),
+                "{bad}: {err}"
+            );
         }
     }
 

@@ -106,7 +106,7 @@ fn cell_files(out: &Path) -> BTreeMap<PathBuf, String> {
     found
 }
 
-/// QEMU processes below `pid`.
+/// Guest QEMU processes below `pid` (with `-kernel`: not the `--version` probes).
 fn qemu_children(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     let mut stack = vec![pid];
@@ -123,7 +123,9 @@ fn qemu_children(pid: u32) -> Vec<u32> {
                 .filter_map(|c| c.parse::<u32>().ok())
             {
                 let comm = std::fs::read_to_string(format!("/proc/{c}/comm")).unwrap_or_default();
-                if comm.starts_with("qemu-system") {
+                let cmdline = std::fs::read(format!("/proc/{c}/cmdline")).unwrap_or_default();
+                let guest = cmdline.split(|b| *b == 0).any(|a| a == b"-kernel");
+                if comm.starts_with("qemu-system") && guest {
                     out.push(c);
                 }
                 stack.push(c);

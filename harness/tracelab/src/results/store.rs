@@ -35,28 +35,7 @@ impl ResultsDir {
     /// derived files. They are written into a hidden sibling that is then renamed into
     /// place, so a run killed at any point leaves either no directory or one that loads.
     pub fn create(path: &Path, meta: &RunMeta) -> Result<ResultsDir> {
-        if path.exists() {
-            let mut entries = fs::read_dir(path)
-                .with_context(|| format!("{} exists and is not a directory", path.display()))?;
-            if entries.next().is_some() {
-                bail!(
-                    "{} already exists and is not empty; choose another --out",
-                    path.display()
-                );
-            }
-        }
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
-        let name = path
-            .file_name()
-            .with_context(|| format!("{} has no directory name", path.display()))?;
-        let staging = tempfile::Builder::new()
-            .prefix(&format!(".{}.partial-", name.to_string_lossy()))
-            .tempdir_in(&parent)
-            .with_context(|| format!("creating a directory in {}", parent.display()))?;
+        let staging = atomic::staging_dir(path)?;
         fs::create_dir_all(staging.path().join(CELLS_DIR))
             .with_context(|| format!("creating {}", staging.path().join(CELLS_DIR).display()))?;
         write_meta(staging.path(), meta)?;
@@ -65,25 +44,7 @@ impl ResultsDir {
             cells: Vec::new(),
         };
         dir.write_derived(meta)?;
-        // Plain 0755 (a temp dir is private), then rename(2), which replaces an empty
-        // directory and refuses a full one: another run that took `path` meanwhile.
-        {
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(staging.path(), fs::Permissions::from_mode(0o755))
-                .with_context(|| format!("making {} readable", staging.path().display()))?;
-        }
-        if let Err(e) = fs::rename(staging.path(), path) {
-            if e.kind() == std::io::ErrorKind::DirectoryNotEmpty {
-                bail!(
-                    "{} was filled by another run meanwhile; choose another --out",
-                    path.display()
-                );
-            }
-            return Err(e)
-                .with_context(|| format!("moving the new results into {}", path.display()));
-        }
-        // Renamed: nothing is left for the guard to delete.
-        let _ = staging.keep();
+        atomic::publish_dir(staging, path)?;
         dir.path = path.to_path_buf();
         Ok(dir)
     }

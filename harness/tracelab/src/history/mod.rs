@@ -1,0 +1,408 @@
+//! `tracelab history <store>`: every night of a store read as series (one per cell
+//! identity: arch, kernel line, host, workload, mechanism, payload, stack, unit, guest
+//! kernel arguments), each searched for change points ([`changepoint`]); each change with
+//! its night, before → after, relative change, significance, and what else changed that
+//! night by the runs' `meta.json` (kernel release, kernel config, QEMU, agent build, lab
+//! build, host, kernel command line), so a kernel regression reads apart from a lab change.
+
+pub mod changepoint;
+pub mod store;
+
+use crate::render::{fixed, signed, Format, Table};
+use crate::results::{RunMeta, SummaryRow};
+use anyhow::{Context, Result};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use tracelab_model::schema::Status;
+
+/// What identifies a series across nights.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct SeriesKey {
+    pub arch: String,
+    pub kernel: String,
+    pub host: String,
+    pub workload: String,
+    pub mechanism: String,
+    pub payload: Option<String>,
+    pub stack: u32,
+    pub unit: String,
+    pub kernel_args: String,
+}
+
+impl SeriesKey {
+    pub fn label(&self) -> String {
+        let mut s = format!(
+            "{} {} {} {}",
+            self.arch, self.kernel, self.workload, self.mechanism
+        );
+        if let Some(p) = &self.payload {
+            s.push_str(&format!(" {p}"));
+        }
+        if self.stack != 1 {
+            s.push_str(&format!(" ×{}", self.stack));
+        }
+        if !self.kernel_args.is_empty() {
+            s.push_str(&format!(" [{}]", self.kernel_args));
+        }
+        s
+    }
+}
+
+/// One night of one series.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Point {
+    pub night: String,
+    pub value: f64,
+    /// Half the night's own spread: its interval, else its min..max.
+    pub half_width: f64,
+    /// The facts of the run that made it (kernel release, config, QEMU, builds, host).
+    pub facts: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Series {
+    pub key: SeriesKey,
+    pub points: Vec<Point>,
+}
+
+/// One change point, as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct Found {
+    pub series: String,
+    pub key: SeriesKey,
+    pub night: String,
+    pub before: f64,
+    pub after: f64,
+    pub relative: f64,
+    pub z: f64,
+    pub p: f64,
+    pub regression: bool,
+    /// The change is in the store's newest night.
+    pub newest: bool,
+    /// What else differs between the last night before and the night of the change.
+    pub also_changed: Vec<String>,
+}
+
+/// A store's history: how much was read and every change found.
+#[derive(Debug, Clone, Serialize)]
+pub struct History {
+    pub nights: usize,
+    pub series: usize,
+    pub points: usize,
+    pub changes: Vec<Found>,
+}
+
+impl History {
+    pub fn new_regressions(&self) -> usize {
+        self.changes
+            .iter()
+            .filter(|c| c.newest && c.regression)
+            .count()
+    }
+}
+
+/// The facts of a run a series point carries.
+fn facts(meta: &RunMeta, host: &str) -> BTreeMap<String, String> {
+    let extra = |k: &str| {
+        meta.extra.get(k).map(|v| {
+            v.as_str()
+                .map(String::from)
+                .unwrap_or_else(|| v.to_string())
+        })
+    };
+    let config = serde_json::to_string(&meta.kernel_config).unwrap_or_default();
+    let mut f = BTreeMap::new();
+    let mut put = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            f.insert(k.to_string(), v);
+        }
+    };
+    put("kernel", meta.kernel_release.clone());
+    put(
+        "kernel config",
+        Some(tracelab_kernels::cache::sha256_bytes(config.as_bytes())[..12].to_string()),
+    );
+    put("QEMU", meta.qemu_version.clone());
+    put("agent", extra("agent_revision"));
+    put("lab", meta.git_revision.clone());
+    put("host", Some(host.to_string()));
+    put("kernel command line", extra("kernel_cmdline"));
+    put(
+        "plan",
+        Some(format!("{} calls × {} repeats", meta.calls, meta.repeats)),
+    );
+    f
+}
+
+fn key(row: &SummaryRow, meta: &RunMeta, host: &str) -> SeriesKey {
+    SeriesKey {
+        arch: row.arch.clone(),
+        kernel: row.kernel.clone(),
+        host: host.to_string(),
+        workload: row.workload.clone(),
+        mechanism: row.mechanism.clone(),
+        payload: row.payload.clone(),
+        stack: row.stack,
+        unit: row.unit.to_string(),
+        kernel_args: meta
+            .extra
+            .get("kernel_args")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string(),
+    }
+}
+
+/// Reads every night of `store` into series (in parallel; each results directory by its
+/// `summary.parquet`, or its cells where that is missing or stale).
+pub fn load(store: &Path) -> Result<(usize, Vec<Series>)> {
+    let nights = store::nights(store)?;
+    let mut dirs = Vec::new();
+    for (label, dir, info) in &nights {
+        let host = info
+            .as_ref()
+            .map(|i| i.host.clone())
+            .unwrap_or_else(|| "unknown".into());
+        for d in crate::dataset::results_dirs(dir).with_context(|| format!("night {label}"))? {
+            dirs.push((label.clone(), host.clone(), d));
+        }
+    }
+    let loaded: Vec<(String, String, RunMeta, Vec<SummaryRow>)> = dirs
+        .par_iter()
+        .map(|(night, host, d)| {
+            let (meta, rows) = crate::results::load_rows(d)
+                .with_context(|| format!("night {night}: {}", d.display()))?;
+            Ok((night.clone(), host.clone(), meta, rows))
+        })
+        .collect::<Result<_>>()?;
+    let mut series: BTreeMap<SeriesKey, Vec<Point>> = BTreeMap::new();
+    for (night, host, meta, rows) in &loaded {
+        let f = facts(meta, host);
+        for row in rows {
+            let (Status::Ok, Some(value)) = (row.status, row.overhead) else {
+                continue;
+            };
+            let half_width = match (row.overhead_ci_low, row.overhead_ci_high) {
+                (Some(l), Some(h)) => (h - l) / 2.0,
+                _ => match (row.overhead_min, row.overhead_max) {
+                    (Some(l), Some(h)) => (h - l) / 2.0,
+                    _ => 0.0,
+                },
+            };
+            series.entry(key(row, meta, host)).or_default().push(Point {
+                night: night.clone(),
+                value,
+                half_width,
+                facts: f.clone(),
+            });
+        }
+    }
+    let mut out: Vec<Series> = series
+        .into_iter()
+        .map(|(key, mut points)| {
+            points.sort_by(|a, b| a.night.cmp(&b.night));
+            Series { key, points }
+        })
+        .collect();
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok((nights.len(), out))
+}
+
+/// Finds the changes of every series. `relative` and `floor` are the smallest change
+/// reported (as `compare`'s threshold).
+pub fn analyse(nights: usize, series: &[Series], relative: f64, floor: f64) -> History {
+    let newest = series
+        .iter()
+        .flat_map(|s| s.points.last().map(|p| p.night.clone()))
+        .max();
+    let mut changes: Vec<Found> = series
+        .par_iter()
+        .flat_map_iter(|s| {
+            let values: Vec<f64> = s.points.iter().map(|p| p.value).collect();
+            let halves: Vec<f64> = s.points.iter().map(|p| p.half_width).collect();
+            let settings = changepoint::Settings {
+                sigma: changepoint::noise_scale(&values, &halves),
+                relative,
+                floor,
+            };
+            let found = changepoint::detect(&values, settings);
+            let newest = newest.clone();
+            found.into_iter().map(move |c| {
+                let (prev, now) = (&s.points[c.at - 1], &s.points[c.at]);
+                let also_changed = now
+                    .facts
+                    .iter()
+                    .filter_map(|(k, v)| match prev.facts.get(k) {
+                        Some(old) if old != v => Some(format!("{k} {old} → {v}")),
+                        None => Some(format!("{k} → {v}")),
+                        _ => None,
+                    })
+                    .collect();
+                Found {
+                    series: s.key.label(),
+                    key: s.key.clone(),
+                    night: now.night.clone(),
+                    before: c.before,
+                    after: c.after,
+                    relative: c.relative(),
+                    z: c.z,
+                    p: c.p,
+                    regression: c.after > c.before,
+                    newest: newest.as_deref() == Some(now.night.as_str()),
+                    also_changed,
+                }
+            })
+        })
+        .collect();
+    changes.sort_by(|a, b| a.night.cmp(&b.night).then(a.series.cmp(&b.series)));
+    History {
+        nights,
+        series: series.len(),
+        points: series.iter().map(|s| s.points.len()).sum(),
+        changes,
+    }
+}
+
+fn p_text(p: f64) -> String {
+    if p < 1e-12 {
+        "<1e-12".into()
+    } else {
+        format!("{p:.2e}")
+    }
+}
+
+/// The history as a table (or Markdown, CSV, JSON): a line on what was read, then one row
+/// per change.
+pub fn render(h: &History, format: Format) -> Result<String> {
+    if format == Format::Json {
+        return Ok(serde_json::to_string_pretty(h)? + "\n");
+    }
+    let headers = [
+        "night",
+        "series",
+        "before",
+        "after",
+        "unit",
+        "change",
+        "p",
+        "verdict",
+        "also changed that night",
+    ];
+    let right = [false, false, true, true, false, true, true, false, false];
+    let mut t = Table::new(
+        headers.iter().map(|h| h.to_string()).collect(),
+        right.to_vec(),
+    );
+    for c in &h.changes {
+        t.push(vec![
+            c.night.clone(),
+            c.series.clone(),
+            fixed(c.before, 2),
+            fixed(c.after, 2),
+            format!("{}/call", c.key.unit),
+            format!("{}%", signed(c.relative * 100.0, 1)),
+            p_text(c.p),
+            match (c.regression, c.newest) {
+                (true, true) => "new regression",
+                (true, false) => "regression",
+                (false, true) => "new improvement",
+                (false, false) => "improvement",
+            }
+            .to_string(),
+            if c.also_changed.is_empty() {
+                "nothing (same kernel, config, QEMU, builds, host)".into()
+            } else {
+                c.also_changed.join("; ")
+            },
+        ]);
+    }
+    let head = format!(
+        "{} nights, {} series, {} points: {} changes ({} regressions, {} improvements; {} new regressions in the newest night). Change points: penalised piecewise-constant fit (optimal partitioning, as asv), scale = each series' own spread; overhead in each series' unit.\n",
+        h.nights,
+        h.series,
+        h.points,
+        h.changes.len(),
+        h.changes.iter().filter(|c| c.regression).count(),
+        h.changes.iter().filter(|c| !c.regression).count(),
+        h.new_regressions()
+    );
+    let body = match format {
+        Format::Markdown => t.markdown(),
+        Format::Csv => return Ok(t.csv()),
+        _ => t.text(true),
+    };
+    Ok(if h.changes.is_empty() {
+        head
+    } else {
+        format!("{head}\n{body}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synthetic::{self, CellSpec};
+    use tracelab_model::schema::Unit;
+
+    /// A night of one x86_64 6.12 run: kprobe steady, fprobe-exit at `exit`, the kernel
+    /// release `release`.
+    fn night(store: &Path, label: &str, exit: f64, release: &str) {
+        let mut run = synthetic::run(
+            "x86_64",
+            "6.12",
+            Unit::Insn,
+            &[
+                CellSpec::ok("kprobe", 820.56),
+                CellSpec::ok("fprobe-exit", exit),
+            ],
+            3,
+        );
+        run.meta.kernel_release = Some(release.to_string());
+        let dir = store.join(format!("{}{label}", store::NIGHT_PREFIX));
+        synthetic::write_dataset(&dir, &[run]).expect("write night");
+    }
+
+    #[test]
+    fn a_step_is_found_at_its_night_with_the_kernel_that_changed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (i, r) in ["95", "107", "111", "113"].iter().enumerate() {
+            night(
+                dir.path(),
+                &format!("2026-11-0{}-a", i + 1),
+                1106.35,
+                &format!("6.12.{r}"),
+            );
+        }
+        for i in 5..=7 {
+            night(dir.path(), &format!("2026-11-0{i}-a"), 1283.37, "7.2.13");
+        }
+        let (nights, series) = load(dir.path()).expect("load");
+        assert_eq!((nights, series.len()), (7, 2));
+        let h = analyse(nights, &series, 0.01, 1.0);
+        assert_eq!(h.changes.len(), 1, "{:?}", h.changes);
+        let c = &h.changes[0];
+        assert_eq!(c.night, "2026-11-05-a");
+        assert!(c.series.contains("fprobe-exit"), "{}", c.series);
+        assert!((c.relative - 0.16).abs() < 0.001, "{}", c.relative);
+        assert!(c.regression && !c.newest);
+        assert!(
+            c.also_changed
+                .iter()
+                .any(|a| a == "kernel 6.12.113 → 7.2.13"),
+            "{:?}",
+            c.also_changed
+        );
+        assert_eq!(h.new_regressions(), 0);
+        let text = render(&h, Format::Table).expect("render");
+        assert!(
+            text.contains("7 nights, 2 series, 14 points: 1 changes"),
+            "{text}"
+        );
+        // The same step on the newest night is a new regression (history exits 1).
+        night(dir.path(), "2026-11-08-a", 1400.0, "7.2.14");
+        let (nights, series) = load(dir.path()).expect("load");
+        assert_eq!(analyse(nights, &series, 0.01, 1.0).new_regressions(), 1);
+    }
+}
