@@ -287,6 +287,10 @@ pub struct RunArgs {
     /// Local target: run even though another tracer is active.
     #[arg(long)]
     pub force: bool,
+    /// Guest kernel arguments after the lab's own, e.g. "mitigations=off" (recorded in
+    /// meta.json; part of a series' identity in `history`).
+    #[arg(long, value_parser = parse_kernel_args)]
+    pub kernel_args: Option<KernelArgs>,
     /// Append the finished run to this history store as one night (see `history`).
     #[arg(long)]
     pub store: Option<PathBuf>,
@@ -319,6 +323,9 @@ impl RunArgs {
         }
         if target == TargetSpec::Local && self.mode.is_some() {
             bail!("--mode applies to guests only");
+        }
+        if target == TargetSpec::Local && self.kernel_args.is_some() {
+            bail!("--kernel-args applies to guests only (a host boots with its own)");
         }
         let mode = self.mode.unwrap_or(Mode::Icount);
         let unit = if target == TargetSpec::Local {
@@ -372,8 +379,17 @@ impl RunArgs {
             command_line,
             force: self.force,
             agent_dir: None,
+            kernel_args: self.kernel_args.map(|k| k.0).unwrap_or_default(),
         })
     }
+}
+
+/// Validated guest kernel arguments (`--kernel-args`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelArgs(pub Vec<String>);
+
+fn parse_kernel_args(s: &str) -> Result<KernelArgs, String> {
+    crate::guest::qemu::check_kernel_args(s).map(KernelArgs)
 }
 
 fn parse_night(s: &str) -> Result<String, String> {

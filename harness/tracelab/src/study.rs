@@ -33,6 +33,8 @@ pub struct Study {
     /// Where the static agents are: None looks them up (the `TRACELAB_AGENT_DIR` or beside the binary);
     /// a matrix points every guest at the copies it hashed at its start.
     pub agent_dir: Option<PathBuf>,
+    /// Guest kernel arguments after the lab's own (`--kernel-args`), validated.
+    pub kernel_args: Vec<String>,
 }
 
 impl Study {

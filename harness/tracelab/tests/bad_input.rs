@@ -56,6 +56,56 @@ const FLAG_CASES: &[(&[&str], &str)] = &[
     ),
     (&["run", "--fault", "explode"], "unknown fault `explode`"),
     (
+        &["run", "--kernel-args", "console=tty0"],
+        "is the lab's own",
+    ),
+    (&["run", "--kernel-args", "a\"b"], "use name or name=value"),
+    (
+        &["run", "--kernel-args", "x;reboot"],
+        "use name or name=value",
+    ),
+    (
+        &["run", "--target", "local", "--kernel-args", "nosmt"],
+        "applies to guests only",
+    ),
+    (
+        &["run", "--store", "/tmp/s", "--night", "yesterday"],
+        "YYYY-MM-DD-<id>",
+    ),
+    (
+        &["run", "--night", "2026-12-02-a"],
+        "required arguments were not provided",
+    ),
+    (
+        &["matrix", "--shard", "3/2"],
+        "the shard number must be 1 to 2",
+    ),
+    (&["matrix", "--shard", "1/0"], "i/N"),
+    (
+        &[
+            "matrix",
+            "--kernels",
+            "6.12",
+            "--arch",
+            "x86_64",
+            "--shard",
+            "2/2",
+        ],
+        "only 1 guests",
+    ),
+    (
+        &["history", "/nonexistent/store"],
+        "is not a store directory",
+    ),
+    (
+        &["merge", "--out", "/tmp/m"],
+        "required arguments were not provided",
+    ),
+    (
+        &["merge", "/nonexistent", "--out", "/tmp/m"],
+        "is not a matrix dataset",
+    ),
+    (
         &["run", "--fault", "panic-after-ms=soon"],
         "needs a number of milliseconds",
     ),

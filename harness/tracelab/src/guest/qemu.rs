@@ -71,6 +71,39 @@ pub struct Setup {
     pub memory_mib: u32,
     /// Seeds the guest's random numbers (`-seed`), so every boot lays out the same.
     pub seed: u64,
+    /// The user's kernel arguments (`--kernel-args`), after the lab's own.
+    pub kernel_args: Vec<String>,
+}
+
+/// Kernel parameters the lab sets itself and a user may not override: the console
+/// carries the agent's records, init is the agent's, a panic must end the guest.
+const RESERVED_KERNEL_ARGS: &[&str] = &["console", "rdinit", "init", "panic", "quiet", "loglevel"];
+
+/// Checks `--kernel-args`: whitespace-separated `name` or `name=value` words of plain
+/// characters (nothing QEMU or the kernel would parse as quoting or another option), none
+/// of the lab's own. Returns the words.
+pub fn check_kernel_args(text: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for word in text.split_whitespace() {
+        let name = word.split('=').next().unwrap_or(word);
+        let plain = word.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ',' | '=' | ':' | '/' | '+')
+        });
+        if !plain || name.is_empty() || word.len() > 200 {
+            return Err(format!(
+                "kernel argument `{}`: use name or name=value of letters, digits and _ - . , = : / + (e.g. mitigations=off)",
+                word.chars().take(60).collect::<String>()
+            ));
+        }
+        if RESERVED_KERNEL_ARGS.contains(&name) {
+            return Err(format!(
+                "kernel argument `{name}` is the lab's own (it sets {}); leave it out",
+                RESERVED_KERNEL_ARGS.join(", ")
+            ));
+        }
+        out.push(word.to_string());
+    }
+    Ok(out)
 }
 
 /// Kernel parameters that stop the periodic work an idle Debian guest otherwise does every
@@ -91,6 +124,7 @@ impl Setup {
             accel,
             memory_mib: 1024,
             seed: 1,
+            kernel_args: Vec::new(),
         }
     }
 
@@ -122,7 +156,12 @@ impl Setup {
             Arch::X86_64 => ("ttyS0", " tsc=reliable"),
             Arch::Arm64 => ("ttyAMA0", ""),
         };
-        format!("console={console} quiet loglevel=1 nokaslr norandmaps cryptomgr.notests=1 panic=-1 rdinit=/init {QUIET_KERNEL}{arch_quiet}")
+        let mut line = format!("console={console} quiet loglevel=1 nokaslr norandmaps cryptomgr.notests=1 panic=-1 rdinit=/init {QUIET_KERNEL}{arch_quiet}");
+        for a in &self.kernel_args {
+            line.push(' ');
+            line.push_str(a);
+        }
+        line
     }
 
     pub fn args(&self, kernel: &Path, initrd: &Path) -> Vec<String> {
@@ -194,6 +233,22 @@ mod tests {
 
     #[test]
     fn icount_guest_args() {
+        assert_eq!(
+            check_kernel_args(" mitigations=off  nosmt ").expect("ok"),
+            ["mitigations=off", "nosmt"]
+        );
+        for bad in [
+            "console=tty0",
+            "init=/bin/sh",
+            "a\"b",
+            "x;reboot",
+            "panic=0",
+        ] {
+            assert!(check_kernel_args(bad).is_err(), "{bad}");
+        }
+        let mut k = Setup::new(Arch::X86_64, Mode::Icount, Accel::Tcg);
+        k.kernel_args = vec!["mitigations=off".into()];
+        assert!(k.kernel_cmdline().ends_with(" mitigations=off"));
         let s = Setup::new(Arch::Arm64, Mode::Icount, Accel::Tcg);
         let a = s.args(Path::new("/k"), Path::new("/i")).join(" ");
         assert!(

@@ -100,6 +100,7 @@ pub fn run(
         Accel::Tcg
     };
     let mut setup = Setup::new(arch, study.mode, accel);
+    setup.kernel_args = study.kernel_args.clone();
     let label = kernel.version.clone();
     let run_id = results::new_run_id(&format!("{arch}-{label}"));
     let mut meta = RunMeta {
@@ -168,6 +169,7 @@ pub fn run(
             StudyEvent::Stage("the guest did not start under KVM; falling back to TCG"),
         );
         setup = Setup::new(arch, study.mode, Accel::Tcg);
+        setup.kernel_args = study.kernel_args.clone();
         boot.meta.accel = Some(Accel::Tcg.name().to_string());
         boot.meta.cpu = setup.cpu().to_string();
         results::update_meta(boot.store.path(), boot.meta)?;
@@ -336,6 +338,10 @@ fn guest_extra(
             .join(" ")),
     );
     extra.insert("kernel_cmdline".into(), s(setup.kernel_cmdline()));
+    // Only when given: a series without them keeps the identity it had before the flag.
+    if !setup.kernel_args.is_empty() {
+        extra.insert("kernel_args".into(), s(setup.kernel_args.join(" ")));
+    }
     extra.insert("kernel_mirror".into(), s(kernel.mirror.clone()));
     extra.insert("kernel_suite".into(), s(kernel.suite.clone()));
     if let Ok(bytes) = std::fs::read(agent) {
