@@ -18,6 +18,7 @@ pub mod payload;
 pub mod plan;
 pub mod protocol;
 pub mod provenance;
+pub mod rank_test;
 pub mod schema;
 pub mod stats;
 pub mod summary;

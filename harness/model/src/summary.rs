@@ -67,12 +67,9 @@ fn per_call(s: &Sample) -> f64 {
 /// Seed of the bootstrap: fixed, so a stored run always summarizes to the same interval.
 const BOOTSTRAP_SEED: u64 = 0x7472_6163_656c_6162;
 
-/// Summarizes interleaved samples: each repeat's mechanism loop is paired with the
-/// baseline loop of the same repeat, so drift between repeats cancels.
-///
-/// Returns None when no repeat has both halves.
-pub fn summarize(samples: &[Sample]) -> Option<Summary> {
-    let pairs: Vec<(&Sample, &Sample)> = samples
+/// Each repeat's (baseline, mechanism) loops, for the repeats that have both.
+fn pairs(samples: &[Sample]) -> Vec<(&Sample, &Sample)> {
+    samples
         .iter()
         .filter(|s| s.phase == Phase::Mechanism && s.calls > 0)
         .filter_map(|m| {
@@ -81,7 +78,24 @@ pub fn summarize(samples: &[Sample]) -> Option<Summary> {
                 .find(|b| b.phase == Phase::Baseline && b.repeat == m.repeat && b.calls > 0)?;
             Some((b, m))
         })
-        .collect();
+        .collect()
+}
+
+/// The paired overheads per call (mechanism − baseline of each repeat): what the summary
+/// is made from, and what `compare`'s rank test compares.
+pub fn paired_overheads(samples: &[Sample]) -> Vec<f64> {
+    pairs(samples)
+        .iter()
+        .map(|(b, m)| per_call(m) - per_call(b))
+        .collect()
+}
+
+/// Summarizes interleaved samples: each repeat's mechanism loop is paired with the
+/// baseline loop of the same repeat, so drift between repeats cancels.
+///
+/// Returns None when no repeat has both halves.
+pub fn summarize(samples: &[Sample]) -> Option<Summary> {
+    let pairs = pairs(samples);
     let mech: Vec<f64> = pairs.iter().map(|(_, m)| per_call(m)).collect();
     let base: Vec<f64> = pairs.iter().map(|(b, _)| per_call(b)).collect();
     let paired: Vec<f64> = mech.iter().zip(&base).map(|(m, b)| m - b).collect();

@@ -250,6 +250,14 @@ pub struct Comparison {
     pub change_high: Option<f64>,
     /// The smallest change that would have counted (threshold applied to this cell).
     pub minimum_change: Option<f64>,
+    /// Real time only: the Mann–Whitney U test of the candidate's paired overheads
+    /// against the baseline's, with the Hodges–Lehmann shift and its 95% interval.
+    /// Under icount the figures are exact and no test is needed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test: Option<tracelab_model::rank_test::RankTest>,
+    /// The command that measures this cell again as the candidate did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reproduce: Option<String>,
 }
 
 /// Judges one matched pair. Pure: no I/O, no global state.
@@ -266,6 +274,8 @@ pub fn judge(key: CellKey, base: Side, cand: Side, threshold: &Threshold) -> Com
         change_low: None,
         change_high: None,
         minimum_change: None,
+        test: None,
+        reproduce: None,
     };
     if let Some(why) = not_comparable(&base, &cand) {
         c.reason = Some(why);
@@ -397,7 +407,9 @@ pub fn compare(
         let k = cand.get(key).map(Vec::as_slice).unwrap_or_default();
         cells.push(match (b, k) {
             ([(bm, bc)], [(km, kc)]) => {
-                judge(key.clone(), Side::of(bm, bc), Side::of(km, kc), threshold)
+                let mut c = judge(key.clone(), Side::of(bm, bc), Side::of(km, kc), threshold);
+                c.reproduce = Some(reproduce(km, key));
+                c
             }
             _ => unmatched(key, b, k),
         });
@@ -462,7 +474,34 @@ fn unmatched(key: &CellKey, base: &[(&RunMeta, &Cell)], cand: &[(&RunMeta, &Cell
         change_low: None,
         change_high: None,
         minimum_change: None,
+        test: None,
+        reproduce: None,
     }
+}
+
+/// `tracelab run …` that measures `key` again with the candidate run's settings.
+pub fn reproduce(meta: &RunMeta, key: &CellKey) -> String {
+    let mut cmd = format!(
+        "tracelab run --target {} --workload {} --mechanisms {}",
+        meta.target, key.workload, key.mechanism
+    );
+    if let Some(p) = &key.payload {
+        cmd.push_str(&format!(" --payloads {p}"));
+    }
+    if key.stack != 1 {
+        cmd.push_str(&format!(" --stack {}", key.stack));
+    }
+    cmd.push_str(&format!(
+        " --calls {} --repeats {}",
+        meta.calls, meta.repeats
+    ));
+    if meta.mode == "wall" {
+        cmd.push_str(" --mode wall");
+    }
+    if let Some(args) = meta.extra.get("kernel_args").and_then(|v| v.as_str()) {
+        cmd.push_str(&format!(" --kernel-args '{args}'"));
+    }
+    cmd
 }
 
 /// Environment fields that differ between runs of the same (arch, kernel).
@@ -525,11 +564,48 @@ pub fn load_and_compare(
 ) -> anyhow::Result<CompareReport> {
     let base = crate::dataset::load(baseline)?;
     let cand = crate::dataset::load(candidate)?;
-    Ok(compare(
+    let mut report = compare(
         &baseline.display().to_string(),
         &base,
         &candidate.display().to_string(),
         &cand,
         threshold,
-    ))
+    );
+    if report.cells.iter().any(|c| c.unit == Some(Unit::Ns)) {
+        let (b, k) = (paired_by_key(&base)?, paired_by_key(&cand)?);
+        add_rank_tests(&mut report, &b, &k);
+    }
+    Ok(report)
+}
+
+/// Paired overheads per cell of the real-time runs (read from their cells' samples).
+pub fn paired_by_key(runs: &[Run]) -> anyhow::Result<BTreeMap<CellKey, Vec<f64>>> {
+    let mut out = BTreeMap::new();
+    for run in runs.iter().filter(|r| r.meta.unit == Unit::Ns) {
+        let (_, cells) = crate::results::load(&run.dir)?;
+        for cell in &cells {
+            out.insert(
+                CellKey::of(cell),
+                tracelab_model::summary::paired_overheads(&cell.measured.samples),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// The rank test of every comparable real-time cell.
+pub fn add_rank_tests(
+    report: &mut CompareReport,
+    baseline: &BTreeMap<CellKey, Vec<f64>>,
+    candidate: &BTreeMap<CellKey, Vec<f64>>,
+) {
+    for c in report
+        .cells
+        .iter_mut()
+        .filter(|c| c.unit == Some(Unit::Ns) && c.verdict != Verdict::NotComparable)
+    {
+        if let (Some(b), Some(k)) = (baseline.get(&c.key), candidate.get(&c.key)) {
+            c.test = tracelab_model::rank_test::mann_whitney(b, k);
+        }
+    }
 }

@@ -41,13 +41,38 @@ pub fn counts_line(report: &CompareReport) -> String {
 
 fn threshold_line(report: &CompareReport) -> String {
     let t = &report.threshold;
-    format!(
+    let mut line = format!(
         "threshold: {}% of the baseline overhead, at least {} per call in the cell's unit; \
          a change counts only when the baseline and candidate intervals do not overlap \
          (interval: 95% CI where stored, else min..max over repeats)",
         trim(t.relative * 100.0),
         trim(t.floor)
-    )
+    );
+    if report.cells.iter().any(|c| c.test.is_some()) {
+        line.push_str(
+            "; real-time cells: Mann–Whitney U test of the paired overheads (two-sided p), \
+             shift = Hodges–Lehmann estimate with its 95% interval",
+        );
+    }
+    line
+}
+
+fn test_text(c: &Comparison) -> String {
+    match &c.test {
+        None => "-".into(),
+        Some(t) => format!(
+            "p {} ({}), shift {} [{}, {}]",
+            if t.p < 1e-4 {
+                format!("{:.1e}", t.p)
+            } else {
+                format!("{:.4}", t.p)
+            },
+            if t.exact { "exact" } else { "normal approx." },
+            signed_fixed(t.shift, 2),
+            signed_fixed(t.shift_low, 2),
+            signed_fixed(t.shift_high, 2)
+        ),
+    }
 }
 
 /// A number without trailing zeros: `5`, `2.5`.
@@ -95,6 +120,7 @@ fn relative(x: Option<f64>) -> String {
 fn columns(report: &CompareReport) -> (Vec<&'static str>, Vec<Vec<String>>) {
     let with_payload = report.cells.iter().any(|c| c.key.payload.is_some());
     let with_stack = report.cells.iter().any(|c| c.key.stack != 1);
+    let with_test = report.cells.iter().any(|c| c.test.is_some());
     let mut headers = vec!["verdict", "arch", "kernel", "mechanism"];
     if with_payload {
         headers.push("payload");
@@ -109,17 +135,20 @@ fn columns(report: &CompareReport) -> (Vec<&'static str>, Vec<Vec<String>>) {
         "candidate",
         "change",
         "change interval",
-        "note",
     ]);
+    if with_test {
+        headers.push("rank test");
+    }
+    headers.push("note");
     let rows = report
         .cells
         .iter()
-        .map(|c| row(c, with_payload, with_stack))
+        .map(|c| row(c, with_payload, with_stack, with_test))
         .collect();
     (headers, rows)
 }
 
-fn row(c: &Comparison, with_payload: bool, with_stack: bool) -> Vec<String> {
+fn row(c: &Comparison, with_payload: bool, with_stack: bool, with_test: bool) -> Vec<String> {
     let k = &c.key;
     let mut r = vec![
         c.verdict.to_string(),
@@ -153,11 +182,15 @@ fn row(c: &Comparison, with_payload: bool, with_stack: bool) -> Vec<String> {
         side(&c.candidate),
         format!("{}{}", signed(c.change), relative(c.relative_change)),
         interval,
-        c.reason
-            .as_deref()
-            .map(crate::results::row::one_line)
-            .unwrap_or_default(),
     ]);
+    if with_test {
+        r.push(test_text(c));
+    }
+    r.extend([c
+        .reason
+        .as_deref()
+        .map(crate::results::row::one_line)
+        .unwrap_or_default()]);
     r
 }
 
@@ -199,6 +232,50 @@ fn markdown(report: &CompareReport) -> String {
     out.push_str(&t.markdown());
     if t.is_empty() {
         out.push_str("\n(no cells on either side)\n");
+    }
+    out.push_str(&changes_section(report));
+    out
+}
+
+/// Every regression and improvement in the 0-day spirit: what changed, by how much, on
+/// which machine, kernel and config, and the command that measures it again.
+fn changes_section(report: &CompareReport) -> String {
+    let esc = escape_markdown;
+    let moved: Vec<&Comparison> = report
+        .cells
+        .iter()
+        .filter(|c| matches!(c.verdict, Verdict::Regressed | Verdict::Improved))
+        .collect();
+    if moved.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\n### What changed\n\n");
+    for c in moved {
+        let (Some(b), Some(k)) = (&c.baseline, &c.candidate) else {
+            continue;
+        };
+        let unit = c.unit.map(|u| u.to_string()).unwrap_or_default();
+        out.push_str(&format!(
+            "- **{}** {}: {} → {} {unit}/call, {}{}, kernel {}, function {}, runs `{}` → `{}`{}\n",
+            c.verdict,
+            esc(&c.key.to_string()),
+            figure(b.overhead, None),
+            figure(k.overhead, None),
+            signed(c.change),
+            relative(c.relative_change),
+            esc(k.kernel_release.as_deref().unwrap_or("unknown")),
+            esc(k.function.as_deref().unwrap_or("-")),
+            esc(&b.run_id),
+            esc(&k.run_id),
+            if c.test.is_some() {
+                format!("; {}", test_text(c))
+            } else {
+                String::new()
+            }
+        ));
+        if let Some(cmd) = &c.reproduce {
+            out.push_str(&format!("  reproduce: `{cmd}`\n"));
+        }
     }
     out
 }

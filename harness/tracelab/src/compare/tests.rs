@@ -298,3 +298,46 @@ fn format_names_the_valid_choices() {
     let csv = render(&report(), Format::Csv).expect("csv");
     assert!(csv.starts_with("verdict,arch,kernel,mechanism"), "{csv}");
 }
+
+#[test]
+fn real_time_cells_get_a_rank_test_beside_the_verdict() {
+    let run = |overhead: f64| {
+        vec![synthetic::run(
+            "x86_64",
+            "6.12",
+            Unit::Ns,
+            &[CellSpec {
+                spread: 2.0,
+                ..CellSpec::ok("kprobe", overhead)
+            }],
+            12,
+        )]
+    };
+    let (base, cand) = (run(100.0), run(130.0));
+    let mut r = compare("b", &base, "c", &cand, &Threshold::default());
+    let paired = |runs: &[Run]| -> BTreeMap<CellKey, Vec<f64>> {
+        runs[0]
+            .cells
+            .iter()
+            .map(|c| {
+                (
+                    CellKey::of(c),
+                    tracelab_model::summary::paired_overheads(&c.measured.samples),
+                )
+            })
+            .collect()
+    };
+    add_rank_tests(&mut r, &paired(&base), &paired(&cand));
+    let t = r.cells[0].test.expect("a rank test");
+    assert_eq!((t.n_baseline, t.n_candidate), (12, 12));
+    assert!(t.p < 1e-4, "{t:?}");
+    assert!((t.shift - 30.0).abs() < 5.0, "{t:?}");
+    assert!(t.shift_low > 0.0);
+    let md = render(&r, Format::Markdown).expect("markdown");
+    assert!(md.contains("Mann–Whitney U"), "{md}");
+    assert!(md.contains("reproduce: `tracelab run --target"), "{md}");
+    // Under icount no test is made: the figures are exact.
+    let insn = synthetic::matrix(&["x86_64"], &["6.12"], 3, 0.0);
+    let r = compare("b", &insn, "c", &insn, &Threshold::default());
+    assert!(r.cells.iter().all(|c| c.test.is_none()));
+}
