@@ -60,7 +60,7 @@ impl Drop for Tmpfs {
 
 #[test]
 fn a_full_disk_stops_the_run_with_one_line_and_keeps_finished_cells() {
-    let Some(disk) = Tmpfs::mount("160k") else {
+    let Some(disk) = Tmpfs::mount("72k") else {
         eprintln!("skipped: mounting a tmpfs needs root");
         return;
     };

@@ -54,7 +54,8 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("load and analyse 365 nights x 544 cells", |b| {
         b.iter(|| {
-            let (nights, series) = history::load(store.path()).expect("load");
+            let (nights, series) =
+                history::load(store.path(), history::Grouping::default()).expect("load");
             black_box(history::analyse(nights, &series, 0.01, 1.0))
         })
     });

@@ -113,6 +113,10 @@ pub struct HistoryArgs {
     /// Smallest absolute change reported, per call in each series' unit.
     #[arg(long, default_value = "1", value_parser = crate::compare::parse_floor)]
     pub floor: f64,
+    /// One series across kernel lines (a job that follows the distribution's newest
+    /// kernel): a new kernel line is then a fact that changed, not a new series.
+    #[arg(long)]
+    pub across_kernels: bool,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }

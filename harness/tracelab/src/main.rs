@@ -228,7 +228,10 @@ fn run(cli: Cli) -> Result<Exit> {
         }
         Command::Chaos(args) => chaos(args),
         Command::History(args) => {
-            let (nights, series) = tracelab::history::load(&args.store)?;
+            let grouping = tracelab::history::Grouping {
+                across_kernels: args.across_kernels,
+            };
+            let (nights, series) = tracelab::history::load(&args.store, grouping)?;
             let h = tracelab::history::analyse(nights, &series, args.threshold, args.floor);
             print!("{}", tracelab::history::render(&h, args.format)?);
             Ok(if h.new_regressions() > 0 {

@@ -155,9 +155,18 @@ fn key(row: &SummaryRow, meta: &RunMeta, host: &str) -> SeriesKey {
     }
 }
 
+/// How nights group into series.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Grouping {
+    /// One series across kernel lines (a nightly job that follows the distribution's
+    /// kernel): the kernel line leaves the identity and a new kernel is a fact that
+    /// changed that night.
+    pub across_kernels: bool,
+}
+
 /// Reads every night of `store` into series (in parallel; each results directory by its
 /// `summary.parquet`, or its cells where that is missing or stale).
-pub fn load(store: &Path) -> Result<(usize, Vec<Series>)> {
+pub fn load(store: &Path, grouping: Grouping) -> Result<(usize, Vec<Series>)> {
     let nights = store::nights(store)?;
     let mut dirs = Vec::new();
     for (label, dir, info) in &nights {
@@ -191,7 +200,11 @@ pub fn load(store: &Path) -> Result<(usize, Vec<Series>)> {
                     _ => 0.0,
                 },
             };
-            series.entry(key(row, meta, host)).or_default().push(Point {
+            let mut k = key(row, meta, host);
+            if grouping.across_kernels {
+                k.kernel = "any kernel".into();
+            }
+            series.entry(k).or_default().push(Point {
                 night: night.clone(),
                 value,
                 half_width,
@@ -378,7 +391,7 @@ mod tests {
         for i in 5..=7 {
             night(dir.path(), &format!("2026-11-0{i}-a"), 1283.37, "7.2.13");
         }
-        let (nights, series) = load(dir.path()).expect("load");
+        let (nights, series) = load(dir.path(), Grouping::default()).expect("load");
         assert_eq!((nights, series.len()), (7, 2));
         let h = analyse(nights, &series, 0.01, 1.0);
         assert_eq!(h.changes.len(), 1, "{:?}", h.changes);
@@ -402,7 +415,7 @@ mod tests {
         );
         // The same step on the newest night is a new regression (history exits 1).
         night(dir.path(), "2026-11-08-a", 1400.0, "7.2.14");
-        let (nights, series) = load(dir.path()).expect("load");
+        let (nights, series) = load(dir.path(), Grouping::default()).expect("load");
         assert_eq!(analyse(nights, &series, 0.01, 1.0).new_regressions(), 1);
     }
 }
