@@ -1,6 +1,8 @@
 //! `tracelab history` over a store of 365 nights × 544 cells (8 guests × 68 cells a
 //! night), as a year of a nightly reference matrix: loading every night's summaries and
-//! the change-point search over every series. The bound: 2 s on a build machine.
+//! the change-point search over every series (bound: 2 s on a build machine), and
+//! `publish` of that store: 544 series pages with their trend plots, 365 night pages, the
+//! index, the changes and the feed (bound: 10 s).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
@@ -57,6 +59,16 @@ fn bench(c: &mut Criterion) {
             let (nights, series) =
                 history::load(store.path(), history::Grouping::default()).expect("load");
             black_box(history::analyse(nights, &series, 0.01, 1.0))
+        })
+    });
+    let (nights, series) = history::load(store.path(), history::Grouping::default()).expect("load");
+    let h = history::analyse(nights, &series, 0.01, 1.0);
+    let site = tempfile::tempdir().expect("site");
+    group.bench_function("publish 365 nights x 544 series", |b| {
+        b.iter(|| {
+            black_box(
+                tracelab::publish::publish(&series, &h, site.path(), "bench").expect("publish"),
+            )
         })
     });
     group.finish();

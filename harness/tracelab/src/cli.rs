@@ -88,6 +88,18 @@ pub enum Command {
     /// Change points of every series across the nights of a store (exit 1 on a regression
     /// in the newest night).
     History(HistoryArgs),
+    /// Write a static site of a store's history: series with sparklines, trend pages with
+    /// change points, regressions and improvements, nights, an Atom feed.
+    Publish {
+        /// The store (`run|matrix --store <dir>`).
+        store: PathBuf,
+        /// The site's directory (created; its pages are replaced).
+        #[arg(long)]
+        out: PathBuf,
+        /// One series across kernel lines (as `history --across-kernels`).
+        #[arg(long)]
+        across_kernels: bool,
+    },
     /// Join the shards of one matrix (`matrix --shard i/N`) into one dataset.
     Merge {
         /// The shards' dataset directories (all N of them).

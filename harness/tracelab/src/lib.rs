@@ -17,6 +17,7 @@ pub mod interrupt;
 pub mod matrix;
 pub mod merge;
 pub mod plot;
+pub mod publish;
 pub mod render;
 pub mod report;
 pub mod results;

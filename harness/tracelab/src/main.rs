@@ -240,6 +240,26 @@ fn run(cli: Cli) -> Result<Exit> {
                 Exit::Ok
             })
         }
+        Command::Publish {
+            store,
+            out,
+            across_kernels,
+        } => {
+            let grouping = tracelab::history::Grouping { across_kernels };
+            let (nights, series) = tracelab::history::load(&store, grouping)?;
+            let h = tracelab::history::analyse(nights, &series, 0.01, 1.0);
+            let id = tracelab::publish::store_id(&store);
+            let p = tracelab::publish::publish(&series, &h, &out, &id)?;
+            println!(
+                "site: {} ({} pages: {} series, {} changes; feed {})",
+                out.join("index.html").display(),
+                p.pages,
+                p.series,
+                p.changes,
+                out.join("feed.xml").display()
+            );
+            Ok(Exit::Ok)
+        }
         Command::Merge { shards, out } => {
             let merged = tracelab::merge::merge(&shards, &out)?;
             println!(

@@ -172,3 +172,131 @@ fn compare_exits_1_on_a_regression_and_writes_json() {
         .assert()
         .code(0);
 }
+
+/// A store of 12 nights of one guest, fprobe-exit stepping by +16% on the 8th, when the
+/// kernel release changes.
+fn store_with_a_step(dir: &Path) -> PathBuf {
+    use tracelab::synthetic::{self, CellSpec};
+    let store = dir.join("store");
+    for night in 1..=12 {
+        let exit = if night < 8 { 1106.35 } else { 1283.37 };
+        let mut run = synthetic::run(
+            "x86_64",
+            "6.12",
+            tracelab_model::schema::Unit::Insn,
+            &[
+                CellSpec::ok("kprobe", 820.56),
+                CellSpec::ok("fprobe-exit", exit),
+            ],
+            3,
+        );
+        run.meta.kernel_release = Some(if night < 8 { "6.12.95" } else { "6.12.117" }.into());
+        let dest = store.join(format!("night=2026-11-{night:02}-a"));
+        synthetic::write_dataset(&dest, &[run]).expect("night");
+    }
+    store
+}
+
+#[test]
+fn published_site_loads_in_headless_chromium_and_every_link_resolves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store_with_a_step(dir.path());
+    let site = dir.path().join("site");
+    let out = Command::cargo_bin("tracelab")
+        .expect("tracelab binary")
+        .arg("publish")
+        .arg(&store)
+        .arg("--out")
+        .arg(&site)
+        .output()
+        .expect("publish");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("2 series, 1 changes"), "{stdout}");
+    // Every local link of every page resolves to a file of the site; nothing is remote.
+    let mut pages = vec![site.join("index.html"), site.join("changes.html")];
+    for d in ["series", "nights"] {
+        for e in std::fs::read_dir(site.join(d)).expect("dir").flatten() {
+            pages.push(e.path());
+        }
+    }
+    assert_eq!(pages.len(), 2 + 2 + 12);
+    for page in &pages {
+        let text = std::fs::read_to_string(page).expect("page");
+        assert!(
+            !text.contains("src=\"http")
+                && !text.contains("href=\"http")
+                && !text.contains("url(http"),
+            "{}",
+            page.display()
+        );
+        for href in text
+            .split("href=\"")
+            .skip(1)
+            .filter_map(|s| s.split('"').next())
+        {
+            let target = page.parent().expect("parent").join(href);
+            assert!(target.is_file(), "{}: broken link {href}", page.display());
+        }
+    }
+    let feed = std::fs::read_to_string(site.join("feed.xml")).expect("feed");
+    assert!(
+        feed.starts_with("<?xml") && feed.contains("<feed xmlns=\"http://www.w3.org/2005/Atom\">")
+    );
+    assert_eq!(feed.matches("<entry>").count(), 1);
+    assert!(feed.contains("regression x86_64 6.12 getppid fprobe-exit: 1106.35 → 1283.37 insn/call (+16.0%) on 2026-11-08-a"), "{feed}");
+    let series = pages
+        .iter()
+        .find(|p| p.to_string_lossy().contains("fprobe-exit"))
+        .expect("fprobe-exit page");
+    let text = std::fs::read_to_string(series).expect("series page");
+    assert!(
+        text.contains("kernel 6.12.95 → 6.12.117"),
+        "the change names the kernel"
+    );
+
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium is not installed (scripts/install-deps installs it)"
+        );
+        eprintln!("SKIPPED: no chromium on PATH; scripts/install-deps installs it");
+        return;
+    };
+    for (n, page) in [site.join("index.html"), series.clone()].iter().enumerate() {
+        let dom = headless(&browser, &dir.path().join(format!("profile-{n}")))
+            .args(["--enable-logging=stderr", "--v=0", "--dump-dom"])
+            .arg(format!("file://{}", page.display()))
+            .output()
+            .expect("run chromium");
+        let stderr = String::from_utf8_lossy(&dom.stderr);
+        assert!(dom.status.success(), "chromium failed: {stderr}");
+        assert!(
+            String::from_utf8_lossy(&dom.stdout).contains("<svg"),
+            "{}",
+            page.display()
+        );
+        for line in stderr.lines() {
+            let bad = line.contains(":CONSOLE(")
+                || line.contains("Uncaught")
+                || line.contains("net::ERR_")
+                || line.contains("Failed to load");
+            assert!(!bad, "browser reported: {line}");
+        }
+    }
+    let shot = site.join("screenshot.png");
+    let run = headless(&browser, &dir.path().join("profile-shot"))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg("--window-size=1280,1400")
+        .arg(format!("file://{}", series.display()))
+        .output()
+        .expect("run chromium");
+    assert!(run.status.success());
+    if let Some(keep) = std::env::var_os("TRACELAB_KEEP_SITE_SCREENSHOT") {
+        std::fs::copy(&shot, keep).expect("copy screenshot");
+    }
+}

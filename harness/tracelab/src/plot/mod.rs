@@ -4,6 +4,7 @@
 
 pub mod figures;
 pub mod run_chart;
+pub mod trend;
 
 pub(crate) const FONT: &str = "sans-serif";
 /// Values beyond this are not drawn: no traced call costs 10^15 instructions or ns, and
