@@ -100,6 +100,16 @@ pub enum Command {
         #[arg(long)]
         across_kernels: bool,
     },
+    /// Append a results directory or dataset (e.g. merged shards) to a store as one night.
+    AddNight {
+        /// The store.
+        store: PathBuf,
+        /// The results directory or dataset to add.
+        results: PathBuf,
+        /// The night's label: YYYY-MM-DD-<id> (default: now, UTC).
+        #[arg(long, value_parser = parse_night)]
+        night: Option<String>,
+    },
     /// Join the shards of one matrix (`matrix --shard i/N`) into one dataset.
     Merge {
         /// The shards' dataset directories (all N of them).

@@ -113,21 +113,48 @@ pub fn load(path: &Path) -> Result<Vec<Run>> {
     load_dirs(&results_dirs(path)?)
 }
 
+/// Maps `f` over `items` on plain threads, one per core, in order. Not rayon: a rayon
+/// worker that waits on polars' own pool steals queued jobs meanwhile, nesting one load in
+/// another until the stack overflows (it did at 2920 results directories).
+pub(crate) fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let next = AtomicUsize::new(0);
+    let out: Mutex<Vec<(usize, R)>> = Mutex::new(Vec::with_capacity(items.len()));
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(i) else { break };
+                let r = f(item);
+                if let Ok(mut o) = out.lock() {
+                    o.push((i, r));
+                }
+            });
+        }
+    });
+    let mut out = out.into_inner().unwrap_or_default();
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, r)| r).collect()
+}
+
 /// Loads results directories in parallel: their summaries through polars (Parquet), not
 /// the samples (`report` and `compare` need none).
 fn load_dirs(dirs: &[PathBuf]) -> Result<Vec<Run>> {
-    use rayon::prelude::*;
-    dirs.par_iter()
-        .map(|dir| {
-            results::load_summaries(dir)
-                .with_context(|| format!("loading {}", dir.display()))
-                .map(|(meta, cells)| Run {
-                    dir: dir.clone(),
-                    meta,
-                    cells,
-                })
-        })
-        .collect()
+    parallel_map(dirs, |dir| {
+        results::load_summaries(dir)
+            .with_context(|| format!("loading {}", dir.display()))
+            .map(|(meta, cells)| Run {
+                dir: dir.clone(),
+                meta,
+                cells,
+            })
+    })
+    .into_iter()
+    .collect()
 }
 
 /// [`load`] over several paths, in the order given.

@@ -260,6 +260,20 @@ fn run(cli: Cli) -> Result<Exit> {
             );
             Ok(Exit::Ok)
         }
+        Command::AddNight {
+            store,
+            results,
+            night,
+        } => {
+            // What is added must load: a night nobody can read would break every history.
+            tracelab::dataset::load(&results)?;
+            let night = night.unwrap_or_else(|| {
+                tracelab::history::store::default_night(std::time::SystemTime::now())
+            });
+            let dir = tracelab::history::store::append(&store, &night, &results, &command_line)?;
+            println!("stored: {}", dir.display());
+            Ok(Exit::Ok)
+        }
         Command::Merge { shards, out } => {
             let merged = tracelab::merge::merge(&shards, &out)?;
             println!(

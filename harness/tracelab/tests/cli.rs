@@ -2,6 +2,7 @@
 //! native target refuses on a host that cannot trace.
 
 use assert_cmd::Command;
+use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 
 fn tracelab() -> Command {
@@ -88,4 +89,41 @@ fn local_target_refuses_where_tracing_is_forbidden() {
         // A host that can trace runs the study (exit 0) or reports failed cells (3).
         assert!(matches!(out.status.code(), Some(0 | 3)), "{stderr}");
     }
+}
+
+#[test]
+fn add_night_appends_a_dataset_once_and_history_reads_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ds = dir.path().join("night");
+    let runs = tracelab::synthetic::matrix(&["x86_64"], &["6.12", "7.3"], 3, 0.0);
+    tracelab::synthetic::write_dataset(&ds, &runs).expect("dataset");
+    let store = dir.path().join("store");
+    let add = |night: &str| {
+        tracelab()
+            .arg("add-night")
+            .arg(&store)
+            .arg(&ds)
+            .args(["--night", night])
+            .assert()
+    };
+    add("2026-12-01-a")
+        .success()
+        .stdout(contains("night=2026-12-01-a"));
+    add("2026-12-01-a")
+        .code(2)
+        .stderr(contains("already in").and(contains("--night")));
+    add("2026-12-02-a").success();
+    tracelab()
+        .arg("history")
+        .arg(&store)
+        .assert()
+        .success()
+        .stdout(contains("2 nights, 14 series, 28 points: 0 changes"));
+    tracelab()
+        .arg("add-night")
+        .arg(&store)
+        .arg(dir.path().join("nothing"))
+        .assert()
+        .code(2)
+        .stderr(contains("is not a directory"));
 }

@@ -178,18 +178,19 @@ pub fn load(store: &Path, grouping: Grouping) -> Result<(usize, Vec<Series>)> {
             dirs.push((label.clone(), host.clone(), d));
         }
     }
-    let loaded: Vec<(String, String, RunMeta, Vec<SummaryRow>)> = dirs
-        .par_iter()
-        .map(|(night, host, d)| {
+    let loaded: Vec<(String, String, RunMeta, Vec<SummaryRow>)> =
+        crate::dataset::parallel_map(&dirs, |(night, host, d)| {
             let (meta, rows) = crate::results::load_rows(d)
                 .with_context(|| format!("night {night}: {}", d.display()))?;
             Ok((night.clone(), host.clone(), meta, rows))
         })
+        .into_iter()
         .collect::<Result<_>>()?;
     let mut series: BTreeMap<SeriesKey, Vec<Point>> = BTreeMap::new();
     for (night, host, meta, rows) in &loaded {
         let f = facts(meta, host);
-        for row in rows {
+        // A baseline cell's overhead is 0 by construction: no series of its own.
+        for row in rows.iter().filter(|r| r.mechanism != "baseline") {
             let (Status::Ok, Some(value)) = (row.status, row.overhead) else {
                 continue;
             };
