@@ -100,6 +100,9 @@ pub enum Command {
         #[arg(long)]
         across_kernels: bool,
     },
+    /// Find the first commit of a kernel tree where one cell's overhead steps (one
+    /// measurement per step under icount); the tree is left as it was found.
+    Bisect(BisectArgs),
     /// Append a results directory or dataset (e.g. merged shards) to a store as one night.
     AddNight {
         /// The store.
@@ -122,6 +125,94 @@ pub enum Command {
     /// Kill runs at seeded random points and check that nothing is left or lost (exit 3
     /// unless leftovers, lost cells and corrupt results are all 0).
     Chaos(ChaosArgs),
+}
+
+/// `tracelab bisect` flags: the tree, the range, the build, and one cell (the `run` flags
+/// `--mechanisms`, `--payloads`, `--stack`, `--workload`, `--calls`, `--repeats`, ...).
+#[derive(clap::Args, Debug)]
+#[command(
+    mut_arg("target", |a| a.hide(true)),
+    mut_arg("kernel", |a| a.hide(true)),
+    mut_arg("config", |a| a.hide(true)),
+    mut_arg("store", |a| a.hide(true)),
+    mut_arg("night", |a| a.hide(true))
+)]
+pub struct BisectArgs {
+    /// The kernel git tree.
+    #[arg(long)]
+    pub repo: PathBuf,
+    /// A revision where the cell is as it should be.
+    #[arg(long)]
+    pub good: String,
+    /// A later revision (a descendant of --good) where it is not.
+    #[arg(long)]
+    pub bad: String,
+    /// Run in the tree at each revision (`sh -c`, $TRACELAB_REVISION set), leaving the
+    /// kernel at --image and its config at --kernel-config, e.g. 'make olddefconfig && make -j8 bzImage'.
+    #[arg(long)]
+    pub build: String,
+    /// The built image, relative to the tree (default arch/x86/boot/bzImage on x86_64,
+    /// arch/arm64/boot/Image on arm64).
+    #[arg(long)]
+    pub image: Option<PathBuf>,
+    /// The built kernel's config, relative to the tree.
+    #[arg(long, default_value = ".config")]
+    pub kernel_config: PathBuf,
+    /// The guest architecture (x86_64, arm64).
+    #[arg(long, default_value = "x86_64")]
+    pub arch: Arch,
+    /// Where each step's results and the step log (bisect.jsonl) go; a rerun with the same
+    /// directory resumes.
+    #[arg(long, default_value = "bisect")]
+    pub out: PathBuf,
+    /// Smallest relative step that counts.
+    #[arg(long, default_value = "1%", value_parser = crate::compare::parse_relative)]
+    pub threshold: f64,
+    /// Smallest absolute step, per call in the cell's unit.
+    #[arg(long, default_value = "1", value_parser = crate::compare::parse_floor)]
+    pub floor: f64,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+impl BisectArgs {
+    pub fn into_bisect(self, command_line: Vec<String>) -> Result<crate::bisect::Bisect> {
+        if self.run.out.is_some() {
+            bail!("bisect writes each step under --out <dir> (its own flag), not a run's --out");
+        }
+        let mut study = self.run.into_study(command_line)?;
+        let cells = study.plan.cells();
+        let measured: Vec<_> = cells
+            .iter()
+            .filter(|c| c.mechanism != MechanismKind::Baseline)
+            .collect();
+        if measured.len() != 1 {
+            bail!(
+                "bisect follows one cell: give one mechanism (and one payload and stack), e.g. --mechanisms fprobe-exit; this selects {}",
+                measured.len()
+            );
+        }
+        study.target = TargetSpec::Vm {
+            arch: self.arch,
+            kernel: None,
+        };
+        let image = self.image.unwrap_or_else(|| match self.arch {
+            Arch::X86_64 => PathBuf::from("arch/x86/boot/bzImage"),
+            Arch::Arm64 => PathBuf::from("arch/arm64/boot/Image"),
+        });
+        Ok(crate::bisect::Bisect {
+            repo: self.repo,
+            good: self.good,
+            bad: self.bad,
+            build: self.build,
+            image,
+            config: self.kernel_config,
+            study,
+            out: self.out,
+            relative: self.threshold,
+            floor: self.floor,
+        })
+    }
 }
 
 /// `tracelab history` flags.

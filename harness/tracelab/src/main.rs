@@ -260,6 +260,39 @@ fn run(cli: Cli) -> Result<Exit> {
             );
             Ok(Exit::Ok)
         }
+        Command::Bisect(args) => {
+            let b = args.into_bisect(command_line)?;
+            tracelab::interrupt::catch().context("installing the Ctrl-C handler")?;
+            let observer = CliObserver::new(1, "steps");
+            let found = tracelab::bisect::run(&b, &observer, &mut |s| {
+                observer.line(&format!(
+                    "{} {}: {} {}/call → {}",
+                    &s.revision[..s.revision.len().min(12)],
+                    s.subject,
+                    fixed(s.overhead, 2),
+                    s.unit,
+                    s.verdict
+                ));
+            });
+            observer.finish();
+            let found = found?;
+            let (g, f) = (&found.last_good, &found.first_bad);
+            println!(
+                "first bad commit: {} {}\n  {} {}/call at {} (last good) → {} at {} ({:+.1}%), {} steps measured over {} candidates; log {}",
+                f.revision,
+                f.subject,
+                fixed(g.overhead, 2),
+                f.unit,
+                &g.revision[..g.revision.len().min(12)],
+                fixed(f.overhead, 2),
+                &f.revision[..f.revision.len().min(12)],
+                (f.overhead - g.overhead) / g.overhead.abs() * 100.0,
+                found.steps.len(),
+                found.candidates,
+                b.out.join("bisect.jsonl").display()
+            );
+            Ok(Exit::Ok)
+        }
         Command::AddNight {
             store,
             results,
