@@ -77,10 +77,15 @@ impl KernelVersion {
                 format!("+deb13-cloud-{d}"),
             ),
         };
+        let more_suites: &'static [&'static str] = match self {
+            KernelVersion::V6_1 | KernelVersion::V6_12 => &["bookworm-security"],
+            KernelVersion::V7_2 | KernelVersion::V7_3 => &[],
+        };
         KernelSpec {
             version: self,
             arch,
             suite,
+            more_suites,
             layout,
             image_package: PackagePattern {
                 prefix,
@@ -191,7 +196,11 @@ impl fmt::Display for PackagePattern {
 pub struct KernelSpec {
     pub version: KernelVersion,
     pub arch: Arch,
+    /// Where the line is published; more releases may be in `more_suites`.
     pub suite: &'static str,
+    /// Other suites that carry releases of the line (the security archive's updates):
+    /// their releases are listed, can be named, and the newest of all is the default.
+    pub more_suites: &'static [&'static str],
     pub layout: Layout,
     pub image_package: PackagePattern,
 }
@@ -234,6 +243,8 @@ pub enum PickError {
          (nor for any older match)"
     )]
     NoConfigPackage { image: String, config: String },
+    #[error("no release `{wanted}` in the archive (available: {available})")]
+    NoRelease { wanted: String, available: String },
 }
 
 /// Numbers in a package name, in order (`linux-image-6.12.95+deb12-...` → 6, 12, 95, 12, …).
@@ -255,10 +266,86 @@ fn newest_first(a: &IndexEntry, b: &IndexEntry) -> Ordering {
 /// `linux-base` package of the same release (same Debian version if there is one, else
 /// the newest). An image whose base package is missing is passed over for an older one.
 pub fn pick(spec: &KernelSpec, entries: &[IndexEntry]) -> Result<Picked, PickError> {
+    pick_release(spec, entries, None)
+}
+
+/// The image packages of a line with their releases, newest first.
+pub fn image_entries<'a>(
+    spec: &KernelSpec,
+    entries: &'a [IndexEntry],
+) -> Vec<(String, &'a IndexEntry)> {
+    let mut v: Vec<&IndexEntry> = entries
+        .iter()
+        .filter(|e| spec.image_package.matches(&e.package))
+        .collect();
+    v.sort_by(|a, b| newest_first(a, b));
+    v.into_iter()
+        .filter_map(|e| Some((spec.layout.release_of(&e.package)?, e)))
+        .collect()
+}
+
+/// Whether an image package of `release` (`6.12.111+deb12-cloud-amd64`, or
+/// `6.1.0-50-cloud-amd64` at Debian version `6.1.176-1`) is the release a user named:
+/// `6.12.111`, `6.1.0-50` or `6.1.176`, or the whole release string.
+pub fn names_release(release: &str, debian_version: &str, wanted: &str) -> bool {
+    release == wanted
+        || release.starts_with(&format!("{wanted}+"))
+        || release.starts_with(&format!("{wanted}-"))
+        || debian_version.starts_with(&format!("{wanted}-"))
+}
+
+/// How a release is named to a user: `6.12.111` (the part before `+deb12`), or for 6.1's
+/// ABI-numbered packages `6.1.0-50 (6.1.176)` with the upstream version from Debian's.
+pub fn release_label(release: &str, debian_version: &str) -> String {
+    if let Some((upstream, _)) = release.split_once('+') {
+        return upstream.to_string();
+    }
+    let abi = release.split("-cloud").next().unwrap_or(release);
+    let upstream = debian_version.split('-').next().unwrap_or(debian_version);
+    if upstream == abi {
+        abi.to_string()
+    } else {
+        format!("{abi} ({upstream})")
+    }
+}
+
+/// [`pick`], of the named release only when `release` is given.
+pub fn pick_release(
+    spec: &KernelSpec,
+    entries: &[IndexEntry],
+    release: Option<&str>,
+) -> Result<Picked, PickError> {
     let mut candidates: Vec<&IndexEntry> = entries
         .iter()
         .filter(|e| spec.image_package.matches(&e.package))
         .collect();
+    if let Some(wanted) = release {
+        let all: Vec<String> = {
+            let mut v: Vec<&IndexEntry> = candidates.clone();
+            v.sort_by(|a, b| newest_first(a, b));
+            v.iter()
+                .filter_map(|e| {
+                    Some(release_label(
+                        &spec.layout.release_of(&e.package)?,
+                        &e.version,
+                    ))
+                })
+                .collect()
+        };
+        candidates.retain(|e| {
+            spec.layout
+                .release_of(&e.package)
+                .is_some_and(|r| names_release(&r, &e.version, wanted))
+        });
+        if candidates.is_empty() {
+            let mut all = all;
+            all.dedup();
+            return Err(PickError::NoRelease {
+                wanted: wanted.to_string(),
+                available: all.join(", "),
+            });
+        }
+    }
     candidates.sort_by(|a, b| newest_first(a, b));
     let Some(first) = candidates.first() else {
         return Err(PickError::NoMatch {

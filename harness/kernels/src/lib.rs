@@ -24,10 +24,11 @@ pub use mirror::{MirrorSource, DEFAULT_MIRROR, MIRROR_ENV};
 
 use anyhow::{Context, Result};
 use cache::{DownloadError, Expected};
-use catalog::Picked;
+use catalog::{KernelSpec, Picked};
 use deb::Wanted;
 use debian_index::IndexEntry;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -110,6 +111,8 @@ struct BusyboxRecord {
 /// The kernel catalog bound to a mirror, a cache directory and a way to download.
 pub struct Catalog {
     mirror: String,
+    /// Where `*-security` suites are (Debian serves them from a separate archive).
+    security_mirror: String,
     mirror_source: MirrorSource,
     cache_dir: PathBuf,
     fetcher: Arc<dyn Fetch>,
@@ -135,8 +138,13 @@ impl Catalog {
             mirror::from_apt_sources(Path::new("/"))
         })?;
         let cache_dir = cache::default_cache_dir()?;
+        let security_mirror = std::env::var(SECURITY_MIRROR_ENV)
+            .ok()
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| security_mirror_of(&mirror));
         Ok(Catalog {
             mirror,
+            security_mirror,
             mirror_source,
             cache_dir,
             fetcher: Arc::new(HttpFetcher::new()),
@@ -149,8 +157,10 @@ impl Catalog {
         cache_dir: impl Into<PathBuf>,
         fetcher: Arc<dyn Fetch>,
     ) -> Catalog {
+        let mirror = mirror.trim_end_matches('/').to_string();
         Catalog {
-            mirror: mirror.trim_end_matches('/').to_string(),
+            security_mirror: security_mirror_of(&mirror),
+            mirror,
             mirror_source: MirrorSource::Explicit,
             cache_dir: cache_dir.into(),
             fetcher,
@@ -159,6 +169,15 @@ impl Catalog {
 
     pub fn mirror(&self) -> &str {
         &self.mirror
+    }
+
+    /// The archive that serves `suite`.
+    pub fn mirror_for(&self, suite: &str) -> &str {
+        if suite.ends_with("-security") {
+            &self.security_mirror
+        } else {
+            &self.mirror
+        }
     }
 
     /// Where [`Catalog::mirror`] came from.
@@ -182,14 +201,16 @@ impl Catalog {
     /// index; no `.deb` is downloaded.
     pub fn resolve(&self, version: KernelVersion, arch: Arch, refresh: bool) -> Result<Resolved> {
         let spec = version.spec(arch);
-        let entries =
-            self.load_index(spec.suite, arch, refresh, &|p| spec.wants(p), &|_, _, _| {})?;
+        let (entries, suites) = self.line_entries(&spec, refresh, &|_, _, _| {})?;
         let picked = self.pick(version, arch, &entries)?;
         Ok(Resolved {
             version,
             arch,
             release: picked.release.clone(),
-            suite: spec.suite.to_string(),
+            suite: suites
+                .get(&picked.image.filename)
+                .cloned()
+                .unwrap_or_else(|| spec.suite.to_string()),
             packages: package_refs(&picked),
         })
     }
@@ -213,27 +234,149 @@ impl Catalog {
         refresh: bool,
         progress: Progress<'_>,
     ) -> Result<FetchedKernel> {
+        self.fetch_release(version, arch, None, refresh, progress)
+    }
+
+    /// One release of `version` (`6.12.111`; None: the newest in any of its suites),
+    /// downloading what is not cached. A named release is cached apart from the line's
+    /// default, so nights that go through the releases do not extract again.
+    pub fn fetch_release(
+        &self,
+        version: KernelVersion,
+        arch: Arch,
+        release: Option<&str>,
+        refresh: bool,
+        progress: Progress<'_>,
+    ) -> Result<FetchedKernel> {
         let spec = version.spec(arch);
-        let keep = |p: &str| spec.wants(p);
-        self.with_index_retry(spec.suite, arch, refresh, &keep, progress, |entries| {
-            let picked = self.pick(version, arch, entries)?;
-            let packages = package_refs(&picked);
-            if let Some(kernel) = self.cached_matching(version, arch, &packages) {
-                return Ok(kernel);
-            }
-            let image_deb = self.download_deb(&picked.image, spec.suite, progress)?;
-            let config_deb = match &picked.config {
-                Some(base) => self.download_deb(base, spec.suite, progress)?,
-                None => image_deb.clone(),
+        let attempt =
+            |entries: &[IndexEntry], suites: &BTreeMap<String, String>| -> Result<FetchedKernel> {
+                let picked = self.pick_release(version, arch, entries, release)?;
+                let suite = suites
+                    .get(&picked.image.filename)
+                    .cloned()
+                    .unwrap_or_else(|| spec.suite.to_string());
+                let packages = package_refs(&picked);
+                let dir = self.release_dir(version, arch, release);
+                if let Some(kernel) = self.cached_matching(&dir, version, arch, &packages) {
+                    return Ok(kernel);
+                }
+                let image_deb = self.download_deb(&picked.image, &suite, progress)?;
+                let config_deb = match &picked.config {
+                    Some(base) => {
+                        let s = suites
+                            .get(&base.filename)
+                            .cloned()
+                            .unwrap_or_else(|| suite.clone());
+                        self.download_deb(base, &s, progress)?
+                    }
+                    None => image_deb.clone(),
+                };
+                self.install_kernel(
+                    &dir,
+                    version,
+                    arch,
+                    &picked,
+                    (&image_deb, &config_deb),
+                    packages,
+                    &suite,
+                )
             };
-            self.install_kernel(version, arch, &picked, &image_deb, &config_deb, packages)
-        })
+        let (entries, suites) = self.line_entries(&spec, refresh, progress)?;
+        match attempt(&entries, &suites) {
+            // A cached index may name a .deb the archive has since dropped.
+            Err(e) if !refresh && is_not_found(&e) => {
+                let (entries, suites) = self.line_entries(&spec, true, progress)?;
+                attempt(&entries, &suites).context("even after downloading the package index again")
+            }
+            other => other,
+        }
+    }
+
+    /// Every release of `version` for `arch` the archive holds, newest first, with the
+    /// suite that carries it.
+    pub fn releases(
+        &self,
+        version: KernelVersion,
+        arch: Arch,
+        refresh: bool,
+    ) -> Result<Vec<ReleaseInfo>> {
+        let spec = version.spec(arch);
+        let (entries, suites) = self.line_entries(&spec, refresh, &|_, _, _| {})?;
+        let mut out: Vec<ReleaseInfo> = catalog::image_entries(&spec, &entries)
+            .into_iter()
+            .map(|(release, e)| ReleaseInfo {
+                label: catalog::release_label(&release, &e.version),
+                release,
+                debian_version: e.version.clone(),
+                package: e.package.clone(),
+                suite: suites
+                    .get(&e.filename)
+                    .cloned()
+                    .unwrap_or_else(|| spec.suite.to_string()),
+            })
+            .collect();
+        out.dedup_by(|a, b| a.release == b.release && a.debian_version == b.debian_version);
+        Ok(out)
+    }
+
+    /// The index entries of every suite of a line, and the suite of each `.deb` (by its
+    /// pool path). The line's own suite must load; another that the archive does not
+    /// have (404) is skipped.
+    fn line_entries(
+        &self,
+        spec: &KernelSpec,
+        refresh: bool,
+        progress: Progress<'_>,
+    ) -> Result<(Vec<IndexEntry>, BTreeMap<String, String>)> {
+        let keep = |p: &str| spec.wants(p);
+        let mut entries = self.load_index(spec.suite, spec.arch, refresh, &keep, progress)?;
+        let mut suites: BTreeMap<String, String> = entries
+            .iter()
+            .map(|e| (e.filename.clone(), spec.suite.to_string()))
+            .collect();
+        for suite in spec.more_suites {
+            // A suite the archive lacks is remembered, so that a cached line needs no
+            // network; a refresh asks again.
+            let absent = self.index_path(suite, spec.arch).with_file_name("ABSENT");
+            if !refresh && absent.exists() {
+                continue;
+            }
+            match self.load_index(suite, spec.arch, refresh, &keep, progress) {
+                Ok(more) => {
+                    let _ = fs::remove_file(&absent);
+                    for e in more {
+                        suites
+                            .entry(e.filename.clone())
+                            .or_insert_with(|| suite.to_string());
+                        entries.push(e);
+                    }
+                }
+                Err(e) if is_not_found(&e) => {
+                    cache::write_atomic(&absent, b"404\n")
+                        .with_context(|| format!("writing {}", absent.display()))?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((entries, suites))
+    }
+
+    /// Where a kernel of the line (release None) or of a named release is cached.
+    fn release_dir(&self, version: KernelVersion, arch: Arch, release: Option<&str>) -> PathBuf {
+        match release {
+            None => self.kernel_dir(version, arch),
+            Some(r) => self.kernel_dir(version, arch).join("releases").join(r),
+        }
     }
 
     /// The kernel of `version`/`arch` already in the cache, if its files are all there.
     /// Never touches the network (so it may be older than the index's newest build).
     pub fn cached(&self, version: KernelVersion, arch: Arch) -> Option<FetchedKernel> {
-        let dir = self.kernel_dir(version, arch);
+        self.cached_in(&self.kernel_dir(version, arch), version, arch)
+    }
+
+    fn cached_in(&self, dir: &Path, version: KernelVersion, arch: Arch) -> Option<FetchedKernel> {
         let text = fs::read_to_string(dir.join("kernel.json")).ok()?;
         let mut kernel: FetchedKernel = serde_json::from_str(&text).ok()?;
         // The cache directory may have moved since: the files are where kernel.json is.
@@ -317,7 +460,7 @@ impl Catalog {
         keep: &dyn Fn(&str) -> bool,
         progress: Progress<'_>,
     ) -> Result<Vec<IndexEntry>> {
-        let url = debian_index::index_url(&self.mirror, suite, arch.debian());
+        let url = debian_index::index_url(self.mirror_for(suite), suite, arch.debian());
         let path = self.index_path(suite, arch);
         let label = format!("Packages.xz ({suite}/{})", arch.debian());
         let download = || {
@@ -368,11 +511,23 @@ impl Catalog {
     }
 
     fn pick(&self, version: KernelVersion, arch: Arch, entries: &[IndexEntry]) -> Result<Picked> {
+        self.pick_release(version, arch, entries, None)
+    }
+
+    fn pick_release(
+        &self,
+        version: KernelVersion,
+        arch: Arch,
+        entries: &[IndexEntry],
+        release: Option<&str>,
+    ) -> Result<Picked> {
         let spec = version.spec(arch);
-        catalog::pick(&spec, entries).with_context(|| {
+        catalog::pick_release(&spec, entries, release).with_context(|| {
+            let mut suites = vec![spec.suite];
+            suites.extend(spec.more_suites);
             format!(
                 "kernel {version} for {arch}: suite {} at {}",
-                spec.suite,
+                suites.join(", "),
                 debian_index::index_url(&self.mirror, spec.suite, arch.debian())
             )
         })
@@ -385,7 +540,7 @@ impl Catalog {
         suite: &str,
         progress: Progress<'_>,
     ) -> Result<PathBuf> {
-        let url = format!("{}/{}", self.mirror, entry.filename);
+        let url = format!("{}/{}", self.mirror_for(suite), entry.filename);
         let dest = self.cache_dir.join("debs").join(entry.basename());
         let expected = Expected {
             size_bytes: entry.size_bytes,
@@ -407,11 +562,12 @@ impl Catalog {
     /// The cached kernel if it was extracted from exactly these packages.
     fn cached_matching(
         &self,
+        dir: &Path,
         version: KernelVersion,
         arch: Arch,
         packages: &[PackageRef],
     ) -> Option<FetchedKernel> {
-        let kernel = self.cached(version, arch)?;
+        let kernel = self.cached_in(dir, version, arch)?;
         let same = kernel.packages.len() == packages.len()
             && kernel
                 .packages
@@ -421,17 +577,19 @@ impl Catalog {
         same.then_some(kernel)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn install_kernel(
         &self,
+        dir: &Path,
         version: KernelVersion,
         arch: Arch,
         picked: &Picked,
-        image_deb: &Path,
-        config_deb: &Path,
+        (image_deb, config_deb): (&Path, &Path),
         packages: Vec<PackageRef>,
+        suite: &str,
     ) -> Result<FetchedKernel> {
         let spec = version.spec(arch);
-        let dir = self.kernel_dir(version, arch);
+        let dir = dir.to_path_buf();
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         // kernel.json goes first and comes back last: a crash in between leaves no record
         // pointing at files of another build.
@@ -461,8 +619,8 @@ impl Catalog {
             config,
             files_sha256: sums,
             packages,
-            suite: spec.suite.to_string(),
-            mirror: self.mirror.clone(),
+            suite: suite.to_string(),
+            mirror: self.mirror_for(suite).to_string(),
         };
         write_json(&record, &kernel)?;
         Ok(kernel)
@@ -489,6 +647,30 @@ fn files_sha256(image: &Path, config: &Path) -> Option<[String; 2]> {
         cache::sha256_file(image).ok()?,
         cache::sha256_file(config).ok()?,
     ])
+}
+
+/// The security archive beside a Debian mirror: `…/debian` → `…/debian-security`;
+/// another layout gets Debian's own (override with `$TRACELAB_SECURITY_MIRROR`).
+fn security_mirror_of(mirror: &str) -> String {
+    match mirror.strip_suffix("/debian") {
+        Some(base) => format!("{base}/debian-security"),
+        None => "http://deb.debian.org/debian-security".to_string(),
+    }
+}
+
+/// Environment variable naming the security archive.
+pub const SECURITY_MIRROR_ENV: &str = "TRACELAB_SECURITY_MIRROR";
+
+/// One release of a kernel line in the archive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReleaseInfo {
+    /// What a target names: `6.12.111`, or `6.1.0-50 (6.1.176)`.
+    pub label: String,
+    /// `uname -r` of the kernel: `6.12.111+deb12-cloud-amd64`.
+    pub release: String,
+    pub debian_version: String,
+    pub package: String,
+    pub suite: String,
 }
 
 fn non_empty_file(path: &Path) -> bool {

@@ -244,9 +244,19 @@ fn a_vanished_pool_file_refreshes_the_stale_index_once() {
         .fetch_kernel(KernelVersion::V6_12, Arch::X86_64, false)
         .expect("retry after refresh");
     assert_eq!(k.release, "6.12.97+deb12-cloud-amd64");
+    // The refresh asks the security archive again too (it had no such suite).
     assert_eq!(
         fetcher.log(),
-        [gone.url(), index_url("bookworm-backports"), next.url()]
+        [
+            gone.url(),
+            index_url("bookworm-backports"),
+            debian_index::index_url(
+                "http://mirror.test/debian-security",
+                "bookworm-security",
+                "amd64"
+            ),
+            next.url()
+        ]
     );
 
     // Gone even from a fresh index: an error naming the package and the URL.
@@ -511,4 +521,118 @@ mod network {
             println!("busybox {arch}: {}", path.display());
         }
     }
+}
+
+/// Publishes `pkgs` in the security archive beside the fake mirror.
+fn publish_security(fetcher: &FakeFetcher, suite: &str, pkgs: &[&Pkg]) {
+    let security = "http://mirror.test/debian-security";
+    let text: String = pkgs.iter().map(|p| p.stanza()).collect();
+    fetcher.put(
+        &debian_index::index_url(security, suite, "amd64"),
+        xz(&text),
+    );
+    for p in pkgs {
+        fetcher.put(&format!("{security}/{}", p.filename()), p.deb.clone());
+    }
+}
+
+#[test]
+fn every_release_of_a_line_is_listed_and_the_newest_in_any_suite_is_the_default() {
+    let (_dir, fetcher, catalog) = setup();
+    let (a, b, c) = (
+        image_612(95, b"k95"),
+        image_612(111, b"k111"),
+        image_612(117, b"k117"),
+    );
+    publish(&fetcher, "bookworm-backports", &[&a]);
+    publish_security(&fetcher, "bookworm-security", &[&b, &c]);
+    let releases = catalog
+        .releases(KernelVersion::V6_12, Arch::X86_64, false)
+        .expect("releases");
+    let labels: Vec<(&str, &str)> = releases
+        .iter()
+        .map(|r| (r.label.as_str(), r.suite.as_str()))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            ("6.12.117", "bookworm-security"),
+            ("6.12.111", "bookworm-security"),
+            ("6.12.95", "bookworm-backports")
+        ]
+    );
+    // The default is the newest of all suites, from the security archive.
+    let k = catalog
+        .fetch_kernel(KernelVersion::V6_12, Arch::X86_64, false)
+        .expect("default");
+    assert_eq!(fs::read(&k.image).expect("image"), b"k117");
+    assert_eq!(k.suite, "bookworm-security");
+    assert_eq!(k.mirror, "http://mirror.test/debian-security");
+    // A named release, cached apart from the default.
+    let old = catalog
+        .fetch_release(
+            KernelVersion::V6_12,
+            Arch::X86_64,
+            Some("6.12.95"),
+            false,
+            &|_, _, _| {},
+        )
+        .expect("6.12.95");
+    assert_eq!(fs::read(&old.image).expect("image"), b"k95");
+    assert_ne!(old.image, k.image);
+    assert_eq!(fs::read(&k.image).expect("image"), b"k117");
+    let err = format!(
+        "{:#}",
+        catalog
+            .fetch_release(
+                KernelVersion::V6_12,
+                Arch::X86_64,
+                Some("6.12.200"),
+                false,
+                &|_, _, _| {}
+            )
+            .unwrap_err()
+    );
+    assert!(
+        err.contains("no release `6.12.200`") && err.contains("6.12.117, 6.12.111, 6.12.95"),
+        "{err}"
+    );
+}
+
+#[test]
+fn release_labels_and_names() {
+    use catalog::{names_release, release_label};
+    assert_eq!(
+        release_label("6.12.111+deb12-cloud-amd64", "6.12.111-1"),
+        "6.12.111"
+    );
+    assert_eq!(
+        release_label("6.1.0-50-cloud-amd64", "6.1.176-1"),
+        "6.1.0-50 (6.1.176)"
+    );
+    assert!(names_release(
+        "6.1.0-50-cloud-amd64",
+        "6.1.176-1",
+        "6.1.176"
+    ));
+    assert!(names_release(
+        "6.1.0-50-cloud-amd64",
+        "6.1.176-1",
+        "6.1.0-50"
+    ));
+    assert!(!names_release(
+        "6.1.0-50-cloud-amd64",
+        "6.1.176-1",
+        "6.1.0-5"
+    ));
+    assert!(names_release(
+        "6.12.111+deb12-cloud-amd64",
+        "6.12.111-1",
+        "6.12.111"
+    ));
+    assert!(!names_release(
+        "6.12.111+deb12-cloud-amd64",
+        "6.12.111-1",
+        "6.12.11"
+    ));
 }

@@ -195,6 +195,7 @@ impl BisectArgs {
         study.target = TargetSpec::Vm {
             arch: self.arch,
             kernel: None,
+            release: None,
         };
         let image = self.image.unwrap_or_else(|| match self.arch {
             Arch::X86_64 => PathBuf::from("arch/x86/boot/bzImage"),
@@ -258,6 +259,7 @@ impl ChaosArgs {
         let TargetSpec::Vm {
             arch,
             kernel: Some(kernel),
+            release: None,
         } = self.target
         else {
             bail!("chaos runs in a Debian guest: --target vm:<arch>/<version> (arch x86_64|arm64; version 6.1|6.12|7.2|7.3)");
@@ -429,7 +431,15 @@ impl RunArgs {
             _ => None,
         };
         match (&mut target, &custom_kernel) {
-            (TargetSpec::Vm { kernel, .. }, Some(_)) => *kernel = None,
+            (
+                TargetSpec::Vm {
+                    kernel, release, ..
+                },
+                Some(_),
+            ) => {
+                *kernel = None;
+                *release = None;
+            }
             (TargetSpec::Vm { kernel: None, .. }, None) => {
                 bail!("target {target} needs --kernel and --config")
             }

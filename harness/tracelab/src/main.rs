@@ -380,6 +380,7 @@ fn doctor(target: &TargetSpec, mirror: Option<String>) -> Result<String> {
         TargetSpec::Vm {
             arch,
             kernel: Some(version),
+            ..
         } => {
             let k = Catalog::new(mirror)?.fetch_kernel(*version, *arch, false)?;
             let text = std::fs::read_to_string(&k.config)
@@ -404,23 +405,49 @@ fn kernels_command(command: KernelsCommand) -> Result<Exit> {
         KernelsCommand::List { mirror } => {
             let catalog = Catalog::new(mirror)?;
             println!(
-                "{:<8} {:<7} {:<18} {:<55} cached",
-                "version", "arch", "suite", "package"
+                "{:<8} {:<7} {:<20} {:<18} {:<55} note",
+                "version", "arch", "release", "suite", "package"
             );
             for e in tracelab_kernels::catalog_table() {
-                let cached = catalog
-                    .cached(e.version, e.arch)
-                    .map_or_else(|| "-".to_string(), |k| k.release);
-                println!(
-                    "{:<8} {:<7} {:<18} {:<55} {cached}",
-                    e.version.name(),
-                    e.arch.name(),
-                    e.suite,
-                    e.package
-                );
+                let cached = catalog.cached(e.version, e.arch).map(|k| k.release);
+                match catalog.releases(e.version, e.arch, false) {
+                    Ok(releases) => {
+                        for (i, r) in releases.iter().enumerate() {
+                            let mut note = Vec::new();
+                            if i == 0 {
+                                note.push(format!(
+                                    "default for vm:{}/{}",
+                                    e.arch,
+                                    e.version.name()
+                                ));
+                            }
+                            if cached.as_deref() == Some(r.release.as_str()) {
+                                note.push("cached".to_string());
+                            }
+                            println!(
+                                "{:<8} {:<7} {:<20} {:<18} {:<55} {}",
+                                e.version.name(),
+                                e.arch.name(),
+                                r.label,
+                                r.suite,
+                                r.package,
+                                note.join(", ")
+                            );
+                        }
+                    }
+                    Err(err) => println!(
+                        "{:<8} {:<7} {:<20} {:<18} {:<55} index unavailable: {}",
+                        e.version.name(),
+                        e.arch.name(),
+                        "-",
+                        e.suite,
+                        e.package,
+                        tracelab::results::row::one_line(&format!("{err:#}"))
+                    ),
+                }
             }
             println!(
-                "mirror: {}  cache: {}",
+                "mirror: {}  cache: {}  (name a release as vm:<arch>/<release>, e.g. vm:x86_64/6.12.111)",
                 catalog.mirror(),
                 catalog.cache_dir().display()
             );

@@ -288,6 +288,7 @@ fn run_guest(
     study.target = TargetSpec::Vm {
         arch: guest.arch,
         kernel: Some(guest.kernel),
+        release: None,
     };
     study.out = Some(dir);
     let snapshot = agents_dir(&matrix.out);
@@ -562,6 +563,7 @@ mod tests {
             let TargetSpec::Vm {
                 arch,
                 kernel: Some(k),
+                ..
             } = &s.target
             else {
                 bail!("not a Debian guest")

@@ -88,7 +88,7 @@ pub struct Finished {
 }
 
 /// The choices, for error messages.
-pub const VALID_TARGETS: &str = "local, vm:<arch>/<version> (arch: x86_64, arm64; version: 6.1, 6.12, 7.2, 7.3, or custom with --kernel)";
+pub const VALID_TARGETS: &str = "local, vm:<arch>/<version> (arch: x86_64, arm64; version: 6.1, 6.12, 7.2, 7.3, a release of one such as 6.12.111 (`kernels list`), or custom with --kernel)";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetSpec {
@@ -97,6 +97,8 @@ pub enum TargetSpec {
     Vm {
         arch: Arch,
         kernel: Option<KernelVersion>,
+        /// One release of the line (`6.12.111`); None: the line's newest.
+        release: Option<String>,
     },
 }
 
@@ -106,6 +108,7 @@ impl TargetSpec {
         TargetSpec::Vm {
             arch: Arch::X86_64,
             kernel: Some(KernelVersion::V6_12),
+            release: None,
         }
     }
 }
@@ -116,9 +119,17 @@ impl fmt::Display for TargetSpec {
             TargetSpec::Local => f.write_str("local"),
             TargetSpec::Vm {
                 arch,
+                release: Some(r),
+                ..
+            } => write!(f, "vm:{arch}/{r}"),
+            TargetSpec::Vm {
+                arch,
                 kernel: Some(k),
+                ..
             } => write!(f, "vm:{arch}/{}", k.name()),
-            TargetSpec::Vm { arch, kernel: None } => write!(f, "vm:{arch}/custom"),
+            TargetSpec::Vm {
+                arch, kernel: None, ..
+            } => write!(f, "vm:{arch}/custom"),
         }
     }
 }
@@ -137,12 +148,47 @@ impl FromStr for TargetSpec {
             bail!("target `{s}` names no kernel version (valid: {VALID_TARGETS})");
         };
         let arch: Arch = arch.parse()?;
-        let kernel = if version == "custom" {
-            None
-        } else {
-            Some(version.parse::<KernelVersion>()?)
-        };
-        Ok(TargetSpec::Vm { arch, kernel })
+        if version == "custom" {
+            return Ok(TargetSpec::Vm {
+                arch,
+                kernel: None,
+                release: None,
+            });
+        }
+        if let Ok(kernel) = version.parse::<KernelVersion>() {
+            return Ok(TargetSpec::Vm {
+                arch,
+                kernel: Some(kernel),
+                release: None,
+            });
+        }
+        // A release of a line: `6.12.111`, `6.1.0-50`, `6.1.176`.
+        let line = KernelVersion::ALL.iter().copied().find(|k| {
+            let rest = version.strip_prefix(k.name());
+            rest.is_some_and(|r| {
+                (r.starts_with('.') || r.starts_with('-'))
+                    && r.len() > 1
+                    && r[1..]
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '~'))
+            })
+        });
+        match line {
+            Some(kernel) => Ok(TargetSpec::Vm {
+                arch,
+                kernel: Some(kernel),
+                release: Some(version.to_string()),
+            }),
+            // Not a line nor one of its releases: the line's parse error names the valid ones.
+            None => match version.parse::<KernelVersion>() {
+                Err(e) => Err(e.into()),
+                Ok(kernel) => Ok(TargetSpec::Vm {
+                    arch,
+                    kernel: Some(kernel),
+                    release: None,
+                }),
+            },
+        }
     }
 }
 
@@ -158,9 +204,28 @@ mod tests {
             t,
             TargetSpec::Vm {
                 arch: Arch::Arm64,
-                kernel: Some(KernelVersion::V7_3)
+                kernel: Some(KernelVersion::V7_3),
+                release: None,
             }
         );
+        let r: TargetSpec = "vm:x86_64/6.12.111".parse().expect("a release");
+        assert_eq!(
+            r,
+            TargetSpec::Vm {
+                arch: Arch::X86_64,
+                kernel: Some(KernelVersion::V6_12),
+                release: Some("6.12.111".into()),
+            }
+        );
+        assert_eq!(r.to_string(), "vm:x86_64/6.12.111");
+        let r: TargetSpec = "vm:x86_64/6.1.0-50".parse().expect("a 6.1 ABI");
+        assert!(matches!(
+            r,
+            TargetSpec::Vm {
+                kernel: Some(KernelVersion::V6_1),
+                ..
+            }
+        ));
         assert_eq!(t.to_string(), "vm:arm64/7.3");
         assert_eq!(TargetSpec::default_vm().to_string(), "vm:x86_64/6.12");
         for (bad, needle) in [
@@ -168,6 +233,8 @@ mod tests {
             ("vm:x86_64", "names no kernel version"),
             ("vm:sparc/6.12", "valid: x86_64, arm64"),
             ("vm:x86_64/5.10", "6.12"),
+            ("vm:x86_64/6.12.", "6.12"),
+            ("vm:x86_64/6.12.1;x", "6.12"),
         ] {
             let err = bad.parse::<TargetSpec>().unwrap_err().to_string();
             assert!(err.contains(needle), "{bad}: {err}");

@@ -14,7 +14,11 @@ pub fn run(study: &Study, observer: &dyn Observer) -> anyhow::Result<Finished> {
     study.plan.validate()?;
     match &study.target {
         TargetSpec::Local => local::run(study, observer),
-        TargetSpec::Vm { arch, kernel } => vm::run(study, *arch, *kernel, observer),
+        TargetSpec::Vm {
+            arch,
+            kernel,
+            release,
+        } => vm::run(study, *arch, *kernel, release.as_deref(), observer),
     }
 }
 

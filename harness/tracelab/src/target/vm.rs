@@ -58,6 +58,7 @@ pub fn run(
     study: &Study,
     arch: Arch,
     version: Option<KernelVersion>,
+    release: Option<&str>,
     observer: &dyn Observer,
 ) -> Result<Finished> {
     let catalog = Catalog::new(study.mirror.clone())?;
@@ -66,9 +67,12 @@ pub fn run(
         (None, Some(v)) => {
             observer.event(
                 None,
-                StudyEvent::Stage(&format!("fetching Debian {} kernel for {arch}", v.name())),
+                StudyEvent::Stage(&format!(
+                    "fetching Debian {} kernel for {arch}",
+                    release.unwrap_or(v.name())
+                )),
             );
-            catalog.fetch_kernel(v, arch, false)?
+            catalog.fetch_release(v, arch, release, false, &|_, _, _| {})?
         }
         (None, None) => bail!("target vm:{arch}/custom needs --kernel <image> and --config <file>"),
     };
