@@ -1,7 +1,9 @@
-//! `tracelab bisect`: the first commit of a kernel tree where one cell's overhead steps.
+//! `tracelab bisect`: the first commit of a kernel tree — or the first of an ordered list
+//! of Debian releases — where one cell's overhead steps.
 //!
 //! Each step checks a revision out, runs the build command in the tree, boots the kernel it
-//! made (`--image`, `--config`) and measures the cell. Under icount the figure is exact,
+//! made (`--image`, `--config`) and measures the cell; or boots the release from the
+//! archive (`vm:<arch>/<release>`). Under icount the figure is exact,
 //! so one measurement per step decides: a revision is *bad* when its overhead is nearer the
 //! bad revision's than the good one's and differs from the good one's by more than the
 //! threshold. Every step is appended to `<out>/bisect.jsonl` as it finishes; a rerun with
@@ -14,17 +16,32 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Where the candidates come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Commits of a kernel tree, `good..bad` along the history, each built.
+    Git {
+        repo: PathBuf,
+        good: String,
+        bad: String,
+        /// Run in the tree (`sh -c`) at each revision; must leave the kernel at `image`.
+        build: String,
+        image: PathBuf,
+        config: PathBuf,
+    },
+    /// Debian releases of one line, oldest (good) first, newest (bad) last.
+    Releases {
+        arch: tracelab_model::arch::Arch,
+        line: tracelab_kernels::KernelVersion,
+        releases: Vec<String>,
+    },
+}
+
 /// What to bisect.
 #[derive(Debug, Clone)]
 pub struct Bisect {
-    pub repo: PathBuf,
-    pub good: String,
-    pub bad: String,
-    /// Run in the tree (`sh -c`) at each revision; must leave the kernel at `image`.
-    pub build: String,
-    pub image: PathBuf,
-    pub config: PathBuf,
-    /// The study of one cell; its target is `vm:<arch>/custom`.
+    pub source: Source,
+    /// The study of one cell (its target is set per step).
     pub study: Study,
     pub out: PathBuf,
     /// Smallest relative step that counts (as `compare --threshold`).
@@ -138,26 +155,44 @@ fn append_log(path: &Path, step: &Step) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// Builds and measures one revision.
+/// Builds (or fetches) and measures one candidate.
 fn measure(b: &Bisect, rev: &str, observer: &dyn Observer) -> Result<Step> {
-    git(&b.repo, &["checkout", "--quiet", "--detach", rev])?;
-    let subject = git(&b.repo, &["log", "-1", "--format=%s", rev]).unwrap_or_default();
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(&b.build)
-        .current_dir(&b.repo)
-        .env("TRACELAB_REVISION", rev)
-        .status()
-        .with_context(|| format!("running the build command `{}`", b.build))?;
-    if !status.success() {
-        bail!(
-            "the build command failed at {} ({status}): `{}`",
-            &rev[..rev.len().min(12)],
-            b.build
-        );
-    }
     let mut study = b.study.clone();
-    study.custom_kernel = Some((b.repo.join(&b.image), b.repo.join(&b.config)));
+    let subject = match &b.source {
+        Source::Git {
+            repo,
+            build,
+            image,
+            config,
+            ..
+        } => {
+            git(repo, &["checkout", "--quiet", "--detach", rev])?;
+            let subject = git(repo, &["log", "-1", "--format=%s", rev]).unwrap_or_default();
+            let status = Command::new("sh")
+                .arg("-c")
+                .arg(build)
+                .current_dir(repo)
+                .env("TRACELAB_REVISION", rev)
+                .status()
+                .with_context(|| format!("running the build command `{build}`"))?;
+            if !status.success() {
+                bail!(
+                    "the build command failed at {} ({status}): `{build}`",
+                    &rev[..rev.len().min(12)]
+                );
+            }
+            study.custom_kernel = Some((repo.join(image), repo.join(config)));
+            subject
+        }
+        Source::Releases { arch, line, .. } => {
+            study.target = crate::study::TargetSpec::Vm {
+                arch: *arch,
+                kernel: Some(*line),
+                release: Some(rev.to_string()),
+            };
+            format!("Debian {rev}")
+        }
+    };
     let results = b.out.join(&rev[..rev.len().min(12)]);
     let _ = std::fs::remove_dir_all(&results);
     study.out = Some(results.clone());
@@ -188,24 +223,43 @@ fn measure(b: &Bisect, rev: &str, observer: &dyn Observer) -> Result<Step> {
     Ok(step)
 }
 
+/// The candidates after the good end (the last is the bad end), the good end, and the
+/// guard that puts a tree back.
+fn candidates(source: &Source) -> Result<(Vec<String>, String, Option<Restore>)> {
+    match source {
+        Source::Git {
+            repo, good, bad, ..
+        } => {
+            if !git(repo, &["status", "--porcelain", "--untracked-files=no"])?.is_empty() {
+                bail!(
+                    "{} has uncommitted changes: commit or stash them first (the bisect checks revisions out)",
+                    repo.display()
+                );
+            }
+            let place = match git(repo, &["symbolic-ref", "--quiet", "--short", "HEAD"]) {
+                Ok(branch) => branch,
+                Err(_) => git(repo, &["rev-parse", "HEAD"])?,
+            };
+            let revs = range(repo, good, bad)?;
+            let good = git(repo, &["rev-parse", &format!("{good}^{{commit}}")])?;
+            let restore = Restore {
+                repo: repo.clone(),
+                place,
+            };
+            Ok((revs, good, Some(restore)))
+        }
+        Source::Releases { releases, .. } => {
+            if releases.len() < 2 {
+                bail!("--releases needs at least two, oldest (good) first: e.g. 6.12.95,6.12.107,6.12.117");
+            }
+            Ok((releases[1..].to_vec(), releases[0].clone(), None))
+        }
+    }
+}
+
 /// Runs the bisect; `report` sees each step as it is decided.
 pub fn run(b: &Bisect, observer: &dyn Observer, report: &mut dyn FnMut(&Step)) -> Result<Found> {
-    if !git(&b.repo, &["status", "--porcelain", "--untracked-files=no"])?.is_empty() {
-        bail!(
-            "{} has uncommitted changes: commit or stash them first (the bisect checks revisions out)",
-            b.repo.display()
-        );
-    }
-    let place = match git(&b.repo, &["symbolic-ref", "--quiet", "--short", "HEAD"]) {
-        Ok(branch) => branch,
-        Err(_) => git(&b.repo, &["rev-parse", "HEAD"])?,
-    };
-    let revs = range(&b.repo, &b.good, &b.bad)?;
-    let good = git(&b.repo, &["rev-parse", &format!("{}^{{commit}}", b.good)])?;
-    let _restore = Restore {
-        repo: b.repo.clone(),
-        place,
-    };
+    let (revs, good, _restore) = candidates(&b.source)?;
     std::fs::create_dir_all(&b.out).with_context(|| format!("creating {}", b.out.display()))?;
     let log = b.out.join("bisect.jsonl");
     let mut done = read_log(&log);
@@ -349,12 +403,14 @@ mod tests {
             _ => unreachable!(),
         });
         let b = Bisect {
-            repo: r.path().to_path_buf(),
-            good: "HEAD~1".into(),
-            bad: "HEAD".into(),
-            build: "true".into(),
-            image: "vmlinuz".into(),
-            config: "config".into(),
+            source: Source::Git {
+                repo: r.path().to_path_buf(),
+                good: "HEAD~1".into(),
+                bad: "HEAD".into(),
+                build: "true".into(),
+                image: "vmlinuz".into(),
+                config: "config".into(),
+            },
             study: study.expect("parse"),
             out: r.path().join("out"),
             relative: 0.01,

@@ -138,19 +138,19 @@ pub enum Command {
     mut_arg("night", |a| a.hide(true))
 )]
 pub struct BisectArgs {
-    /// The kernel git tree.
-    #[arg(long)]
-    pub repo: PathBuf,
+    /// The kernel git tree (with --good, --bad, --build).
+    #[arg(long, required_unless_present = "releases", conflicts_with = "releases", requires_all = ["good", "bad", "build"])]
+    pub repo: Option<PathBuf>,
     /// A revision where the cell is as it should be.
     #[arg(long)]
-    pub good: String,
+    pub good: Option<String>,
     /// A later revision (a descendant of --good) where it is not.
     #[arg(long)]
-    pub bad: String,
+    pub bad: Option<String>,
     /// Run in the tree at each revision (`sh -c`, $TRACELAB_REVISION set), leaving the
     /// kernel at --image and its config at --kernel-config, e.g. 'make olddefconfig && make -j8 bzImage'.
     #[arg(long)]
-    pub build: String,
+    pub build: Option<String>,
     /// The built image, relative to the tree (default arch/x86/boot/bzImage on x86_64,
     /// arch/arm64/boot/Image on arm64).
     #[arg(long)]
@@ -158,6 +158,10 @@ pub struct BisectArgs {
     /// The built kernel's config, relative to the tree.
     #[arg(long, default_value = ".config")]
     pub kernel_config: PathBuf,
+    /// Instead of a tree: Debian releases of one line, oldest (good) first, newest (bad)
+    /// last, e.g. 6.12.95,6.12.107,6.12.111,6.12.113,6.12.115,6.12.117 (`kernels list`).
+    #[arg(long, value_delimiter = ',')]
+    pub releases: Vec<String>,
     /// The guest architecture (x86_64, arm64).
     #[arg(long, default_value = "x86_64")]
     pub arch: Arch,
@@ -197,17 +201,44 @@ impl BisectArgs {
             kernel: None,
             release: None,
         };
-        let image = self.image.unwrap_or_else(|| match self.arch {
-            Arch::X86_64 => PathBuf::from("arch/x86/boot/bzImage"),
-            Arch::Arm64 => PathBuf::from("arch/arm64/boot/Image"),
-        });
+        let source = match self.repo {
+            Some(repo) => crate::bisect::Source::Git {
+                repo,
+                good: self.good.unwrap_or_default(),
+                bad: self.bad.unwrap_or_default(),
+                build: self.build.unwrap_or_default(),
+                image: self.image.unwrap_or_else(|| match self.arch {
+                    Arch::X86_64 => PathBuf::from("arch/x86/boot/bzImage"),
+                    Arch::Arm64 => PathBuf::from("arch/arm64/boot/Image"),
+                }),
+                config: self.kernel_config,
+            },
+            None => {
+                let mut line = None;
+                for r in &self.releases {
+                    let spec: TargetSpec = format!("vm:{}/{r}", self.arch).parse()?;
+                    let TargetSpec::Vm {
+                        kernel: Some(k),
+                        release: Some(_),
+                        ..
+                    } = spec
+                    else {
+                        bail!("--releases: `{r}` is a kernel line, not one of its releases (see `tracelab kernels list`)");
+                    };
+                    if line.is_some_and(|l| l != k) {
+                        bail!("--releases must all be of one kernel line (`{r}` is of {k})");
+                    }
+                    line = Some(k);
+                }
+                crate::bisect::Source::Releases {
+                    arch: self.arch,
+                    line: line.context("--releases is empty")?,
+                    releases: self.releases,
+                }
+            }
+        };
         Ok(crate::bisect::Bisect {
-            repo: self.repo,
-            good: self.good,
-            bad: self.bad,
-            build: self.build,
-            image,
-            config: self.kernel_config,
+            source,
             study,
             out: self.out,
             relative: self.threshold,
@@ -287,8 +318,8 @@ pub enum KernelsCommand {
     },
     /// Download a kernel (checksummed against the Debian index) into the cache.
     Fetch {
-        /// 6.1, 6.12, 7.2 or 7.3.
-        version: KernelVersion,
+        /// 6.1, 6.12, 7.2 or 7.3 (the newest release), or one release (6.12.111; see `list`).
+        version: String,
         /// x86_64 or arm64.
         #[arg(long, default_value = "x86_64")]
         arch: Arch,

@@ -459,10 +459,19 @@ fn kernels_command(command: KernelsCommand) -> Result<Exit> {
             refresh,
             mirror,
         } => {
+            let spec: TargetSpec = format!("vm:{arch}/{version}").parse()?;
+            let TargetSpec::Vm {
+                kernel: Some(line),
+                release,
+                ..
+            } = spec
+            else {
+                anyhow::bail!("`{version}` is no Debian kernel (valid: 6.1, 6.12, 7.2, 7.3, or a release of one)");
+            };
             let catalog = Catalog::new(mirror)?;
             let k = catalog
-                .fetch_kernel(version, arch, refresh)
-                .with_context(|| format!("fetching Debian {} for {arch}", version.name()))?;
+                .fetch_release(line, arch, release.as_deref(), refresh, &|_, _, _| {})
+                .with_context(|| format!("fetching Debian {version} for {arch}"))?;
             println!("{} {} ({})", k.version, k.release, k.arch);
             println!("image:  {}", k.image.display());
             println!("config: {}", k.config.display());
