@@ -31,6 +31,19 @@ fn refused(args: &[&str], needle: &str) {
         errors[0].contains(needle),
         "{shown:?}: {needle:?} not in {stderr}"
     );
+    // `TRACELAB_CORPUS_TABLE=<file>` collects the corpus as a Markdown table (case →
+    // message), for a report of what each bad input is told.
+    if let Some(path) = std::env::var_os("TRACELAB_CORPUS_TABLE") {
+        use std::io::Write;
+        let case = shown.join(" ").replace('\n', "\\n").replace('|', "\\|");
+        let message = errors[0].replace('|', "\\|");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("corpus table");
+        let _ = writeln!(f, "| `{case}` | {message} |");
+    }
     for line in stderr.lines().filter(|l| !l.contains("error:")) {
         let hint = line.is_empty()
             || line.starts_with("For more information")

@@ -414,6 +414,30 @@ mod tests {
             text.contains("7 nights, 2 series, 14 points: 1 changes"),
             "{text}"
         );
+        // A night where the cell is missing (a gap) does not move the change.
+        std::fs::remove_dir_all(dir.path().join("night=2026-11-03-a")).expect("rm");
+        night(dir.path(), "2026-11-03-a", 1106.35, "6.12.111");
+        let gap = dir.path().join("night=2026-11-02-a");
+        std::fs::remove_dir_all(&gap).expect("rm");
+        let (nights, series) = load(dir.path(), Grouping::default()).expect("load");
+        let h = analyse(nights, &series, 0.01, 1.0);
+        assert_eq!(h.changes.len(), 1);
+        assert_eq!(h.changes[0].night, "2026-11-05-a");
+        // A night of another schema version is named in the error.
+        night(dir.path(), "2026-11-02-a", 1106.35, "6.12.107");
+        let meta = gap.join("arch=x86_64/kernel=6.12/meta.json");
+        let text = std::fs::read_to_string(&meta).expect("meta");
+        std::fs::write(
+            &meta,
+            text.replacen("\"schema_version\": 1", "\"schema_version\": 99", 1),
+        )
+        .expect("write");
+        let err = format!("{:#}", load(dir.path(), Grouping::default()).unwrap_err());
+        assert!(
+            err.contains("night 2026-11-02-a") && err.contains("schema version 99"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&gap).expect("rm");
         // The same step on the newest night is a new regression (history exits 1).
         night(dir.path(), "2026-11-08-a", 1400.0, "7.2.14");
         let (nights, series) = load(dir.path(), Grouping::default()).expect("load");
