@@ -35,6 +35,26 @@ fn headless(binary: &Path, profile: &Path) -> Command {
     c
 }
 
+/// The DOM of `url` as headless Chromium built it, with its console on stderr: the load
+/// succeeded and nothing was logged as an error or failed to load.
+fn clean_dom(browser: &Path, profile: &Path, url: &str) -> String {
+    let dom = headless(browser, profile)
+        .args(["--enable-logging=stderr", "--v=0", "--dump-dom"])
+        .arg(url)
+        .output()
+        .expect("run chromium");
+    let stderr = String::from_utf8_lossy(&dom.stderr);
+    assert!(dom.status.success(), "chromium failed: {stderr}");
+    for line in stderr.lines() {
+        let bad = line.contains(":CONSOLE(")
+            || line.contains("Uncaught")
+            || line.contains("net::ERR_")
+            || line.contains("Failed to load");
+        assert!(!bad, "browser reported: {line}");
+    }
+    String::from_utf8_lossy(&dom.stdout).into_owned()
+}
+
 fn report_of_a_dataset(dir: &Path) -> PathBuf {
     let runs = tracelab::synthetic::matrix(&["x86_64", "arm64"], &["6.1", "6.12", "7.3"], 5, 3.0);
     let ds = dir.join("ds");
@@ -74,23 +94,9 @@ fn report_loads_in_headless_chromium_without_errors() {
 
     // The DOM as Chromium built it, with the console on stderr: every figure is there
     // and nothing was logged as an error or failed to load.
-    let dom = headless(&browser, &dir.path().join("profile-dom"))
-        .args(["--enable-logging=stderr", "--v=0", "--dump-dom"])
-        .arg(&url)
-        .output()
-        .expect("run chromium");
-    let stdout = String::from_utf8_lossy(&dom.stdout);
-    let stderr = String::from_utf8_lossy(&dom.stderr);
-    assert!(dom.status.success(), "chromium failed: {stderr}");
+    let stdout = clean_dom(&browser, &dir.path().join("profile-dom"), &url);
     assert_eq!(stdout.matches("<svg").count(), 4, "figures in the DOM");
     assert!(stdout.contains("Environment of each run"));
-    for line in stderr.lines() {
-        let bad = line.contains(":CONSOLE(")
-            || line.contains("Uncaught")
-            || line.contains("net::ERR_")
-            || line.contains("Failed to load");
-        assert!(!bad, "browser reported: {line}");
-    }
 
     // A screenshot, kept beside the report for a person to look at.
     let shot = html.with_file_name("screenshot.png");
@@ -268,25 +274,9 @@ fn published_site_loads_in_headless_chromium_and_every_link_resolves() {
         return;
     };
     for (n, page) in [site.join("index.html"), series.clone()].iter().enumerate() {
-        let dom = headless(&browser, &dir.path().join(format!("profile-{n}")))
-            .args(["--enable-logging=stderr", "--v=0", "--dump-dom"])
-            .arg(format!("file://{}", page.display()))
-            .output()
-            .expect("run chromium");
-        let stderr = String::from_utf8_lossy(&dom.stderr);
-        assert!(dom.status.success(), "chromium failed: {stderr}");
-        assert!(
-            String::from_utf8_lossy(&dom.stdout).contains("<svg"),
-            "{}",
-            page.display()
-        );
-        for line in stderr.lines() {
-            let bad = line.contains(":CONSOLE(")
-                || line.contains("Uncaught")
-                || line.contains("net::ERR_")
-                || line.contains("Failed to load");
-            assert!(!bad, "browser reported: {line}");
-        }
+        let profile = dir.path().join(format!("profile-{n}"));
+        let dom = clean_dom(&browser, &profile, &format!("file://{}", page.display()));
+        assert!(dom.contains("<svg"), "{}", page.display());
     }
     let shot = site.join("screenshot.png");
     let run = headless(&browser, &dir.path().join("profile-shot"))
