@@ -4,8 +4,6 @@
 
 mod common;
 
-use serde_json::Value;
-use std::path::Path;
 use std::process::Command;
 
 /// The `error:` lines of a run's stderr.
@@ -15,20 +13,6 @@ fn error_lines(stderr: &[u8]) -> Vec<String> {
         .filter(|l| l.contains("error:"))
         .map(String::from)
         .collect()
-}
-
-fn cells(dir: &Path) -> Vec<Value> {
-    let show = common::tracelab()
-        .args(["show", "--format", "json"])
-        .arg(dir)
-        .output()
-        .expect("show");
-    assert!(
-        show.status.success(),
-        "{}",
-        String::from_utf8_lossy(&show.stderr)
-    );
-    serde_json::from_slice(&show.stdout).expect("json")
 }
 
 /// A tmpfs mounted for the test, unmounted when dropped.
@@ -86,7 +70,7 @@ fn a_full_disk_stops_the_run_with_one_line_and_keeps_finished_cells() {
         errors[0].contains("is full: free space or choose another --out"),
         "{errors:?}"
     );
-    let kept = cells(&out);
+    let kept = common::show(&out);
     assert!(!kept.is_empty() && kept.len() < 8, "{} cells", kept.len());
     assert!(
         errors[0].contains("cells stored before are kept"),
@@ -124,5 +108,5 @@ fn two_runs_racing_for_one_directory_one_wins_one_says_so() {
     let errors = error_lines(&loser.stderr);
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].contains("choose another --out"), "{errors:?}");
-    assert_eq!(cells(&out).len(), 1);
+    assert_eq!(common::show(&out).len(), 1);
 }

@@ -33,9 +33,7 @@ fn ok(args: &[&str], extra: &[&Path]) -> String {
 
 /// The figures of a results directory that must not depend on which runner made them.
 fn figures(dir: &Path) -> Vec<(String, String, String)> {
-    let text = ok(&["show", "--format", "json"], &[dir]);
-    let cells: Vec<Value> = serde_json::from_str(&text).expect("json");
-    cells
+    common::show(dir)
         .iter()
         .map(|c| {
             (

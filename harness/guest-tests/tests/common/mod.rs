@@ -35,9 +35,16 @@ pub(crate) fn study(args: &[&str], out: &Path) -> (String, Vec<Value>) {
         "tracelab run {args:?} failed\n{stdout}\n{}",
         String::from_utf8_lossy(&run.stderr)
     );
+    let cells = show(out);
+    (stdout, cells)
+}
+
+/// The cells of a results directory as `tracelab show --format json` prints them.
+#[allow(dead_code)]
+pub(crate) fn show(dir: &Path) -> Vec<Value> {
     let show = tracelab()
         .args(["show", "--format", "json"])
-        .arg(out)
+        .arg(dir)
         .output()
         .expect("run tracelab show");
     assert!(
@@ -45,6 +52,5 @@ pub(crate) fn study(args: &[&str], out: &Path) -> (String, Vec<Value>) {
         "{}",
         String::from_utf8_lossy(&show.stderr)
     );
-    let cells = serde_json::from_slice(&show.stdout).expect("show --format json is a JSON list");
-    (stdout, cells)
+    serde_json::from_slice(&show.stdout).expect("show --format json is a JSON list")
 }
