@@ -48,9 +48,11 @@ pub const SLOT_HITS: u32 = 0;
 pub const SLOT_DROPS: u32 = 1;
 /// The prefix of every program name (the kernel keeps 15 characters of a name).
 pub const PROG_PREFIX: &str = "tracelab_";
-/// The in-kernel workload's driver program: each `BPF_PROG_TEST_RUN` with a u64 context
-/// `n` calls `bpf_get_numa_node_id` `n` times (at most [`DRIVER_BATCH`]).
-pub const DRIVER_PROGRAM: &str = "tlab_numa_driver";
+/// The in-kernel workloads' driver programs: each `BPF_PROG_TEST_RUN` with a u64
+/// context `n` calls the workload's function `n` times (at most [`DRIVER_BATCH`]):
+/// `bpf_get_numa_node_id`, and the kfunc `bpf_modify_return_test_tp`.
+pub const NUMA_DRIVER: &str = "tlab_numa_driver";
+pub const KFUNC_DRIVER: &str = "tlab_kfunc_driver";
 /// Helper calls per driver run at most (`TRACELAB_BATCH` in the C).
 pub const DRIVER_BATCH: u64 = 100;
 
@@ -74,6 +76,14 @@ pub enum Attach {
     TpBtf,
 }
 
+/// Which program of a family: the one filtering getppid on `sys_enter`, or the one for
+/// a tracepoint only the workload fires (no filter). Only raw_tp and tp_btf differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Filter {
+    Getppid,
+    None,
+}
+
 impl Attach {
     fn stem(self) -> &'static str {
         match self {
@@ -92,7 +102,17 @@ impl Attach {
 
     /// The program's name in the object (`tracelab_<attach>_<payload>`).
     pub fn program(self, payload: Payload) -> String {
-        format!("{PROG_PREFIX}{}_{}", self.stem(), payload.name())
+        self.program_filtered(payload, Filter::Getppid)
+    }
+
+    /// The program's name for a raw tracepoint with or without the getppid filter (the
+    /// unfiltered raw_tp and tp_btf programs are `rawtpk` and `tpbtfk`).
+    pub fn program_filtered(self, payload: Payload, filter: Filter) -> String {
+        let k = match (self, filter) {
+            (Attach::RawTp | Attach::TpBtf, Filter::None) => "k",
+            _ => "",
+        };
+        format!("{PROG_PREFIX}{}{k}_{}", self.stem(), payload.name())
     }
 }
 
@@ -105,7 +125,7 @@ mod tests {
         // The object's symbol table names every program; a renamed C function breaks here,
         // not in a guest.
         let text = String::from_utf8_lossy(OBJECT);
-        assert!(text.contains(DRIVER_PROGRAM));
+        assert!(text.contains(NUMA_DRIVER) && text.contains(KFUNC_DRIVER));
         for a in [
             Attach::Kprobe,
             Attach::Kretprobe,
@@ -119,7 +139,10 @@ mod tests {
             Attach::TpBtf,
         ] {
             for p in Payload::ALL {
-                assert!(text.contains(&a.program(p)), "{}", a.program(p));
+                for f in [Filter::Getppid, Filter::None] {
+                    let name = a.program_filtered(p, f);
+                    assert!(text.contains(&name), "{name}");
+                }
             }
         }
     }

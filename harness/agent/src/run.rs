@@ -58,15 +58,19 @@ pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion
         uptime: crate::environment::read("/proc/uptime"),
     });
     for spec in plan.cells() {
-        let cell = run_cell(
-            plan,
-            &mut runner,
-            spec,
-            &env,
-            tracefs.as_ref(),
-            &target,
-            &mut counters,
-        );
+        let cell = match &mut runner {
+            Ok(runner) => run_cell(
+                plan,
+                runner,
+                spec,
+                &env,
+                tracefs.as_ref(),
+                &target,
+                &mut counters,
+            ),
+            // The kernel cannot run the workload at all: every cell, the baseline too.
+            Err(why) => unsupported_cell(plan, workload, spec, &why.0),
+        };
         emit(&Record::Cell(Box::new(cell)));
         // The cell a signal cut short is reported (failed, with the reason); none follows.
         if let Err(e) = cleanup::check_interrupted() {
@@ -149,6 +153,21 @@ pub fn clear_leftovers(tracefs: &Tracefs) -> Result<Vec<String>> {
     Ok(removed)
 }
 
+/// A cell of a workload the kernel cannot run: its status and reason alone.
+fn unsupported_cell(plan: &AgentPlan, workload: Workload, spec: CellSpec, why: &str) -> Measured {
+    let id = spec.id();
+    let mut m = Measured::without_samples(
+        &id.mechanism,
+        workload.name(),
+        plan.unit,
+        Status::Unsupported,
+        why.to_string(),
+    );
+    m.payload = id.payload;
+    m.stack = id.stack;
+    m
+}
+
 fn run_cell(
     plan: &AgentPlan,
     workload: &mut Runner,
@@ -182,6 +201,7 @@ fn run_cell(
     };
     let mechanism = mechanism::get(kind);
     let setup = CellSetup {
+        workload: workload.kind(),
         tracefs,
         target,
         payload: spec.payload,

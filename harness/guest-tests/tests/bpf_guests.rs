@@ -212,6 +212,81 @@ fn x86_64_6_12_in_kernel_workload() {
         }
     }
     for p in ["empty", "count"] {
-        check(row(&cells, "bpf-raw-tp", p, 1), Some("no syscall per call"));
+        check(row(&cells, "bpf-raw-tp", p, 1), Some("fires no tracepoint"));
+    }
+}
+
+/// The selftests' kfunc driver: BPF_PROG_TEST_RUN calls bpf_modify_return_test_tp, which
+/// is in the kernel's fmod_ret set and fires bpf_test_run:bpf_trigger_tp, so fmod_ret and
+/// the tracepoint mechanisms are measured in-kernel (on every kernel from 6.10), each
+/// firing exactly once per call.
+fn kfunc_workload(target: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mechanisms = [
+        "bpf-fmod-ret",
+        "bpf-tp",
+        "bpf-raw-tp",
+        "bpf-tp-btf",
+        "bpf-fentry",
+    ];
+    let list = format!("baseline,{}", mechanisms.join(","));
+    let cells = study(
+        target,
+        &[
+            "--workload",
+            "bpf-kfunc-batch",
+            "--mechanisms",
+            &list,
+            "--payloads",
+            "empty,record",
+        ],
+        dir.path(),
+    );
+    let base = cells
+        .iter()
+        .find(|c| c["mechanism"] == "baseline")
+        .expect("baseline row");
+    let per_call = base["per_call"].as_f64().expect("baseline per call");
+    assert!(per_call > 1.0 && per_call < 100.0, "{base}");
+    for m in mechanisms {
+        for p in ["empty", "record"] {
+            let c = row(&cells, m, p, 1);
+            check(c, None);
+            if m == "bpf-fmod-ret" || m == "bpf-fentry" {
+                assert_eq!(c["function"], "bpf_modify_return_test_tp", "{c}");
+            }
+        }
+    }
+}
+
+#[test]
+fn x86_64_6_12_kfunc_workload() {
+    kfunc_workload("vm:x86_64/6.12");
+}
+
+#[test]
+fn arm64_7_3_kfunc_workload() {
+    kfunc_workload("vm:arm64/7.3");
+}
+
+/// Before 6.10 the kfunc does not exist: every cell says so, none fails.
+#[test]
+fn x86_64_6_1_kfunc_workload_is_unsupported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cells = study(
+        "vm:x86_64/6.1",
+        &[
+            "--workload",
+            "bpf-kfunc-batch",
+            "--mechanisms",
+            "baseline,bpf-fmod-ret,bpf-tp",
+        ],
+        dir.path(),
+    );
+    assert_eq!(cells.len(), 3, "{cells:?}");
+    for c in &cells {
+        assert_eq!(c["status"], "unsupported", "{c}");
+        let reason = c["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("bpf_modify_return_test_tp"), "{reason}");
     }
 }

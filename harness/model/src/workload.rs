@@ -15,16 +15,47 @@ pub enum Workload {
     /// does): the traced call costs no syscall of its own.
     #[strum(serialize = "bpf-numa-batch")]
     BpfNumaBatch,
+    /// In-kernel calls of the kfunc `bpf_modify_return_test_tp` (Linux 6.10+), made by a
+    /// BPF driver program as the selftests' `trigger_driver_kfunc` does. The kfunc is in
+    /// the kernel's registered fmod_ret set (no error injection needed) and fires the
+    /// `bpf_test_run:bpf_trigger_tp` tracepoint, so fmod_ret, `tp`, `raw_tp` and `tp_btf`
+    /// are measured in-kernel on it.
+    #[strum(serialize = "bpf-kfunc-batch")]
+    BpfKfuncBatch,
 }
 
 crate::named!(Workload, "workload");
 
 impl Workload {
-    pub const ALL: [Workload; 2] = [Workload::Getppid, Workload::BpfNumaBatch];
+    pub const ALL: [Workload; 3] = [
+        Workload::Getppid,
+        Workload::BpfNumaBatch,
+        Workload::BpfKfuncBatch,
+    ];
 
     /// Whether the calls are made inside the kernel by a driver (no syscall per call).
     pub fn in_kernel(self) -> bool {
-        matches!(self, Workload::BpfNumaBatch)
+        matches!(self, Workload::BpfNumaBatch | Workload::BpfKfuncBatch)
+    }
+
+    /// The tracepoint each call fires, as (category, name), for the BPF `tp`, `raw_tp`
+    /// and `tp_btf` mechanisms; None where the calls fire none of their own.
+    pub fn tracepoint(self) -> Option<Tracepoint> {
+        match self {
+            Workload::Getppid => Some(Tracepoint {
+                category: "syscalls",
+                name: "sys_enter_getppid",
+                raw: "sys_enter",
+                raw_is_shared: true,
+            }),
+            Workload::BpfKfuncBatch => Some(Tracepoint {
+                category: "bpf_test_run",
+                name: "bpf_trigger_tp",
+                raw: "bpf_trigger_tp",
+                raw_is_shared: false,
+            }),
+            Workload::BpfNumaBatch => None,
+        }
     }
 
     /// Kernel symbols this workload enters once per call, best first, for a given
@@ -41,8 +72,22 @@ impl Workload {
             }
             (Workload::Getppid, _) => &["__do_sys_getppid"],
             (Workload::BpfNumaBatch, _) => &["bpf_get_numa_node_id"],
+            (Workload::BpfKfuncBatch, _) => &["bpf_modify_return_test_tp"],
         }
     }
+}
+
+/// The tracepoints one call of a workload fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tracepoint {
+    /// The perf-event tracepoint (`tracepoint` programs): `events/<category>/<name>`.
+    pub category: &'static str,
+    pub name: &'static str,
+    /// The raw tracepoint (`raw_tp`, `tp_btf`).
+    pub raw: &'static str,
+    /// Whether the raw tracepoint fires for other calls too (`sys_enter`: every syscall),
+    /// so the programs on it filter the workload's calls themselves.
+    pub raw_is_shared: bool,
 }
 
 #[cfg(test)]

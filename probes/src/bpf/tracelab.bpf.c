@@ -133,6 +133,10 @@ TRACELAB_PROGS("fmod_ret", fmodret)
 TRACELAB_PROGS("tracepoint", tp)
 TRACELAB_SYS_ENTER_PROGS("raw_tp", rawtp)
 TRACELAB_SYS_ENTER_PROGS("tp_btf/sys_enter", tpbtf)
+/* The same on a tracepoint only the workload fires (bpf_test_run:bpf_trigger_tp): no
+ * filter. The tp_btf target is set at run time. */
+TRACELAB_PROGS("raw_tp", rawtpk)
+TRACELAB_PROGS("tp_btf", tpbtfk)
 
 /*
  * The in-kernel workload (as the BPF selftests' trigger bench): run with
@@ -153,6 +157,27 @@ int tlab_numa_driver(__u64 *ctx)
 		if (i >= n)
 			break;
 		(void)bpf_get_numa_node_id();
+	}
+	return 0;
+}
+
+/*
+ * The second in-kernel workload (the selftests' trigger_driver_kfunc): calls the kfunc
+ * bpf_modify_return_test_tp() ctx[0] times. Weak, so the object still opens on kernels
+ * without it (before 6.10); the agent checks kallsyms before loading this program.
+ */
+extern int bpf_modify_return_test_tp(int nonce) __ksym __weak;
+
+SEC("?raw_tp")
+int tlab_kfunc_driver(__u64 *ctx)
+{
+	__u64 n = ctx[0];
+	int i;
+
+	for (i = 0; i < TRACELAB_BATCH; i++) {
+		if (i >= n)
+			break;
+		(void)bpf_modify_return_test_tp(0);
 	}
 	return 0;
 }

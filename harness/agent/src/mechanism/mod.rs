@@ -58,6 +58,7 @@ pub trait Mechanism: Sync {
 
 /// What a cell's install needs to know.
 pub struct CellSetup<'a> {
+    pub workload: Workload,
     pub tracefs: Option<&'a Tracefs>,
     /// The resolved function, or why it could not be resolved.
     pub target: &'a anyhow::Result<TargetFunction>,

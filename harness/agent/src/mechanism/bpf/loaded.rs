@@ -2,7 +2,7 @@
 //! link while armed. Dropping it closes all of them.
 
 use super::libbpf_log;
-use super::{BpfSpec, RAW_TP, TP_NAME};
+use super::BpfSpec;
 use crate::resolve::TargetFunction;
 use anyhow::{anyhow, bail, Context, Result};
 use libbpf_rs::{Link, MapCore, MapFlags, Object, ObjectBuilder, RingBuffer, RingBufferBuilder};
@@ -22,7 +22,7 @@ struct Drained {
 }
 
 pub(super) struct Loaded {
-    attach: Attach,
+    spec: BpfSpec,
     program: String,
     // Field order is drop order: the link goes before the ring buffer and the object.
     link: Option<Link>,
@@ -47,7 +47,7 @@ impl Loaded {
         target: &TargetFunction,
         ringbuf_bytes: u32,
     ) -> Result<Loaded> {
-        let program = spec.attach.program(spec.payload);
+        let program = spec.program();
         let captured = libbpf_log::Capture::start();
         let result = Self::load_inner(spec, target, ringbuf_bytes, &program);
         let log = captured.finish();
@@ -80,6 +80,12 @@ impl Loaded {
             ) {
                 p.set_attach_target(0, Some(target.symbol.to_string()))
                     .with_context(|| format!("setting attach target {}", target.symbol))?;
+            }
+            // The unfiltered tp_btf program names its tracepoint at run time.
+            if spec.attach == Attach::TpBtf && !program.starts_with("tracelab_tpbtf_") {
+                let tp = spec.tracepoint()?;
+                p.set_attach_target(0, Some(tp.raw.to_string()))
+                    .with_context(|| format!("setting attach target {}", tp.raw))?;
             }
         }
         if !found {
@@ -119,7 +125,7 @@ impl Loaded {
             None
         };
         Ok(Loaded {
-            attach: spec.attach,
+            spec,
             program: program.to_string(),
             link: None,
             ringbuf,
@@ -159,16 +165,22 @@ impl Loaded {
             .find(|p| p.name().to_str() == Some(self.program.as_str()))
             .ok_or_else(|| anyhow!("program {} is not loaded", self.program))?;
         let sym = target.symbol.as_str();
-        let link = match self.attach {
+        let link = match self.spec.attach {
             Attach::Kprobe => prog.attach_kprobe(false, sym),
             Attach::Kretprobe => prog.attach_kprobe(true, sym),
             Attach::KprobeMulti => prog.attach_kprobe_multi(false, vec![sym]),
             Attach::KretprobeMulti => prog.attach_kprobe_multi(true, vec![sym]),
             Attach::Fentry | Attach::Fexit | Attach::FmodRet => prog.attach_trace(),
             Attach::Tracepoint => {
-                prog.attach_tracepoint(libbpf_rs::TracepointCategory::Syscalls, TP_NAME)
+                let tp = self.spec.tracepoint()?;
+                let category = match tp.category {
+                    "syscalls" => libbpf_rs::TracepointCategory::Syscalls,
+                    "bpf_test_run" => libbpf_rs::TracepointCategory::BpfTestRun,
+                    other => bail!("no tracepoint category {other} in libbpf-rs"),
+                };
+                prog.attach_tracepoint(category, tp.name)
             }
-            Attach::RawTp => prog.attach_raw_tracepoint(RAW_TP),
+            Attach::RawTp => prog.attach_raw_tracepoint(self.spec.tracepoint()?.raw),
             Attach::TpBtf => prog.attach_trace(),
         };
         link.with_context(|| format!("attaching {}", self.program))

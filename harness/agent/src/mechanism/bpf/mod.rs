@@ -29,7 +29,7 @@ use std::path::Path;
 use tracelab_model::mechanism::MechanismKind;
 use tracelab_model::schema::KernelStatsLoop;
 use tracelab_model::workload::Workload;
-use tracelab_probes::bpf::{Attach, Payload};
+use tracelab_probes::bpf::{self as probes, Attach, Payload};
 
 /// A BPF mechanism: programs of one attach type, with the cell's payload and stack.
 pub(super) struct Bpf {
@@ -48,6 +48,7 @@ impl Bpf {
             payload: cell.payload.unwrap_or(Payload::Count),
             stack: cell.stack,
             calls: cell.calls,
+            workload: cell.workload,
         }
     }
 }
@@ -63,7 +64,7 @@ impl Mechanism for Bpf {
 
     fn check_support(&self, env: &KernelEnv, workload: Workload) -> Result<(), Unsupported> {
         check_workload(self.attach, workload)?;
-        check_support(self.attach, env)
+        check_support(self.attach, env, workload)
     }
 
     fn install(&self, cell: &CellSetup<'_>) -> Result<Box<dyn Installed>, CellError> {
@@ -71,7 +72,7 @@ impl Mechanism for Bpf {
     }
 
     fn preflight(&self, cell: &CellSetup<'_>) -> Result<Option<Box<dyn Installed>>, CellError> {
-        if self.attach == Attach::FmodRet {
+        if self.attach == Attach::FmodRet && !in_fmod_ret_set(cell.workload) {
             check_error_injection(cell.target()?, Path::new(ERROR_INJECTION_LIST))?;
         }
         preflight(self.spec(cell), cell.target()?)
@@ -123,8 +124,15 @@ const MAX_RINGBUF_BYTES: u64 = 256 << 20;
 /// Where the kernel lists the functions fmod_ret may attach to (debugfs).
 const ERROR_INJECTION_LIST: &str = "/sys/kernel/debug/error_injection/list";
 
+/// Whether the workload's function is in the kernel's registered fmod_ret set
+/// (`bpf_modify_return_test_tp` is, in net/bpf/test_run.c), so fmod_ret attaches to it
+/// without error injection.
+fn in_fmod_ret_set(workload: Workload) -> bool {
+    workload == Workload::BpfKfuncBatch
+}
+
 /// Checks the kernel can run `attach` at all (before anything is loaded).
-fn check_support(attach: Attach, env: &KernelEnv) -> Result<(), Unsupported> {
+fn check_support(attach: Attach, env: &KernelEnv, workload: Workload) -> Result<(), Unsupported> {
     let opts = options(attach);
     // arm64 attaches BPF trampolines through ftrace direct calls (x86 patches the call
     // site itself): without them the kernel answers ENOTSUPP (524), so name the option.
@@ -140,6 +148,9 @@ fn check_support(attach: Attach, env: &KernelEnv) -> Result<(), Unsupported> {
     if attach == Attach::FmodRet {
         let (general, injection) = opts.split_at(opts.len() - 1);
         require(env, general)?;
+        if in_fmod_ret_set(workload) {
+            return Ok(());
+        }
         return require(env, injection).map_err(|u| {
             Unsupported(format!(
                 "{} (fmod_ret attaches only to functions marked ALLOW_ERROR_INJECTION, which need it, and to security_* hooks)",
@@ -148,12 +159,14 @@ fn check_support(attach: Attach, env: &KernelEnv) -> Result<(), Unsupported> {
         });
     }
     require(env, opts)?;
-    if attach == Attach::Tracepoint {
+    if let Some(tp) = workload.tracepoint().filter(|_| is_tracepoint(attach)) {
         if let Some(t) = crate::tracefs::Tracefs::open().ok().filter(|_| env.tracefs) {
-            let dir = format!("events/{TP_CATEGORY}/{TP_NAME}");
+            let dir = format!("events/{}/{}", tp.category, tp.name);
             if !t.exists(&dir) {
                 return Err(Unsupported(format!(
-                    "no tracepoint {TP_CATEGORY}/{TP_NAME} ({} does not exist)",
+                    "no tracepoint {}/{} ({} does not exist)",
+                    tp.category,
+                    tp.name,
                     t.root().join(dir).display()
                 )));
             }
@@ -162,23 +175,20 @@ fn check_support(attach: Attach, env: &KernelEnv) -> Result<(), Unsupported> {
     Ok(())
 }
 
-/// The syscall tracepoints see only syscalls: a workload that calls the function inside
-/// the kernel (no syscall per call) never fires them.
+fn is_tracepoint(attach: Attach) -> bool {
+    matches!(attach, Attach::Tracepoint | Attach::RawTp | Attach::TpBtf)
+}
+
+/// The tracepoint mechanisms need a tracepoint the workload's calls fire: getppid's
+/// syscall tracepoints, or the kfunc workload's `bpf_trigger_tp`.
 fn check_workload(attach: Attach, workload: Workload) -> Result<(), Unsupported> {
-    let syscall_hook = matches!(attach, Attach::Tracepoint | Attach::RawTp | Attach::TpBtf);
-    if syscall_hook && workload.in_kernel() {
+    if is_tracepoint(attach) && workload.tracepoint().is_none() {
         return Err(Unsupported(format!(
-            "it hooks syscall entry (sys_enter); workload {workload} makes no syscall per call"
+            "workload {workload} fires no tracepoint of its own (its calls make no syscall); bpf-kfunc-batch fires bpf_test_run:bpf_trigger_tp"
         )));
     }
     Ok(())
 }
-
-/// The syscall tracepoint of the getppid workload.
-const TP_CATEGORY: &str = "syscalls";
-const TP_NAME: &str = "sys_enter_getppid";
-/// The raw tracepoint every syscall passes.
-const RAW_TP: &str = "sys_enter";
 
 /// fmod_ret may only attach where the kernel allows error injection (ALLOW_ERROR_INJECTION):
 /// the kernel checks the address, so any alias of the target counts.
@@ -212,6 +222,27 @@ pub(super) struct BpfSpec {
     pub stack: u32,
     /// Calls per timed loop (sizes the ring buffers).
     pub calls: u64,
+    /// Where the tracepoint mechanisms attach (the workload's tracepoint).
+    pub workload: Workload,
+}
+
+impl BpfSpec {
+    /// The workload's tracepoint (tracepoint mechanisms only).
+    fn tracepoint(&self) -> Result<tracelab_model::workload::Tracepoint> {
+        self.workload
+            .tracepoint()
+            .with_context(|| format!("workload {} fires no tracepoint", self.workload))
+    }
+
+    /// The program's name in the object: on a raw tracepoint only the workload fires, the
+    /// family without the getppid filter.
+    pub(super) fn program(&self) -> String {
+        let filter = match self.workload.tracepoint() {
+            Some(tp) if !tp.raw_is_shared => probes::Filter::None,
+            _ => probes::Filter::Getppid,
+        };
+        self.attach.program_filtered(self.payload, filter)
+    }
 }
 
 /// Loads, attaches and detaches `spec` once: what the kernel refuses shows up here, before
@@ -250,7 +281,7 @@ fn install(spec: BpfSpec, target: &TargetFunction) -> Result<Box<dyn Installed>,
                     "loading program {} of {} ({})",
                     i + 1,
                     spec.stack,
-                    spec.attach.program(spec.payload)
+                    spec.program()
                 ));
                 return Err(if unsupported {
                     CellError::Unsupported(format!("{e:#}"))
@@ -322,14 +353,23 @@ impl BpfMechanism {
     /// `run_cnt` also counts the agent's own syscalls.
     fn on_every_syscall(&self) -> bool {
         matches!(self.spec.attach, Attach::RawTp | Attach::TpBtf)
+            && self
+                .spec
+                .workload
+                .tracepoint()
+                .is_some_and(|tp| tp.raw_is_shared)
     }
 
     fn attach_point(&self) -> String {
+        let Some(tp) = self.spec.workload.tracepoint() else {
+            return self.target.symbol.to_string();
+        };
         match self.spec.attach {
-            Attach::Tracepoint => format!("tracepoint {TP_CATEGORY}/{TP_NAME}"),
-            Attach::RawTp | Attach::TpBtf => {
-                format!("{RAW_TP} (every syscall; the program filters getppid)")
+            Attach::Tracepoint => format!("tracepoint {}/{}", tp.category, tp.name),
+            Attach::RawTp | Attach::TpBtf if tp.raw_is_shared => {
+                format!("{} (every syscall; the program filters getppid)", tp.raw)
             }
+            Attach::RawTp | Attach::TpBtf => format!("raw tracepoint {}", tp.raw),
             _ => self.target.symbol.to_string(),
         }
     }
@@ -357,7 +397,7 @@ impl Installed for BpfMechanism {
         };
         format!(
             "bpf {} × {} on {} ({how}; {proof}{stats})",
-            self.spec.attach.program(self.spec.payload),
+            self.spec.program(),
             self.spec.stack,
             self.attach_point()
         )
@@ -469,7 +509,8 @@ mod tests {
         );
         for a in [Attach::Tracepoint, Attach::RawTp, Attach::TpBtf] {
             let why = check_workload(a, Workload::BpfNumaBatch).unwrap_err().0;
-            assert!(why.contains("no syscall per call"), "{why}");
+            assert!(why.contains("fires no tracepoint"), "{why}");
+            assert_eq!(check_workload(a, Workload::BpfKfuncBatch), Ok(()));
         }
     }
 
@@ -482,9 +523,11 @@ mod tests {
             ("CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS", "n"),
         ]);
         e.machine = "x86_64".into();
-        assert_eq!(check_support(Attach::Fentry, &e), Ok(()));
+        assert_eq!(check_support(Attach::Fentry, &e, Workload::Getppid), Ok(()));
         e.machine = "aarch64".into();
-        let why = check_support(Attach::Fexit, &e).unwrap_err().0;
+        let why = check_support(Attach::Fexit, &e, Workload::Getppid)
+            .unwrap_err()
+            .0;
         assert!(
             why.starts_with("CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS is not set"),
             "{why}"
@@ -498,13 +541,47 @@ mod tests {
             ("CONFIG_BPF_EVENTS", "y"),
             ("CONFIG_KPROBES", "y"),
         ]);
-        assert_eq!(check_support(Attach::Kprobe, &e), Ok(()));
+        assert_eq!(check_support(Attach::Kprobe, &e, Workload::Getppid), Ok(()));
         assert_eq!(
-            check_support(Attach::KprobeMulti, &e),
+            check_support(Attach::KprobeMulti, &e, Workload::Getppid),
             Err(Unsupported("CONFIG_FPROBE is not set".into()))
         );
         // Unknown config: nothing is ruled out before trying.
-        assert_eq!(check_support(Attach::KretprobeMulti, &env(&[])), Ok(()));
+        assert_eq!(
+            check_support(Attach::KretprobeMulti, &env(&[]), Workload::Getppid),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn fmod_ret_on_the_kfunc_needs_no_error_injection() {
+        let e = env(&[
+            ("CONFIG_BPF_SYSCALL", "y"),
+            ("CONFIG_DEBUG_INFO_BTF", "y"),
+            ("CONFIG_BPF_JIT", "y"),
+            ("CONFIG_FUNCTION_ERROR_INJECTION", "n"),
+        ]);
+        assert!(check_support(Attach::FmodRet, &e, Workload::Getppid).is_err());
+        assert_eq!(
+            check_support(Attach::FmodRet, &e, Workload::BpfKfuncBatch),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn raw_tracepoint_programs_filter_only_a_shared_tracepoint() {
+        let spec = |workload| BpfSpec {
+            attach: Attach::RawTp,
+            payload: Payload::Count,
+            stack: 1,
+            calls: 1,
+            workload,
+        };
+        assert_eq!(spec(Workload::Getppid).program(), "tracelab_rawtp_count");
+        assert_eq!(
+            spec(Workload::BpfKfuncBatch).program(),
+            "tracelab_rawtpk_count"
+        );
     }
 
     #[test]
@@ -540,6 +617,7 @@ mod tests {
             payload,
             stack,
             calls,
+            workload: Workload::Getppid,
         };
         let page = page_size();
         assert_eq!(
