@@ -12,39 +12,63 @@ pub trait Driver {
     fn call(&mut self, calls: u64) -> Result<(), String>;
 }
 
-/// A workload ready to run: the kind, and for in-kernel workloads the driver that makes
-/// the calls, owned here so that no loop can run without it.
+mod macro_ops;
+
+use macro_ops::MacroOps;
+
+/// A workload ready to run: the kind, and what its loop needs: for in-kernel workloads
+/// the driver that makes the calls, for the macro workloads their file descriptors and
+/// peer process; owned here so that no loop can run without them.
 pub struct Runner {
     kind: Workload,
-    driver: Option<Box<dyn Driver>>,
+    ops: Ops,
 }
 
-/// An in-kernel workload asked to run without a driver.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NeedsDriver(pub Workload);
+enum Ops {
+    Getppid,
+    Driven(Box<dyn Driver>),
+    Macro(MacroOps),
+}
 
-impl std::fmt::Display for NeedsDriver {
+/// Why a workload could not be set up.
+#[derive(Debug)]
+pub enum SetupError {
+    /// An in-kernel workload asked to run without a driver.
+    NeedsDriver(Workload),
+    /// Creating its pipes, sockets, files or peer failed.
+    Os(Workload, String),
+}
+
+impl std::fmt::Display for SetupError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "workload {} needs its in-kernel driver", self.0)
+        match self {
+            SetupError::NeedsDriver(w) => write!(f, "workload {w} needs its in-kernel driver"),
+            SetupError::Os(w, why) => write!(f, "setting up workload {w}: {why}"),
+        }
     }
 }
 
-impl std::error::Error for NeedsDriver {}
+impl std::error::Error for SetupError {}
 
 impl Runner {
-    /// A workload that makes its calls from user space (no driver).
-    pub fn syscalls(kind: Workload) -> Result<Runner, NeedsDriver> {
+    /// A workload that makes its calls from user space (no driver); the macro workloads
+    /// set up their files, sockets and peer process here, outside any loop.
+    pub fn syscalls(kind: Workload) -> Result<Runner, SetupError> {
         if kind.in_kernel() {
-            return Err(NeedsDriver(kind));
+            return Err(SetupError::NeedsDriver(kind));
         }
-        Ok(Runner { kind, driver: None })
+        let ops = match kind {
+            Workload::Getppid => Ops::Getppid,
+            _ => Ops::Macro(MacroOps::new(kind).map_err(|e| SetupError::Os(kind, e))?),
+        };
+        Ok(Runner { kind, ops })
     }
 
     /// An in-kernel workload and the driver that makes its calls.
     pub fn driven(kind: Workload, driver: Box<dyn Driver>) -> Runner {
         Runner {
             kind,
-            driver: Some(driver),
+            ops: Ops::Driven(driver),
         }
     }
 
@@ -52,17 +76,29 @@ impl Runner {
         self.kind
     }
 
-    /// Runs the workload: `calls` calls into the kernel, nothing else. An error means not
+    /// Processes besides the agent that run the workload's kernel calls (the pipe's
+    /// peer): their events are the workload's own.
+    pub fn helper_pids(&self) -> Vec<u32> {
+        match &self.ops {
+            Ops::Macro(m) => m.helper_pids(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Runs the workload: `calls` calls (operations), nothing else. An error means not
     /// every call was made, so no figure may come out of this loop.
     #[inline(never)]
     pub fn run(&mut self, calls: u64) -> Result<(), String> {
-        match &mut self.driver {
-            None => {
+        match &mut self.ops {
+            Ops::Getppid => {
                 getppid_loop(calls);
                 Ok(())
             }
-            Some(d) => d
+            Ops::Driven(d) => d
                 .call(calls)
+                .map_err(|why| format!("workload {}: {why}", self.kind)),
+            Ops::Macro(m) => m
+                .run(calls)
                 .map_err(|why| format!("workload {}: {why}", self.kind)),
         }
     }
@@ -95,10 +131,10 @@ mod tests {
 
     #[test]
     fn in_kernel_workload_needs_and_runs_its_driver() {
-        assert_eq!(
+        assert!(matches!(
             Runner::syscalls(Workload::BpfNumaBatch).err(),
-            Some(NeedsDriver(Workload::BpfNumaBatch))
-        );
+            Some(SetupError::NeedsDriver(Workload::BpfNumaBatch))
+        ));
         let calls = std::rc::Rc::new(std::cell::Cell::new(0));
         let mut r = Runner::driven(Workload::BpfNumaBatch, Box::new(Counting(calls.clone())));
         r.run(250).expect("driven");
@@ -108,6 +144,34 @@ mod tests {
             err.contains("bpf-numa-batch") && err.contains("too large"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn macro_workloads_run_here() {
+        // The build machine can fork, pipe, read a memfd, open /dev/null and (when its
+        // loopback is up) talk TCP: the loops are plain user-space code.
+        for w in [
+            Workload::Pipe,
+            Workload::FileRead,
+            Workload::Fork,
+            Workload::OpenClose,
+            Workload::Tcp,
+        ] {
+            let mut r = match Runner::syscalls(w) {
+                Ok(r) => r,
+                Err(SetupError::Os(Workload::Tcp, why)) => {
+                    eprintln!("tcp skipped: {why}");
+                    continue;
+                }
+                Err(e) => panic!("{e}"),
+            };
+            r.run(50).unwrap_or_else(|e| panic!("{w}: {e}"));
+            assert_eq!(
+                r.helper_pids().len(),
+                usize::from(w == Workload::Pipe),
+                "{w}"
+            );
+        }
     }
 
     #[test]

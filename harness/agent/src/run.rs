@@ -153,6 +153,9 @@ pub fn clear_leftovers(tracefs: &Tracefs) -> Result<Vec<String>> {
     Ok(removed)
 }
 
+/// Calls per operation a function given with `--function` is sized for.
+const MAX_TRACED_PER_OP: u64 = 16;
+
 /// A cell of a workload the kernel cannot run: its status and reason alone.
 fn unsupported_cell(plan: &AgentPlan, workload: Workload, spec: CellSpec, why: &str) -> Measured {
     let id = spec.id();
@@ -193,6 +196,7 @@ fn run_cell(
         unit: plan.unit,
         calls: plan.calls,
         events_per_call: None,
+        traced_per_op: None,
         fired: None,
         samples: Vec::new(),
         kernel_stats: Vec::new(),
@@ -200,13 +204,20 @@ fn run_cell(
         precision: None,
     };
     let mechanism = mechanism::get(kind);
+    // Buffers hold a loop's events: a function chosen with --function may be called
+    // several times per operation (counted later), so room is left for that.
+    let traced_per_op = match plan.function {
+        None => workload.kind().traced_per_op(),
+        Some(_) => MAX_TRACED_PER_OP,
+    };
     let setup = CellSetup {
         workload: workload.kind(),
+        peers: workload.helper_pids(),
         tracefs,
         target,
         payload: spec.payload,
         stack: spec.stack,
-        calls: plan.calls,
+        calls: plan.calls.saturating_mul(traced_per_op),
     };
     let ready = mechanism
         .check_support(env, workload.kind())

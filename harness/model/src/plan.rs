@@ -366,7 +366,7 @@ mod tests {
         p.function = Some("x\np:evil do_exit".into());
         assert!(matches!(p.validate(), Err(PlanError::Function(_))));
         let mut p = plan();
-        p.workload = "fork".into();
+        p.workload = "forks".into();
         assert!(p.validate().unwrap_err().to_string().contains("getppid"));
     }
 

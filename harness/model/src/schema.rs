@@ -165,8 +165,14 @@ pub struct Measured {
     pub unit: Unit,
     /// Calls per timed loop.
     pub calls: u64,
-    /// Events the mechanism must produce per call (1, or 2 for function_graph).
+    /// Events the mechanism must produce per call of the traced function (1, or 2 for
+    /// function_graph; K for K stacked programs).
     pub events_per_call: Option<u64>,
+    /// Calls of the traced function per operation of the workload, counted in the first
+    /// armed loop and held in every other (1 for getppid; 2 for the pipe ping-pong, one
+    /// read per side). Absent where nothing was counted and in older results (read: 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traced_per_op: Option<u64>,
     /// Verified events over all mechanism loops.
     pub fired: Option<u64>,
     pub samples: Vec<Sample>,
@@ -250,6 +256,7 @@ impl Measured {
             unit,
             calls: 0,
             events_per_call: None,
+            traced_per_op: None,
             fired: None,
             samples: Vec::new(),
             kernel_stats: Vec::new(),

@@ -22,16 +22,95 @@ pub enum Workload {
     /// are measured in-kernel on it.
     #[strum(serialize = "bpf-kfunc-batch")]
     BpfKfuncBatch,
+    /// Pipe ping-pong between the agent and a child process: one byte each way per
+    /// operation, so each operation is two writes and two reads (one of each per side)
+    /// and two context switches on one CPU. Traced: `pipe_write`, which both sides call
+    /// strictly inside the loop (the peer's next `pipe_read` starts whenever the scheduler
+    /// lets it, so a loop's count of `pipe_read` would be off by one at its end).
+    #[strum(serialize = "pipe")]
+    Pipe,
+    /// `pread` of 64 bytes of a small tmpfs file (a memfd). Traced: `shmem_file_read_iter`,
+    /// which only the workload reaches (the agent's own reads of /proc go through
+    /// `vfs_read` too, so tracing `vfs_read` would count them).
+    #[strum(serialize = "file-read")]
+    FileRead,
+    /// Loopback TCP ping-pong: one byte from one socket to its peer and back per
+    /// operation (two sends, two receives, in one process). Traced: `tcp_sendmsg`.
+    #[strum(serialize = "tcp")]
+    Tcp,
+    /// `fork` + `_exit` + `waitpid`. Traced: `kernel_clone`.
+    #[strum(serialize = "fork")]
+    Fork,
+    /// `open` + `close` of `/dev/null`. Traced: `chrdev_open`, the character-device step
+    /// of that open, which only the workload reaches: the agent counts events by reading
+    /// tracefs files, and every such read opens one, so `do_sys_openat2` would count the
+    /// agent's own opens (give `--function do_sys_openat2` with a BPF mechanism, which
+    /// counts through maps, to trace it).
+    #[strum(serialize = "open-close")]
+    OpenClose,
 }
 
 crate::named!(Workload, "workload");
 
 impl Workload {
-    pub const ALL: [Workload; 3] = [
+    pub const ALL: [Workload; 8] = [
         Workload::Getppid,
         Workload::BpfNumaBatch,
         Workload::BpfKfuncBatch,
+        Workload::Pipe,
+        Workload::FileRead,
+        Workload::Tcp,
+        Workload::Fork,
+        Workload::OpenClose,
     ];
+
+    /// Operations per timed loop by default: a loop of any workload stays near ten
+    /// million guest instructions (a fork costs a hundred getppid calls).
+    pub fn default_calls(self) -> u64 {
+        match self {
+            Workload::Getppid | Workload::BpfNumaBatch | Workload::BpfKfuncBatch => 20_000,
+            Workload::FileRead | Workload::OpenClose => 5_000,
+            Workload::Pipe => 2_000,
+            Workload::Tcp => 1_000,
+            Workload::Fork => 200,
+        }
+    }
+
+    /// Calls of the workload's own traced function per operation, as designed; the agent
+    /// counts them in the first armed loop and fails the cell if the count differs (a
+    /// function given with `--function` has no expectation: the count decides).
+    pub fn traced_per_op(self) -> u64 {
+        match self {
+            Workload::Pipe | Workload::Tcp => 2,
+            _ => 1,
+        }
+    }
+
+    /// Whether an operation switches tasks by design: the pipe's peer is woken and runs
+    /// (preempting the writer), a forked child runs, exits and is reaped (waking the
+    /// kernel's RCU threads). The agent cannot tell those switches from a foreign task's
+    /// by counting them, so its loops are not rerun on switches; in a guest nothing else
+    /// runs, and the spread of the pairs shows what a switch would have cost.
+    pub fn blocks(self) -> bool {
+        matches!(self, Workload::Pipe | Workload::Fork)
+    }
+
+    /// Whether an operation queues RCU callbacks of its own (an exited task is freed
+    /// after a grace period; on 6.1 a closed file is too), so RCU softirqs inside its
+    /// loops are part of its cost, not foreign work.
+    pub fn defers_rcu_work(self) -> bool {
+        matches!(self, Workload::Fork | Workload::OpenClose)
+    }
+
+    /// Whether it is one of the workloads people run (pipe, file, TCP, fork, open),
+    /// whose figure per operation covers several kernel functions: its results also
+    /// give the overhead per traced call and the slowdown.
+    pub fn is_macro(self) -> bool {
+        !matches!(
+            self,
+            Workload::Getppid | Workload::BpfNumaBatch | Workload::BpfKfuncBatch
+        )
+    }
 
     /// Whether the calls are made inside the kernel by a driver (no syscall per call).
     pub fn in_kernel(self) -> bool {
@@ -54,7 +133,7 @@ impl Workload {
                 raw: "bpf_trigger_tp",
                 raw_is_shared: false,
             }),
-            Workload::BpfNumaBatch => None,
+            _ => None,
         }
     }
 
@@ -73,6 +152,11 @@ impl Workload {
             (Workload::Getppid, _) => &["__do_sys_getppid"],
             (Workload::BpfNumaBatch, _) => &["bpf_get_numa_node_id"],
             (Workload::BpfKfuncBatch, _) => &["bpf_modify_return_test_tp"],
+            (Workload::Pipe, _) => &["pipe_write", "anon_pipe_write"],
+            (Workload::FileRead, _) => &["shmem_file_read_iter"],
+            (Workload::Tcp, _) => &["tcp_sendmsg"],
+            (Workload::Fork, _) => &["kernel_clone", "_do_fork"],
+            (Workload::OpenClose, _) => &["chrdev_open"],
         }
     }
 }
@@ -103,8 +187,8 @@ mod tests {
 
     #[test]
     fn unknown_workload_lists_valid_ones() {
-        let err = "fork".parse::<Workload>().unwrap_err().to_string();
-        assert!(err.contains("fork") && err.contains("getppid"), "{err}");
+        let err = "forks".parse::<Workload>().unwrap_err().to_string();
+        assert!(err.contains("forks") && err.contains("getppid"), "{err}");
     }
 
     #[test]

@@ -17,8 +17,8 @@ use tracelab_model::arch::Arch;
 use tracelab_model::mechanism::MechanismKind;
 use tracelab_model::payload::Payload;
 use tracelab_model::plan::{
-    Adaptive, AgentPlan, Fault, DEFAULT_BUDGET_SECS, DEFAULT_CALLS, DEFAULT_MAX_REPEATS,
-    DEFAULT_REPEATS, DEFAULT_REPEATS_REAL_TIME,
+    Adaptive, AgentPlan, Fault, DEFAULT_BUDGET_SECS, DEFAULT_MAX_REPEATS, DEFAULT_REPEATS,
+    DEFAULT_REPEATS_REAL_TIME,
 };
 use tracelab_model::schema::Unit;
 use tracelab_model::workload::Workload;
@@ -391,16 +391,18 @@ pub struct RunArgs {
     /// value for each BPF mechanism and payload.
     #[arg(long, default_value = "1")]
     pub stack: Stacks,
-    /// getppid, or bpf-numa-batch (in-kernel calls, no syscall each).
+    /// getppid; bpf-numa-batch or bpf-kfunc-batch (in-kernel calls, no syscall each);
+    /// pipe, file-read, tcp, fork or open-close (operations people run).
     #[arg(long, default_value = "getppid")]
     pub workload: Workload,
     /// Kernel function to trace (default: the workload's entry point). Checked with the
     /// plan, not by clap: clap would echo a 10 000-character or multi-line value whole.
     #[arg(long)]
     pub function: Option<String>,
-    /// Calls per timed loop.
-    #[arg(long, default_value_t = DEFAULT_CALLS)]
-    pub calls: u64,
+    /// Calls (operations) per timed loop [default: 20000; pipe 2000, file-read and
+    /// open-close 5000, tcp 1000, fork 200].
+    #[arg(long)]
+    pub calls: Option<u64>,
     /// Interleaved baseline/mechanism pairs per cell (default: 3 under icount, where every
     /// pair agrees; in real time the least, 15 by default, after which pairs are added
     /// until the overhead's 95% CI half-width is at most max(0.5 ns, 1% of it)).
@@ -508,7 +510,7 @@ impl RunArgs {
             mechanisms: self.mechanisms.0,
             workload: self.workload.name().to_string(),
             function: self.function,
-            calls: self.calls,
+            calls: self.calls.unwrap_or_else(|| self.workload.default_calls()),
             repeats,
             unit,
             kernel_config: BTreeMap::new(),
@@ -775,7 +777,7 @@ mod tests {
             (vec!["--target", "vm:arm64/5.4"], "6.12"),
             (vec!["--target", "vm:ppc64/6.12"], "x86_64, arm64"),
             (vec!["--mode", "fast"], "icount, wall"),
-            (vec!["--workload", "fork"], "getppid"),
+            (vec!["--workload", "forks"], "getppid"),
             (vec!["--function", "a b"], "letters, digits"),
             (vec!["--calls", "0"], "calls"),
             (vec!["--payloads", "log"], "empty, count, record"),

@@ -144,6 +144,7 @@ pub fn cell(meta: &RunMeta, spec: &CellSpec, repeats: u32, calls: u64) -> Cell {
             reason: (!ok).then(|| "CONFIG_FPROBE_EVENTS is not set".to_string()),
             calls: if ok { calls } else { 0 },
             events_per_call: ok.then_some(1),
+            traced_per_op: None,
             fired: ok.then(|| calls * u64::from(repeats)),
             samples,
             // Fields added to the schema later keep their defaults.

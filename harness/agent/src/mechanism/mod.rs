@@ -59,13 +59,15 @@ pub trait Mechanism: Sync {
 /// What a cell's install needs to know.
 pub struct CellSetup<'a> {
     pub workload: Workload,
+    /// The workload's helper processes (the pipe's peer): their events are its own.
+    pub peers: Vec<u32>,
     pub tracefs: Option<&'a Tracefs>,
     /// The resolved function, or why it could not be resolved.
     pub target: &'a anyhow::Result<TargetFunction>,
     /// BPF cells: what the program does, and how many are stacked.
     pub payload: Option<Payload>,
     pub stack: u32,
-    /// Calls per timed loop (sizes ring buffers).
+    /// Calls of the traced function per timed loop, at most (sizes ring buffers).
     pub calls: u64,
 }
 

@@ -124,6 +124,11 @@ pub fn summary_frame(rows: &[SummaryRow]) -> Result<DataFrame> {
         col(rows, "expected_fired", |r| r.expected_fired),
         col(rows, "attach", |r| r.attach.clone()),
         col(rows, "kernel_run_time", |r| r.kernel_run_time),
+        col(rows, "traced_per_op", |r| r.traced_per_op),
+        col(rows, "overhead_per_traced_call", |r| {
+            r.overhead_per_traced_call
+        }),
+        col(rows, "slowdown_pct", |r| r.slowdown_pct),
     ];
     DataFrame::new(rows.len(), columns).context("building the summary table")
 }
@@ -218,6 +223,11 @@ fn numbers<T: PolarsNumericType>(df: &DataFrame, name: &str) -> Result<Vec<Optio
     Ok((0..values.len()).map(|i| values.get(i)).collect())
 }
 
+/// A column that older summaries lack reads as all missing.
+fn optional<T>(column: Result<Vec<Option<T>>>, height: usize) -> Vec<Option<T>> {
+    column.unwrap_or_else(|_| (0..height).map(|_| None).collect())
+}
+
 /// Reads `summary.parquet` back into rows (the inverse of [`summary_frame`]).
 pub fn read_summary(path: &Path) -> Result<Vec<SummaryRow>> {
     let df = read_frame(path)?;
@@ -263,6 +273,13 @@ pub fn read_summary(path: &Path) -> Result<Vec<SummaryRow>> {
     let expected_fired = numbers::<UInt64Type>(&df, "expected_fired")?;
     let attach = strings(&df, "attach")?;
     let kernel_run_time = numbers::<Float64Type>(&df, "kernel_run_time")?;
+    // Absent from summaries written before the macro workloads: not measured.
+    let traced_per_op = optional(numbers::<UInt64Type>(&df, "traced_per_op"), df.height());
+    let overhead_per_traced_call = optional(
+        numbers::<Float64Type>(&df, "overhead_per_traced_call"),
+        df.height(),
+    );
+    let slowdown_pct = optional(numbers::<Float64Type>(&df, "slowdown_pct"), df.height());
     let rows = (0..df.height())
         .map(|i| SummaryRow {
             cell: cell[i].unwrap_or_default(),
@@ -292,6 +309,9 @@ pub fn read_summary(path: &Path) -> Result<Vec<SummaryRow>> {
             expected_fired: expected_fired[i],
             attach: attach[i].clone(),
             kernel_run_time: kernel_run_time[i],
+            traced_per_op: traced_per_op[i],
+            overhead_per_traced_call: overhead_per_traced_call[i],
+            slowdown_pct: slowdown_pct[i],
         })
         .collect();
     Ok(rows)

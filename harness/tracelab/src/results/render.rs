@@ -9,6 +9,7 @@ use crate::render::{escape_markdown, fixed, Format, Table};
 use anyhow::{Context, Result};
 use tracelab_model::cell::Cell;
 use tracelab_model::schema::Unit;
+use tracelab_model::workload::Workload;
 
 /// Renders a run's cells (as `tracelab run` ends).
 pub fn render(meta: &RunMeta, cells: &[Cell], format: Format) -> Result<String> {
@@ -98,6 +99,11 @@ fn grid(rows: &[SummaryRow], unit: Option<Unit>) -> Table {
     // Payload, stack and the kernel's own figure only when some row has them (BPF).
     let bpf = rows.iter().any(|r| r.payload.is_some() || r.stack != 1);
     let kernel = rows.iter().any(|r| r.kernel_run_time.is_some());
+    // The macro workloads' operation spans several kernel functions: per traced call and
+    // the slowdown say what the per-operation figure hides.
+    let ops = rows
+        .iter()
+        .any(|r| r.workload.parse::<Workload>().is_ok_and(Workload::is_macro));
     let mut headers = vec!["mechanism".to_string()];
     let mut numeric = vec![false];
     if bpf {
@@ -114,6 +120,14 @@ fn grid(rows: &[SummaryRow], unit: Option<Unit>) -> Table {
         "fired/expected".to_string(),
     ]);
     numeric.extend([false, true, true, true, true, true, true]);
+    if ops {
+        headers.extend([
+            "traced/op".to_string(),
+            u("per traced call"),
+            "slowdown %".to_string(),
+        ]);
+        numeric.extend([true, true, true]);
+    }
     if kernel {
         headers.push(u("kernel run"));
         numeric.push(true);
@@ -150,6 +164,13 @@ fn grid(rows: &[SummaryRow], unit: Option<Unit>) -> Table {
                 (f, e) => format!("{}/{}", int(f), int(e)),
             },
         ]);
+        if ops {
+            line.extend([
+                int(r.traced_per_op),
+                num(r.overhead_per_traced_call),
+                num(r.slowdown_pct),
+            ]);
+        }
         if kernel {
             line.push(num(r.kernel_run_time));
         }
@@ -228,6 +249,9 @@ fn csv(rows: &[SummaryRow]) -> String {
             u(r.expected_fired),
             opt(&r.attach),
             f(r.kernel_run_time),
+            u(r.traced_per_op),
+            f(r.overhead_per_traced_call),
+            f(r.slowdown_pct),
         ];
         records.push(fields.to_vec());
     }

@@ -48,6 +48,13 @@ pub struct SummaryRow {
     /// `BPF_ENABLE_STATS`, in the cell's unit: guest sched_clock ns, instructions under
     /// icount). It excludes the dispatch cost the overhead includes.
     pub kernel_run_time: Option<f64>,
+    /// Calls of the traced function per operation of the workload, as counted.
+    pub traced_per_op: Option<u64>,
+    /// The overhead per operation divided by the traced calls per operation.
+    pub overhead_per_traced_call: Option<f64>,
+    /// Operations per second lost to the mechanism, in percent: 1 − armed rate /
+    /// baseline rate = overhead / armed cost per operation.
+    pub slowdown_pct: Option<f64>,
 }
 
 /// Column names in export order; tests check that they match the struct's fields.
@@ -79,6 +86,9 @@ pub const COLUMNS: &[&str] = &[
     "expected_fired",
     "attach",
     "kernel_run_time",
+    "traced_per_op",
+    "overhead_per_traced_call",
+    "slowdown_pct",
 ];
 
 impl SummaryRow {
@@ -121,9 +131,19 @@ impl SummaryRow {
             overhead_ci_high: s.and_then(|s| s.overhead_ci_high).and_then(finite),
             outliers: s.and_then(|s| s.outliers),
             fired: m.fired,
-            expected_fired: expected_fired(m.events_per_call, &mech_loops),
+            expected_fired: expected_fired(
+                m.events_per_call.map(|e| e * m.traced_per_op.unwrap_or(1)),
+                &mech_loops,
+            ),
             attach: m.attach.clone(),
             kernel_run_time: kernel_run_time(&m.kernel_stats),
+            traced_per_op: m.traced_per_op,
+            overhead_per_traced_call: s
+                .zip(m.traced_per_op.filter(|&n| n > 0))
+                .and_then(|(s, n)| finite(s.overhead / n as f64)),
+            slowdown_pct: s
+                .filter(|s| s.per_call > 0.0)
+                .and_then(|s| finite(100.0 * s.overhead / s.per_call)),
         }
     }
 }
@@ -180,6 +200,7 @@ impl SummaryRow {
                 unit: self.unit,
                 calls: self.calls.unwrap_or_default(),
                 events_per_call: None,
+                traced_per_op: self.traced_per_op,
                 fired: self.fired,
                 samples: Vec::new(),
                 kernel_stats: Vec::new(),

@@ -73,6 +73,7 @@ fn ok_cell(mechanism: &str, unit: Unit) -> Cell {
         unit,
         calls: 1000,
         events_per_call: Some(1),
+        traced_per_op: None,
         fired: Some(3000),
         samples,
         kernel_stats: Vec::new(),

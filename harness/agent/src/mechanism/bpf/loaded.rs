@@ -17,8 +17,8 @@ struct Drained {
     events: Cell<u64>,
     foreign: Cell<u64>,
     malformed: Cell<u64>,
-    /// Whose events are ours (set once, before any drain).
-    tgid: Cell<u32>,
+    /// Whose events are ours: the agent and the workload's helpers.
+    tgids: Vec<u32>,
 }
 
 pub(super) struct Loaded {
@@ -46,10 +46,11 @@ impl Loaded {
         spec: BpfSpec,
         target: &TargetFunction,
         ringbuf_bytes: u32,
+        ours: &[u32],
     ) -> Result<Loaded> {
         let program = spec.program();
         let captured = libbpf_log::Capture::start();
-        let result = Self::load_inner(spec, target, ringbuf_bytes, &program);
+        let result = Self::load_inner(spec, target, ringbuf_bytes, &program, ours);
         let log = captured.finish();
         result.map_err(|e| match log {
             Some(log) => e.context(format!("libbpf: {log}")),
@@ -62,6 +63,7 @@ impl Loaded {
         target: &TargetFunction,
         ringbuf_bytes: u32,
         program: &str,
+        ours: &[u32],
     ) -> Result<Loaded> {
         let mut open = ObjectBuilder::default()
             .open_memory(probes::OBJECT)
@@ -98,8 +100,10 @@ impl Loaded {
             }
         }
         let object = open.load().context("loading (verifier)")?;
-        let drained = Rc::new(Drained::default());
-        drained.tgid.set(std::process::id());
+        let drained = Rc::new(Drained {
+            tgids: ours.to_vec(),
+            ..Drained::default()
+        });
         let ringbuf = if spec.payload == Payload::Record {
             let map = object
                 .maps()
@@ -110,7 +114,7 @@ impl Loaded {
             builder.add(&map, move |bytes: &[u8]| {
                 d.events.set(d.events.get() + 1);
                 match Event::from_record(bytes) {
-                    Some(e) if e.tgid == d.tgid.get() => {}
+                    Some(e) if d.tgids.contains(&e.tgid) => {}
                     Some(_) => d.foreign.set(d.foreign.get() + 1),
                     None => d.malformed.set(d.malformed.get() + 1),
                 }

@@ -68,14 +68,14 @@ impl Mechanism for Bpf {
     }
 
     fn install(&self, cell: &CellSetup<'_>) -> Result<Box<dyn Installed>, CellError> {
-        install(self.spec(cell), cell.target()?)
+        install(self.spec(cell), cell.target()?, &cell.peers)
     }
 
     fn preflight(&self, cell: &CellSetup<'_>) -> Result<Option<Box<dyn Installed>>, CellError> {
         if self.attach == Attach::FmodRet && !in_fmod_ret_set(cell.workload) {
             check_error_injection(cell.target()?, Path::new(ERROR_INJECTION_LIST))?;
         }
-        preflight(self.spec(cell), cell.target()?)
+        preflight(self.spec(cell), cell.target()?, &cell.peers)
     }
 }
 
@@ -251,8 +251,9 @@ impl BpfSpec {
 fn preflight(
     spec: BpfSpec,
     target: &TargetFunction,
+    peers: &[u32],
 ) -> Result<Option<Box<dyn Installed>>, CellError> {
-    let mut installed = install(spec, target)?;
+    let mut installed = install(spec, target, peers)?;
     let attached = installed.arm();
     let disarmed = installed.disarm();
     match attached.and(disarmed) {
@@ -269,11 +270,19 @@ fn preflight(
 }
 
 /// Installs `spec` on `target`, disarmed.
-fn install(spec: BpfSpec, target: &TargetFunction) -> Result<Box<dyn Installed>, CellError> {
+fn install(
+    spec: BpfSpec,
+    target: &TargetFunction,
+    peers: &[u32],
+) -> Result<Box<dyn Installed>, CellError> {
     let ringbuf = ringbuf_bytes(spec)?;
     let mut loaded = Vec::new();
+    // Every recorded event must come from the agent or the workload's helpers.
+    let ours: Vec<u32> = std::iter::once(std::process::id())
+        .chain(peers.iter().copied())
+        .collect();
     for i in 0..spec.stack {
-        match Loaded::load(spec, target, ringbuf) {
+        match Loaded::load(spec, target, ringbuf, &ours) {
             Ok(l) => loaded.push(l),
             Err(e) => {
                 let unsupported = loaded::is_unsupported(&e);
