@@ -77,18 +77,33 @@ fn mark(p: &Point) -> Option<String> {
 pub fn build(title: &str, inputs: &[String], runs: &[Run]) -> Report {
     let points = model::points(runs);
     let mut figs = Vec::new();
+    // A figure never mixes workloads: a pipe operation and a getppid call are not one
+    // axis. With several workloads, each gets its figures, labelled with it.
+    let workloads = model::distinct(points.iter().map(|p| p.workload.clone()));
     for arch in model::arches(&points) {
-        let here: Vec<&Point> = points.iter().filter(|p| p.arch == arch).collect();
-        for unit in model::units(here.iter().copied()) {
-            let cells: Vec<&Point> = here.iter().copied().filter(|p| p.unit == unit).collect();
-            let primary = primary(&cells);
-            let note = primary_note(&cells);
-            figs.push(overhead_figure(&arch, unit, &primary, &note));
-            figs.push(heatmap_figure(&arch, unit, &primary, &note));
-            figs.extend(stack_figures(&arch, unit, &cells));
-            figs.extend(payload_figures(&arch, unit, &cells));
+        for workload in &workloads {
+            let here: Vec<&Point> = points
+                .iter()
+                .filter(|p| p.arch == arch && &p.workload == workload)
+                .collect();
+            if here.is_empty() {
+                continue;
+            }
+            let label = match workloads.len() {
+                1 => arch.clone(),
+                _ => format!("{arch} {workload}"),
+            };
+            for unit in model::units(here.iter().copied()) {
+                let cells: Vec<&Point> = here.iter().copied().filter(|p| p.unit == unit).collect();
+                let primary = primary(&cells);
+                let note = primary_note(&cells);
+                figs.push(overhead_figure(&label, unit, &primary, &note));
+                figs.push(heatmap_figure(&label, unit, &primary, &note));
+                figs.extend(stack_figures(&label, unit, &cells));
+                figs.extend(payload_figures(&label, unit, &cells));
+            }
+            figs.extend(counter_figures(&label, &primary(&here)));
         }
-        figs.extend(counter_figures(&arch, &primary(&here)));
     }
     // One section per kind of figure, arches in order inside it (the sort is stable).
     figs.sort_by_key(|f| SECTIONS.iter().position(|s| *s == f.section));

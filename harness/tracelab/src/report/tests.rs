@@ -160,3 +160,29 @@ fn markdown_snapshot() {
     let runs = synthetic::matrix(&["x86_64", "arm64"], &["6.1", "7.3"], 5, 2.0);
     insta::assert_snapshot!(build("reference", &["ds".into()], &runs).markdown);
 }
+
+#[test]
+fn workloads_get_figures_of_their_own() {
+    let mut runs = synthetic::matrix(&["x86_64"], &["6.12"], 3, 3.0);
+    let mut pipe = synthetic::matrix(&["x86_64"], &["6.12"], 3, 3.0);
+    for cell in pipe.iter_mut().flat_map(|r| r.cells.iter_mut()) {
+        cell.measured.workload = "pipe".into();
+    }
+    runs.extend(pipe);
+    let r = build("t", &["ds".into()], &runs);
+    let ids: Vec<&str> = r.figures.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        vec![
+            "overhead-x86_64-getppid-insn",
+            "overhead-x86_64-pipe-insn",
+            "heatmap-x86_64-getppid-insn",
+            "heatmap-x86_64-pipe-insn"
+        ]
+    );
+    assert!(
+        r.figures[1].title.starts_with("x86_64 pipe:"),
+        "{}",
+        r.figures[1].title
+    );
+}
