@@ -56,8 +56,13 @@ fn header_line(meta: &RunMeta, rows: &[SummaryRow], unit: Option<Unit>) -> Strin
         Some(u) => u.to_string(),
         None => "mixed (see unit column)".to_string(),
     };
+    // A macro workload's loop counts operations, and its figures are per operation.
+    let calls = match meta.workload.parse::<Workload>() {
+        Ok(w) if w.is_macro() => "operations (figures per operation)",
+        _ => "calls",
+    };
     let mut line = format!(
-        "arch {}, kernel {}, workload {}, {} calls × {} repeats, unit {}, clock {}",
+        "arch {}, kernel {}, workload {}, {} {calls} × {} repeats, unit {}, clock {}",
         meta.arch, kernel, meta.workload, meta.calls, meta.repeats, unit, meta.clock
     );
     // What the two interval columns are, for the figures shown (no interval is called a
