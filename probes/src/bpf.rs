@@ -100,14 +100,9 @@ impl Attach {
         }
     }
 
-    /// The program's name in the object (`tracelab_<attach>_<payload>`).
-    pub fn program(self, payload: Payload) -> String {
-        self.program_filtered(payload, Filter::Getppid)
-    }
-
-    /// The program's name for a raw tracepoint with or without the getppid filter (the
-    /// unfiltered raw_tp and tp_btf programs are `rawtpk` and `tpbtfk`).
-    pub fn program_filtered(self, payload: Payload, filter: Filter) -> String {
+    /// The program's name in the object (`tracelab_<attach>_<payload>`; the unfiltered
+    /// raw_tp and tp_btf programs are `rawtpk` and `tpbtfk`).
+    pub fn program(self, payload: Payload, filter: Filter) -> String {
         let k = match (self, filter) {
             (Attach::RawTp | Attach::TpBtf, Filter::None) => "k",
             _ => "",
@@ -140,7 +135,7 @@ mod tests {
         ] {
             for p in Payload::ALL {
                 for f in [Filter::Getppid, Filter::None] {
-                    let name = a.program_filtered(p, f);
+                    let name = a.program(p, f);
                     assert!(text.contains(&name), "{name}");
                 }
             }

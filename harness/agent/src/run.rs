@@ -69,7 +69,7 @@ pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion
                 &mut counters,
             ),
             // The kernel cannot run the workload at all: every cell, the baseline too.
-            Err(why) => unsupported_cell(plan, workload, spec, &why.0),
+            Err(why) => status_only(plan, workload, spec, Status::Unsupported, why.0.clone()),
         };
         emit(&Record::Cell(Box::new(cell)));
         // The cell a signal cut short is reported (failed, with the reason); none follows.
@@ -156,16 +156,17 @@ pub fn clear_leftovers(tracefs: &Tracefs) -> Result<Vec<String>> {
 /// Calls per operation a function given with `--function` is sized for.
 const MAX_TRACED_PER_OP: u64 = 16;
 
-/// A cell of a workload the kernel cannot run: its status and reason alone.
-fn unsupported_cell(plan: &AgentPlan, workload: Workload, spec: CellSpec, why: &str) -> Measured {
+/// A cell of which nothing was measured: its status and reason alone.
+fn status_only(
+    plan: &AgentPlan,
+    workload: Workload,
+    spec: CellSpec,
+    status: Status,
+    reason: String,
+) -> Measured {
     let id = spec.id();
-    let mut m = Measured::without_samples(
-        &id.mechanism,
-        workload.name(),
-        plan.unit,
-        Status::Unsupported,
-        why.to_string(),
-    );
+    let mut m =
+        Measured::without_samples(&id.mechanism, workload.name(), plan.unit, status, reason);
     m.payload = id.payload;
     m.stack = id.stack;
     m
@@ -228,18 +229,8 @@ fn run_cell(
     let (_prepared, preflighted) = match ready {
         Ok(ready) => ready,
         Err(e) => {
-            // Nothing was measured: the cell is its status and reason alone.
             let (status, reason) = e.status();
-            let mut m = Measured::without_samples(
-                &measured.mechanism,
-                &measured.workload,
-                plan.unit,
-                status,
-                reason,
-            );
-            m.payload = measured.payload;
-            m.stack = measured.stack;
-            return m;
+            return status_only(plan, workload.kind(), spec, status, reason);
         }
     };
     let install = || -> Result<Box<dyn Installed>> {

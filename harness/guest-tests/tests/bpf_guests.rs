@@ -174,6 +174,17 @@ fn x86_64_6_12_stacked_programs_all_fire() {
     }
 }
 
+/// The baseline of an in-kernel workload: far below a syscall (getppid costs over 300
+/// insn), since the call is made in the kernel.
+fn check_in_kernel_baseline(cells: &[Value]) {
+    let base = cells
+        .iter()
+        .find(|c| c["mechanism"] == "baseline")
+        .expect("baseline row");
+    let per_call = base["per_call"].as_f64().expect("baseline per call");
+    assert!(per_call > 1.0 && per_call < 100.0, "{base}");
+}
+
 /// The in-kernel workload: a BPF driver run with BPF_PROG_TEST_RUN calls
 /// bpf_get_numa_node_id, so a call costs no syscall; mechanisms on that function fire once
 /// per call, and the syscall tracepoints say why they cannot.
@@ -192,13 +203,7 @@ fn x86_64_6_12_in_kernel_workload() {
         ],
         dir.path(),
     );
-    let base = cells
-        .iter()
-        .find(|c| c["mechanism"] == "baseline")
-        .expect("baseline row");
-    let per_call = base["per_call"].as_f64().expect("baseline per call");
-    // Far below a syscall (getppid costs over 300 insn): the call is in the kernel.
-    assert!(per_call > 1.0 && per_call < 100.0, "{base}");
+    check_in_kernel_baseline(&cells);
     let kprobe = cells
         .iter()
         .find(|c| c["mechanism"] == "kprobe")
@@ -242,12 +247,7 @@ fn kfunc_workload(target: &str) {
         ],
         dir.path(),
     );
-    let base = cells
-        .iter()
-        .find(|c| c["mechanism"] == "baseline")
-        .expect("baseline row");
-    let per_call = base["per_call"].as_f64().expect("baseline per call");
-    assert!(per_call > 1.0 && per_call < 100.0, "{base}");
+    check_in_kernel_baseline(&cells);
     for m in mechanisms {
         for p in ["empty", "record"] {
             let c = row(&cells, m, p, 1);

@@ -89,8 +89,9 @@ impl Workload {
     /// Whether an operation switches tasks by design: the pipe's peer is woken and runs
     /// (preempting the writer), a forked child runs, exits and is reaped (waking the
     /// kernel's RCU threads). The agent cannot tell those switches from a foreign task's
-    /// by counting them, so its loops are not rerun on switches; in a guest nothing else
-    /// runs, and the spread of the pairs shows what a switch would have cost.
+    /// by counting them, so its loops are not rerun on switches: the spread of the pairs
+    /// shows the scheduler's share, and the exact count of the traced function still
+    /// catches a foreign caller (a kernel thread forking a worker mid-loop).
     pub fn blocks(self) -> bool {
         matches!(self, Workload::Pipe | Workload::Fork)
     }

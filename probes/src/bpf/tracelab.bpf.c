@@ -147,37 +147,29 @@ TRACELAB_PROGS("tp_btf", tpbtfk)
  */
 #define TRACELAB_BATCH 100
 
-SEC("?raw_tp")
-int tlab_numa_driver(__u64 *ctx)
-{
-	__u64 n = ctx[0];
-	int i;
-
-	for (i = 0; i < TRACELAB_BATCH; i++) {
-		if (i >= n)
-			break;
-		(void)bpf_get_numa_node_id();
+/* A driver: run with BPF_PROG_TEST_RUN, it makes ctx[0] calls (at most TRACELAB_BATCH). */
+#define TRACELAB_DRIVER(name, call)                                            \
+	SEC("?raw_tp")                                                         \
+	int name(__u64 *ctx)                                                   \
+	{                                                                      \
+		__u64 n = ctx[0];                                              \
+		int i;                                                         \
+                                                                               \
+		for (i = 0; i < TRACELAB_BATCH; i++) {                         \
+			if (i >= n)                                            \
+				break;                                         \
+			(void)call;                                            \
+		}                                                              \
+		return 0;                                                      \
 	}
-	return 0;
-}
+
+TRACELAB_DRIVER(tlab_numa_driver, bpf_get_numa_node_id())
 
 /*
  * The second in-kernel workload (the selftests' trigger_driver_kfunc): calls the kfunc
- * bpf_modify_return_test_tp() ctx[0] times. Weak, so the object still opens on kernels
- * without it (before 6.10); the agent checks kallsyms before loading this program.
+ * bpf_modify_return_test_tp(). Weak, so the object still opens on kernels without it
+ * (before 6.10); the agent checks kallsyms before loading this program.
  */
 extern int bpf_modify_return_test_tp(int nonce) __ksym __weak;
 
-SEC("?raw_tp")
-int tlab_kfunc_driver(__u64 *ctx)
-{
-	__u64 n = ctx[0];
-	int i;
-
-	for (i = 0; i < TRACELAB_BATCH; i++) {
-		if (i >= n)
-			break;
-		(void)bpf_modify_return_test_tp(0);
-	}
-	return 0;
-}
+TRACELAB_DRIVER(tlab_kfunc_driver, bpf_modify_return_test_tp(0))

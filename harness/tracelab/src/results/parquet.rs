@@ -223,9 +223,16 @@ fn numbers<T: PolarsNumericType>(df: &DataFrame, name: &str) -> Result<Vec<Optio
     Ok((0..values.len()).map(|i| values.get(i)).collect())
 }
 
-/// A column that older summaries lack reads as all missing.
-fn optional<T>(column: Result<Vec<Option<T>>>, height: usize) -> Vec<Option<T>> {
-    column.unwrap_or_else(|_| (0..height).map(|_| None).collect())
+/// [`numbers`] of a column that older summaries lack: absent, it reads as all missing;
+/// present with another type, it is an error like any other column.
+fn optional_numbers<T: PolarsNumericType>(
+    df: &DataFrame,
+    name: &str,
+) -> Result<Vec<Option<T::Native>>> {
+    match df.get_column_index(name) {
+        None => Ok(vec![None; df.height()]),
+        Some(_) => numbers::<T>(df, name),
+    }
 }
 
 /// Reads `summary.parquet` back into rows (the inverse of [`summary_frame`]).
@@ -274,12 +281,10 @@ pub fn read_summary(path: &Path) -> Result<Vec<SummaryRow>> {
     let attach = strings(&df, "attach")?;
     let kernel_run_time = numbers::<Float64Type>(&df, "kernel_run_time")?;
     // Absent from summaries written before the macro workloads: not measured.
-    let traced_per_op = optional(numbers::<UInt64Type>(&df, "traced_per_op"), df.height());
-    let overhead_per_traced_call = optional(
-        numbers::<Float64Type>(&df, "overhead_per_traced_call"),
-        df.height(),
-    );
-    let slowdown_pct = optional(numbers::<Float64Type>(&df, "slowdown_pct"), df.height());
+    let traced_per_op = optional_numbers::<UInt64Type>(&df, "traced_per_op")?;
+    let overhead_per_traced_call =
+        optional_numbers::<Float64Type>(&df, "overhead_per_traced_call")?;
+    let slowdown_pct = optional_numbers::<Float64Type>(&df, "slowdown_pct")?;
     let rows = (0..df.height())
         .map(|i| SummaryRow {
             cell: cell[i].unwrap_or_default(),

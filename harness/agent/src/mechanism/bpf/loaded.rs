@@ -84,7 +84,7 @@ impl Loaded {
                     .with_context(|| format!("setting attach target {}", target.symbol))?;
             }
             // The unfiltered tp_btf program names its tracepoint at run time.
-            if spec.attach == Attach::TpBtf && !program.starts_with("tracelab_tpbtf_") {
+            if spec.attach == Attach::TpBtf && spec.filter() == probes::Filter::None {
                 let tp = spec.tracepoint()?;
                 p.set_attach_target(0, Some(tp.raw.to_string()))
                     .with_context(|| format!("setting attach target {}", tp.raw))?;

@@ -184,7 +184,7 @@ fn is_tracepoint(attach: Attach) -> bool {
 fn check_workload(attach: Attach, workload: Workload) -> Result<(), Unsupported> {
     if is_tracepoint(attach) && workload.tracepoint().is_none() {
         return Err(Unsupported(format!(
-            "workload {workload} fires no tracepoint of its own (its calls make no syscall); bpf-kfunc-batch fires bpf_test_run:bpf_trigger_tp"
+            "workload {workload} fires no tracepoint of its own for them (getppid fires syscalls/sys_enter_getppid, bpf-kfunc-batch bpf_test_run:bpf_trigger_tp)"
         )));
     }
     Ok(())
@@ -234,14 +234,18 @@ impl BpfSpec {
             .with_context(|| format!("workload {} fires no tracepoint", self.workload))
     }
 
-    /// The program's name in the object: on a raw tracepoint only the workload fires, the
-    /// family without the getppid filter.
-    pub(super) fn program(&self) -> String {
-        let filter = match self.workload.tracepoint() {
+    /// Whether the programs filter getppid: on a raw tracepoint only the workload fires,
+    /// they filter nothing.
+    pub(super) fn filter(&self) -> probes::Filter {
+        match self.workload.tracepoint() {
             Some(tp) if !tp.raw_is_shared => probes::Filter::None,
             _ => probes::Filter::Getppid,
-        };
-        self.attach.program_filtered(self.payload, filter)
+        }
+    }
+
+    /// The program's name in the object.
+    pub(super) fn program(&self) -> String {
+        self.attach.program(self.payload, self.filter())
     }
 }
 
