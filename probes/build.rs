@@ -15,8 +15,9 @@ fn main() {
     SkeletonBuilder::new()
         .source(SRC)
         .obj(out.join("tracelab.bpf.o"))
-        // -Wall: the C is small enough to keep warning-free.
-        .clang_args(["-Wall", "-Wno-unused-parameter"])
+        // -Wall: the C is small enough to keep warning-free. src/bpf/include stands in
+        // for the one kernel header libbpf's usdt.bpf.h includes (linux/errno.h).
+        .clang_args(["-Wall", "-Wno-unused-parameter", "-Isrc/bpf/include"])
         .build_and_generate(out.join("tracelab.skel.rs"))
         .unwrap_or_else(|e| {
             panic!("compiling {SRC} (needs clang; scripts/install-deps installs it): {e:#}")

@@ -74,6 +74,14 @@ pub enum Attach {
     RawTp,
     /// BTF-typed `sys_enter` (same filter).
     TpBtf,
+    /// Perf-event uprobe and uretprobe on one of the agent's own functions.
+    Uprobe,
+    Uretprobe,
+    /// uprobe_multi links (one offset) on it.
+    UprobeMulti,
+    UretprobeMulti,
+    /// The agent's USDT probe, through libbpf's USDT support.
+    Usdt,
 }
 
 /// Which program of a family: the one filtering getppid on `sys_enter`, or the one for
@@ -97,6 +105,11 @@ impl Attach {
             Attach::Tracepoint => "tp",
             Attach::RawTp => "rawtp",
             Attach::TpBtf => "tpbtf",
+            Attach::Uprobe => "uprobe",
+            Attach::Uretprobe => "uretprobe",
+            Attach::UprobeMulti => "umulti",
+            Attach::UretprobeMulti => "uretmulti",
+            Attach::Usdt => "usdt",
         }
     }
 
@@ -132,6 +145,11 @@ mod tests {
             Attach::Tracepoint,
             Attach::RawTp,
             Attach::TpBtf,
+            Attach::Uprobe,
+            Attach::Uretprobe,
+            Attach::UprobeMulti,
+            Attach::UretprobeMulti,
+            Attach::Usdt,
         ] {
             for p in Payload::ALL {
                 for f in [Filter::Getppid, Filter::None] {

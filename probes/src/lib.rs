@@ -8,4 +8,6 @@
 pub mod bpf;
 pub mod tracefs_probe;
 
-pub use tracefs_probe::{ProbeDef, ProbeKind, Symbol, SymbolError, GROUP};
+pub use tracefs_probe::{
+    PathError, ProbeDef, ProbeKind, Site, Symbol, SymbolError, UserSite, GROUP,
+};

@@ -1,4 +1,4 @@
-//! Dynamic tracefs probes (kprobe, kretprobe, fprobe) as text lines.
+//! Dynamic tracefs probes (kprobe, kretprobe, fprobe, uprobe, uretprobe) as text lines.
 
 /// Event group of every probe the lab creates. It marks them as ours, so a later run can
 /// find and remove leftovers of a crashed one without touching anybody else's probes.
@@ -19,6 +19,69 @@ pub enum ProbeKind {
     Fprobe,
     /// `f: ... %return` fprobe at exit.
     FprobeExit,
+    /// `p:` on a user-space instruction (`uprobe_events`).
+    Uprobe,
+    /// `r:` on a user-space function's return.
+    Uretprobe,
+}
+
+/// Where a probe goes: a kernel symbol, or an instruction of a user-space file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Site {
+    Kernel(Symbol),
+    User(UserSite),
+}
+
+impl From<Symbol> for Site {
+    fn from(s: Symbol) -> Site {
+        Site::Kernel(s)
+    }
+}
+
+impl std::fmt::Display for Site {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Site::Kernel(s) => write!(f, "{s}"),
+            Site::User(u) => write!(f, "{}:0x{:x}", u.path, u.offset),
+        }
+    }
+}
+
+/// An instruction of an executable file: its path and its offset in the file, as
+/// `uprobe_events` and libbpf take them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSite {
+    path: String,
+    pub offset: u64,
+}
+
+/// Why a path cannot go into `uprobe_events`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("path {0:?} cannot be probed through uprobe_events: use an absolute path of letters, digits and / . _ - + (no `..`)")]
+pub struct PathError(pub String);
+
+impl UserSite {
+    /// Validates the path: absolute, of characters that are never tracefs syntax (a
+    /// space, `:` or newline would end or split the definition).
+    pub fn new(path: &str, offset: u64) -> Result<UserSite, PathError> {
+        let ok = path.starts_with('/')
+            && path.len() <= 4096
+            && !path.split('/').any(|c| c == "..")
+            && path
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c));
+        if !ok {
+            return Err(PathError(path.to_string()));
+        }
+        Ok(UserSite {
+            path: path.to_string(),
+            offset,
+        })
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
 }
 
 /// One probe definition: what to write to create it and to remove it.
@@ -28,11 +91,11 @@ pub struct ProbeDef {
     /// Event name inside [`GROUP`]: an identifier the lab makes (kind and run), never
     /// user text.
     pub event: String,
-    pub symbol: Symbol,
+    pub site: Site,
 }
 
 impl ProbeDef {
-    pub fn new(kind: ProbeKind, event: &str, symbol: Symbol) -> Self {
+    pub fn new(kind: ProbeKind, event: &str, site: impl Into<Site>) -> Self {
         // Only the lab's own identifiers get here; anything else would be tracefs syntax.
         let event: String = event
             .chars()
@@ -41,7 +104,7 @@ impl ProbeDef {
         ProbeDef {
             kind,
             event,
-            symbol,
+            site: site.into(),
         }
     }
 
@@ -50,18 +113,21 @@ impl ProbeDef {
         match self.kind {
             ProbeKind::Kprobe | ProbeKind::KprobeAt(_) | ProbeKind::Kretprobe => "kprobe_events",
             ProbeKind::Fprobe | ProbeKind::FprobeExit => "dynamic_events",
+            ProbeKind::Uprobe | ProbeKind::Uretprobe => "uprobe_events",
         }
     }
 
     /// The line that creates the probe.
     pub fn create_line(&self) -> String {
-        let (g, e, s) = (GROUP, &self.event, &self.symbol);
+        let (g, e, s) = (GROUP, &self.event, &self.site);
         match self.kind {
             ProbeKind::Kprobe => format!("p:{g}/{e} {s}"),
             ProbeKind::KprobeAt(off) => format!("p:{g}/{e} {s}+{off}"),
             ProbeKind::Kretprobe => format!("r:{g}/{e} {s}"),
             ProbeKind::Fprobe => format!("f:{g}/{e} {s}"),
             ProbeKind::FprobeExit => format!("f:{g}/{e} {s}%return"),
+            ProbeKind::Uprobe => format!("p:{g}/{e} {s}"),
+            ProbeKind::Uretprobe => format!("r:{g}/{e} {s}"),
         }
     }
 
@@ -149,8 +215,31 @@ mod tests {
         );
         let d = ProbeDef::new(ProbeKind::Fprobe, "fprobe", s);
         assert_eq!(d.control_file(), "dynamic_events");
+        let site = UserSite::new("/init/tracelab-agent", 0x1a2b0).expect("path");
+        let u = ProbeDef::new(ProbeKind::Uretprobe, "uretprobe", Site::User(site));
+        assert_eq!(u.control_file(), "uprobe_events");
+        assert_eq!(
+            u.create_line(),
+            "r:tracelab/uretprobe /init/tracelab-agent:0x1a2b0"
+        );
         assert_eq!(d.remove_line(), "-:tracelab/fprobe");
         assert_eq!(d.event_dir(), "events/tracelab/fprobe");
+    }
+
+    #[test]
+    fn user_paths_cannot_smuggle_tracefs_syntax() {
+        for p in [
+            "relative/agent",
+            "/a b",
+            "/a:0x10 p:evil/x /bin/sh",
+            "/a\nr:x /b",
+            "/tmp/../etc/x",
+            "/a%return",
+            "",
+        ] {
+            assert!(UserSite::new(p, 0).is_err(), "{p:?} accepted");
+        }
+        assert!(UserSite::new("/usr/lib/x86_64-linux-gnu/libc.so.6", 0).is_ok());
     }
 
     proptest::proptest! {

@@ -13,8 +13,10 @@ pub trait Driver {
 }
 
 mod macro_ops;
+mod user_ops;
 
 use macro_ops::MacroOps;
+pub use user_ops::{user_function, UserFunction, USDT_PROBE};
 
 /// A workload ready to run: the kind, and what its loop needs: for in-kernel workloads
 /// the driver that makes the calls, for the macro workloads their file descriptors and
@@ -28,6 +30,7 @@ enum Ops {
     Getppid,
     Driven(Box<dyn Driver>),
     Macro(MacroOps),
+    User(UserFunction),
 }
 
 /// Why a workload could not be set up.
@@ -37,6 +40,8 @@ pub enum SetupError {
     NeedsDriver(Workload),
     /// Creating its pipes, sockets, files or peer failed.
     Os(Workload, String),
+    /// Its function does not exist on this architecture (`user-nop5` off x86_64).
+    Arch(Workload, String),
 }
 
 impl std::fmt::Display for SetupError {
@@ -44,6 +49,7 @@ impl std::fmt::Display for SetupError {
         match self {
             SetupError::NeedsDriver(w) => write!(f, "workload {w} needs its in-kernel driver"),
             SetupError::Os(w, why) => write!(f, "setting up workload {w}: {why}"),
+            SetupError::Arch(_, why) => f.write_str(why),
         }
     }
 }
@@ -57,8 +63,14 @@ impl Runner {
         if kind.in_kernel() {
             return Err(SetupError::NeedsDriver(kind));
         }
+        if let Some(why) = kind.arch_limit(std::env::consts::ARCH) {
+            return Err(SetupError::Arch(kind, why));
+        }
         let ops = match kind {
             Workload::Getppid => Ops::Getppid,
+            _ if kind.is_user() => Ops::User(user_function(kind).ok_or_else(|| {
+                SetupError::Arch(kind, format!("workload {kind} has no function here"))
+            })?),
             _ => Ops::Macro(MacroOps::new(kind).map_err(|e| SetupError::Os(kind, e))?),
         };
         Ok(Runner { kind, ops })
@@ -100,6 +112,10 @@ impl Runner {
             Ops::Macro(m) => m
                 .run(calls)
                 .map_err(|why| format!("workload {}: {why}", self.kind)),
+            Ops::User(f) => {
+                f.run(calls);
+                Ok(())
+            }
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeSet;
-use tracelab_probes::Symbol;
+use tracelab_probes::{Symbol, UserSite};
 
 /// The function the cells trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +18,9 @@ pub struct TargetFunction {
     pub address: Option<u64>,
     /// The next text symbol's address: the function ends before it.
     pub end: Option<u64>,
+    /// For the user-space workloads: where the agent's own function is in its file (the
+    /// addresses above are then this process's).
+    pub user: Option<UserSite>,
 }
 
 impl TargetFunction {
@@ -100,6 +103,7 @@ pub fn resolve(
             aliases,
             address: (addr != 0).then_some(addr),
             end: end.filter(|_| addr != 0),
+            user: None,
         });
     }
     bail!(
@@ -107,6 +111,43 @@ pub fn resolve(
         candidates.join(", "),
         notes.join("; ")
     )
+}
+
+/// The agent's own function `f` (a user-space workload's), located in the file it was
+/// mapped from: `maps` is `/proc/self/maps`, whose line for the address gives the file
+/// and the offset the mapping starts at.
+pub fn resolve_user(f: &tracelab_workloads::UserFunction, maps: &str) -> Result<TargetFunction> {
+    let line = maps
+        .lines()
+        .find_map(|l| {
+            let mut it = l.split_whitespace();
+            let (lo, hi) = it.next()?.split_once('-')?;
+            let (lo, hi) = (
+                u64::from_str_radix(lo, 16).ok()?,
+                u64::from_str_radix(hi, 16).ok()?,
+            );
+            let perms = it.next()?;
+            let offset = u64::from_str_radix(it.next()?, 16).ok()?;
+            let path = it.nth(2)?;
+            (lo <= f.start && f.start < hi && perms.contains('x'))
+                .then(|| (lo, offset, path.to_string()))
+        })
+        .with_context(|| {
+            format!(
+                "/proc/self/maps has no executable file mapping holding {} at {:#x}",
+                f.name, f.start
+            )
+        })?;
+    let (lo, map_offset, path) = line;
+    let site = UserSite::new(&path, f.start - lo + map_offset)
+        .with_context(|| format!("the agent's file, for {}", f.name))?;
+    Ok(TargetFunction {
+        symbol: Symbol::new(f.name).with_context(|| format!("symbol {:?}", f.name))?,
+        aliases: Vec::new(),
+        address: Some(f.start),
+        end: Some(f.end),
+        user: Some(site),
+    })
 }
 
 #[cfg(test)]
@@ -188,5 +229,24 @@ ffffffffc0001000 t helper\t[some_module]
             // Noise may hold a symbol between the two; the end is never past the next one.
             proptest::prop_assert!(t.end.is_some_and(|e| e > addr && e <= addr + 0x30));
         }
+    }
+
+    #[test]
+    fn user_functions_resolve_to_their_file_offset() {
+        let f = tracelab_workloads::user_function(tracelab_workloads::Workload::UserNop)
+            .expect("user-nop exists everywhere");
+        let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
+        let t = resolve_user(&f, &maps).expect("resolved");
+        let site = t.user.as_ref().expect("user site");
+        // The file holds the function's bytes at that offset.
+        let file = std::fs::read(site.path()).expect("own executable");
+        let at = usize::try_from(site.offset).expect("offset");
+        // SAFETY: [start, end) is the function's own code, mapped readable.
+        let code =
+            unsafe { std::slice::from_raw_parts(f.start as *const u8, (f.end - f.start) as usize) };
+        assert_eq!(&file[at..at + code.len()], code);
+        assert_eq!(t.symbol.as_str(), "tracelab_user_nop");
+        let err = resolve_user(&f, "").unwrap_err().to_string();
+        assert!(err.contains("tracelab_user_nop"), "{err}");
     }
 }

@@ -110,6 +110,12 @@ fn pin_to_current_cpu() -> Option<u32> {
 }
 
 fn resolve_target(plan: &AgentPlan, workload: Workload, env: &KernelEnv) -> Result<TargetFunction> {
+    if workload.is_user() {
+        let f = tracelab_workloads::user_function(workload)
+            .with_context(|| format!("workload {workload} has no function on this architecture"))?;
+        let maps = std::fs::read_to_string("/proc/self/maps").context("reading /proc/self/maps")?;
+        return resolve::resolve_user(&f, &maps);
+    }
     let kallsyms = std::fs::read_to_string("/proc/kallsyms").context("reading /proc/kallsyms")?;
     let filter_text = match Tracefs::open() {
         Ok(t) if t.exists("available_filter_functions") => {
@@ -129,7 +135,7 @@ fn resolve_target(plan: &AgentPlan, workload: Workload, env: &KernelEnv) -> Resu
 pub fn clear_leftovers(tracefs: &Tracefs) -> Result<Vec<String>> {
     let mut removed = Vec::new();
     let group = format!("{}/", tracelab_probes::GROUP);
-    for file in ["kprobe_events", "dynamic_events"] {
+    for file in ["kprobe_events", "dynamic_events", "uprobe_events"] {
         if !tracefs.exists(file) {
             continue;
         }
@@ -151,6 +157,33 @@ pub fn clear_leftovers(tracefs: &Tracefs) -> Result<Vec<String>> {
         }
     }
     Ok(removed)
+}
+
+/// A kernel mechanism sees nothing of a workload that calls the agent's own function,
+/// and a user-space probe nothing of a kernel function: such a cell is unsupported, with
+/// the mechanisms that do apply named.
+fn same_domain(kind: MechanismKind, workload: Workload) -> Result<(), mechanism::Unsupported> {
+    if kind == MechanismKind::Baseline || kind.traces_user_space() == workload.is_user() {
+        return Ok(());
+    }
+    let user: Vec<&str> = MechanismKind::USER[1..].iter().map(|m| m.name()).collect();
+    Err(mechanism::Unsupported(if workload.is_user() {
+        format!(
+            "{kind} traces kernel functions, and workload {workload} calls one of the agent's own ({}); use {}",
+            workload.entry_symbols("")[0],
+            user.join(", ")
+        )
+    } else {
+        format!(
+            "{kind} probes user-space code, and workload {workload} traces a kernel function; its workloads are {}",
+            Workload::ALL
+                .iter()
+                .filter(|w| w.is_user())
+                .map(|w| w.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }))
 }
 
 /// Calls per operation a function given with `--function` is sized for.
@@ -220,8 +253,8 @@ fn run_cell(
         stack: spec.stack,
         calls: plan.calls.saturating_mul(traced_per_op),
     };
-    let ready = mechanism
-        .check_support(env, workload.kind())
+    let ready = same_domain(kind, workload.kind())
+        .and_then(|()| mechanism.check_support(env, workload.kind()))
         .map_err(CellError::from)
         .and_then(|()| mechanism.prepare(&setup))
         .and_then(|guard| mechanism.preflight(&setup).map(|kept| (guard, kept)));
@@ -253,4 +286,33 @@ fn run_cell(
         measured.reason = Some(format!("{e:#}"));
     }
     measured
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mechanisms_apply_to_their_own_side() {
+        assert_eq!(
+            same_domain(MechanismKind::Baseline, Workload::UserNop),
+            Ok(())
+        );
+        assert_eq!(same_domain(MechanismKind::Uprobe, Workload::Usdt), Ok(()));
+        assert_eq!(
+            same_domain(MechanismKind::BpfFentry, Workload::Pipe),
+            Ok(())
+        );
+        let why = same_domain(MechanismKind::Kprobe, Workload::UserRet)
+            .unwrap_err()
+            .0;
+        assert!(
+            why.contains("tracelab_user_ret") && why.contains("bpf-usdt"),
+            "{why}"
+        );
+        let why = same_domain(MechanismKind::BpfUprobe, Workload::Getppid)
+            .unwrap_err()
+            .0;
+        assert!(why.contains("user-nop") && why.contains("usdt"), "{why}");
+    }
 }

@@ -146,6 +146,7 @@ pub struct KernelEnv {
     pub tracers: Vec<String>,
     pub kprobe_events: bool,
     pub dynamic_events: bool,
+    pub uprobe_events: bool,
     pub ftrace_filter: bool,
     /// tracefs `README`: lists the probe syntaxes this kernel accepts.
     pub readme: String,
@@ -170,6 +171,7 @@ impl KernelEnv {
                 .unwrap_or_default();
             env.kprobe_events = t.exists("kprobe_events");
             env.dynamic_events = t.exists("dynamic_events");
+            env.uprobe_events = t.exists("uprobe_events");
             env.ftrace_filter = t.exists("set_ftrace_filter");
             env.readme = t.read("README").unwrap_or_default();
         }

@@ -40,17 +40,31 @@ pub enum MechanismKind {
     BpfRawTp,
     /// BTF-typed `sys_enter` tracepoint (tp_btf), same filter.
     BpfTpBtf,
+    /// tracefs uprobe (`uprobe_events`, `p:`) on the first instruction of one of the
+    /// agent's own functions (the user-space workloads).
+    Uprobe,
+    /// tracefs uretprobe (`r:`): the function's return.
+    Uretprobe,
+    /// BPF program on a perf-event uprobe.
+    BpfUprobe,
+    BpfUretprobe,
+    /// BPF uprobe_multi link (Linux 6.6+), one function.
+    BpfUprobeMulti,
+    BpfUretprobeMulti,
+    /// BPF program on the agent's USDT probe (`tracelab:site`), attached through libbpf's
+    /// USDT support.
+    BpfUsdt,
 }
 
 crate::named!(
     MechanismKind,
     "mechanism",
-    more = ", or the sets all, default, bpf"
+    more = ", or the sets all, default, bpf, user"
 );
 
 impl MechanismKind {
     /// Every mechanism (`--mechanisms all`).
-    pub const ALL: [MechanismKind; 18] = [
+    pub const ALL: [MechanismKind; 25] = [
         MechanismKind::Baseline,
         MechanismKind::Kprobe,
         MechanismKind::KprobeOffset,
@@ -69,6 +83,13 @@ impl MechanismKind {
         MechanismKind::BpfTp,
         MechanismKind::BpfRawTp,
         MechanismKind::BpfTpBtf,
+        MechanismKind::Uprobe,
+        MechanismKind::Uretprobe,
+        MechanismKind::BpfUprobe,
+        MechanismKind::BpfUretprobe,
+        MechanismKind::BpfUprobeMulti,
+        MechanismKind::BpfUretprobeMulti,
+        MechanismKind::BpfUsdt,
     ];
 
     /// The default study (`--mechanisms default`): every tracefs mechanism and the three
@@ -88,7 +109,8 @@ impl MechanismKind {
         MechanismKind::BpfFentry,
     ];
 
-    /// Every BPF mechanism (`--mechanisms bpf`).
+    /// Every BPF mechanism on kernel functions (`--mechanisms bpf`; the user-space ones
+    /// are in `user`).
     pub const BPF: [MechanismKind; 10] = [
         MechanismKind::BpfKprobe,
         MechanismKind::BpfKretprobe,
@@ -102,10 +124,38 @@ impl MechanismKind {
         MechanismKind::BpfTpBtf,
     ];
 
+    /// The BPF mechanisms on user-space code.
+    pub const BPF_USER: [MechanismKind; 5] = [
+        MechanismKind::BpfUprobe,
+        MechanismKind::BpfUretprobe,
+        MechanismKind::BpfUprobeMulti,
+        MechanismKind::BpfUretprobeMulti,
+        MechanismKind::BpfUsdt,
+    ];
+
+    /// The user-space probes and the baseline (`--mechanisms user`), for the workloads
+    /// that call the agent's own functions.
+    pub const USER: [MechanismKind; 8] = [
+        MechanismKind::Baseline,
+        MechanismKind::Uprobe,
+        MechanismKind::Uretprobe,
+        MechanismKind::BpfUprobe,
+        MechanismKind::BpfUretprobe,
+        MechanismKind::BpfUprobeMulti,
+        MechanismKind::BpfUretprobeMulti,
+        MechanismKind::BpfUsdt,
+    ];
+
+    /// Whether it probes user-space code (uprobes, USDT) rather than the kernel; the
+    /// baseline is neither.
+    pub fn traces_user_space(self) -> bool {
+        self != MechanismKind::Baseline && Self::USER.contains(&self)
+    }
+
     /// Whether the mechanism attaches BPF programs, so its cells take the payload and
     /// stack axes.
     pub fn is_bpf(self) -> bool {
-        Self::BPF.contains(&self)
+        Self::BPF.contains(&self) || Self::BPF_USER.contains(&self)
     }
 
     /// Parses a comma-separated list; `all`, `default` and `bpf` name the sets above.
@@ -114,6 +164,7 @@ impl MechanismKind {
             "all" => return Ok(Self::ALL.to_vec()),
             "default" => return Ok(Self::DEFAULT.to_vec()),
             "bpf" => return Ok(Self::BPF.to_vec()),
+            "user" => return Ok(Self::USER.to_vec()),
             _ => {}
         }
         s.split(',').map(|m| m.trim().parse()).collect()
@@ -139,8 +190,14 @@ mod tests {
             MechanismKind::parse_list("kprobe, fprobe"),
             Ok(vec![MechanismKind::Kprobe, MechanismKind::Fprobe])
         );
-        assert_eq!(MechanismKind::parse_list("all").map(|v| v.len()), Ok(18));
+        assert_eq!(MechanismKind::parse_list("all").map(|v| v.len()), Ok(25));
         assert_eq!(MechanismKind::parse_list("bpf").map(|v| v.len()), Ok(10));
+        assert_eq!(MechanismKind::parse_list("user").map(|v| v.len()), Ok(8));
+        assert!(MechanismKind::USER[1..]
+            .iter()
+            .all(|m| m.traces_user_space()));
+        assert!(!MechanismKind::Baseline.traces_user_space());
+        assert!(!MechanismKind::Kprobe.traces_user_space());
         assert_eq!(
             MechanismKind::parse_list("default").map(|v| v.len()),
             Ok(MechanismKind::DEFAULT.len())
@@ -149,14 +206,17 @@ mod tests {
             MechanismKind::parse_list("bpf-kprobe-multi,bpf-tp-btf"),
             Ok(vec![MechanismKind::BpfKprobeMulti, MechanismKind::BpfTpBtf])
         );
-        for m in MechanismKind::BPF {
+        for m in MechanismKind::BPF
+            .into_iter()
+            .chain(MechanismKind::BPF_USER)
+        {
             assert!(m.is_bpf() && m.name().starts_with("bpf-"), "{m}");
         }
-        let err = MechanismKind::parse_list("kprobe,uprobe")
+        let err = MechanismKind::parse_list("kprobe,uprobes")
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("`uprobe`") && err.contains("function-graph"),
+            err.contains("`uprobes`") && err.contains("function-graph"),
             "{err}"
         );
     }

@@ -157,6 +157,8 @@ pub enum PlanError {
     /// would make an error chain print it twice.
     #[error("--function: {0}")]
     Function(SymbolError),
+    #[error("--function names a kernel function, and workload {0} traces one of the agent's own ({1}); leave --function out")]
+    FunctionOnUserWorkload(String, &'static str),
     #[error("adaptive repeats (--max-repeats, --budget) apply to real time only: --mode wall or --target local")]
     AdaptiveUnderIcount,
     #[error("a fault is injected in the second repeat: the plan needs at least 2 repeats")]
@@ -207,9 +209,15 @@ impl AgentPlan {
         {
             return Err(PlanError::BadStacks(self.stacks.clone()));
         }
-        self.workload.parse::<Workload>()?;
+        let workload = self.workload.parse::<Workload>()?;
         if let Some(f) = &self.function {
             Symbol::new(f)?;
+            if workload.is_user() {
+                return Err(PlanError::FunctionOnUserWorkload(
+                    workload.name().to_string(),
+                    workload.entry_symbols("")[0],
+                ));
+            }
         }
         if self.fault.is_some_and(Fault::when_armed) && self.repeats < 2 {
             return Err(PlanError::FaultWithoutSecondRepeat);
@@ -368,6 +376,16 @@ mod tests {
         let mut p = plan();
         p.workload = "forks".into();
         assert!(p.validate().unwrap_err().to_string().contains("getppid"));
+        let mut p = plan();
+        p.workload = "user-nop".into();
+        p.function = Some("vfs_read".into());
+        assert_eq!(
+            p.validate(),
+            Err(PlanError::FunctionOnUserWorkload(
+                "user-nop".into(),
+                "tracelab_user_nop"
+            ))
+        );
     }
 
     #[test]

@@ -48,12 +48,33 @@ pub enum Workload {
     /// counts through maps, to trace it).
     #[strum(serialize = "open-close")]
     OpenClose,
+    /// Calls of one of the agent's own functions, `tracelab_user_nop`: a `nop` then `ret`.
+    /// The user-space probes go on its first instruction, as in the selftests'
+    /// `uprobe-nop` bench (x86 emulates the nop; arm64 steps it out of line).
+    #[strum(serialize = "user-nop")]
+    UserNop,
+    /// `tracelab_user_push`: the probed first instruction saves the frame pointer (x86
+    /// `push %rbp`, emulated; arm64 `stp x29, x30, [sp, #-16]!`), as `uprobe-push`.
+    #[strum(serialize = "user-push")]
+    UserPush,
+    /// `tracelab_user_ret`: the probed first instruction is `ret`, as `uprobe-ret`.
+    #[strum(serialize = "user-ret")]
+    UserRet,
+    /// `tracelab_user_nop5` (x86_64 only): a 5-byte `nopl 0x0(%rax,%rax,1)`, the
+    /// instruction newer kernels optimise a uprobe on into a call (no trap).
+    #[strum(serialize = "user-nop5")]
+    UserNop5,
+    /// `tracelab_user_usdt`: a `nop` that is the agent's USDT probe `tracelab:site` (a
+    /// SystemTap SDT note without semaphore or arguments), then `ret`. BPF attaches
+    /// through libbpf's USDT support, the other user-space probes at the same address.
+    #[strum(serialize = "usdt")]
+    Usdt,
 }
 
 crate::named!(Workload, "workload");
 
 impl Workload {
-    pub const ALL: [Workload; 8] = [
+    pub const ALL: [Workload; 13] = [
         Workload::Getppid,
         Workload::BpfNumaBatch,
         Workload::BpfKfuncBatch,
@@ -62,6 +83,11 @@ impl Workload {
         Workload::Tcp,
         Workload::Fork,
         Workload::OpenClose,
+        Workload::UserNop,
+        Workload::UserPush,
+        Workload::UserRet,
+        Workload::UserNop5,
+        Workload::Usdt,
     ];
 
     /// Operations per timed loop by default: a loop of any workload stays near ten
@@ -69,6 +95,11 @@ impl Workload {
     pub fn default_calls(self) -> u64 {
         match self {
             Workload::Getppid | Workload::BpfNumaBatch | Workload::BpfKfuncBatch => 20_000,
+            Workload::UserNop
+            | Workload::UserPush
+            | Workload::UserRet
+            | Workload::UserNop5
+            | Workload::Usdt => 20_000,
             Workload::FileRead | Workload::OpenClose => 5_000,
             Workload::Pipe => 2_000,
             Workload::Tcp => 1_000,
@@ -107,10 +138,34 @@ impl Workload {
     /// whose figure per operation covers several kernel functions: its results also
     /// give the overhead per traced call and the slowdown.
     pub fn is_macro(self) -> bool {
-        !matches!(
+        matches!(
             self,
-            Workload::Getppid | Workload::BpfNumaBatch | Workload::BpfKfuncBatch
+            Workload::Pipe
+                | Workload::FileRead
+                | Workload::Tcp
+                | Workload::Fork
+                | Workload::OpenClose
         )
+    }
+
+    /// Whether its traced function is one of the agent's own (user-space probes), not a
+    /// kernel function.
+    pub fn is_user(self) -> bool {
+        matches!(
+            self,
+            Workload::UserNop
+                | Workload::UserPush
+                | Workload::UserRet
+                | Workload::UserNop5
+                | Workload::Usdt
+        )
+    }
+
+    /// Why it cannot run on `arch` (`uname -m` style), if it cannot.
+    pub fn arch_limit(self, arch: &str) -> Option<String> {
+        (self == Workload::UserNop5 && arch != "x86_64").then(|| {
+            format!("workload {self} is x86_64 only (its 5-byte nop is an x86 instruction; this is {arch})")
+        })
     }
 
     /// Whether the calls are made inside the kernel by a driver (no syscall per call).
@@ -138,7 +193,8 @@ impl Workload {
         }
     }
 
-    /// Kernel symbols this workload enters once per call, best first, for a given
+    /// Symbols this workload enters once per call (kernel ones; the agent's own for the
+    /// user-space workloads), best first, for a given
     /// `uname -m` style architecture (`x86_64` or `aarch64`/`arm64`).
     ///
     /// Several of these may be aliases of one address (on x86_64 6.12,
@@ -158,6 +214,12 @@ impl Workload {
             (Workload::Tcp, _) => &["tcp_sendmsg"],
             (Workload::Fork, _) => &["kernel_clone", "_do_fork"],
             (Workload::OpenClose, _) => &["chrdev_open"],
+            // The agent's own functions (workloads/src/user_ops.rs).
+            (Workload::UserNop, _) => &["tracelab_user_nop"],
+            (Workload::UserPush, _) => &["tracelab_user_push"],
+            (Workload::UserRet, _) => &["tracelab_user_ret"],
+            (Workload::UserNop5, _) => &["tracelab_user_nop5"],
+            (Workload::Usdt, _) => &["tracelab_user_usdt"],
         }
     }
 }
@@ -190,6 +252,20 @@ mod tests {
     fn unknown_workload_lists_valid_ones() {
         let err = "forks".parse::<Workload>().unwrap_err().to_string();
         assert!(err.contains("forks") && err.contains("getppid"), "{err}");
+    }
+
+    #[test]
+    fn user_workloads_are_their_own_kind() {
+        for w in Workload::ALL {
+            assert!(!(w.is_user() && (w.is_macro() || w.in_kernel())), "{w}");
+            if w.is_user() {
+                assert!(w.entry_symbols("x86_64")[0].starts_with("tracelab_user_"));
+                assert_eq!(w.tracepoint(), None);
+            }
+        }
+        assert!(Workload::UserNop5.arch_limit("aarch64").is_some());
+        assert_eq!(Workload::UserNop5.arch_limit("x86_64"), None);
+        assert_eq!(Workload::UserNop.arch_limit("aarch64"), None);
     }
 
     #[test]

@@ -773,7 +773,7 @@ mod tests {
     #[test]
     fn bad_input_names_valid_choices() {
         for (args, needle) in [
-            (vec!["--mechanisms", "kprobe,uprobe"], "function-graph"),
+            (vec!["--mechanisms", "kprobe,uprobes"], "function-graph"),
             (vec!["--target", "vm:arm64/5.4"], "6.12"),
             (vec!["--target", "vm:ppc64/6.12"], "x86_64, arm64"),
             (vec!["--mode", "fast"], "icount, wall"),

@@ -18,6 +18,8 @@
  */
 #include "uapi.h"
 #include <bpf/bpf_helpers.h>
+/* USDT programs need libbpf's spec maps (the agent's probe takes no arguments). */
+#include <bpf/usdt.bpf.h>
 
 /* The syscall the getppid workload makes, for the programs on the generic sys_enter
  * tracepoint (which fires on every syscall). */
@@ -137,6 +139,12 @@ TRACELAB_SYS_ENTER_PROGS("tp_btf/sys_enter", tpbtf)
  * filter. The tp_btf target is set at run time. */
 TRACELAB_PROGS("raw_tp", rawtpk)
 TRACELAB_PROGS("tp_btf", tpbtfk)
+/* User-space probes on the agent's own functions; targets are set at attach time. */
+TRACELAB_PROGS("uprobe", uprobe)
+TRACELAB_PROGS("uretprobe", uretprobe)
+TRACELAB_PROGS("uprobe.multi", umulti)
+TRACELAB_PROGS("uretprobe.multi", uretmulti)
+TRACELAB_PROGS("usdt", usdt)
 
 /*
  * The in-kernel workload (as the BPF selftests' trigger bench): run with

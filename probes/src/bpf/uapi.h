@@ -20,7 +20,13 @@ typedef __u32 __be32;
 typedef __u64 __be64;
 typedef __u32 __wsum;
 
+typedef _Bool bool;
+#define true 1
+#define false 0
+
 enum {
+	BPF_MAP_TYPE_HASH = 1,
+	BPF_MAP_TYPE_ARRAY = 2,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
 	BPF_MAP_TYPE_RINGBUF = 27,
 };
@@ -29,5 +35,24 @@ enum {
 enum {
 	BPF_RB_NO_WAKEUP = 1,
 };
+
+/*
+ * The user-space register layouts libbpf's bpf_tracing.h reads through (usdt.bpf.h's
+ * argument helpers, which the lab's USDT programs never call; the layout is the UAPI's
+ * all the same: arch/x86/include/uapi/asm/ptrace.h, arch/arm64/include/uapi/asm/ptrace.h).
+ */
+#if defined(__TARGET_ARCH_x86)
+struct pt_regs {
+	unsigned long r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8;
+	unsigned long rax, rcx, rdx, rsi, rdi, orig_rax, rip, cs, eflags, rsp, ss;
+};
+#elif defined(__TARGET_ARCH_arm64)
+struct user_pt_regs {
+	__u64 regs[31];
+	__u64 sp;
+	__u64 pc;
+	__u64 pstate;
+};
+#endif
 
 #endif

@@ -1,4 +1,5 @@
-//! Dynamic probe events: kprobe, kretprobe (`kprobe_events`) and fprobe (`dynamic_events`).
+//! Dynamic probe events: kprobe, kretprobe (`kprobe_events`), fprobe (`dynamic_events`)
+//! and uprobe, uretprobe (`uprobe_events`) on the agent's own functions.
 
 use super::{
     check_trace_exact, trace_knobs, CellError, CellSetup, Installed, Mechanism, Unsupported,
@@ -10,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use tracelab_model::kconfig;
 use tracelab_model::mechanism::MechanismKind;
 use tracelab_model::workload::Workload;
-use tracelab_probes::{ProbeDef, ProbeKind};
+use tracelab_probes::{ProbeDef, ProbeKind, Site};
 
 /// Where a tracefs probe goes.
 #[derive(Debug, Clone, Copy)]
@@ -32,16 +33,26 @@ impl TracefsProbe {
         TracefsProbe { kind, placement }
     }
 
-    fn is_fprobe(&self) -> bool {
-        matches!(
-            self.placement,
-            Placement::Entry(ProbeKind::Fprobe | ProbeKind::FprobeExit)
-        )
+    fn family(&self) -> Family {
+        match self.placement {
+            Placement::Entry(ProbeKind::Fprobe | ProbeKind::FprobeExit) => Family::Fprobe,
+            Placement::Entry(ProbeKind::Uprobe | ProbeKind::Uretprobe) => Family::Uprobe,
+            _ => Family::Kprobe,
+        }
     }
+}
+
+/// Which tracefs interface defines the probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Kprobe,
+    Fprobe,
+    Uprobe,
 }
 
 const KPROBE_OPTIONS: &[&str] = &["CONFIG_KPROBES", "CONFIG_KPROBE_EVENTS"];
 const FPROBE_OPTIONS: &[&str] = &["CONFIG_FPROBE", "CONFIG_FPROBE_EVENTS"];
+const UPROBE_OPTIONS: &[&str] = &["CONFIG_UPROBES", "CONFIG_UPROBE_EVENTS"];
 
 impl Mechanism for TracefsProbe {
     fn kind(&self) -> MechanismKind {
@@ -49,18 +60,18 @@ impl Mechanism for TracefsProbe {
     }
 
     fn requires(&self) -> &'static [&'static str] {
-        if self.is_fprobe() {
-            FPROBE_OPTIONS
-        } else {
-            KPROBE_OPTIONS
+        match self.family() {
+            Family::Kprobe => KPROBE_OPTIONS,
+            Family::Fprobe => FPROBE_OPTIONS,
+            Family::Uprobe => UPROBE_OPTIONS,
         }
     }
 
     fn check_support(&self, env: &KernelEnv, _: Workload) -> Result<(), Unsupported> {
-        if self.is_fprobe() {
-            check_fprobe_support(env)
-        } else {
-            check_kprobe_support(env)
+        match self.family() {
+            Family::Kprobe => check_kprobe_support(env),
+            Family::Fprobe => check_fprobe_support(env),
+            Family::Uprobe => check_uprobe_support(env),
         }
     }
 
@@ -116,6 +127,24 @@ fn check_kprobe_support(env: &KernelEnv) -> Result<(), Unsupported> {
     ))
 }
 
+fn check_uprobe_support(env: &KernelEnv) -> Result<(), Unsupported> {
+    let opts = UPROBE_OPTIONS;
+    if !env.tracefs {
+        return Err(Unsupported("tracefs is not mounted".into()));
+    }
+    let known_off = opts
+        .iter()
+        .any(|o| kconfig::enabled(&env.config, o) == Some(false));
+    if env.uprobe_events && !known_off {
+        return Ok(());
+    }
+    Err(missing_option(
+        env,
+        opts,
+        "tracefs has no uprobe_events (CONFIG_UPROBE_EVENTS is not set?)",
+    ))
+}
+
 fn check_fprobe_support(env: &KernelEnv) -> Result<(), Unsupported> {
     let opts = FPROBE_OPTIONS;
     if !env.tracefs {
@@ -153,6 +182,8 @@ fn event_name(kind: ProbeKind) -> &'static str {
         ProbeKind::Kretprobe => "kretprobe",
         ProbeKind::Fprobe => "fprobe",
         ProbeKind::FprobeExit => "fprobe_exit",
+        ProbeKind::Uprobe => "uprobe",
+        ProbeKind::Uretprobe => "uretprobe",
     }
 }
 
@@ -160,7 +191,16 @@ fn define(tracefs: &Tracefs, target: &TargetFunction, kind: ProbeKind) -> Result
     // Unique to this run: another user's `kprobe` event (any group) cannot be mistaken
     // for ours in kprobe_profile, which names events without their group.
     let event = format!("{}_{}", event_name(kind), std::process::id());
-    let def = ProbeDef::new(kind, &event, target.symbol.clone());
+    let site = match kind {
+        ProbeKind::Uprobe | ProbeKind::Uretprobe => Site::User(
+            target
+                .user
+                .clone()
+                .with_context(|| format!("{} is not a user-space function", target.symbol))?,
+        ),
+        _ => Site::Kernel(target.symbol.clone()),
+    };
+    let def = ProbeDef::new(kind, &event, site);
     tracefs.append(def.control_file(), &def.create_line())?;
     let mut probe = DynamicProbe {
         tracefs: tracefs.clone(),
@@ -180,8 +220,10 @@ fn define(tracefs: &Tracefs, target: &TargetFunction, kind: ProbeKind) -> Result
     probe.placement = probe.kprobes_list_flags();
     // Entry events record the probed address, return events the function's.
     let field = match kind {
-        ProbeKind::Kretprobe | ProbeKind::FprobeExit => "__probe_func",
-        ProbeKind::Kprobe | ProbeKind::KprobeAt(_) | ProbeKind::Fprobe => "__probe_ip",
+        ProbeKind::Kretprobe | ProbeKind::FprobeExit | ProbeKind::Uretprobe => "__probe_func",
+        ProbeKind::Kprobe | ProbeKind::KprobeAt(_) | ProbeKind::Fprobe | ProbeKind::Uprobe => {
+            "__probe_ip"
+        }
     };
     probe.events = vec![EventSpec::read(
         tracefs,
@@ -308,6 +350,20 @@ impl DynamicProbe {
         bail!("kprobe_profile does not list {}", self.def.event)
     }
 
+    /// Hits of this probe in `uprobe_profile` (`<file> <event> <hits>`; the event named
+    /// with or without its group, as kernels differ).
+    fn uprobe_hits(&self) -> Result<u64> {
+        let text = self.tracefs.read("uprobe_profile")?;
+        let ours = format!("{}/{}", tracelab_probes::GROUP, self.def.event);
+        for line in text.lines() {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() == 3 && (cols[1] == self.def.event || cols[1] == ours) {
+                return cols[2].parse().context("uprobe_profile hit count");
+            }
+        }
+        bail!("uprobe_profile does not list {}", self.def.event)
+    }
+
     fn set_enabled(&self, on: bool) -> Result<()> {
         self.tracefs.write(
             &format!("{}/enable", self.def.event_dir()),
@@ -359,14 +415,16 @@ impl Installed for DynamicProbe {
     }
 
     fn hits(&self) -> Result<Option<u64>> {
-        if self.is_kprobe() {
-            let (hits, misses) = self.profile()?;
-            if misses > 0 {
-                bail!("{} missed {misses} hits (kprobe_profile)", self.def.event);
+        match self.def.control_file() {
+            "kprobe_events" => {
+                let (hits, misses) = self.profile()?;
+                if misses > 0 {
+                    bail!("{} missed {misses} hits (kprobe_profile)", self.def.event);
+                }
+                Ok(Some(hits))
             }
-            Ok(Some(hits))
-        } else {
-            self.tracefs.ring_buffer_events().map(Some)
+            "uprobe_events" => self.uprobe_hits().map(Some),
+            _ => self.tracefs.ring_buffer_events().map(Some),
         }
     }
 
@@ -439,6 +497,22 @@ mod tests {
             .unwrap_err()
             .0
             .contains("CONFIG_FPROBE_EVENTS is not set?"));
+    }
+
+    #[test]
+    fn uprobe_support_names_the_missing_option() {
+        let mut e = env(
+            &[("CONFIG_UPROBES", "y"), ("CONFIG_UPROBE_EVENTS", "y")],
+            "",
+        );
+        e.uprobe_events = true;
+        assert_eq!(check_uprobe_support(&e), Ok(()));
+        let mut e = env(&[("CONFIG_UPROBES", "n")], "");
+        e.uprobe_events = false;
+        assert_eq!(
+            check_uprobe_support(&e),
+            Err(Unsupported("CONFIG_UPROBES is not set".into()))
+        );
     }
 
     #[test]

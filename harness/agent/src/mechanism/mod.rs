@@ -167,7 +167,7 @@ use dynamic_probe::{Placement, TracefsProbe};
 use ftrace_tracer::Tracer;
 
 /// Every mechanism, in `MechanismKind::ALL` order (a test keeps them in step).
-pub static REGISTRY: [&dyn Mechanism; 18] = [
+pub static REGISTRY: [&dyn Mechanism; 25] = [
     &Baseline,
     &TracefsProbe::new(MechanismKind::Kprobe, Placement::Entry(ProbeKind::Kprobe)),
     &TracefsProbe::new(MechanismKind::KprobeOffset, Placement::Offset),
@@ -192,6 +192,16 @@ pub static REGISTRY: [&dyn Mechanism; 18] = [
     &Bpf::new(MechanismKind::BpfTp, Attach::Tracepoint),
     &Bpf::new(MechanismKind::BpfRawTp, Attach::RawTp),
     &Bpf::new(MechanismKind::BpfTpBtf, Attach::TpBtf),
+    &TracefsProbe::new(MechanismKind::Uprobe, Placement::Entry(ProbeKind::Uprobe)),
+    &TracefsProbe::new(
+        MechanismKind::Uretprobe,
+        Placement::Entry(ProbeKind::Uretprobe),
+    ),
+    &Bpf::new(MechanismKind::BpfUprobe, Attach::Uprobe),
+    &Bpf::new(MechanismKind::BpfUretprobe, Attach::Uretprobe),
+    &Bpf::new(MechanismKind::BpfUprobeMulti, Attach::UprobeMulti),
+    &Bpf::new(MechanismKind::BpfUretprobeMulti, Attach::UretprobeMulti),
+    &Bpf::new(MechanismKind::BpfUsdt, Attach::Usdt),
 ];
 
 /// The registry's row of `kind`.

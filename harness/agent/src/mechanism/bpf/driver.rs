@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use libbpf_rs::{Object, ObjectBuilder};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use tracelab_probes::bpf::{self as probes, DRIVER_BATCH, KFUNC_DRIVER, NUMA_DRIVER};
-use tracelab_workloads::{Driver, Runner, Workload};
+use tracelab_workloads::{Driver, Runner, SetupError, Workload};
 
 /// A loaded driver program; dropping it unloads it.
 struct ProgDriver {
@@ -42,7 +42,13 @@ pub(crate) fn runner(workload: Workload) -> Result<std::result::Result<Runner, U
             }
             KFUNC_DRIVER
         }
-        _ => return Ok(Ok(Runner::syscalls(workload)?)),
+        _ => {
+            return match Runner::syscalls(workload) {
+                Ok(r) => Ok(Ok(r)),
+                Err(SetupError::Arch(_, why)) => Ok(Err(Unsupported(why))),
+                Err(e) => Err(e.into()),
+            }
+        }
     };
     let captured = libbpf_log::Capture::start();
     let loaded = load(program);
@@ -64,7 +70,7 @@ pub(crate) fn runner(workload: Workload) -> Result<std::result::Result<Runner, U
 }
 
 /// Whether kallsyms lists `name` (the third column, exactly).
-fn has_symbol(kallsyms: &str, name: &str) -> bool {
+pub(super) fn has_symbol(kallsyms: &str, name: &str) -> bool {
     kallsyms
         .lines()
         .any(|l| l.split_whitespace().nth(2) == Some(name))

@@ -186,6 +186,38 @@ impl Loaded {
             }
             Attach::RawTp => prog.attach_raw_tracepoint(self.spec.tracepoint()?.raw),
             Attach::TpBtf => prog.attach_trace(),
+            Attach::Uprobe
+            | Attach::Uretprobe
+            | Attach::UprobeMulti
+            | Attach::UretprobeMulti
+            | Attach::Usdt => {
+                let site = target
+                    .user
+                    .as_ref()
+                    .with_context(|| format!("{sym} is not a user-space function"))?;
+                let offset = usize::try_from(site.offset).context("uprobe offset")?;
+                // Any process, as a tracefs uprobe is: the same kernel path for both.
+                let any = -1;
+                match self.spec.attach {
+                    Attach::Uprobe => prog.attach_uprobe(false, any, site.path(), offset),
+                    Attach::Uretprobe => prog.attach_uprobe(true, any, site.path(), offset),
+                    Attach::UprobeMulti | Attach::UretprobeMulti => prog
+                        .attach_uprobe_multi_with_opts(
+                            any,
+                            site.path(),
+                            "",
+                            libbpf_rs::UprobeMultiOpts {
+                                offsets: vec![offset],
+                                retprobe: self.spec.attach == Attach::UretprobeMulti,
+                                ..Default::default()
+                            },
+                        ),
+                    _ => {
+                        let (provider, name) = tracelab_workloads::USDT_PROBE;
+                        prog.attach_usdt(any, site.path(), provider, name)
+                    }
+                }
+            }
         };
         link.with_context(|| format!("attaching {}", self.program))
     }

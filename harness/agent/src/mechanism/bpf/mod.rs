@@ -114,8 +114,22 @@ fn options(attach: Attach) -> &'static [&'static str] {
             "CONFIG_BPF_EVENTS",
             "CONFIG_DEBUG_INFO_BTF",
         ],
+        // Perf-event uprobes come from the uprobe PMU, which lives in trace_uprobe.c;
+        // libbpf attaches USDT probes through them.
+        Attach::Uprobe | Attach::Uretprobe | Attach::Usdt => &[
+            "CONFIG_BPF_SYSCALL",
+            "CONFIG_UPROBES",
+            "CONFIG_UPROBE_EVENTS",
+            "CONFIG_BPF_EVENTS",
+        ],
+        Attach::UprobeMulti | Attach::UretprobeMulti => {
+            &["CONFIG_BPF_SYSCALL", "CONFIG_UPROBES", "CONFIG_BPF_EVENTS"]
+        }
     }
 }
+
+/// The kernel function behind uprobe_multi links (Linux 6.6 and later).
+const UPROBE_MULTI_SYMBOL: &str = "bpf_uprobe_multi_link_attach";
 
 pub use stats::leftover_programs;
 
@@ -159,6 +173,14 @@ fn check_support(attach: Attach, env: &KernelEnv, workload: Workload) -> Result<
         });
     }
     require(env, opts)?;
+    if matches!(attach, Attach::UprobeMulti | Attach::UretprobeMulti) {
+        let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
+        if !kallsyms.is_empty() && !driver::has_symbol(&kallsyms, UPROBE_MULTI_SYMBOL) {
+            return Err(Unsupported(format!(
+                "this kernel has no uprobe_multi links (Linux 6.6 and later; no {UPROBE_MULTI_SYMBOL} in /proc/kallsyms)"
+            )));
+        }
+    }
     if let Some(tp) = workload.tracepoint().filter(|_| is_tracepoint(attach)) {
         if let Some(t) = crate::tracefs::Tracefs::open().ok().filter(|_| env.tracefs) {
             let dir = format!("events/{}/{}", tp.category, tp.name);
@@ -185,6 +207,12 @@ fn check_workload(attach: Attach, workload: Workload) -> Result<(), Unsupported>
     if is_tracepoint(attach) && workload.tracepoint().is_none() {
         return Err(Unsupported(format!(
             "workload {workload} fires no tracepoint of its own for them (getppid fires syscalls/sys_enter_getppid, bpf-kfunc-batch bpf_test_run:bpf_trigger_tp)"
+        )));
+    }
+    if attach == Attach::Usdt && workload != Workload::Usdt {
+        let (provider, name) = tracelab_workloads::USDT_PROBE;
+        return Err(Unsupported(format!(
+            "workload {workload} reaches no USDT probe (the agent's {provider}:{name} is in workload usdt)"
         )));
     }
     Ok(())
@@ -374,6 +402,18 @@ impl BpfMechanism {
     }
 
     fn attach_point(&self) -> String {
+        if let Some(site) = &self.target.user {
+            let (provider, name) = tracelab_workloads::USDT_PROBE;
+            return match self.spec.attach {
+                Attach::Usdt => format!("USDT {provider}:{name} in {}", site.path()),
+                _ => format!(
+                    "{} ({}:0x{:x})",
+                    self.target.symbol,
+                    site.path(),
+                    site.offset
+                ),
+            };
+        }
         let Some(tp) = self.spec.workload.tracepoint() else {
             return self.target.symbol.to_string();
         };
@@ -397,6 +437,9 @@ impl Installed for BpfMechanism {
             Attach::Tracepoint => "perf-event tracepoint link",
             Attach::RawTp => "raw tracepoint link",
             Attach::TpBtf => "BTF tracepoint link",
+            Attach::Uprobe | Attach::Uretprobe => "perf-event uprobe link",
+            Attach::UprobeMulti | Attach::UretprobeMulti => "uprobe_multi link",
+            Attach::Usdt => "libbpf USDT attach (a uprobe on the note's address)",
         };
         let proof = match self.spec.payload {
             Payload::Empty => "fired = kernel run_cnt over untimed BPF_ENABLE_STATS loops",
@@ -525,6 +568,11 @@ mod tests {
             assert!(why.contains("fires no tracepoint"), "{why}");
             assert_eq!(check_workload(a, Workload::BpfKfuncBatch), Ok(()));
         }
+        assert_eq!(check_workload(Attach::Usdt, Workload::Usdt), Ok(()));
+        let why = check_workload(Attach::Usdt, Workload::UserNop)
+            .unwrap_err()
+            .0;
+        assert!(why.contains("tracelab:site"), "{why}");
     }
 
     #[test]
@@ -608,6 +656,7 @@ mod tests {
             aliases: vec!["__x64_sys_getppid".into()],
             address: None,
             end: None,
+            user: None,
         };
         assert_eq!(check_error_injection(&target, &list), Ok(()));
         let alone = TargetFunction {
