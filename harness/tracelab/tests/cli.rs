@@ -13,7 +13,7 @@ fn tracelab() -> Command {
 fn unknown_names_list_the_valid_choices() {
     for (args, needle) in [
         (
-            vec!["run", "--mechanisms", "uprobe"],
+            vec!["run", "--mechanisms", "uprobes"],
             "valid: baseline, kprobe, kprobe-offset",
         ),
         (
