@@ -6,7 +6,7 @@ use crate::counters::Counters;
 use crate::mechanism::{self, CellError, CellSetup, Installed};
 use crate::resolve::{self, TargetFunction};
 use crate::tracefs::{KernelEnv, Tracefs};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use tracelab_model::mechanism::MechanismKind;
 use tracelab_model::plan::{AgentPlan, CellSpec, Fault};
 use tracelab_model::protocol::Record;
@@ -42,7 +42,14 @@ pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion
         leftovers.extend(clear_leftovers(t).context("removing leftovers of an earlier run")?);
     }
     let target = resolve_target(plan, workload, &env);
-    let cpu = pin_to_current_cpu();
+    let cpu = match (plan.peer_cpu, &runner) {
+        // The agent on CPU 0 and the workload's peer on its own CPU.
+        (Some(peer), Ok(runner)) => {
+            place_peers(runner, peer)?;
+            pin(0, 0).then_some(0)
+        }
+        _ => pin_to_current_cpu(),
+    };
     let mut counters = Counters::open();
     emit(&Record::Hello {
         kernel_release: env.release.clone(),
@@ -94,19 +101,55 @@ fn panic_kernel_after(ms: u64) {
     });
 }
 
+/// Pins the workload's peer processes to `cpu` and checks that they stay there: a figure
+/// said to be measured across two CPUs must be.
+fn place_peers(runner: &tracelab_workloads::Runner, cpu: u32) -> Result<()> {
+    // SAFETY: sysconf has no preconditions.
+    let online = usize::try_from(unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }).unwrap_or(1);
+    if cpu as usize >= online {
+        bail!("the workload's peer was to run on CPU {cpu}, and this kernel has {online} CPU(s) online");
+    }
+    for pid in runner.helper_pids() {
+        let pid = libc::pid_t::try_from(pid).context("peer pid")?;
+        if !pin(pid, cpu as usize) {
+            bail!(
+                "pinning the workload's peer (pid {pid}) to CPU {cpu}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `set` is a valid cpu_set_t of the size passed.
+        let rc = unsafe {
+            libc::sched_getaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &mut set)
+        };
+        // SAFETY: reads a bit of a valid set.
+        let only = (0..online).all(|c| unsafe { libc::CPU_ISSET(c, &set) } == (c == cpu as usize));
+        if rc != 0 || !only {
+            bail!("the workload's peer (pid {pid}) is not confined to CPU {cpu}");
+        }
+    }
+    Ok(())
+}
+
+/// Pins `pid` (0: the calling thread) to `cpu`; false if the kernel refused.
+fn pin(pid: libc::pid_t, cpu: usize) -> bool {
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid cpu_set_t and `cpu` is below CPU_SETSIZE (checked by callers
+    // against the online CPUs or given by the kernel).
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` outlives the call.
+    unsafe { libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0 }
+}
+
 /// Pins the calling thread to the CPU it runs on, so every loop of a run sees the same
 /// core (and its caches and counters). Returns that CPU.
 fn pin_to_current_cpu() -> Option<u32> {
     // SAFETY: sched_getcpu has no preconditions.
     let cpu = unsafe { libc::sched_getcpu() };
     let cpu = usize::try_from(cpu).ok()?;
-    // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a valid cpu_set_t and `cpu` is a CPU number the kernel gave us.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: pid 0 is the calling thread; `set` outlives the call.
-    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-    (rc == 0).then_some(cpu as u32)
+    pin(0, cpu).then_some(cpu as u32)
 }
 
 fn resolve_target(plan: &AgentPlan, workload: Workload, env: &KernelEnv) -> Result<TargetFunction> {

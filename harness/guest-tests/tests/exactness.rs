@@ -132,3 +132,34 @@ fn arm64_6_12_two_boots_agree_loop_for_loop() {
 fn arm64_7_3_two_boots_agree_loop_for_loop() {
     exact("vm:arm64/7.3");
 }
+
+/// With the pipe's peer on a second vCPU (QEMU runs the two round-robin under icount),
+/// two boots still agree loop for loop.
+#[test]
+fn x86_64_6_12_two_vcpus_two_boots_agree_loop_for_loop() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = [
+        "--target",
+        "vm:x86_64/6.12",
+        "--workload",
+        "pipe",
+        "--vcpus",
+        "2",
+        "--mechanisms",
+        "baseline,kprobe,bpf-fentry",
+        "--calls",
+        "300",
+        "--repeats",
+        "2",
+    ];
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    common::study(&args, &a);
+    common::study(&args, &b);
+    let (ca, cb) = (cells(&a), cells(&b));
+    assert!(ca.iter().all(|c| c["status"] == "ok"), "{ca:?}");
+    assert_eq!(
+        elapsed(&ca),
+        elapsed(&cb),
+        "two boots with 2 vCPUs differ in some timed loop"
+    );
+}

@@ -115,3 +115,46 @@ fn x86_64_7_3_workloads() {
 fn arm64_6_12_workloads() {
     check_workloads("vm:arm64/6.12", true);
 }
+
+/// `--vcpus 2`: the pipe's peer on a CPU of its own. Every mechanism still fires exactly
+/// the traced calls of both sides, the header says what the figures count, and
+/// `meta.json` records the CPUs. (`exactness.rs` shows two such boots agree on x86_64.)
+fn check_two_vcpus(target: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (stdout, cells) = common::study(
+        &[
+            "--target",
+            target,
+            "--workload",
+            "pipe",
+            "--vcpus",
+            "2",
+            "--mechanisms",
+            "baseline,kprobe,bpf-fentry",
+            "--calls",
+            "200",
+            "--repeats",
+            "2",
+        ],
+        dir.path(),
+    );
+    assert!(stdout.contains("2 vCPUs: the agent on CPU 0"), "{stdout}");
+    for c in &cells {
+        check(c, "pipe", 200, 2, false);
+    }
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("meta.json")).expect("meta.json"))
+            .expect("meta is JSON");
+    assert_eq!(meta["extra"]["vcpus"], 2, "{meta}");
+    assert!(
+        meta["extra"]["qemu_args"]
+            .as_str()
+            .is_some_and(|a| a.contains("-smp 2")),
+        "{meta}"
+    );
+}
+
+#[test]
+fn arm64_7_3_pipe_on_two_vcpus() {
+    check_two_vcpus("vm:arm64/7.3");
+}

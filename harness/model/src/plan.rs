@@ -74,6 +74,10 @@ pub struct AgentPlan {
     /// Real time: repeats that adapt to the interval (None: exactly `repeats`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adaptive: Option<Adaptive>,
+    /// The CPU the workload's peer process runs on (`--vcpus 2`: CPU 1, the agent on
+    /// CPU 0); None: the peer shares the agent's CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_cpu: Option<u32>,
 }
 
 /// What the agent does to itself once armed, or to its kernel (see [`AgentPlan::fault`]).
@@ -163,6 +167,10 @@ pub enum PlanError {
     AdaptiveUnderIcount,
     #[error("a fault is injected in the second repeat: the plan needs at least 2 repeats")]
     FaultWithoutSecondRepeat,
+    #[error("--vcpus 2 runs the workload's peer process on a second CPU, and workload {0} has no peer (valid: pipe)")]
+    NoPeer(String),
+    #[error("the peer's CPU must differ from the agent's CPU 0")]
+    PeerOnAgentCpu,
     #[error("--max-repeats ({max}) is below --repeats ({min})")]
     MaxBelowMin { max: u32, min: u32 },
 }
@@ -218,6 +226,13 @@ impl AgentPlan {
                     workload.entry_symbols("")[0],
                 ));
             }
+        }
+        match self.peer_cpu {
+            Some(_) if !workload.has_peer() => {
+                return Err(PlanError::NoPeer(workload.name().to_string()))
+            }
+            Some(0) => return Err(PlanError::PeerOnAgentCpu),
+            _ => {}
         }
         if self.fault.is_some_and(Fault::when_armed) && self.repeats < 2 {
             return Err(PlanError::FaultWithoutSecondRepeat);
@@ -281,6 +296,7 @@ mod tests {
             payloads: vec![Payload::Count],
             stacks: vec![1],
             adaptive: None,
+            peer_cpu: None,
         }
     }
 

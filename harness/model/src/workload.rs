@@ -148,6 +148,12 @@ impl Workload {
         )
     }
 
+    /// Whether its operations have a second side in a process of its own (the pipe's
+    /// peer), which `--vcpus 2` puts on a CPU of its own.
+    pub fn has_peer(self) -> bool {
+        self == Workload::Pipe
+    }
+
     /// Whether its traced function is one of the agent's own (user-space probes), not a
     /// kernel function.
     pub fn is_user(self) -> bool {

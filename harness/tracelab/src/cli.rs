@@ -443,6 +443,12 @@ pub struct RunArgs {
     /// meta.json; part of a series' identity in `history`).
     #[arg(long, value_parser = parse_kernel_args)]
     pub kernel_args: Option<KernelArgs>,
+    /// Guest CPUs: 1, or 2 to run the workload's peer process (pipe) on a CPU of its own
+    /// while the agent measures on the first. Under icount the figure is still the
+    /// instructions of both sides (cross-CPU wake-ups instead of context switches), not
+    /// parallel time or cache contention.
+    #[arg(long, default_value = "1", value_parser = clap::value_parser!(u32).range(1..=2))]
+    pub vcpus: u32,
     /// Append the finished run to this history store as one night (see `history`).
     #[arg(long)]
     pub store: Option<PathBuf>,
@@ -484,6 +490,9 @@ impl RunArgs {
         if target == TargetSpec::Local && self.mode.is_some() {
             bail!("--mode applies to guests only");
         }
+        if target == TargetSpec::Local && self.vcpus != 1 {
+            bail!("--vcpus applies to guests only (a host has the CPUs it has)");
+        }
         if target == TargetSpec::Local && self.kernel_args.is_some() {
             bail!("--kernel-args applies to guests only (a host boots with its own)");
         }
@@ -519,6 +528,8 @@ impl RunArgs {
             alone: matches!(target, TargetSpec::Vm { .. }),
             fault: self.fault,
             adaptive,
+            // The agent runs on CPU 0 and the workload's peer on the second CPU.
+            peer_cpu: (self.vcpus == 2).then_some(1),
         };
         plan.validate()?;
         let mut timeouts = Study::default_timeouts(&plan);

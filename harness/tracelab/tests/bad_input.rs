@@ -82,6 +82,23 @@ const FLAG_CASES: &[(&[&str], &str)] = &[
         &["run", "--target", "local", "--kernel-args", "nosmt"],
         "applies to guests only",
     ),
+    (&["run", "--vcpus", "3"], "3 is not in 1..=2"),
+    (
+        &["run", "--vcpus", "2"],
+        "workload getppid has no peer (valid: pipe)",
+    ),
+    (
+        &[
+            "run",
+            "--target",
+            "local",
+            "--vcpus",
+            "2",
+            "--workload",
+            "pipe",
+        ],
+        "--vcpus applies to guests only",
+    ),
     (
         &["run", "--store", "/tmp/s", "--night", "yesterday"],
         "YYYY-MM-DD-<id>",

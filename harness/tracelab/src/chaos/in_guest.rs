@@ -58,6 +58,7 @@ fn plan(kill: &Kill, config: &BTreeMap<String, String>) -> AgentPlan {
         alone: true,
         fault: None,
         adaptive: None,
+        peer_cpu: None,
     }
 }
 

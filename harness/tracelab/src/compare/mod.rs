@@ -182,6 +182,9 @@ pub struct Side {
     pub interval: Option<Interval>,
     #[serde(skip)]
     pub kernel_config: BTreeMap<String, String>,
+    /// Guest CPUs: a peer on a CPU of its own changes what an operation costs.
+    #[serde(skip)]
+    pub vcpus: u32,
 }
 
 impl Side {
@@ -208,6 +211,7 @@ impl Side {
                 )
             }),
             kernel_config: meta.kernel_config.clone(),
+            vcpus: meta.vcpus(),
         }
     }
 }
@@ -335,6 +339,12 @@ pub fn not_comparable(base: &Side, cand: &Side) -> Option<String> {
         if a != b {
             return Some(format!("different kernel releases: {a} → {b}"));
         }
+    }
+    if base.vcpus != cand.vcpus {
+        return Some(format!(
+            "different guest CPUs (--vcpus): {} → {}",
+            base.vcpus, cand.vcpus
+        ));
     }
     let config = config_changes(&base.kernel_config, &cand.kernel_config);
     if !config.is_empty() {
@@ -500,6 +510,9 @@ pub fn reproduce(meta: &RunMeta, key: &CellKey) -> String {
     }
     if let Some(args) = meta.extra.get("kernel_args").and_then(|v| v.as_str()) {
         cmd.push_str(&format!(" --kernel-args '{args}'"));
+    }
+    if meta.vcpus() != 1 {
+        cmd.push_str(&format!(" --vcpus {}", meta.vcpus()));
     }
     cmd
 }

@@ -20,6 +20,7 @@ fn side(overhead: f64, low: f64, high: f64) -> Side {
             kind: IntervalKind::Ci95,
         }),
         kernel_config: BTreeMap::new(),
+        vcpus: 1,
     }
 }
 

@@ -73,6 +73,8 @@ pub struct Setup {
     pub seed: u64,
     /// The user's kernel arguments (`--kernel-args`), after the lab's own.
     pub kernel_args: Vec<String>,
+    /// Guest CPUs (`-smp`): 1, or 2 when the workload's peer runs on a CPU of its own.
+    pub vcpus: u32,
 }
 
 /// Kernel parameters the lab sets itself and a user may not override: the console
@@ -125,6 +127,7 @@ impl Setup {
             memory_mib: 1024,
             seed: 1,
             kernel_args: Vec::new(),
+            vcpus: 1,
         }
     }
 
@@ -170,7 +173,14 @@ impl Setup {
         if self.arch == Arch::Arm64 {
             push(&["-M", "virt"]);
         }
-        push(&["-accel", self.accel.name(), "-cpu", self.cpu(), "-smp", "1"]);
+        push(&[
+            "-accel",
+            self.accel.name(),
+            "-cpu",
+            self.cpu(),
+            "-smp",
+            &self.vcpus.to_string(),
+        ]);
         push(&[
             "-m",
             &self.memory_mib.to_string(),

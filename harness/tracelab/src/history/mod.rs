@@ -29,6 +29,8 @@ pub struct SeriesKey {
     pub stack: u32,
     pub unit: String,
     pub kernel_args: String,
+    /// Guest CPUs (`--vcpus`).
+    pub vcpus: u32,
 }
 
 impl SeriesKey {
@@ -45,6 +47,9 @@ impl SeriesKey {
         }
         if !self.kernel_args.is_empty() {
             s.push_str(&format!(" [{}]", self.kernel_args));
+        }
+        if self.vcpus != 1 {
+            s.push_str(&format!(" [{} vCPUs]", self.vcpus));
         }
         s
     }
@@ -152,6 +157,7 @@ fn key(row: &SummaryRow, meta: &RunMeta, host: &str) -> SeriesKey {
             .and_then(|v| v.as_str())
             .unwrap_or_default()
             .to_string(),
+        vcpus: meta.vcpus(),
     }
 }
 

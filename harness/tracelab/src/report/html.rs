@@ -41,17 +41,18 @@ pub(super) fn cell_text(p: Option<&Point>) -> String {
     }
 }
 
-/// Per arch and unit: series × kernel table of overheads.
+/// Per panel (arch, workload) and unit: series × kernel table of overheads; then each
+/// arch's counters.
 fn tables(points: &[Point]) -> String {
     let mut out = String::new();
-    for arch in model::arches(points) {
-        let here: Vec<&Point> = points.iter().filter(|p| p.arch == arch).collect();
+    for (label, here) in model::panels(points) {
+        let per = model::per_what(&here[0].workload);
         for unit in model::units(here.iter().copied()) {
             let cells: Vec<&Point> = here.iter().copied().filter(|p| p.unit == unit).collect();
             let kernels = model::kernels(cells.iter().copied());
             out.push_str(&format!(
-                "<h3>{}: overhead per call ({unit})</h3>\n<table><tr><th>mechanism</th>",
-                escape(&arch)
+                "<h3>{}: overhead per {per} ({unit})</h3>\n<table><tr><th>mechanism</th>",
+                escape(&label)
             ));
             for k in &kernels {
                 out.push_str(&format!("<th>kernel {} ({unit})</th>", escape(k)));
@@ -64,27 +65,49 @@ fn tables(points: &[Point]) -> String {
                         .iter()
                         .copied()
                         .find(|p| p.series() == s && &p.kernel == k);
-                    let class = match p.map(|p| p.status) {
-                        Some(Status::Unsupported) => "num ns",
-                        Some(Status::Failed) => "num failed",
-                        _ => "num",
-                    };
-                    let title = p
-                        .and_then(|p| p.reason.as_deref())
-                        .map(|r| format!(" title=\"{}\"", escape(&one_line(r))))
-                        .unwrap_or_default();
-                    out.push_str(&format!(
-                        "<td class=\"{class}\"{title}>{}</td>",
-                        escape(&cell_text(p))
-                    ));
+                    out.push_str(&td(p, cell_text(p)));
                 }
                 out.push_str("</tr>\n");
             }
             out.push_str("</table>\n");
         }
+    }
+    if model::distinct(points.iter().map(|p| p.workload.as_str())).len() > 1 {
+        for (title, headers, rows) in model::workload_tables(points) {
+            out.push_str(&format!("<h3>{}</h3>\n<table><tr>", escape(&title)));
+            for h in headers {
+                out.push_str(&format!("<th>{}</th>", escape(&h)));
+            }
+            out.push_str("</tr>\n");
+            for (series, row) in rows {
+                out.push_str(&format!("<tr><td>{}</td>", escape(&series)));
+                for (p, text) in row {
+                    out.push_str(&td(p, text));
+                }
+                out.push_str("</tr>\n");
+            }
+            out.push_str("</table>\n");
+        }
+    }
+    for arch in model::arches(points) {
+        let here: Vec<&Point> = points.iter().filter(|p| p.arch == arch).collect();
         out.push_str(&counter_table(&arch, &here));
     }
     out
+}
+
+/// One numeric table cell for a point: greyed or red by status, its reason on hover.
+fn td(p: Option<&Point>, text: String) -> String {
+    let class = match p.map(|p| p.status) {
+        Some(Status::Unsupported) => "num ns",
+        Some(Status::Failed) => "num failed",
+        _ => "num",
+    };
+    let title = p
+        .and_then(|p| p.reason.as_deref())
+        .map(|r| format!(" title=\"{}\"", escape(&one_line(r))))
+        .unwrap_or_default();
+    format!("<td class=\"{class}\"{title}>{}</td>", escape(&text))
 }
 
 /// Perf counters per call (armed − baseline), one row per (mechanism, counter): counts of
@@ -166,7 +189,7 @@ fn notes(runs: &[Run], points: &[Point]) -> String {
             escape(run),
             escape(&p.arch),
             escape(&p.kernel),
-            escape(&p.series()),
+            escape(&model::listed_name(p, points)),
             p.status,
             escape(&one_line(
                 p.reason.as_deref().unwrap_or("no reason recorded")

@@ -34,12 +34,12 @@ pub(super) fn summary(
          the bootstrap 95% CI, or min..max over repeats where no CI is stored. `insn` = guest \
          instructions (QEMU -icount), `ns` = real nanoseconds.\n\n",
     );
-    for arch in model::arches(points) {
-        let here: Vec<&Point> = points.iter().filter(|p| p.arch == arch).collect();
+    for (label, here) in model::panels(points) {
+        let per = model::per_what(&here[0].workload);
         for unit in model::units(here.iter().copied()) {
             let cells: Vec<&Point> = here.iter().copied().filter(|p| p.unit == unit).collect();
             let kernels = model::kernels(cells.iter().copied());
-            out.push_str(&format!("## {arch}: overhead per call ({unit})\n\n"));
+            out.push_str(&format!("## {label}: overhead per {per} ({unit})\n\n"));
             let mut headers = vec!["mechanism".to_string()];
             headers.extend(kernels.iter().map(|k| format!("kernel {k} ({unit})")));
             let mut right = vec![false];
@@ -60,6 +60,20 @@ pub(super) fn summary(
             out.push('\n');
         }
     }
+    if model::distinct(points.iter().map(|p| p.workload.as_str())).len() > 1 {
+        for (title, headers, rows) in model::workload_tables(points) {
+            out.push_str(&format!("## {title}\n\n"));
+            let right = (0..headers.len()).map(|i| i > 0).collect();
+            let mut t = Table::new(headers, right);
+            for (series, row) in rows {
+                let mut cells = vec![series];
+                cells.extend(row.into_iter().map(|(_, text)| text));
+                t.push(cells);
+            }
+            out.push_str(&t.markdown());
+            out.push('\n');
+        }
+    }
     let not_ok: Vec<&Point> = points.iter().filter(|p| p.status != Status::Ok).collect();
     if !not_ok.is_empty() {
         out.push_str("## Not measured\n\n");
@@ -69,7 +83,7 @@ pub(super) fn summary(
             t.push(vec![
                 p.arch.clone(),
                 p.kernel.clone(),
-                p.series(),
+                model::listed_name(p, points),
                 p.status.to_string(),
                 one_line(p.reason.as_deref().unwrap_or("no reason recorded")),
             ]);

@@ -53,9 +53,10 @@ fn slug(s: &str) -> String {
 }
 
 /// Sections of the report, in page order.
-const SECTIONS: [&str; 5] = [
+const SECTIONS: [&str; 6] = [
     "Overhead per call",
     "Mechanism × kernel",
+    "Workloads",
     "Payloads",
     "Stacking",
     "Perf counters",
@@ -77,32 +78,27 @@ fn mark(p: &Point) -> Option<String> {
 pub fn build(title: &str, inputs: &[String], runs: &[Run]) -> Report {
     let points = model::points(runs);
     let mut figs = Vec::new();
-    // A figure never mixes workloads: a pipe operation and a getppid call are not one
-    // axis. With several workloads, each gets its figures, labelled with it.
-    let workloads = model::distinct(points.iter().map(|p| p.workload.clone()));
-    for arch in model::arches(&points) {
-        for workload in &workloads {
-            let here: Vec<&Point> = points
-                .iter()
-                .filter(|p| p.arch == arch && &p.workload == workload)
-                .collect();
-            if here.is_empty() {
-                continue;
-            }
-            let label = match workloads.len() {
-                1 => arch.clone(),
-                _ => format!("{arch} {workload}"),
-            };
+    for (label, here) in model::panels(&points) {
+        for unit in model::units(here.iter().copied()) {
+            let cells: Vec<&Point> = here.iter().copied().filter(|p| p.unit == unit).collect();
+            let primary = primary(&cells);
+            let note = primary_note(&cells);
+            figs.push(overhead_figure(&label, unit, &primary, &note));
+            figs.push(heatmap_figure(&label, unit, &primary, &note));
+            figs.extend(stack_figures(&label, unit, &cells));
+            figs.extend(payload_figures(&label, unit, &cells));
+        }
+        figs.extend(counter_figures(&label, &primary(&here)));
+    }
+    // Across workloads, what is one unit whatever the workload: the traced call, and the
+    // share of operations lost.
+    if model::distinct(points.iter().map(|p| p.workload.as_str())).len() > 1 {
+        for arch in model::arches(&points) {
+            let here: Vec<&Point> = points.iter().filter(|p| p.arch == arch).collect();
             for unit in model::units(here.iter().copied()) {
                 let cells: Vec<&Point> = here.iter().copied().filter(|p| p.unit == unit).collect();
-                let primary = primary(&cells);
-                let note = primary_note(&cells);
-                figs.push(overhead_figure(&label, unit, &primary, &note));
-                figs.push(heatmap_figure(&label, unit, &primary, &note));
-                figs.extend(stack_figures(&label, unit, &cells));
-                figs.extend(payload_figures(&label, unit, &cells));
+                figs.extend(workload_figures(&arch, unit, &primary(&cells)));
             }
-            figs.extend(counter_figures(&label, &primary(&here)));
         }
     }
     // One section per kind of figure, arches in order inside it (the sort is stable).
@@ -228,14 +224,17 @@ fn overhead_figure(arch: &str, unit: Unit, cells: &[&Point], note: &str) -> Figu
                 .collect()
         })
         .collect();
-    let title = format!("{arch}: per-call overhead by mechanism and kernel ({unit})");
+    let per = cells
+        .first()
+        .map_or("call", |p| model::per_what(&p.workload));
+    let title = format!("{arch}: per-{per} overhead by mechanism and kernel ({unit})");
     let workloads = model::distinct(cells.iter().map(|p| p.workload.clone())).join(", ");
     let fig = Grouped {
         title: title.clone(),
         subtitle: format!(
             "workload {workloads}; {WHISKERS}; n/s: unsupported by that kernel{note}"
         ),
-        y_label: format!("overhead per call ({unit})"),
+        y_label: format!("overhead per {per} ({unit})"),
         categories,
         groups: kernels.iter().map(|k| format!("kernel {k}")).collect(),
         bars,
@@ -269,13 +268,16 @@ fn heatmap_figure(arch: &str, unit: Unit, cells: &[&Point], note: &str) -> Figur
                 .collect()
         })
         .collect();
-    let title = format!("{arch}: overhead per call, mechanism × kernel ({unit})");
+    let per = cells
+        .first()
+        .map_or("call", |p| model::per_what(&p.workload));
+    let title = format!("{arch}: overhead per {per}, mechanism × kernel ({unit})");
     let fig = Heatmap {
         title: title.clone(),
         subtitle: format!(
-            "median paired (armed − baseline) cost per call; grey: not measured, with why{note}"
+            "median paired (armed − baseline) cost per {per}; grey: not measured, with why{note}"
         ),
-        scale_label: format!("overhead per call ({unit})"),
+        scale_label: format!("overhead per {per} ({unit})"),
         rows,
         cols: cols.iter().map(|k| format!("kernel {k}")).collect(),
         tiles,
@@ -286,6 +288,81 @@ fn heatmap_figure(arch: &str, unit: Unit, cells: &[&Point], note: &str) -> Figur
         section: "Mechanism × kernel",
         svg: figures::heatmap(&fig),
     }
+}
+
+/// With several workloads: the overhead per traced call and the slowdown per operation
+/// as mechanism × (workload, kernel) heatmaps, so a uprobe on the agent's `nop` stands
+/// beside a kprobe on `getppid` and a pipe's slowdown beside a fork's. A traced call is
+/// one unit whatever the workload, so those figures share a scale; per-operation costs
+/// do not, and stay in each workload's own figures above.
+fn workload_figures(arch: &str, unit: Unit, cells: &[&Point]) -> Vec<Figure> {
+    let rows = model::series(cells.iter().copied().filter(|p| p.mechanism != "baseline"));
+    let workloads = model::distinct(cells.iter().map(|p| p.workload.clone()));
+    let kernels = model::kernels(cells.iter().copied());
+    // Only the (workload, kernel) pairs measured, workloads in run order.
+    let cols: Vec<(String, String)> = workloads
+        .iter()
+        .flat_map(|w| kernels.iter().map(move |k| (w.clone(), k.clone())))
+        .filter(|(w, k)| cells.iter().any(|p| &p.workload == w && &p.kernel == k))
+        .collect();
+    let grid = |value: &dyn Fn(&Point) -> Option<f64>| -> Vec<Vec<Tile>> {
+        rows.iter()
+            .map(|s| {
+                cols.iter()
+                    .map(|(w, k)| {
+                        let found = cells
+                            .iter()
+                            .find(|p| &p.series() == s && &p.workload == w && &p.kernel == k);
+                        match found {
+                            None => Tile::Empty,
+                            Some(p) => match (p.status, value(p)) {
+                                (Status::Ok, Some(v)) => Tile::Value(v),
+                                (Status::Ok, None) => Tile::Word("no summary".into()),
+                                (st, _) => Tile::Word(st.name().into()),
+                            },
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let col_labels: Vec<String> = cols.iter().map(|(w, k)| format!("{w} {k}")).collect();
+    let per_traced_title =
+        format!("{arch}: overhead per traced call, mechanism × workload and kernel ({unit})");
+    let slowdown_title =
+        format!("{arch}: slowdown, mechanism × workload and kernel (% of operations per second)");
+    vec![
+        Figure {
+            id: slug(&format!("workloads-{arch}-{unit}")),
+            title: per_traced_title.clone(),
+            section: "Workloads",
+            svg: figures::heatmap(&Heatmap {
+                title: per_traced_title,
+                subtitle: "median paired overhead per operation ÷ traced calls per operation; \
+                           grey: not measured, with why"
+                    .into(),
+                scale_label: format!("overhead per traced call ({unit})"),
+                rows: rows.clone(),
+                cols: col_labels.clone(),
+                tiles: grid(&Point::overhead_per_traced_call),
+            }),
+        },
+        Figure {
+            id: slug(&format!("slowdown-{arch}-{unit}")),
+            title: slowdown_title.clone(),
+            section: "Workloads",
+            svg: figures::heatmap(&Heatmap {
+                title: slowdown_title,
+                subtitle: format!(
+                    "operations per second lost: overhead ÷ armed cost per operation, both in {unit}"
+                ),
+                scale_label: "slowdown (%)".into(),
+                tiles: grid(&Point::slowdown_pct),
+                rows,
+                cols: col_labels,
+            }),
+        },
+    ]
 }
 
 /// Per counter name: bars per mechanism (stack 1, no payload split) by kernel. The unit is

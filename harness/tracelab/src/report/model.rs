@@ -26,6 +26,8 @@ pub struct Point {
     pub interval: Option<Interval>,
     pub per_call: Option<f64>,
     pub baseline_per_call: Option<f64>,
+    /// Calls of the traced function per operation (macro workloads count several).
+    pub traced_per_op: Option<u64>,
     /// Per perf counter: median (armed − baseline) count per call.
     pub counters: BTreeMap<String, f64>,
 }
@@ -40,6 +42,22 @@ impl Point {
             stack: self.stack,
         }
         .series()
+    }
+
+    /// The overhead per call of the traced function: per operation ÷ traced calls per
+    /// operation (the same as `overhead` where an operation is one traced call).
+    pub fn overhead_per_traced_call(&self) -> Option<f64> {
+        let n = self.traced_per_op.unwrap_or(1).max(1);
+        self.overhead.map(|o| o / n as f64)
+    }
+
+    /// The share of operations per second the mechanism costs, in percent: overhead ÷
+    /// armed cost per operation.
+    pub fn slowdown_pct(&self) -> Option<f64> {
+        match (self.overhead, self.per_call) {
+            (Some(o), Some(p)) if p > 0.0 => Some(100.0 * o / p),
+            _ => None,
+        }
     }
 }
 
@@ -72,6 +90,7 @@ pub fn points(runs: &[Run]) -> Vec<Point> {
                 }),
                 per_call: s.and_then(|s| finite(s.per_call)),
                 baseline_per_call: s.and_then(|s| finite(s.baseline_per_call)),
+                traced_per_op: m.traced_per_op,
                 counters: s
                     .map(|s| {
                         s.counter_overhead
@@ -85,6 +104,117 @@ pub fn points(runs: &[Run]) -> Vec<Point> {
         }
     }
     out
+}
+
+/// The report's panels: one per (arch, workload), arches in the lab's order and workloads
+/// as first run, each with its label (the arch alone when the points hold one workload,
+/// else `arch workload`). No figure or table mixes workloads: a pipe operation and a
+/// getppid call are not one axis.
+pub fn panels(points: &[Point]) -> Vec<(String, Vec<&Point>)> {
+    let workloads = distinct(points.iter().map(|p| p.workload.clone()));
+    let mut out = Vec::new();
+    for arch in arches(points) {
+        for workload in &workloads {
+            let here: Vec<&Point> = points
+                .iter()
+                .filter(|p| p.arch == arch && &p.workload == workload)
+                .collect();
+            if here.is_empty() {
+                continue;
+            }
+            let label = match workloads.len() {
+                1 => arch.clone(),
+                _ => format!("{arch} {workload}"),
+            };
+            out.push((label, here));
+        }
+    }
+    out
+}
+
+/// What one figure of a workload is per: an operation for the workloads people run
+/// (several kernel functions each), else a call.
+pub fn per_what(workload: &str) -> &'static str {
+    match workload.parse::<tracelab_model::workload::Workload>() {
+        Ok(w) if w.is_macro() => "operation",
+        _ => "call",
+    }
+}
+
+/// A cell's name in the lists of cells not measured: its series, after its workload when
+/// the report holds several.
+pub fn listed_name(p: &Point, points: &[Point]) -> String {
+    if points.iter().any(|q| q.workload != p.workload) {
+        format!("{} {}", p.workload, p.series())
+    } else {
+        p.series()
+    }
+}
+
+/// One row of a workloads table: the series and, per column, its point and text.
+pub type WorkloadRow<'a> = (String, Vec<(Option<&'a Point>, String)>);
+
+/// Per (arch, unit), one table across workloads: a row per mechanism series, a column per
+/// (workload, kernel) measured, each cell `overhead per traced call (slowdown %)`.
+/// Returns (title, headers, rows).
+pub fn workload_tables(points: &[Point]) -> Vec<(String, Vec<String>, Vec<WorkloadRow<'_>>)> {
+    let mut out = Vec::new();
+    for arch in arches(points) {
+        let here: Vec<&Point> = points.iter().filter(|p| p.arch == arch).collect();
+        for unit in units(here.iter().copied()) {
+            let cells: Vec<&Point> = here
+                .iter()
+                .copied()
+                .filter(|p| p.unit == unit && p.stack == 1 && p.mechanism != "baseline")
+                .collect();
+            let kernels = kernels(cells.iter().copied());
+            let cols: Vec<(String, String)> = distinct(cells.iter().map(|p| p.workload.clone()))
+                .into_iter()
+                .flat_map(|w| kernels.iter().map(move |k| (w.clone(), k.clone())))
+                .filter(|(w, k)| cells.iter().any(|p| &p.workload == w && &p.kernel == k))
+                .collect();
+            let mut headers = vec!["mechanism".to_string()];
+            headers.extend(cols.iter().map(|(w, k)| format!("{w} {k}")));
+            let rows = series(cells.iter().copied())
+                .into_iter()
+                .map(|s| {
+                    let row =
+                        cols.iter()
+                            .map(|(w, k)| {
+                                let p = cells.iter().copied().find(|p| {
+                                    p.series() == s && &p.workload == w && &p.kernel == k
+                                });
+                                (p, workload_text(p))
+                            })
+                            .collect();
+                    (s, row)
+                })
+                .collect();
+            out.push((
+                format!(
+                    "{arch}: overhead per traced call ({unit}) and slowdown (% of operations per second), by workload"
+                ),
+                headers,
+                rows,
+            ));
+        }
+    }
+    out
+}
+
+/// `overhead per traced call (slowdown %)`, or the status.
+fn workload_text(p: Option<&Point>) -> String {
+    let Some(p) = p else { return "-".into() };
+    match (p.status, p.overhead_per_traced_call(), p.slowdown_pct()) {
+        (Status::Ok, Some(o), Some(s)) => format!(
+            "{} ({}%)",
+            crate::render::fixed(o, 2),
+            crate::render::fixed(s, 1)
+        ),
+        (Status::Ok, Some(o), None) => crate::render::fixed(o, 2),
+        (Status::Ok, None, _) => "ok, no summary".into(),
+        (st, _, _) => st.name().into(),
+    }
 }
 
 /// Orders kernel labels by version (`6.1` < `6.12` < `7.2`); labels that are not

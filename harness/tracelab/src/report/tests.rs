@@ -177,12 +177,28 @@ fn workloads_get_figures_of_their_own() {
             "overhead-x86_64-getppid-insn",
             "overhead-x86_64-pipe-insn",
             "heatmap-x86_64-getppid-insn",
-            "heatmap-x86_64-pipe-insn"
+            "heatmap-x86_64-pipe-insn",
+            "workloads-x86_64-insn",
+            "slowdown-x86_64-insn"
         ]
     );
-    assert!(
-        r.figures[1].title.starts_with("x86_64 pipe:"),
-        "{}",
-        r.figures[1].title
+    // A pipe figure is per operation, a getppid one per call.
+    assert_eq!(
+        r.figures[1].title,
+        "x86_64 pipe: per-operation overhead by mechanism and kernel (insn)"
     );
+    assert_eq!(
+        r.figures[0].title,
+        "x86_64 getppid: per-call overhead by mechanism and kernel (insn)"
+    );
+    // Across workloads: per traced call in insn, slowdown in %.
+    assert!(r.figures[4].title.contains("overhead per traced call"));
+    assert!(r.figures[5].svg.contains("slowdown (%)"));
+    // The tables follow the same split, and the workloads table has a column per
+    // (workload, kernel).
+    for doc in [&r.markdown, &r.html] {
+        assert!(doc.contains("x86_64 getppid: overhead per call (insn)"), "{doc}");
+        assert!(doc.contains("x86_64 pipe: overhead per operation (insn)"), "{doc}");
+        assert!(doc.contains("getppid 6.12") && doc.contains("pipe 6.12"), "{doc}");
+    }
 }

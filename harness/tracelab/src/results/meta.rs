@@ -50,6 +50,15 @@ pub struct RunMeta {
 }
 
 impl RunMeta {
+    /// The guest's CPUs (`--vcpus`; recorded only when not 1).
+    pub fn vcpus(&self) -> u32 {
+        self.extra
+            .get("vcpus")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|v| u32::try_from(v).ok())
+            .unwrap_or(1)
+    }
+
     /// What the run's chart says about it in its title lines.
     pub fn heading(&self) -> crate::plot::run_chart::Heading<'_> {
         crate::plot::run_chart::Heading {

@@ -65,6 +65,12 @@ fn header_line(meta: &RunMeta, rows: &[SummaryRow], unit: Option<Unit>) -> Strin
         "arch {}, kernel {}, workload {}, {} {calls} × {} repeats, unit {}, clock {}",
         meta.arch, kernel, meta.workload, meta.calls, meta.repeats, unit, meta.clock
     );
+    if meta.vcpus() != 1 {
+        line.push_str(&format!(
+            "; {} vCPUs: the agent on CPU 0, the workload's peer on CPU 1 (under icount a figure counts the instructions both CPUs ran during the loop, cross-CPU wake-ups included; not parallel time, not cache contention)",
+            meta.vcpus()
+        ));
+    }
     // What the two interval columns are, for the figures shown (no interval is called a
     // 95% CI below the pairs a bootstrap needs).
     let fewest = rows

@@ -103,8 +103,7 @@ pub fn run(
     } else {
         Accel::Tcg
     };
-    let mut setup = Setup::new(arch, study.mode, accel);
-    setup.kernel_args = study.kernel_args.clone();
+    let mut setup = guest_setup(study, arch, accel);
     let label = kernel.version.clone();
     let run_id = results::new_run_id(&format!("{arch}-{label}"));
     let mut meta = RunMeta {
@@ -172,8 +171,7 @@ pub fn run(
             None,
             StudyEvent::Stage("the guest did not start under KVM; falling back to TCG"),
         );
-        setup = Setup::new(arch, study.mode, Accel::Tcg);
-        setup.kernel_args = study.kernel_args.clone();
+        setup = guest_setup(study, arch, Accel::Tcg);
         boot.meta.accel = Some(Accel::Tcg.name().to_string());
         boot.meta.cpu = setup.cpu().to_string();
         results::update_meta(boot.store.path(), boot.meta)?;
@@ -328,6 +326,15 @@ fn package_label(k: &FetchedKernel) -> String {
     }
 }
 
+/// The guest's QEMU settings for `study`: the user's kernel arguments, and a second CPU
+/// for a workload peer placed on one.
+fn guest_setup(study: &Study, arch: Arch, accel: Accel) -> Setup {
+    let mut setup = Setup::new(arch, study.mode, accel);
+    setup.kernel_args = study.kernel_args.clone();
+    setup.vcpus = study.plan.peer_cpu.map_or(1, |cpu| cpu + 1);
+    setup
+}
+
 fn guest_extra(
     setup: &Setup,
     kernel: &FetchedKernel,
@@ -345,6 +352,10 @@ fn guest_extra(
     // Only when given: a series without them keeps the identity it had before the flag.
     if !setup.kernel_args.is_empty() {
         extra.insert("kernel_args".into(), s(setup.kernel_args.join(" ")));
+    }
+    if setup.vcpus != 1 {
+        // Part of a series' identity and of what compare matches, like kernel_args.
+        extra.insert("vcpus".into(), serde_json::Value::from(setup.vcpus));
     }
     extra.insert("kernel_mirror".into(), s(kernel.mirror.clone()));
     extra.insert("kernel_suite".into(), s(kernel.suite.clone()));
