@@ -59,7 +59,7 @@ pub enum MechanismKind {
 crate::named!(
     MechanismKind,
     "mechanism",
-    more = ", or the sets all, default, bpf, user"
+    more = ", or the sets all, kernel, default, bpf, user"
 );
 
 impl MechanismKind {
@@ -91,6 +91,18 @@ impl MechanismKind {
         MechanismKind::BpfUretprobeMulti,
         MechanismKind::BpfUsdt,
     ];
+
+    /// Every mechanism on kernel functions and the baseline (`--mechanisms kernel`): all
+    /// but the user-space probes, which see nothing of a kernel workload.
+    pub const KERNEL: [MechanismKind; 18] = {
+        let mut out = [MechanismKind::Baseline; 18];
+        let mut i = 0;
+        while i < 18 {
+            out[i] = Self::ALL[i];
+            i += 1;
+        }
+        out
+    };
 
     /// The default study (`--mechanisms default`): every tracefs mechanism and the three
     /// BPF attach paths the trampoline-versus-fprobe-versus-kprobe argument is about. It
@@ -158,10 +170,12 @@ impl MechanismKind {
         Self::BPF.contains(&self) || Self::BPF_USER.contains(&self)
     }
 
-    /// Parses a comma-separated list; `all`, `default` and `bpf` name the sets above.
+    /// Parses a comma-separated list; `all`, `kernel`, `default`, `bpf` and `user` name
+    /// the sets above.
     pub fn parse_list(s: &str) -> Result<Vec<MechanismKind>, UnknownName> {
         match s.trim() {
             "all" => return Ok(Self::ALL.to_vec()),
+            "kernel" => return Ok(Self::KERNEL.to_vec()),
             "default" => return Ok(Self::DEFAULT.to_vec()),
             "bpf" => return Ok(Self::BPF.to_vec()),
             "user" => return Ok(Self::USER.to_vec()),
@@ -193,6 +207,12 @@ mod tests {
         assert_eq!(MechanismKind::parse_list("all").map(|v| v.len()), Ok(25));
         assert_eq!(MechanismKind::parse_list("bpf").map(|v| v.len()), Ok(10));
         assert_eq!(MechanismKind::parse_list("user").map(|v| v.len()), Ok(8));
+        let kernel = MechanismKind::parse_list("kernel").expect("kernel");
+        assert_eq!(
+            kernel.len() + MechanismKind::USER.len() - 1,
+            MechanismKind::ALL.len()
+        );
+        assert!(kernel.iter().all(|m| !m.traces_user_space()));
         assert!(MechanismKind::USER[1..]
             .iter()
             .all(|m| m.traces_user_space()));

@@ -380,7 +380,9 @@ pub struct RunArgs {
     #[arg(long, default_value = "vm:x86_64/6.12")]
     pub target: TargetSpec,
     /// Comma-separated mechanisms, or a set: `default` (tracefs mechanisms and bpf-kprobe,
-    /// bpf-kprobe-multi, bpf-fentry), `bpf` (every BPF mechanism), `all`.
+    /// bpf-kprobe-multi, bpf-fentry), `bpf` (every BPF mechanism on kernel functions),
+    /// `kernel` (every mechanism on kernel functions), `user` (the user-space probes),
+    /// `all`.
     #[arg(long, default_value = "default")]
     pub mechanisms: Mechanisms,
     /// What BPF programs do, comma separated: empty, count, record, or `all`. One cell per

@@ -197,8 +197,17 @@ fn workloads_get_figures_of_their_own() {
     // The tables follow the same split, and the workloads table has a column per
     // (workload, kernel).
     for doc in [&r.markdown, &r.html] {
-        assert!(doc.contains("x86_64 getppid: overhead per call (insn)"), "{doc}");
-        assert!(doc.contains("x86_64 pipe: overhead per operation (insn)"), "{doc}");
-        assert!(doc.contains("getppid 6.12") && doc.contains("pipe 6.12"), "{doc}");
+        assert!(
+            doc.contains("x86_64 getppid: overhead per call (insn)"),
+            "{doc}"
+        );
+        assert!(
+            doc.contains("x86_64 pipe: overhead per operation (insn)"),
+            "{doc}"
+        );
+        assert!(
+            doc.contains("getppid 6.12") && doc.contains("pipe 6.12"),
+            "{doc}"
+        );
     }
 }
