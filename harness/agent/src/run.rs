@@ -46,7 +46,13 @@ pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion
         // The agent on CPU 0 and the workload's peer on its own CPU.
         (Some(peer), Ok(runner)) => {
             place_peers(runner, peer)?;
-            pin(0, 0).then_some(0)
+            if !pin(0, 0) {
+                bail!(
+                    "pinning the agent to CPU 0: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+            Some(0)
         }
         _ => pin_to_current_cpu(),
     };

@@ -163,6 +163,7 @@ fn check_dataset(ds: &Path) {
                         || reason.contains("x86_64 only")
                         || reason.contains("workload usdt")
                         || reason.contains("user-space")
+                        || reason.contains("uprobe_multi")
                         || reason.contains("traces kernel functions");
                     assert!(
                         named,

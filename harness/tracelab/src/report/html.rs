@@ -72,7 +72,7 @@ fn tables(points: &[Point]) -> String {
             out.push_str("</table>\n");
         }
     }
-    if model::distinct(points.iter().map(|p| p.workload.as_str())).len() > 1 {
+    if model::distinct(points.iter().map(Point::workload_label)).len() > 1 {
         for (title, headers, rows) in model::workload_tables(points) {
             out.push_str(&format!("<h3>{}</h3>\n<table><tr>", escape(&title)));
             for h in headers {
@@ -89,9 +89,8 @@ fn tables(points: &[Point]) -> String {
             out.push_str("</table>\n");
         }
     }
-    for arch in model::arches(points) {
-        let here: Vec<&Point> = points.iter().filter(|p| p.arch == arch).collect();
-        out.push_str(&counter_table(&arch, &here));
+    for (label, here) in model::panels(points) {
+        out.push_str(&counter_table(&label, &here));
     }
     out
 }
@@ -110,9 +109,9 @@ fn td(p: Option<&Point>, text: String) -> String {
     format!("<td class=\"{class}\"{title}>{}</td>", escape(&text))
 }
 
-/// Perf counters per call (armed − baseline), one row per (mechanism, counter): counts of
-/// events, not times, so they get their own table.
-fn counter_table(arch: &str, here: &[&Point]) -> String {
+/// Perf counters per call or operation (armed − baseline) of one panel, one row per
+/// (mechanism, counter): counts of events, not times, so they get their own table.
+fn counter_table(label: &str, here: &[&Point]) -> String {
     let all = model::distinct(here.iter().flat_map(|p| p.counters.keys().cloned()));
     if all.is_empty() {
         return String::new();
@@ -123,9 +122,10 @@ fn counter_table(arch: &str, here: &[&Point]) -> String {
             .any(|p| p.counters.get(n).is_some_and(|v| *v != 0.0))
     });
     let kernels = model::kernels(here.iter().copied());
+    let per = model::per_what(&here[0].workload);
     let mut out = format!(
-        "<h3>{}: perf counters, overhead per call (events per call)</h3>\n",
-        escape(arch)
+        "<h3>{}: perf counters, overhead per {per} (events per {per})</h3>\n",
+        escape(label)
     );
     if !still.is_empty() {
         out.push_str(&format!(
@@ -138,7 +138,7 @@ fn counter_table(arch: &str, here: &[&Point]) -> String {
     }
     out.push_str("<table><tr><th>mechanism</th><th>counter</th>");
     for k in &kernels {
-        out.push_str(&format!("<th>kernel {} (per call)</th>", escape(k)));
+        out.push_str(&format!("<th>kernel {} (per {per})</th>", escape(k)));
     }
     out.push_str("</tr>\n");
     for s in model::series(here.iter().copied()) {

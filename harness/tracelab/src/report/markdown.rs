@@ -60,7 +60,7 @@ pub(super) fn summary(
             out.push('\n');
         }
     }
-    if model::distinct(points.iter().map(|p| p.workload.as_str())).len() > 1 {
+    if model::distinct(points.iter().map(Point::workload_label)).len() > 1 {
         for (title, headers, rows) in model::workload_tables(points) {
             out.push_str(&format!("## {title}\n\n"));
             let right = (0..headers.len()).map(|i| i > 0).collect();

@@ -54,7 +54,7 @@ fn slug(s: &str) -> String {
 
 /// Sections of the report, in page order.
 const SECTIONS: [&str; 6] = [
-    "Overhead per call",
+    "Overhead",
     "Mechanism × kernel",
     "Workloads",
     "Payloads",
@@ -92,7 +92,7 @@ pub fn build(title: &str, inputs: &[String], runs: &[Run]) -> Report {
     }
     // Across workloads, what is one unit whatever the workload: the traced call, and the
     // share of operations lost.
-    if model::distinct(points.iter().map(|p| p.workload.as_str())).len() > 1 {
+    if model::distinct(points.iter().map(Point::workload_label)).len() > 1 {
         for arch in model::arches(&points) {
             let here: Vec<&Point> = points.iter().filter(|p| p.arch == arch).collect();
             for unit in model::units(here.iter().copied()) {
@@ -243,7 +243,7 @@ fn overhead_figure(arch: &str, unit: Unit, cells: &[&Point], note: &str) -> Figu
     Figure {
         id: slug(&format!("overhead-{arch}-{unit}")),
         title,
-        section: "Overhead per call",
+        section: "Overhead",
         svg: figures::grouped_bars(&fig),
     }
 }
@@ -297,22 +297,26 @@ fn heatmap_figure(arch: &str, unit: Unit, cells: &[&Point], note: &str) -> Figur
 /// do not, and stay in each workload's own figures above.
 fn workload_figures(arch: &str, unit: Unit, cells: &[&Point]) -> Vec<Figure> {
     let rows = model::series(cells.iter().copied().filter(|p| p.mechanism != "baseline"));
-    let workloads = model::distinct(cells.iter().map(|p| p.workload.clone()));
+    let workloads = model::distinct(cells.iter().map(|p| p.workload_label()));
     let kernels = model::kernels(cells.iter().copied());
     // Only the (workload, kernel) pairs measured, workloads in run order.
     let cols: Vec<(String, String)> = workloads
         .iter()
         .flat_map(|w| kernels.iter().map(move |k| (w.clone(), k.clone())))
-        .filter(|(w, k)| cells.iter().any(|p| &p.workload == w && &p.kernel == k))
+        .filter(|(w, k)| {
+            cells
+                .iter()
+                .any(|p| &p.workload_label() == w && &p.kernel == k)
+        })
         .collect();
     let grid = |value: &dyn Fn(&Point) -> Option<f64>| -> Vec<Vec<Tile>> {
         rows.iter()
             .map(|s| {
                 cols.iter()
                     .map(|(w, k)| {
-                        let found = cells
-                            .iter()
-                            .find(|p| &p.series() == s && &p.workload == w && &p.kernel == k);
+                        let found = cells.iter().find(|p| {
+                            &p.series() == s && &p.workload_label() == w && &p.kernel == k
+                        });
                         match found {
                             None => Tile::Empty,
                             Some(p) => match (p.status, value(p)) {
@@ -400,11 +404,14 @@ fn counter_figures(arch: &str, cells: &[&Point]) -> Vec<Figure> {
                     .collect()
             })
             .collect();
-        let title = format!("{arch}: perf counter {name}, overhead per call ({name} per call)");
+        let per = with
+            .first()
+            .map_or("call", |p| model::per_what(&p.workload));
+        let title = format!("{arch}: perf counter {name}, overhead per {per} ({name} per {per})");
         let fig = Grouped {
             title: title.clone(),
-            subtitle: "median over repeats of (armed − baseline) count per call".into(),
-            y_label: format!("{name} per call"),
+            subtitle: format!("median over repeats of (armed − baseline) count per {per}"),
+            y_label: format!("{name} per {per}"),
             marks: vec![Vec::new(); categories.len()],
             categories,
             groups: kernels.iter().map(|k| format!("kernel {k}")).collect(),

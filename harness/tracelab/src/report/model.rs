@@ -28,6 +28,9 @@ pub struct Point {
     pub baseline_per_call: Option<f64>,
     /// Calls of the traced function per operation (macro workloads count several).
     pub traced_per_op: Option<u64>,
+    /// The guest's CPUs (`--vcpus`): a peer on its own CPU changes what an operation
+    /// costs, so such cells get panels of their own.
+    pub vcpus: u32,
     /// Per perf counter: median (armed − baseline) count per call.
     pub counters: BTreeMap<String, f64>,
 }
@@ -47,8 +50,24 @@ impl Point {
     /// The overhead per call of the traced function: per operation ÷ traced calls per
     /// operation (the same as `overhead` where an operation is one traced call).
     pub fn overhead_per_traced_call(&self) -> Option<f64> {
-        let n = self.traced_per_op.unwrap_or(1).max(1);
-        self.overhead.map(|o| o / n as f64)
+        // As counted; else the workload's design (a cell with --function and no count
+        // has neither, and no figure per traced call).
+        let n = self.traced_per_op.or_else(|| {
+            self.workload
+                .parse::<tracelab_model::workload::Workload>()
+                .ok()
+                .map(|w| w.traced_per_op())
+        })?;
+        self.overhead.filter(|_| n > 0).map(|o| o / n as f64)
+    }
+
+    /// The workload, with the vCPU count when it is not 1: what a panel or a column
+    /// across workloads is named by.
+    pub fn workload_label(&self) -> String {
+        match self.vcpus {
+            1 => self.workload.clone(),
+            n => format!("{}, {n} vCPUs", self.workload),
+        }
     }
 
     /// The share of operations per second the mechanism costs, in percent: overhead ÷
@@ -91,6 +110,7 @@ pub fn points(runs: &[Run]) -> Vec<Point> {
                 per_call: s.and_then(|s| finite(s.per_call)),
                 baseline_per_call: s.and_then(|s| finite(s.baseline_per_call)),
                 traced_per_op: m.traced_per_op,
+                vcpus: run.meta.vcpus(),
                 counters: s
                     .map(|s| {
                         s.counter_overhead
@@ -111,19 +131,19 @@ pub fn points(runs: &[Run]) -> Vec<Point> {
 /// else `arch workload`). No figure or table mixes workloads: a pipe operation and a
 /// getppid call are not one axis.
 pub fn panels(points: &[Point]) -> Vec<(String, Vec<&Point>)> {
-    let workloads = distinct(points.iter().map(|p| p.workload.clone()));
+    let workloads = distinct(points.iter().map(Point::workload_label));
     let mut out = Vec::new();
     for arch in arches(points) {
         for workload in &workloads {
             let here: Vec<&Point> = points
                 .iter()
-                .filter(|p| p.arch == arch && &p.workload == workload)
+                .filter(|p| p.arch == arch && &p.workload_label() == workload)
                 .collect();
             if here.is_empty() {
                 continue;
             }
             let label = match workloads.len() {
-                1 => arch.clone(),
+                1 if here[0].vcpus == 1 => arch.clone(),
                 _ => format!("{arch} {workload}"),
             };
             out.push((label, here));
@@ -144,8 +164,11 @@ pub fn per_what(workload: &str) -> &'static str {
 /// A cell's name in the lists of cells not measured: its series, after its workload when
 /// the report holds several.
 pub fn listed_name(p: &Point, points: &[Point]) -> String {
-    if points.iter().any(|q| q.workload != p.workload) {
-        format!("{} {}", p.workload, p.series())
+    if points
+        .iter()
+        .any(|q| q.workload_label() != p.workload_label())
+    {
+        format!("{} {}", p.workload_label(), p.series())
     } else {
         p.series()
     }
@@ -168,25 +191,29 @@ pub fn workload_tables(points: &[Point]) -> Vec<(String, Vec<String>, Vec<Worklo
                 .filter(|p| p.unit == unit && p.stack == 1 && p.mechanism != "baseline")
                 .collect();
             let kernels = kernels(cells.iter().copied());
-            let cols: Vec<(String, String)> = distinct(cells.iter().map(|p| p.workload.clone()))
+            let cols: Vec<(String, String)> = distinct(cells.iter().map(|p| p.workload_label()))
                 .into_iter()
                 .flat_map(|w| kernels.iter().map(move |k| (w.clone(), k.clone())))
-                .filter(|(w, k)| cells.iter().any(|p| &p.workload == w && &p.kernel == k))
+                .filter(|(w, k)| {
+                    cells
+                        .iter()
+                        .any(|p| &p.workload_label() == w && &p.kernel == k)
+                })
                 .collect();
             let mut headers = vec!["mechanism".to_string()];
             headers.extend(cols.iter().map(|(w, k)| format!("{w} {k}")));
             let rows = series(cells.iter().copied())
                 .into_iter()
                 .map(|s| {
-                    let row =
-                        cols.iter()
-                            .map(|(w, k)| {
-                                let p = cells.iter().copied().find(|p| {
-                                    p.series() == s && &p.workload == w && &p.kernel == k
-                                });
-                                (p, workload_text(p))
-                            })
-                            .collect();
+                    let row = cols
+                        .iter()
+                        .map(|(w, k)| {
+                            let p = cells.iter().copied().find(|p| {
+                                p.series() == s && &p.workload_label() == w && &p.kernel == k
+                            });
+                            (p, workload_text(p))
+                        })
+                        .collect();
                     (s, row)
                 })
                 .collect();

@@ -211,3 +211,24 @@ fn workloads_get_figures_of_their_own() {
         );
     }
 }
+
+#[test]
+fn two_vcpu_runs_get_panels_of_their_own() {
+    let mut runs = synthetic::matrix(&["x86_64"], &["6.12"], 3, 3.0);
+    let mut two = synthetic::matrix(&["x86_64"], &["6.12"], 3, 3.0);
+    for r in &mut two {
+        r.meta.extra.insert("vcpus".into(), serde_json::json!(2));
+    }
+    runs.extend(two);
+    let r = build("t", &["ds".into()], &runs);
+    let titles: Vec<&str> = r.figures.iter().map(|f| f.title.as_str()).collect();
+    assert!(
+        titles
+            .contains(&"x86_64 getppid, 2 vCPUs: per-call overhead by mechanism and kernel (insn)"),
+        "{titles:?}"
+    );
+    assert!(
+        titles.contains(&"x86_64 getppid: per-call overhead by mechanism and kernel (insn)"),
+        "{titles:?}"
+    );
+}
