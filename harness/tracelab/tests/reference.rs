@@ -170,7 +170,21 @@ fn check_dataset(ds: &Path) {
                         "{what}: an unsupported reason without a cause: {reason}"
                     );
                 }
-                // Its README says no cell failed.
+                // Its README says which cells failed and why: on the operations whose loops
+                // the kernel's own work may enter (a kernel thread forking inside a `fork`
+                // loop; on 6.1, the RCU work of closed files preempting `open-close` loops),
+                // the count or the cleanliness check refused the figure. Nothing else fails.
+                Some("failed") => {
+                    let reason = c["reason"].as_str().unwrap_or_default();
+                    let known = match c["workload"].as_str() {
+                        Some("fork") => reason.contains("fired 201 times for an expected 200"),
+                        Some("open-close") => {
+                            c["kernel"] == "6.1" && reason.contains("no clean figure")
+                        }
+                        _ => false,
+                    };
+                    assert!(known, "{what}: failed: {reason}");
+                }
                 other => panic!("{what}: status {other:?}: {}", c["reason"]),
             }
         }

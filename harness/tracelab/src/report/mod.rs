@@ -96,8 +96,17 @@ pub fn build(title: &str, inputs: &[String], runs: &[Run]) -> Report {
         for arch in model::arches(&points) {
             let here: Vec<&Point> = points.iter().filter(|p| p.arch == arch).collect();
             for unit in model::units(here.iter().copied()) {
-                let cells: Vec<&Point> = here.iter().copied().filter(|p| p.unit == unit).collect();
-                figs.extend(workload_figures(&arch, unit, &primary(&cells)));
+                // One figure per kernel: every workload is a column.
+                for kernel in model::kernels(here.iter().copied()) {
+                    let cells: Vec<&Point> = here
+                        .iter()
+                        .copied()
+                        .filter(|p| p.unit == unit && p.kernel == kernel)
+                        .collect();
+                    if !cells.is_empty() {
+                        figs.extend(workload_figures(&arch, &kernel, unit, &primary(&cells)));
+                    }
+                }
             }
         }
     }
@@ -295,7 +304,7 @@ fn heatmap_figure(arch: &str, unit: Unit, cells: &[&Point], note: &str) -> Figur
 /// beside a kprobe on `getppid` and a pipe's slowdown beside a fork's. A traced call is
 /// one unit whatever the workload, so those figures share a scale; per-operation costs
 /// do not, and stay in each workload's own figures above.
-fn workload_figures(arch: &str, unit: Unit, cells: &[&Point]) -> Vec<Figure> {
+fn workload_figures(arch: &str, kernel: &str, unit: Unit, cells: &[&Point]) -> Vec<Figure> {
     let rows = model::series(cells.iter().copied().filter(|p| p.mechanism != "baseline"));
     let workloads = model::distinct(cells.iter().map(|p| p.workload_label()));
     let kernels = model::kernels(cells.iter().copied());
@@ -330,14 +339,21 @@ fn workload_figures(arch: &str, unit: Unit, cells: &[&Point]) -> Vec<Figure> {
             })
             .collect()
     };
-    let col_labels: Vec<String> = cols.iter().map(|(w, k)| format!("{w} {k}")).collect();
+    let col_labels: Vec<String> = cols
+        .iter()
+        .map(|(w, k)| match kernels.len() {
+            1 => w.clone(),
+            _ => format!("{w} {k}"),
+        })
+        .collect();
     let per_traced_title =
-        format!("{arch}: overhead per traced call, mechanism × workload and kernel ({unit})");
-    let slowdown_title =
-        format!("{arch}: slowdown, mechanism × workload and kernel (% of operations per second)");
+        format!("{arch}, kernel {kernel}: overhead per traced call, mechanism × workload ({unit})");
+    let slowdown_title = format!(
+        "{arch}, kernel {kernel}: slowdown, mechanism × workload (% of operations per second)"
+    );
     vec![
         Figure {
-            id: slug(&format!("workloads-{arch}-{unit}")),
+            id: slug(&format!("workloads-{arch}-{kernel}-{unit}")),
             title: per_traced_title.clone(),
             section: "Workloads",
             svg: figures::heatmap(&Heatmap {
@@ -352,7 +368,7 @@ fn workload_figures(arch: &str, unit: Unit, cells: &[&Point]) -> Vec<Figure> {
             }),
         },
         Figure {
-            id: slug(&format!("slowdown-{arch}-{unit}")),
+            id: slug(&format!("slowdown-{arch}-{kernel}-{unit}")),
             title: slowdown_title.clone(),
             section: "Workloads",
             svg: figures::heatmap(&Heatmap {

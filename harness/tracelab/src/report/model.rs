@@ -177,20 +177,32 @@ pub fn listed_name(p: &Point, points: &[Point]) -> String {
 /// One row of a workloads table: the series and, per column, its point and text.
 pub type WorkloadRow<'a> = (String, Vec<(Option<&'a Point>, String)>);
 
-/// Per (arch, unit), one table across workloads: a row per mechanism series, a column per
-/// (workload, kernel) measured, each cell `overhead per traced call (slowdown %)`.
+/// Per (arch, unit, kernel), one table across workloads: a row per mechanism series, a
+/// column per workload measured, each cell `overhead per traced call (slowdown %)`.
 /// Returns (title, headers, rows).
 pub fn workload_tables(points: &[Point]) -> Vec<(String, Vec<String>, Vec<WorkloadRow<'_>>)> {
     let mut out = Vec::new();
     for arch in arches(points) {
         let here: Vec<&Point> = points.iter().filter(|p| p.arch == arch).collect();
-        for unit in units(here.iter().copied()) {
+        for (unit, kernel) in units(here.iter().copied()).into_iter().flat_map(|u| {
+            kernels(here.iter().copied())
+                .into_iter()
+                .map(move |k| (u, k))
+        }) {
             let cells: Vec<&Point> = here
                 .iter()
                 .copied()
-                .filter(|p| p.unit == unit && p.stack == 1 && p.mechanism != "baseline")
+                .filter(|p| {
+                    p.unit == unit
+                        && p.kernel == kernel
+                        && p.stack == 1
+                        && p.mechanism != "baseline"
+                })
                 .collect();
-            let kernels = kernels(cells.iter().copied());
+            if cells.is_empty() {
+                continue;
+            }
+            let kernels = [kernel.clone()];
             let cols: Vec<(String, String)> = distinct(cells.iter().map(|p| p.workload_label()))
                 .into_iter()
                 .flat_map(|w| kernels.iter().map(move |k| (w.clone(), k.clone())))
@@ -201,7 +213,7 @@ pub fn workload_tables(points: &[Point]) -> Vec<(String, Vec<String>, Vec<Worklo
                 })
                 .collect();
             let mut headers = vec!["mechanism".to_string()];
-            headers.extend(cols.iter().map(|(w, k)| format!("{w} {k}")));
+            headers.extend(cols.iter().map(|(w, _)| w.clone()));
             let rows = series(cells.iter().copied())
                 .into_iter()
                 .map(|s| {
@@ -219,7 +231,7 @@ pub fn workload_tables(points: &[Point]) -> Vec<(String, Vec<String>, Vec<Worklo
                 .collect();
             out.push((
                 format!(
-                    "{arch}: overhead per traced call ({unit}) and slowdown (% of operations per second), by workload"
+                    "{arch}, kernel {kernel}: overhead per traced call ({unit}) and slowdown (% of operations per second), by workload"
                 ),
                 headers,
                 rows,
