@@ -12,22 +12,7 @@ const CALLS: u64 = 300;
 /// Runs `--mechanisms user` on `workload` and checks every cell.
 fn check_user(target: &str, workload: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let calls = CALLS.to_string();
-    let (_, cells) = common::study(
-        &[
-            "--target",
-            target,
-            "--workload",
-            workload,
-            "--mechanisms",
-            "user",
-            "--calls",
-            &calls,
-            "--repeats",
-            "2",
-        ],
-        dir.path(),
-    );
+    let (_, cells) = common::small_study(target, workload, "user", CALLS, &[], dir.path());
     let names: Vec<&str> = cells
         .iter()
         .filter_map(|c| c["mechanism"].as_str())

@@ -38,22 +38,7 @@ const WORKLOADS: [(&str, u64, u64, &str); 5] = [
 fn check_workloads(target: &str, lacks_fprobe: bool) {
     for (workload, calls, per_op, mechanisms) in WORKLOADS {
         let dir = tempfile::tempdir().expect("tempdir");
-        let calls_s = calls.to_string();
-        let (_, cells) = common::study(
-            &[
-                "--target",
-                target,
-                "--workload",
-                workload,
-                "--mechanisms",
-                mechanisms,
-                "--calls",
-                &calls_s,
-                "--repeats",
-                "2",
-            ],
-            dir.path(),
-        );
+        let (_, cells) = common::small_study(target, workload, mechanisms, calls, &[], dir.path());
         for c in &cells {
             check(c, workload, calls, per_op, lacks_fprobe);
         }
@@ -121,21 +106,12 @@ fn arm64_6_12_workloads() {
 /// `meta.json` records the CPUs. (`exactness.rs` shows two such boots agree on x86_64.)
 fn check_two_vcpus(target: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (stdout, cells) = common::study(
-        &[
-            "--target",
-            target,
-            "--workload",
-            "pipe",
-            "--vcpus",
-            "2",
-            "--mechanisms",
-            "baseline,kprobe,bpf-fentry",
-            "--calls",
-            "200",
-            "--repeats",
-            "2",
-        ],
+    let (stdout, cells) = common::small_study(
+        target,
+        "pipe",
+        "baseline,kprobe,bpf-fentry",
+        200,
+        &["--vcpus", "2"],
         dir.path(),
     );
     assert!(stdout.contains("2 vCPUs: the agent on CPU 0"), "{stdout}");

@@ -39,6 +39,34 @@ pub(crate) fn study(args: &[&str], out: &Path) -> (String, Vec<Value>) {
     (stdout, cells)
 }
 
+/// `tracelab run` of `workload` on `target` with `mechanisms`, small loops (`calls`
+/// operations, 2 repeats) and any `extra` flags, into `out`: (stdout, cells).
+#[allow(dead_code)]
+pub(crate) fn small_study(
+    target: &str,
+    workload: &str,
+    mechanisms: &str,
+    calls: u64,
+    extra: &[&str],
+    out: &Path,
+) -> (String, Vec<Value>) {
+    let calls = calls.to_string();
+    let mut args = vec![
+        "--target",
+        target,
+        "--workload",
+        workload,
+        "--mechanisms",
+        mechanisms,
+        "--calls",
+        &calls,
+        "--repeats",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    study(&args, out)
+}
+
 /// The cells of a results directory as `tracelab show --format json` prints them.
 #[allow(dead_code)]
 pub(crate) fn show(dir: &Path) -> Vec<Value> {

@@ -299,53 +299,32 @@ fn heatmap_figure(arch: &str, unit: Unit, cells: &[&Point], note: &str) -> Figur
     }
 }
 
-/// With several workloads: the overhead per traced call and the slowdown per operation
-/// as mechanism × (workload, kernel) heatmaps, so a uprobe on the agent's `nop` stands
+/// With several workloads, for one (arch, kernel): the overhead per traced call and the
+/// slowdown per operation as mechanism × workload heatmaps, so a uprobe on the agent's `nop` stands
 /// beside a kprobe on `getppid` and a pipe's slowdown beside a fork's. A traced call is
 /// one unit whatever the workload, so those figures share a scale; per-operation costs
 /// do not, and stay in each workload's own figures above.
 fn workload_figures(arch: &str, kernel: &str, unit: Unit, cells: &[&Point]) -> Vec<Figure> {
     let rows = model::series(cells.iter().copied().filter(|p| p.mechanism != "baseline"));
-    let workloads = model::distinct(cells.iter().map(|p| p.workload_label()));
-    let kernels = model::kernels(cells.iter().copied());
-    // Only the (workload, kernel) pairs measured, workloads in run order.
-    let cols: Vec<(String, String)> = workloads
-        .iter()
-        .flat_map(|w| kernels.iter().map(move |k| (w.clone(), k.clone())))
-        .filter(|(w, k)| {
-            cells
-                .iter()
-                .any(|p| &p.workload_label() == w && &p.kernel == k)
-        })
-        .collect();
+    // One kernel's cells: a column per workload, in run order.
+    let cols = model::distinct(cells.iter().map(|p| p.workload_label()));
     let grid = |value: &dyn Fn(&Point) -> Option<f64>| -> Vec<Vec<Tile>> {
         rows.iter()
             .map(|s| {
                 cols.iter()
-                    .map(|(w, k)| {
-                        let found = cells.iter().find(|p| {
-                            &p.series() == s && &p.workload_label() == w && &p.kernel == k
-                        });
-                        match found {
-                            None => Tile::Empty,
-                            Some(p) => match (p.status, value(p)) {
-                                (Status::Ok, Some(v)) => Tile::Value(v),
-                                (Status::Ok, None) => Tile::Word("no summary".into()),
-                                (st, _) => Tile::Word(st.name().into()),
-                            },
-                        }
+                    .map(|w| match model::find_in(cells, s, w) {
+                        None => Tile::Empty,
+                        Some(p) => match (p.status, value(p)) {
+                            (Status::Ok, Some(v)) => Tile::Value(v),
+                            (Status::Ok, None) => Tile::Word("no summary".into()),
+                            (st, _) => Tile::Word(st.name().into()),
+                        },
                     })
                     .collect()
             })
             .collect()
     };
-    let col_labels: Vec<String> = cols
-        .iter()
-        .map(|(w, k)| match kernels.len() {
-            1 => w.clone(),
-            _ => format!("{w} {k}"),
-        })
-        .collect();
+    let col_labels = cols.clone();
     let per_traced_title =
         format!("{arch}, kernel {kernel}: overhead per traced call, mechanism × workload ({unit})");
     let slowdown_title = format!(

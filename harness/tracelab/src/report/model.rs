@@ -202,27 +202,16 @@ pub fn workload_tables(points: &[Point]) -> Vec<(String, Vec<String>, Vec<Worklo
             if cells.is_empty() {
                 continue;
             }
-            let kernels = [kernel.clone()];
-            let cols: Vec<(String, String)> = distinct(cells.iter().map(|p| p.workload_label()))
-                .into_iter()
-                .flat_map(|w| kernels.iter().map(move |k| (w.clone(), k.clone())))
-                .filter(|(w, k)| {
-                    cells
-                        .iter()
-                        .any(|p| &p.workload_label() == w && &p.kernel == k)
-                })
-                .collect();
+            let cols = distinct(cells.iter().map(|p| p.workload_label()));
             let mut headers = vec!["mechanism".to_string()];
-            headers.extend(cols.iter().map(|(w, _)| w.clone()));
+            headers.extend(cols.iter().cloned());
             let rows = series(cells.iter().copied())
                 .into_iter()
                 .map(|s| {
                     let row = cols
                         .iter()
-                        .map(|(w, k)| {
-                            let p = cells.iter().copied().find(|p| {
-                                p.series() == s && &p.workload_label() == w && &p.kernel == k
-                            });
+                        .map(|w| {
+                            let p = find_in(&cells, &s, w);
                             (p, workload_text(p))
                         })
                         .collect();
@@ -239,6 +228,14 @@ pub fn workload_tables(points: &[Point]) -> Vec<(String, Vec<String>, Vec<Worklo
         }
     }
     out
+}
+
+/// The cell of `series` and workload label `workload` among one kernel's `cells`.
+pub fn find_in<'a>(cells: &[&'a Point], series: &str, workload: &str) -> Option<&'a Point> {
+    cells
+        .iter()
+        .copied()
+        .find(|p| p.series() == series && p.workload_label() == workload)
 }
 
 /// `overhead per traced call (slowdown %)`, or the status.
