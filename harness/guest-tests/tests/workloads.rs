@@ -68,17 +68,23 @@ fn check(c: &Value, workload: &str, calls: u64, per_op: u64, lacks_fprobe: bool)
     assert_eq!(c["fired"], c["expected_fired"], "{c}");
     let overhead = c["overhead"].as_f64().expect("overhead");
     let per_call = c["per_call"].as_f64().expect("per_call");
+    let per_traced = c["overhead_per_traced_call"].as_f64().expect("per traced");
+    assert!((per_traced * per_op as f64 - overhead).abs() < 1e-6, "{c}");
+    let slowdown = c["slowdown_pct"].as_f64().expect("slowdown");
+    assert!((slowdown - 100.0 * overhead / per_call).abs() < 1e-6, "{c}");
+    if workload == "fork" {
+        // A fork costs about 0.4 M insn and the scheduler's and RCU's share of it moves
+        // by up to a few thousand between pairs: a mechanism's few hundred insn are below
+        // that spread, and a small loop's median may even come out negative. What holds
+        // is that the mechanism costs well under 1% of a fork.
+        assert!(slowdown.abs() < 1.0, "{workload} {mechanism}: {c}");
+        return;
+    }
     assert!(
         overhead > 50.0,
         "{workload} {mechanism}: overhead {overhead}"
     );
-    let per_traced = c["overhead_per_traced_call"].as_f64().expect("per traced");
-    assert!((per_traced * per_op as f64 - overhead).abs() < 1e-6, "{c}");
-    let slowdown = c["slowdown_pct"].as_f64().expect("slowdown");
-    assert!(
-        (slowdown - 100.0 * overhead / per_call).abs() < 1e-6 && slowdown > 0.0 && slowdown < 100.0,
-        "{c}"
-    );
+    assert!(slowdown > 0.0 && slowdown < 100.0, "{c}");
 }
 
 #[test]
