@@ -92,18 +92,6 @@ impl MechanismKind {
         MechanismKind::BpfUsdt,
     ];
 
-    /// Every mechanism on kernel functions and the baseline (`--mechanisms kernel`): all
-    /// but the user-space probes, which see nothing of a kernel workload.
-    pub const KERNEL: [MechanismKind; 18] = {
-        let mut out = [MechanismKind::Baseline; 18];
-        let mut i = 0;
-        while i < 18 {
-            out[i] = Self::ALL[i];
-            i += 1;
-        }
-        out
-    };
-
     /// The default study (`--mechanisms default`): every tracefs mechanism and the three
     /// BPF attach paths the trampoline-versus-fprobe-versus-kprobe argument is about. It
     /// stays short (each cell is a few seconds of an icount guest); `all` adds the rest.
@@ -175,7 +163,14 @@ impl MechanismKind {
     pub fn parse_list(s: &str) -> Result<Vec<MechanismKind>, UnknownName> {
         match s.trim() {
             "all" => return Ok(Self::ALL.to_vec()),
-            "kernel" => return Ok(Self::KERNEL.to_vec()),
+            // Every mechanism on kernel functions and the baseline: all but the user-space
+            // probes, which see nothing of a kernel workload.
+            "kernel" => {
+                return Ok(Self::ALL
+                    .into_iter()
+                    .filter(|m| !m.traces_user_space())
+                    .collect())
+            }
             "default" => return Ok(Self::DEFAULT.to_vec()),
             "bpf" => return Ok(Self::BPF.to_vec()),
             "user" => return Ok(Self::USER.to_vec()),

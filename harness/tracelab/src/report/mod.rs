@@ -264,16 +264,10 @@ fn heatmap_figure(arch: &str, unit: Unit, cells: &[&Point], note: &str) -> Figur
         .iter()
         .map(|s| {
             cols.iter()
-                .map(
-                    |k| match cells.iter().find(|p| &p.series() == s && &p.kernel == k) {
-                        None => Tile::Empty,
-                        Some(p) => match (p.status, p.overhead) {
-                            (Status::Ok, Some(v)) => Tile::Value(v),
-                            (Status::Ok, None) => Tile::Word("no summary".into()),
-                            (st, _) => Tile::Word(st.name().into()),
-                        },
-                    },
-                )
+                .map(|k| {
+                    let p = cells.iter().find(|p| &p.series() == s && &p.kernel == k);
+                    tile(p.copied(), |p| p.overhead)
+                })
                 .collect()
         })
         .collect();
@@ -308,60 +302,62 @@ fn workload_figures(arch: &str, kernel: &str, unit: Unit, cells: &[&Point]) -> V
     let rows = model::series(cells.iter().copied().filter(|p| p.mechanism != "baseline"));
     // One kernel's cells: a column per workload, in run order.
     let cols = model::distinct(cells.iter().map(|p| p.workload_label()));
-    let grid = |value: &dyn Fn(&Point) -> Option<f64>| -> Vec<Vec<Tile>> {
-        rows.iter()
+    let figure = |stem: &str,
+                  what: &str,
+                  subtitle: String,
+                  scale: String,
+                  value: fn(&Point) -> Option<f64>| {
+        let title = format!("{arch}, kernel {kernel}: {what}, mechanism × workload");
+        let tiles = rows
+            .iter()
             .map(|s| {
                 cols.iter()
-                    .map(|w| match model::find_in(cells, s, w) {
-                        None => Tile::Empty,
-                        Some(p) => match (p.status, value(p)) {
-                            (Status::Ok, Some(v)) => Tile::Value(v),
-                            (Status::Ok, None) => Tile::Word("no summary".into()),
-                            (st, _) => Tile::Word(st.name().into()),
-                        },
-                    })
+                    .map(|w| tile(model::find_in(cells, s, w), value))
                     .collect()
             })
-            .collect()
-    };
-    let col_labels = cols.clone();
-    let per_traced_title =
-        format!("{arch}, kernel {kernel}: overhead per traced call, mechanism × workload ({unit})");
-    let slowdown_title = format!(
-        "{arch}, kernel {kernel}: slowdown, mechanism × workload (% of operations per second)"
-    );
-    vec![
+            .collect();
         Figure {
-            id: slug(&format!("workloads-{arch}-{kernel}-{unit}")),
-            title: per_traced_title.clone(),
+            id: slug(&format!("{stem}-{arch}-{kernel}-{unit}")),
+            title: title.clone(),
             section: "Workloads",
             svg: figures::heatmap(&Heatmap {
-                title: per_traced_title,
-                subtitle: "median paired overhead per operation ÷ traced calls per operation; \
-                           grey: not measured, with why"
-                    .into(),
-                scale_label: format!("overhead per traced call ({unit})"),
+                title,
+                subtitle,
+                scale_label: scale,
                 rows: rows.clone(),
-                cols: col_labels.clone(),
-                tiles: grid(&Point::overhead_per_traced_call),
+                cols: cols.clone(),
+                tiles,
             }),
-        },
-        Figure {
-            id: slug(&format!("slowdown-{arch}-{kernel}-{unit}")),
-            title: slowdown_title.clone(),
-            section: "Workloads",
-            svg: figures::heatmap(&Heatmap {
-                title: slowdown_title,
-                subtitle: format!(
-                    "operations per second lost: overhead ÷ armed cost per operation, both in {unit}"
-                ),
-                scale_label: "slowdown (%)".into(),
-                tiles: grid(&Point::slowdown_pct),
-                rows,
-                cols: col_labels,
-            }),
-        },
+        }
+    };
+    vec![
+        figure(
+            "workloads",
+            &format!("overhead per traced call ({unit})"),
+            "median paired overhead per operation ÷ traced calls per operation; grey: not measured, with why".into(),
+            format!("overhead per traced call ({unit})"),
+            Point::overhead_per_traced_call,
+        ),
+        figure(
+            "slowdown",
+            "slowdown (% of operations per second)",
+            format!("operations per second lost: overhead ÷ armed cost per operation, both in {unit}"),
+            "slowdown (%)".into(),
+            Point::slowdown_pct,
+        ),
     ]
+}
+
+/// A heatmap tile: `value` of a measured cell, else why there is none.
+fn tile(p: Option<&Point>, value: impl Fn(&Point) -> Option<f64>) -> Tile {
+    match p {
+        None => Tile::Empty,
+        Some(p) => match (p.status, value(p)) {
+            (Status::Ok, Some(v)) => Tile::Value(v),
+            (Status::Ok, None) => Tile::Word("no summary".into()),
+            (st, _) => Tile::Word(st.name().into()),
+        },
+    }
 }
 
 /// Per counter name: bars per mechanism (stack 1, no payload split) by kernel. The unit is
