@@ -7,10 +7,12 @@
 //! Its dependency graph holds no polars, plotters or HTTP client: it is copied into every
 //! guest as one static binary.
 
+mod btf;
 pub mod cleanup;
 mod clock;
 pub mod counters;
 pub mod environment;
+mod function_set;
 pub mod kernel_state;
 mod measure;
 pub mod mechanism;

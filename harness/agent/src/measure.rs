@@ -14,7 +14,9 @@ use crate::mechanism::Installed;
 use crate::quiesce::{Monitor, Policy};
 use anyhow::{bail, Context, Result};
 use tracelab_model::plan::{Adaptive, AgentPlan, Fault};
-use tracelab_model::schema::{Cleanliness, Measured, Phase, Precision, Sample, Stopped, Unit};
+use tracelab_model::schema::{
+    AttachTime, Cleanliness, Measured, Phase, Precision, Sample, Span, Stopped, Unit,
+};
 use tracelab_model::summary::{half_width, precision_goal, summarize};
 use tracelab_workloads::Runner;
 
@@ -155,6 +157,41 @@ pub(crate) struct Installs<'a> {
     pub again: &'a dyn Fn() -> Result<Box<dyn Installed>>,
 }
 
+/// One untimed loop run exactly as a cell's timed loops are (warm-up, quiet wait, the
+/// loop), with nothing installed: what the choice of other functions screens
+/// ([`crate::function_set`]).
+pub(crate) fn rehearse(
+    plan: &AgentPlan,
+    workload: &mut Runner,
+    counters: &mut Counters,
+) -> Result<()> {
+    let mut loops = Loops {
+        plan,
+        workload,
+        counters,
+        policy: if plan.unit == Unit::Insn {
+            Policy::GUEST
+        } else {
+            Policy::NATIVE
+        },
+        monitor: Monitor::open(),
+        clean: Cleanliness::default(),
+    };
+    loops.once(None, 0, Phase::Baseline, Some(0)).map(|_| ())
+}
+
+/// Runs `step` and times it on both clocks (elapsed in the cell's unit, the thread's CPU
+/// time).
+fn timed<T>(step: impl FnOnce() -> Result<T>) -> Result<(T, Span)> {
+    let (e0, t0) = (now_ns(), thread_time_ns());
+    let out = step()?;
+    let span = Span {
+        elapsed: now_ns().saturating_sub(e0),
+        thread: thread_time_ns().saturating_sub(t0),
+    };
+    Ok((out, span))
+}
+
 pub(crate) fn measure(
     plan: &AgentPlan,
     workload: &mut Runner,
@@ -203,7 +240,18 @@ fn pairs(loops: &mut Loops<'_>, installs: Installs<'_>, out: &mut Measured) -> R
     // the preflight) and kept through the cell's baseline loops; everything else is
     // installed per repeat.
     let install = installs.again;
-    let mut kept = installs.first;
+    // On the functions axis every repeat installs afresh, so that every cell's attach
+    // time runs from nothing (loading BPF programs included) and the curve against N
+    // compares like with like.
+    let fresh = plan.max_functions() > 1;
+    let mut kept = if fresh {
+        if let Some(i) = installs.first {
+            i.remove().context("detaching the preflight's programs")?;
+        }
+        None
+    } else {
+        installs.first
+    };
     let started = now_ns();
     for repeat in 0.. {
         if repeat >= plan.repeats {
@@ -221,9 +269,12 @@ fn pairs(loops: &mut Loops<'_>, installs: Installs<'_>, out: &mut Measured) -> R
             out.samples.push(baseline);
         }
 
-        let mut installed = match kept.take() {
-            Some(i) => i,
-            None => install()?,
+        let (mut installed, install_time) = match kept.take() {
+            Some(i) => (i, None),
+            None => {
+                let (i, span) = timed(install)?;
+                (i, Some(span))
+            }
         };
         out.attach.get_or_insert_with(|| installed.describe());
         let counted = installed.hits()?.is_some();
@@ -237,7 +288,7 @@ fn pairs(loops: &mut Loops<'_>, installs: Installs<'_>, out: &mut Measured) -> R
                 check_fired(idle.fired.unwrap_or(0), 0, 0, Phase::Baseline)?;
             }
         }
-        installed.arm()?;
+        let ((), arm_time) = timed(|| installed.arm())?;
         if repeat == 1 && out.mechanism != "baseline" {
             inject(plan.fault);
         }
@@ -276,11 +327,22 @@ fn pairs(loops: &mut Loops<'_>, installs: Installs<'_>, out: &mut Measured) -> R
             }
             out.kernel_stats.push(k);
         }
-        installed.disarm()?;
-        if installed.inert_when_disarmed() {
+        let ((), disarm_time) = timed(|| installed.disarm())?;
+        let remove_time = if installed.inert_when_disarmed() && !fresh {
             kept = Some(installed);
+            None
         } else {
-            installed.remove().context("detaching")?;
+            let ((), span) = timed(|| installed.remove().context("detaching"))?;
+            Some(span)
+        };
+        if out.mechanism != "baseline" {
+            out.attach_times.push(AttachTime {
+                repeat,
+                install: install_time,
+                arm: arm_time,
+                disarm: disarm_time,
+                remove: remove_time,
+            });
         }
         out.samples.push(armed);
         if !baseline_first {

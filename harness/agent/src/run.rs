@@ -3,6 +3,7 @@
 
 use crate::cleanup;
 use crate::counters::Counters;
+use crate::function_set::{self, FunctionSet};
 use crate::mechanism::{self, CellError, CellSetup, Installed};
 use crate::resolve::{self, TargetFunction};
 use crate::tracefs::{KernelEnv, Tracefs};
@@ -57,6 +58,7 @@ pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion
         _ => pin_to_current_cpu(),
     };
     let mut counters = Counters::open();
+    let functions = choose_functions(plan, tracefs.as_ref(), &target, &mut runner, &mut counters);
     emit(&Record::Hello {
         kernel_release: env.release.clone(),
         machine: env.machine.clone(),
@@ -76,9 +78,12 @@ pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion
                 plan,
                 runner,
                 spec,
-                &env,
-                tracefs.as_ref(),
-                &target,
+                &Kernel {
+                    env: &env,
+                    tracefs: tracefs.as_ref(),
+                    target: &target,
+                    functions: &functions,
+                },
                 &mut counters,
             ),
             // The kernel cannot run the workload at all: every cell, the baseline too.
@@ -96,6 +101,33 @@ pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion
     cleanup::forget();
     emit(&Record::Done);
     Ok(Completion::Done)
+}
+
+/// The other functions of the plan's cells on several functions (none for a plan on
+/// one), or why they could not be chosen.
+fn choose_functions(
+    plan: &AgentPlan,
+    tracefs: Option<&Tracefs>,
+    target: &Result<TargetFunction>,
+    runner: &mut std::result::Result<Runner, mechanism::Unsupported>,
+    counters: &mut Counters,
+) -> std::result::Result<FunctionSet, String> {
+    if plan.max_functions() <= 1 {
+        return Ok(FunctionSet::none());
+    }
+    let (Some(tracefs), Ok(target), Ok(runner)) = (tracefs, target, runner) else {
+        return Err("choosing the other functions needs tracefs, the workload's function and the workload".into());
+    };
+    // What a cell's loop runs: the kprobe counter read around it, the quiet wait, the loop.
+    let mut rehearse = || -> Result<()> {
+        let profile = || tracefs.exists("kprobe_profile").then(|| tracefs.read("kprobe_profile"));
+        profile().transpose()?;
+        crate::measure::rehearse(plan, runner, counters)?;
+        profile().transpose()?;
+        Ok(())
+    };
+    function_set::choose(plan.max_functions(), target, tracefs, &mut rehearse)
+        .map_err(|e| format!("choosing the other functions: {e:#}"))
 }
 
 /// Crashes the kernel `ms` milliseconds from now (the panic fault of `tracelab chaos`),
@@ -240,24 +272,46 @@ fn status_only(
         Measured::without_samples(&id.mechanism, workload.name(), plan.unit, status, reason);
     m.payload = id.payload;
     m.stack = id.stack;
+    m.functions = id.functions;
     m
+}
+
+/// What the run found out about its kernel, shared by every cell.
+struct Kernel<'a> {
+    env: &'a KernelEnv,
+    tracefs: Option<&'a Tracefs>,
+    target: &'a Result<TargetFunction>,
+    /// The other functions for cells on several (or why there are none).
+    functions: &'a std::result::Result<FunctionSet, String>,
 }
 
 fn run_cell(
     plan: &AgentPlan,
     workload: &mut Runner,
     spec: CellSpec,
-    env: &KernelEnv,
-    tracefs: Option<&Tracefs>,
-    target: &Result<TargetFunction>,
+    kernel: &Kernel<'_>,
     counters: &mut Counters,
 ) -> Measured {
+    let (env, tracefs, target) = (kernel.env, kernel.tracefs, kernel.target);
     let kind = spec.mechanism;
     let id = spec.id();
+    let (others, traced) = match (spec.functions, kernel.functions) {
+        (1, _) => (&[][..], None),
+        (n, Ok(set)) => match set.others(n) {
+            Ok(others) => (others, set.traced(n)),
+            Err(why) => return status_only(plan, workload.kind(), spec, Status::Unsupported, why),
+        },
+        (_, Err(why)) => {
+            return status_only(plan, workload.kind(), spec, Status::Failed, why.clone())
+        }
+    };
     let mut measured = Measured {
         mechanism: id.mechanism,
         payload: id.payload,
         stack: id.stack,
+        functions: id.functions,
+        traced,
+        attach_times: Vec::new(),
         workload: workload.kind().name().to_string(),
         function: (kind != MechanismKind::Baseline)
             .then(|| target.as_ref().map(|t| t.symbol.to_string()).ok())
@@ -290,6 +344,7 @@ fn run_cell(
         payload: spec.payload,
         stack: spec.stack,
         calls: plan.calls.saturating_mul(traced_per_op),
+        others,
     };
     let ready = same_domain(kind, workload.kind())
         .and_then(|()| mechanism.check_support(env, workload.kind()))

@@ -32,6 +32,9 @@ impl Cell {
                 s.cycles_minus_clock = None;
             }
         }
+        if let Some(s) = summary.as_mut() {
+            s.attach = crate::summary::attach_summary(&measured.attach_times);
+        }
         Cell {
             schema_version: SCHEMA_VERSION,
             context,

@@ -5,33 +5,56 @@
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 
-/// Mechanism, and for BPF cells payload and stack. Strings, as stored: results written by
-/// older labs (or naming mechanisms this build does not know) still load.
+/// Mechanism, for BPF cells payload and stack, and the number of functions traced at once.
+/// Strings, as stored: results written by older labs (or naming mechanisms this build does
+/// not know) still load.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct CellId {
     pub mechanism: String,
     pub payload: Option<String>,
     pub stack: u32,
+    /// Functions the mechanism traces at once: the workload's own and `functions − 1`
+    /// others (`--functions`; 1 for every cell before the axis existed).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub functions: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 impl CellId {
-    /// `bpf-fentry/count/k2`, or the mechanism alone where it has no payload.
+    /// `bpf-fentry/count/k2`, or the mechanism alone where it has no payload; `/n100`
+    /// follows for a cell tracing 100 functions.
     pub fn label(&self) -> String {
-        match &self.payload {
+        let mut s = match &self.payload {
             Some(p) => format!("{}/{p}/k{}", self.mechanism, self.stack),
             None => self.mechanism.clone(),
+        };
+        if self.functions != 1 {
+            let _ = write!(s, "/n{}", self.functions);
         }
+        s
     }
 
-    /// The file-name stem of the cell (`bpf-fentry-count-k2`).
+    /// The file-name stem of the cell (`bpf-fentry-count-k2`, `kprobe-n100`).
     pub fn file_stem(&self) -> String {
-        match &self.payload {
+        let mut s = match &self.payload {
             Some(p) => format!("{}-{p}-k{}", self.mechanism, self.stack),
             None => self.mechanism.clone(),
+        };
+        if self.functions != 1 {
+            let _ = write!(s, "-n{}", self.functions);
         }
+        s
     }
 
-    /// The series in a figure: stack 1 is left unsaid (`bpf-fentry/count ×4`).
+    /// The series in a figure: stack 1 and one function are left unsaid
+    /// (`bpf-fentry/count ×4`, `kprobe on 100 functions`).
     pub fn series(&self) -> String {
         let mut s = self.mechanism.clone();
         if let Some(p) = &self.payload {
@@ -41,11 +64,25 @@ impl CellId {
         if self.stack != 1 {
             let _ = write!(s, " ×{}", self.stack);
         }
+        if self.functions != 1 {
+            let _ = write!(s, " on {} functions", self.functions);
+        }
         s
     }
 
+    /// The series of the cell across the functions axis (the series with the number of
+    /// functions left out): what a figure of a figure against N draws as one line.
+    pub fn across_functions(&self) -> String {
+        CellId {
+            functions: 1,
+            ..self.clone()
+        }
+        .series()
+    }
+
     /// The axes beyond the mechanism as `key=value` words (` payload=count stack=4`),
-    /// each preceded by a space; empty for an unstacked cell without payload.
+    /// each preceded by a space; empty for an unstacked cell without payload on one
+    /// function.
     pub fn qualifiers(&self) -> String {
         let mut s = String::new();
         if let Some(p) = &self.payload {
@@ -53,6 +90,9 @@ impl CellId {
         }
         if self.stack != 1 {
             let _ = write!(s, " stack={}", self.stack);
+        }
+        if self.functions != 1 {
+            let _ = write!(s, " functions={}", self.functions);
         }
         s
     }
@@ -68,6 +108,7 @@ mod tests {
             mechanism: "bpf-fentry".into(),
             payload: Some("count".into()),
             stack: 4,
+            functions: 1,
         };
         assert_eq!(bpf.label(), "bpf-fentry/count/k4");
         assert_eq!(bpf.file_stem(), "bpf-fentry-count-k4");
@@ -77,6 +118,7 @@ mod tests {
             mechanism: "kprobe".into(),
             payload: None,
             stack: 1,
+            functions: 1,
         };
         assert_eq!(
             (
@@ -92,5 +134,27 @@ mod tests {
                 String::new()
             )
         );
+        let wide = CellId {
+            functions: 100,
+            ..plain
+        };
+        assert_eq!(
+            (
+                wide.label(),
+                wide.file_stem(),
+                wide.series(),
+                wide.qualifiers(),
+                wide.across_functions()
+            ),
+            (
+                "kprobe/n100".into(),
+                "kprobe-n100".into(),
+                "kprobe on 100 functions".into(),
+                " functions=100".into(),
+                "kprobe".into()
+            )
+        );
+        let json = serde_json::to_string(&bpf).expect("json");
+        assert!(!json.contains("functions"), "{json}");
     }
 }

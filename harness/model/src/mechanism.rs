@@ -152,6 +152,27 @@ impl MechanismKind {
         self != MechanismKind::Baseline && Self::USER.contains(&self)
     }
 
+    /// Whether it can trace many functions at once (the `--functions` axis): probes and
+    /// tracers defined per function, and the BPF attach types that take any function.
+    pub fn traces_many(self) -> bool {
+        use MechanismKind::*;
+        matches!(
+            self,
+            Kprobe
+                | Kretprobe
+                | Fprobe
+                | FprobeExit
+                | Function
+                | FunctionGraph
+                | BpfKprobe
+                | BpfKretprobe
+                | BpfKprobeMulti
+                | BpfKretprobeMulti
+                | BpfFentry
+                | BpfFexit
+        )
+    }
+
     /// Whether the mechanism attaches BPF programs, so its cells take the payload and
     /// stack axes.
     pub fn is_bpf(self) -> bool {

@@ -17,6 +17,9 @@ pub const DEFAULT_REPEATS: u32 = 3;
 pub const DEFAULT_REPEATS_REAL_TIME: u32 = 15;
 /// The largest stack of programs on one function.
 pub const MAX_STACK: u32 = 64;
+/// The most functions one cell may trace at once (`--functions`): more than any kernel
+/// the lab boots offers (about 50 000 on Debian's cloud kernels).
+pub const MAX_FUNCTIONS: u32 = 100_000;
 /// Real time: the most pairs a cell adds while its interval is too wide.
 pub const DEFAULT_MAX_REPEATS: u32 = 200;
 /// Real time: seconds of measuring per cell after which no further pair starts.
@@ -36,6 +39,10 @@ fn default_payloads() -> Vec<Payload> {
 }
 
 fn default_stacks() -> Vec<u32> {
+    vec![1]
+}
+
+fn default_functions() -> Vec<u32> {
     vec![1]
 }
 
@@ -62,6 +69,10 @@ pub struct AgentPlan {
     /// others run once, unstacked).
     #[serde(default = "default_stacks")]
     pub stacks: Vec<u32>,
+    /// Functions each cell traces at once: the workload's own and N − 1 others the agent
+    /// chooses (one cell per value; the baseline runs once).
+    #[serde(default = "default_functions")]
+    pub functions: Vec<u32>,
     /// The agent runs alone on its kernel (a guest): nothing else can call the traced
     /// function, so a mechanism must fire exactly calls × events per call, with no slack.
     #[serde(default)]
@@ -119,12 +130,14 @@ impl std::str::FromStr for Fault {
     }
 }
 
-/// One cell of a plan: a mechanism, and for BPF its payload and stack.
+/// One cell of a plan: a mechanism, for BPF its payload and stack, and the number of
+/// functions traced at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CellSpec {
     pub mechanism: MechanismKind,
     pub payload: Option<Payload>,
     pub stack: u32,
+    pub functions: u32,
 }
 
 impl CellSpec {
@@ -134,6 +147,7 @@ impl CellSpec {
             mechanism: self.mechanism.name().to_string(),
             payload: self.payload.map(|p| p.name().to_string()),
             stack: self.stack,
+            functions: self.functions,
         }
     }
 }
@@ -155,6 +169,10 @@ pub enum PlanError {
     DuplicatePayload(String),
     #[error("stack sizes must be 1 to {MAX_STACK} programs, each listed once (got {0:?})")]
     BadStacks(Vec<u32>),
+    #[error("--functions takes numbers of functions from 1 to {MAX_FUNCTIONS}, each listed once, e.g. --functions 1,10,100 (got {0:?})")]
+    BadFunctions(Vec<u32>),
+    #[error("--functions above 1 traces kernel functions, and workload {0} traces one of the agent's own")]
+    FunctionsOnUserWorkload(String),
     #[error(transparent)]
     Workload(#[from] UnknownName),
     /// Not a `#[from]`/source: the message already holds the symbol error, and a source
@@ -217,7 +235,26 @@ impl AgentPlan {
         {
             return Err(PlanError::BadStacks(self.stacks.clone()));
         }
+        let repeated = self
+            .functions
+            .iter()
+            .enumerate()
+            .any(|(i, n)| self.functions[..i].contains(n));
+        if self.functions.is_empty()
+            || repeated
+            || self
+                .functions
+                .iter()
+                .any(|&n| n == 0 || n > MAX_FUNCTIONS)
+        {
+            return Err(PlanError::BadFunctions(self.functions.clone()));
+        }
         let workload = self.workload.parse::<Workload>()?;
+        if workload.is_user() && self.functions.iter().any(|&n| n > 1) {
+            return Err(PlanError::FunctionsOnUserWorkload(
+                workload.name().to_string(),
+            ));
+        }
         if let Some(f) = &self.function {
             Symbol::new(f)?;
             if workload.is_user() {
@@ -252,29 +289,46 @@ impl AgentPlan {
     }
 
     /// The cells in run order: each mechanism in turn; a BPF mechanism once per
-    /// (payload, stack), every other mechanism once.
+    /// (payload, stack, functions), every other mechanism once per number of functions,
+    /// the baseline once.
     pub fn cells(&self) -> Vec<CellSpec> {
         let mut cells = Vec::new();
         for &m in &self.mechanisms {
+            let functions: &[u32] = if m == MechanismKind::Baseline {
+                &[1]
+            } else {
+                &self.functions
+            };
             if !m.is_bpf() {
-                cells.push(CellSpec {
-                    mechanism: m,
-                    payload: None,
-                    stack: 1,
-                });
+                for &n in functions {
+                    cells.push(CellSpec {
+                        mechanism: m,
+                        payload: None,
+                        stack: 1,
+                        functions: n,
+                    });
+                }
                 continue;
             }
             for &p in &self.payloads {
                 for &k in &self.stacks {
-                    cells.push(CellSpec {
-                        mechanism: m,
-                        payload: Some(p),
-                        stack: k,
-                    });
+                    for &n in functions {
+                        cells.push(CellSpec {
+                            mechanism: m,
+                            payload: Some(p),
+                            stack: k,
+                            functions: n,
+                        });
+                    }
                 }
             }
         }
         cells
+    }
+
+    /// The most functions any cell traces at once.
+    pub fn max_functions(&self) -> u32 {
+        self.functions.iter().copied().max().unwrap_or(1)
     }
 }
 
@@ -295,6 +349,7 @@ mod tests {
             fault: None,
             payloads: vec![Payload::Count],
             stacks: vec![1],
+            functions: vec![1],
             adaptive: None,
             peer_cpu: None,
         }
@@ -340,6 +395,12 @@ mod tests {
                 "bpf-fentry/record/k4"
             ]
         );
+        let mut p = plan();
+        p.mechanisms = vec![MechanismKind::Baseline, MechanismKind::Kprobe];
+        p.functions = vec![1, 10];
+        let labels: Vec<String> = p.cells().iter().map(|c| c.id().label()).collect();
+        assert_eq!(labels, ["baseline", "kprobe", "kprobe/n10"]);
+        assert_eq!(p.max_functions(), 10);
     }
 
     #[test]
@@ -357,6 +418,18 @@ mod tests {
             p.stacks = stacks.clone();
             assert_eq!(p.validate(), Err(PlanError::BadStacks(stacks)));
         }
+        for functions in [vec![], vec![0], vec![10, 10], vec![MAX_FUNCTIONS + 1]] {
+            let mut p = plan();
+            p.functions = functions.clone();
+            assert_eq!(p.validate(), Err(PlanError::BadFunctions(functions)));
+        }
+        let mut p = plan();
+        p.workload = "user-nop".into();
+        p.functions = vec![1, 10];
+        assert_eq!(
+            p.validate(),
+            Err(PlanError::FunctionsOnUserWorkload("user-nop".into()))
+        );
     }
 
     #[test]
@@ -365,8 +438,12 @@ mod tests {
         let obj = json.as_object_mut().expect("object");
         obj.remove("payloads");
         obj.remove("stacks");
+        obj.remove("functions");
         let p: AgentPlan = serde_json::from_value(json).expect("parse");
-        assert_eq!((p.payloads, p.stacks), (vec![Payload::Count], vec![1]));
+        assert_eq!(
+            (p.payloads, p.stacks, p.functions),
+            (vec![Payload::Count], vec![1], vec![1])
+        );
     }
 
     #[test]

@@ -155,6 +155,17 @@ pub struct Measured {
     /// How many programs/probes are attached to the function at once.
     #[serde(default = "one")]
     pub stack: u32,
+    /// Functions traced at once: the workload's own and `functions − 1` others
+    /// (`--functions`); 1 in results written before the axis existed.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub functions: u32,
+    /// The other functions traced beside the workload's (cells with `functions` > 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traced: Option<TracedSet>,
+    /// How long attaching and detaching took, per repeat (what the functions axis is
+    /// about; every cell that installs something records it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attach_times: Vec<AttachTime>,
     pub workload: String,
     /// The kernel function traced, as the kernel names it.
     pub function: Option<String>,
@@ -187,6 +198,68 @@ pub struct Measured {
     /// Real time: how the cell chose its number of pairs (None: a fixed count).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precision: Option<Precision>,
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
+/// The functions a cell traced beside the workload's own, and how they were chosen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TracedSet {
+    /// The other functions, in the order of the choice (a prefix of the same list for
+    /// every number of functions on one kernel).
+    pub others: Vec<String>,
+    /// How they were chosen, in words (what was skipped and why).
+    pub choice: String,
+    /// FNV-1a (64 bit, hex) of the names joined by newlines: two cells traced the same
+    /// set exactly when their digests agree.
+    pub digest: String,
+}
+
+/// Time of one step, in two clocks: elapsed on the cell's clock (under icount the
+/// guest's virtual time, in which a wait for an RCU grace period counts at its virtual
+/// length) and the attaching thread's own CPU time (the instructions it ran, in the
+/// kernel too, under icount).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Span {
+    pub elapsed: u64,
+    pub thread: u64,
+}
+
+impl Span {
+    pub fn plus(self, other: Span) -> Span {
+        Span {
+            elapsed: self.elapsed.saturating_add(other.elapsed),
+            thread: self.thread.saturating_add(other.thread),
+        }
+    }
+}
+
+/// How long one repeat took to attach and to detach the mechanism, in the cell's unit.
+/// `install` and `remove` are absent where the repeat reused an installation (BPF
+/// programs loaded once per cell and attached per repeat).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachTime {
+    pub repeat: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install: Option<Span>,
+    pub arm: Span,
+    pub disarm: Span,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove: Option<Span>,
+}
+
+impl AttachTime {
+    /// From nothing to armed, where this repeat installed (else None).
+    pub fn attach(&self) -> Option<Span> {
+        Some(self.install?.plus(self.arm))
+    }
+
+    /// From armed to nothing, where this repeat removed (else None).
+    pub fn detach(&self) -> Option<Span> {
+        Some(self.disarm.plus(self.remove?))
+    }
 }
 
 /// Why a real-time cell stopped adding pairs.
@@ -248,6 +321,9 @@ impl Measured {
             mechanism: mechanism.to_string(),
             payload: None,
             stack: 1,
+            functions: 1,
+            traced: None,
+            attach_times: Vec::new(),
             workload: workload.to_string(),
             function: None,
             attach: None,
@@ -285,6 +361,7 @@ impl Measured {
             mechanism: self.mechanism.clone(),
             payload: self.payload.clone(),
             stack: self.stack,
+            functions: self.functions,
         }
     }
 }

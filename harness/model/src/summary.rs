@@ -46,6 +46,40 @@ pub struct Summary {
     /// call. Near zero when the clock saw nothing but the measuring thread.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cycles_minus_clock: Option<f64>,
+    /// Medians over repeats of the time to attach and to detach (cells that installed
+    /// and removed in a repeat; absent before the lab kept them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attach: Option<AttachSummary>,
+}
+
+/// Medians of a cell's attach and detach times ([`crate::schema::AttachTime`]), in the
+/// cell's unit: elapsed, and the attaching thread's own CPU time.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AttachSummary {
+    pub attach: f64,
+    pub detach: f64,
+    pub attach_thread: f64,
+    pub detach_thread: f64,
+}
+
+/// The median attach and detach over the repeats that installed and removed (None
+/// without any: BPF programs on one function are loaded once and only linked per
+/// repeat, which is no attach from nothing).
+pub fn attach_summary(times: &[crate::schema::AttachTime]) -> Option<AttachSummary> {
+    let attach: Vec<_> = times.iter().filter_map(|t| t.attach()).collect();
+    let detach: Vec<_> = times.iter().filter_map(|t| t.detach()).collect();
+    if attach.is_empty() || detach.is_empty() {
+        return None;
+    }
+    let median = |v: &[crate::schema::Span], f: fn(&crate::schema::Span) -> u64| {
+        stats::median(&v.iter().map(|s| f(s) as f64).collect::<Vec<_>>())
+    };
+    Some(AttachSummary {
+        attach: median(&attach, |s| s.elapsed)?,
+        detach: median(&detach, |s| s.elapsed)?,
+        attach_thread: median(&attach, |s| s.thread)?,
+        detach_thread: median(&detach, |s| s.thread)?,
+    })
 }
 
 /// The interval a real-time cell aims for: a 95% CI half-width of at most this, in ns
@@ -124,6 +158,7 @@ pub fn summarize(samples: &[Sample]) -> Option<Summary> {
         counter_per_call,
         counter_overhead,
         cycles_minus_clock,
+        attach: None,
     })
 }
 

@@ -374,6 +374,32 @@ impl FromStr for Stacks {
     }
 }
 
+/// `--functions 1,10,100`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionCounts(pub Vec<u32>);
+
+impl FromStr for FunctionCounts {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.split(',')
+            .map(|n| {
+                n.trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=tracelab_model::plan::MAX_FUNCTIONS).contains(n))
+                    .ok_or_else(|| {
+                        format!(
+                            "--functions: `{}` is not a number of functions (valid: 1 to {}, e.g. --functions 1,10,100)",
+                            n.trim(),
+                            tracelab_model::plan::MAX_FUNCTIONS
+                        )
+                    })
+            })
+            .collect::<Result<Vec<u32>, String>>()
+            .map(FunctionCounts)
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// local, or vm:<arch>/<version> (arch x86_64|arm64, version 6.1|6.12|7.2|7.3|custom).
@@ -393,6 +419,12 @@ pub struct RunArgs {
     /// value for each BPF mechanism and payload.
     #[arg(long, default_value = "1")]
     pub stack: Stacks,
+    /// Functions each mechanism traces at once, comma separated (e.g. 1,10,100): the
+    /// workload's own and N − 1 others the agent chooses (the same ones on every run of a
+    /// kernel; none of them called by the workload). One cell per value for each
+    /// mechanism; each records the time to attach and to detach.
+    #[arg(long, default_value = "1")]
+    pub functions: FunctionCounts,
     /// getppid; bpf-numa-batch or bpf-kfunc-batch (in-kernel calls, no syscall each);
     /// pipe, file-read, tcp, fork or open-close (operations people run).
     #[arg(long, default_value = "getppid")]
@@ -527,6 +559,7 @@ impl RunArgs {
             kernel_config: BTreeMap::new(),
             payloads: self.payloads.0,
             stacks: self.stack.0,
+            functions: self.functions.0,
             alone: matches!(target, TargetSpec::Vm { .. }),
             fault: self.fault,
             adaptive,

@@ -131,6 +131,7 @@ pub fn cell(meta: &RunMeta, spec: &CellSpec, repeats: u32, calls: u64) -> Cell {
             counter_per_call: BTreeMap::new(),
             counter_overhead: BTreeMap::new(),
             cycles_minus_clock: None,
+            attach: None,
         }
     });
     Cell {

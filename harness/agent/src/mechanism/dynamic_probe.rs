@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use tracelab_model::kconfig;
 use tracelab_model::mechanism::MechanismKind;
 use tracelab_model::workload::Workload;
-use tracelab_probes::{ProbeDef, ProbeKind, Site};
+use tracelab_probes::{ProbeDef, ProbeKind, Site, Symbol};
 
 /// Where a tracefs probe goes.
 #[derive(Debug, Clone, Copy)]
@@ -87,8 +87,18 @@ impl Mechanism for TracefsProbe {
     fn install(&self, cell: &CellSetup<'_>) -> Result<Box<dyn Installed>, CellError> {
         let tracefs = cell.tracefs()?;
         let installed: Box<dyn Installed> = match self.placement {
-            Placement::Entry(kind) => Box::new(define(tracefs, cell.target()?, kind)?),
-            Placement::Offset => install_at_offset(tracefs, cell.target()?)?,
+            Placement::Entry(kind @ (ProbeKind::Uprobe | ProbeKind::Uretprobe)) => {
+                cell.one_function(self.kind, "it probes the agent's own function")?;
+                Box::new(define(tracefs, cell.target()?, kind, &[])?)
+            }
+            Placement::Entry(kind) => Box::new(define(tracefs, cell.target()?, kind, cell.others)?),
+            Placement::Offset => {
+                cell.one_function(
+                    self.kind,
+                    "it probes one instruction inside the workload's function",
+                )?;
+                install_at_offset(tracefs, cell.target()?)?
+            }
         };
         Ok(installed)
     }
@@ -163,10 +173,12 @@ fn check_fprobe_support(env: &KernelEnv) -> Result<(), Unsupported> {
     ))
 }
 
-/// A probe event defined in tracefs; removed on drop.
+/// A probe event defined in tracefs, and one more per other function traced beside the
+/// target (`--functions`); removed on drop.
 struct DynamicProbe {
     tracefs: Tracefs,
     def: ProbeDef,
+    others: Vec<ProbeDef>,
     target: TargetFunction,
     /// How the kernel placed it (`kprobes/list` flags), for the results.
     placement: Option<String>,
@@ -187,7 +199,12 @@ fn event_name(kind: ProbeKind) -> &'static str {
     }
 }
 
-fn define(tracefs: &Tracefs, target: &TargetFunction, kind: ProbeKind) -> Result<DynamicProbe> {
+fn define(
+    tracefs: &Tracefs,
+    target: &TargetFunction,
+    kind: ProbeKind,
+    others: &[Symbol],
+) -> Result<DynamicProbe> {
     // Unique to this run: another user's `kprobe` event (any group) cannot be mistaken
     // for ours in kprobe_profile, which names events without their group.
     let event = format!("{}_{}", event_name(kind), std::process::id());
@@ -205,6 +222,7 @@ fn define(tracefs: &Tracefs, target: &TargetFunction, kind: ProbeKind) -> Result
     let mut probe = DynamicProbe {
         tracefs: tracefs.clone(),
         def,
+        others: Vec::with_capacity(others.len()),
         target: target.clone(),
         placement: None,
         events: Vec::new(),
@@ -218,6 +236,15 @@ fn define(tracefs: &Tracefs, target: &TargetFunction, kind: ProbeKind) -> Result
         );
     }
     probe.placement = probe.kprobes_list_flags();
+    // The others, one event each, named after the target's (`kprobe_60_7`); a failure
+    // drops `probe`, which removes every one defined so far.
+    for (i, function) in others.iter().enumerate() {
+        let other = ProbeDef::new(kind, &format!("{event}_{i}"), Site::Kernel(function.clone()));
+        tracefs
+            .append(other.control_file(), &other.create_line())
+            .with_context(|| format!("defining the probe on other function {function}"))?;
+        probe.others.push(other);
+    }
     // Entry events record the probed address, return events the function's.
     let field = match kind {
         ProbeKind::Kretprobe | ProbeKind::FprobeExit | ProbeKind::Uretprobe => "__probe_func",
@@ -276,7 +303,7 @@ fn install_at_offset(tracefs: &Tracefs, target: &TargetFunction) -> Result<Box<d
     };
     let mut tried = Vec::new();
     for off in (step..=max).step_by(step as usize) {
-        let Ok(probe) = define(tracefs, target, ProbeKind::KprobeAt(off)) else {
+        let Ok(probe) = define(tracefs, target, ProbeKind::KprobeAt(off), &[]) else {
             continue;
         };
         match probe.placement.as_deref() {
@@ -364,11 +391,15 @@ impl DynamicProbe {
         bail!("uprobe_profile does not list {}", self.def.event)
     }
 
+    /// Enables or disables the probe; with others, every event of the group at once
+    /// (one write, as a tool enabling a group does; the group holds only this run's).
     fn set_enabled(&self, on: bool) -> Result<()> {
-        self.tracefs.write(
-            &format!("{}/enable", self.def.event_dir()),
-            if on { "1" } else { "0" },
-        )
+        let file = if self.others.is_empty() {
+            format!("{}/enable", self.def.event_dir())
+        } else {
+            format!("events/{}/enable", tracelab_probes::GROUP)
+        };
+        self.tracefs.write(&file, if on { "1" } else { "0" })
     }
 
     fn teardown(&mut self) -> Result<()> {
@@ -377,16 +408,28 @@ impl DynamicProbe {
         }
         self.removed = true;
         let disabled = self.set_enabled(false);
-        let removed = self
+        let mut removed = self
             .tracefs
             .append(self.def.control_file(), &self.def.remove_line());
+        for other in std::mem::take(&mut self.others) {
+            let r = self
+                .tracefs
+                .append(other.control_file(), &other.remove_line());
+            removed = removed.and(r);
+        }
         disabled?;
         removed?;
         let left = self.tracefs.read(self.def.control_file())?;
-        if left
-            .lines()
-            .any(|l| l.contains(&format!("{}/{} ", tracelab_probes::GROUP, self.def.event)))
-        {
+        // The target's event and the others' (`<event>_<i>`).
+        let ours = format!("{}/{}", tracelab_probes::GROUP, self.def.event);
+        if left.lines().any(|l| {
+            l.split_whitespace()
+                .next()
+                .and_then(|d| d.split_once(':'))
+                .is_some_and(|(_, name)| {
+                    name == ours || name.starts_with(&format!("{ours}_"))
+                })
+        }) {
             bail!(
                 "{} still lists {} after removal",
                 self.def.control_file(),
@@ -399,11 +442,20 @@ impl DynamicProbe {
 
 impl Installed for DynamicProbe {
     fn describe(&self) -> String {
-        match &self.placement {
+        let mut s = match &self.placement {
             Some(flags) if flags.is_empty() => format!("{} (breakpoint)", self.def.create_line()),
             Some(flags) => format!("{} {flags}", self.def.create_line()),
             None => self.def.create_line(),
+        };
+        if !self.others.is_empty() {
+            s.push_str(&format!(
+                " + {} events like it on the other functions (`{}_<i>`), enabled with events/{}/enable",
+                self.others.len(),
+                self.def.event,
+                tracelab_probes::GROUP
+            ));
         }
+        s
     }
 
     fn arm(&mut self) -> Result<()> {

@@ -10,6 +10,7 @@ use anyhow::{bail, Result};
 use tracelab_model::kconfig;
 use tracelab_model::mechanism::MechanismKind;
 use tracelab_model::workload::Workload;
+use tracelab_probes::Symbol;
 
 /// An ftrace tracer (`function`, `function_graph`) filtered to the target.
 pub(super) struct Tracer {
@@ -52,7 +53,12 @@ impl Mechanism for Tracer {
     }
 
     fn install(&self, cell: &CellSetup<'_>) -> Result<Box<dyn Installed>, CellError> {
-        Ok(install(cell.tracefs()?, cell.target()?, self.tracer)?)
+        Ok(install(
+            cell.tracefs()?,
+            cell.target()?,
+            cell.others,
+            self.tracer,
+        )?)
     }
 }
 
@@ -84,6 +90,8 @@ struct FtraceTracer {
     tracefs: Tracefs,
     tracer: &'static str,
     target: TargetFunction,
+    /// Functions in the filter beside the target (`--functions`).
+    others: usize,
     /// The tracer's events in the ring buffer.
     events: Vec<EventSpec>,
     removed: bool,
@@ -96,9 +104,13 @@ fn filter_lines(text: &str) -> Vec<&str> {
         .collect()
 }
 
+/// Names per write to `set_ftrace_filter` when it gets many.
+const NAMES_PER_WRITE: usize = 200;
+
 fn install(
     tracefs: &Tracefs,
     target: &TargetFunction,
+    others: &[Symbol],
     tracer: &'static str,
 ) -> Result<Box<dyn Installed>> {
     let current = tracefs.read("current_tracer")?;
@@ -142,14 +154,29 @@ fn install(
         tracefs: tracefs.clone(),
         tracer,
         target: target.clone(),
+        others: others.len(),
         events,
         removed: false,
     };
     crate::cleanup::record(|s| s.ftrace_filter = true)?;
     tracefs.write("set_ftrace_filter", target.symbol.as_str())?;
+    for chunk in others.chunks(NAMES_PER_WRITE) {
+        let names: Vec<&str> = chunk.iter().map(|s| s.as_str()).collect();
+        tracefs.append("set_ftrace_filter", &names.join("\n"))?;
+    }
     // A filter that silently did not apply would trace every function in the kernel.
     let applied = tracefs.read("set_ftrace_filter")?;
-    if filter_lines(&applied) != [target.symbol.as_str()] {
+    let lines = filter_lines(&applied);
+    if !others.is_empty() {
+        if lines.len() != others.len() + 1 || !lines.contains(&target.symbol.as_str()) {
+            bail!(
+                "set_ftrace_filter did not apply: wrote {} and {} others, it holds {} entries",
+                target.symbol,
+                others.len(),
+                lines.len()
+            );
+        }
+    } else if lines != [target.symbol.as_str()] {
         bail!(
             "set_ftrace_filter did not apply: wrote {:?}, it reads {:?}",
             target.symbol.as_str(),
@@ -188,8 +215,12 @@ impl FtraceTracer {
 
 impl Installed for FtraceTracer {
     fn describe(&self) -> String {
+        let others = match self.others {
+            0 => String::new(),
+            n => format!(" and {n} other functions"),
+        };
         format!(
-            "current_tracer={} set_ftrace_filter={}",
+            "current_tracer={} set_ftrace_filter={}{others}",
             self.tracer, self.target.symbol
         )
     }

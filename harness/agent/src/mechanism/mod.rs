@@ -24,7 +24,7 @@ use tracelab_model::payload::Payload;
 use tracelab_model::schema::{KernelStatsLoop, Status};
 use tracelab_model::workload::Workload;
 use tracelab_probes::bpf::Attach;
-use tracelab_probes::ProbeKind;
+use tracelab_probes::{ProbeKind, Symbol};
 
 /// A way of hooking a kernel function, as the registry declares it.
 pub trait Mechanism: Sync {
@@ -69,6 +69,9 @@ pub struct CellSetup<'a> {
     pub stack: u32,
     /// Calls of the traced function per timed loop, at most (sizes ring buffers).
     pub calls: u64,
+    /// The functions traced beside the target (`--functions N`: N − 1 of them), none of
+    /// which the workload calls.
+    pub others: &'a [Symbol],
 }
 
 impl CellSetup<'_> {
@@ -76,6 +79,23 @@ impl CellSetup<'_> {
         self.target
             .as_ref()
             .map_err(|e| CellError::Failed(anyhow::anyhow!("{e:#}")))
+    }
+
+    /// Refuses a cell on several functions for a mechanism that traces one only.
+    fn one_function(&self, kind: MechanismKind, why: &str) -> Result<(), CellError> {
+        if self.others.is_empty() {
+            return Ok(());
+        }
+        Err(CellError::Unsupported(format!(
+            "{kind} on {} functions: {why}; the functions axis covers {}",
+            self.others.len() + 1,
+            MechanismKind::ALL
+                .iter()
+                .filter(|k| k.traces_many())
+                .map(|k| k.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
     }
 
     fn tracefs(&self) -> Result<&Tracefs, CellError> {
@@ -352,7 +372,7 @@ fn trace_knobs(
 
 /// What one line of the `trace` file says, for the formats the lab's mechanisms write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TraceLine<'a> {
+pub(crate) enum TraceLine<'a> {
     /// An event of function `name` (function tracer, kprobe, fprobe; for return probes
     /// the probed function, after `<-`).
     Event(&'a str),
@@ -370,7 +390,7 @@ fn symbol_of(s: &str) -> &str {
     s.split(['+', '/', ' ']).next().unwrap_or(s)
 }
 
-fn parse_trace_line(line: &str) -> TraceLine<'_> {
+pub(crate) fn parse_trace_line(line: &str) -> TraceLine<'_> {
     let t = line.trim();
     if t.is_empty()
         || t.starts_with('#')

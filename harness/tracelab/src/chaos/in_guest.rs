@@ -55,6 +55,7 @@ fn plan(kill: &Kill, config: &BTreeMap<String, String>) -> AgentPlan {
         kernel_config: config.clone(),
         payloads: vec![tracelab_model::payload::Payload::Count],
         stacks: vec![1],
+        functions: vec![1],
         alone: true,
         fault: None,
         adaptive: None,

@@ -32,6 +32,7 @@ pub struct CellKey {
     pub mechanism: String,
     pub payload: Option<String>,
     pub stack: u32,
+    pub functions: u32,
     pub workload: String,
 }
 
@@ -43,6 +44,7 @@ impl CellKey {
             mechanism: cell.measured.mechanism.clone(),
             payload: cell.measured.payload.clone(),
             stack: cell.measured.stack,
+            functions: cell.measured.functions,
             workload: cell.measured.workload.clone(),
         }
     }
@@ -54,6 +56,7 @@ impl fmt::Display for CellKey {
             mechanism: self.mechanism.clone(),
             payload: self.payload.clone(),
             stack: self.stack,
+            functions: self.functions,
         };
         write!(
             f,
@@ -497,6 +500,9 @@ pub fn reproduce(meta: &RunMeta, key: &CellKey) -> String {
     );
     if let Some(p) = &key.payload {
         cmd.push_str(&format!(" --payloads {p}"));
+    }
+    if key.functions != 1 {
+        cmd.push_str(&format!(" --functions {}", key.functions));
     }
     if key.stack != 1 {
         cmd.push_str(&format!(" --stack {}", key.stack));

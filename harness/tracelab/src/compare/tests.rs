@@ -31,6 +31,7 @@ fn key() -> CellKey {
         mechanism: "kprobe".into(),
         payload: None,
         stack: 1,
+        functions: 1,
         workload: "getppid".into(),
     }
 }

@@ -18,6 +18,10 @@ pub struct Point {
     pub mechanism: String,
     pub payload: Option<String>,
     pub stack: u32,
+    /// Functions traced at once (`--functions`).
+    pub functions: u32,
+    /// Median attach and detach times, where the cell installed and removed.
+    pub attach: Option<tracelab_model::summary::AttachSummary>,
     pub workload: String,
     pub unit: Unit,
     pub status: Status,
@@ -43,6 +47,7 @@ impl Point {
             mechanism: self.mechanism.clone(),
             payload: self.payload.clone(),
             stack: self.stack,
+            functions: self.functions,
         }
         .series()
     }
@@ -94,6 +99,8 @@ pub fn points(runs: &[Run]) -> Vec<Point> {
                 mechanism: m.mechanism.clone(),
                 payload: m.payload.clone(),
                 stack: m.stack,
+                functions: m.functions,
+                attach: s.and_then(|s| s.attach),
                 workload: m.workload.clone(),
                 unit: m.unit,
                 status: m.status,

@@ -129,6 +129,11 @@ pub fn summary_frame(rows: &[SummaryRow]) -> Result<DataFrame> {
             r.overhead_per_traced_call
         }),
         col(rows, "slowdown_pct", |r| r.slowdown_pct),
+        col(rows, "functions", |r| r.functions),
+        col(rows, "attach_time", |r| r.attach_time),
+        col(rows, "detach_time", |r| r.detach_time),
+        col(rows, "attach_thread_time", |r| r.attach_thread_time),
+        col(rows, "detach_thread_time", |r| r.detach_thread_time),
     ];
     DataFrame::new(rows.len(), columns).context("building the summary table")
 }
@@ -285,6 +290,12 @@ pub fn read_summary(path: &Path) -> Result<Vec<SummaryRow>> {
     let overhead_per_traced_call =
         optional_numbers::<Float64Type>(&df, "overhead_per_traced_call")?;
     let slowdown_pct = optional_numbers::<Float64Type>(&df, "slowdown_pct")?;
+    // Absent from summaries written before the functions axis: one function, no times.
+    let functions = optional_numbers::<UInt32Type>(&df, "functions")?;
+    let attach_time = optional_numbers::<Float64Type>(&df, "attach_time")?;
+    let detach_time = optional_numbers::<Float64Type>(&df, "detach_time")?;
+    let attach_thread_time = optional_numbers::<Float64Type>(&df, "attach_thread_time")?;
+    let detach_thread_time = optional_numbers::<Float64Type>(&df, "detach_thread_time")?;
     let rows = (0..df.height())
         .map(|i| SummaryRow {
             cell: cell[i].unwrap_or_default(),
@@ -317,6 +328,11 @@ pub fn read_summary(path: &Path) -> Result<Vec<SummaryRow>> {
             traced_per_op: traced_per_op[i],
             overhead_per_traced_call: overhead_per_traced_call[i],
             slowdown_pct: slowdown_pct[i],
+            functions: functions[i].unwrap_or(1),
+            attach_time: attach_time[i],
+            detach_time: detach_time[i],
+            attach_thread_time: attach_thread_time[i],
+            detach_thread_time: detach_thread_time[i],
         })
         .collect();
     Ok(rows)

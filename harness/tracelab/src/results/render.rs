@@ -115,11 +115,17 @@ fn grid(rows: &[SummaryRow], unit: Option<Unit>) -> Table {
     let ops = rows
         .iter()
         .any(|r| r.workload.parse::<Workload>().is_ok_and(Workload::is_macro));
+    // The functions axis: how many, and what attaching and detaching them took.
+    let many = rows.iter().any(|r| r.functions != 1);
     let mut headers = vec!["mechanism".to_string()];
     let mut numeric = vec![false];
     if bpf {
         headers.extend(["payload".to_string(), "stack".to_string()]);
         numeric.extend([false, true]);
+    }
+    if many {
+        headers.extend(["functions".to_string(), u("attach"), u("detach")]);
+        numeric.extend([true, true, true]);
     }
     headers.extend([
         "status".to_string(),
@@ -156,6 +162,13 @@ fn grid(rows: &[SummaryRow], unit: Option<Unit>) -> Table {
         if bpf {
             line.push(r.payload.clone().unwrap_or_else(|| "-".to_string()));
             line.push(r.stack.to_string());
+        }
+        if many {
+            line.extend([
+                r.functions.to_string(),
+                millions(r.attach_time),
+                millions(r.detach_time),
+            ]);
         }
         line.extend([
             r.status.to_string(),
@@ -194,6 +207,11 @@ fn grid(rows: &[SummaryRow], unit: Option<Unit>) -> Table {
         table.push(line);
     }
     table
+}
+
+/// A time that runs to billions of instructions, in millions (`1234.5M`).
+fn millions(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".to_string(), |x| format!("{}M", fixed(x / 1e6, 1)))
 }
 
 fn num(x: Option<f64>) -> String {

@@ -5,7 +5,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use tracelab_model::cell::Cell;
 use tracelab_model::schema::{CellContext, Measured, Phase, Status, Unit, SCHEMA_VERSION};
-use tracelab_model::summary::Summary;
+use tracelab_model::summary::{AttachSummary, Summary};
 
 /// A cell flattened for export. `None` means "not measured" and is written as null,
 /// never as 0.
@@ -55,6 +55,15 @@ pub struct SummaryRow {
     /// Operations per second lost to the mechanism, in percent: 1 − armed rate /
     /// baseline rate = overhead / armed cost per operation.
     pub slowdown_pct: Option<f64>,
+    /// Functions traced at once (`--functions`; 1 in summaries written before).
+    pub functions: u32,
+    /// Median time from nothing to armed and from armed to nothing, in the cell's unit
+    /// (elapsed: under icount guest virtual time, waits included).
+    pub attach_time: Option<f64>,
+    pub detach_time: Option<f64>,
+    /// The same, as the attaching thread's own CPU time.
+    pub attach_thread_time: Option<f64>,
+    pub detach_thread_time: Option<f64>,
 }
 
 /// Column names in export order; tests check that they match the struct's fields.
@@ -89,6 +98,11 @@ pub const COLUMNS: &[&str] = &[
     "traced_per_op",
     "overhead_per_traced_call",
     "slowdown_pct",
+    "functions",
+    "attach_time",
+    "detach_time",
+    "attach_thread_time",
+    "detach_thread_time",
 ];
 
 impl SummaryRow {
@@ -102,6 +116,7 @@ impl SummaryRow {
             .filter(|x| x.phase == Phase::Mechanism)
             .map(|x| x.calls)
             .collect();
+        let attach = s.and_then(|s| s.attach);
         let repeats = s
             .map(|s| s.repeats)
             .or_else(|| u32::try_from(mech_loops.len()).ok().filter(|&n| n > 0));
@@ -144,6 +159,11 @@ impl SummaryRow {
             slowdown_pct: s
                 .filter(|s| s.per_call > 0.0)
                 .and_then(|s| finite(100.0 * s.overhead / s.per_call)),
+            functions: m.functions,
+            attach_time: attach.map(|a| a.attach),
+            detach_time: attach.map(|a| a.detach),
+            attach_thread_time: attach.map(|a| a.attach_thread),
+            detach_thread_time: attach.map(|a| a.detach_thread),
         }
     }
 }
@@ -177,6 +197,22 @@ impl SummaryRow {
                     .filter(|_| self.unit == Unit::Insn)
                     .map(|c| c - overhead),
                 counter_overhead: counters.1,
+                attach: match (
+                    self.attach_time,
+                    self.detach_time,
+                    self.attach_thread_time,
+                    self.detach_thread_time,
+                ) {
+                    (Some(attach), Some(detach), Some(attach_thread), Some(detach_thread)) => {
+                        Some(AttachSummary {
+                            attach,
+                            detach,
+                            attach_thread,
+                            detach_thread,
+                        })
+                    }
+                    _ => None,
+                },
             }),
             _ => None,
         };
@@ -192,6 +228,9 @@ impl SummaryRow {
                 mechanism: self.mechanism,
                 payload: self.payload,
                 stack: self.stack,
+                functions: self.functions,
+                traced: None,
+                attach_times: Vec::new(),
                 workload: self.workload,
                 function: self.function,
                 attach: self.attach,

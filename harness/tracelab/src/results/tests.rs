@@ -65,6 +65,9 @@ fn ok_cell(mechanism: &str, unit: Unit) -> Cell {
         mechanism: mechanism.into(),
         payload: None,
         stack: 1,
+        functions: 1,
+        traced: None,
+        attach_times: Vec::new(),
         workload: "getpid".into(),
         function: Some("__x64_sys_getpid".into()),
         attach: Some("p:tracelab/kp __x64_sys_getpid".into()),
@@ -109,6 +112,7 @@ fn with_summary(mut cell: Cell, overhead: f64, min: f64, max: f64) -> Cell {
         counter_per_call: Default::default(),
         counter_overhead: Default::default(),
         cycles_minus_clock: None,
+        attach: None,
     });
     cell
 }

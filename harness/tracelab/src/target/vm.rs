@@ -270,29 +270,16 @@ impl Boot<'_> {
     /// Every planned cell the agent did not report becomes a failed cell that says why,
     /// with the console tail.
     fn fail_missing(&mut self, ending: &Ending, tail: &[String]) -> Result<()> {
-        // A cell is its mechanism, payload and stack.
-        let reported: Vec<(String, Option<String>, u32)> = self
-            .store
-            .cells()
-            .iter()
-            .map(|c| {
-                let m = &c.measured;
-                (m.mechanism.clone(), m.payload.clone(), m.stack)
-            })
-            .collect();
+        let reported: Vec<tracelab_model::cell_id::CellId> =
+            self.store.cells().iter().map(|c| c.measured.id()).collect();
         let reason = match (&self.fatal, &self.garbled) {
             (Some(f), _) => format!("agent error: {f}"),
             (None, Some(g)) => format!("garbled reply from the guest ({g}); {}", ending.reason()),
             (None, None) => ending.reason(),
         };
         for spec in self.plan.cells() {
-            let payload = spec.payload.map(|p| p.name().to_string());
-            let key = (
-                spec.mechanism.name().to_string(),
-                payload.clone(),
-                spec.stack,
-            );
-            if reported.contains(&key) {
+            let id = spec.id();
+            if reported.contains(&id) {
                 continue;
             }
             let mut measured = Measured::without_samples(
@@ -302,8 +289,9 @@ impl Boot<'_> {
                 Status::Failed,
                 reason.clone(),
             );
-            measured.payload = payload;
-            measured.stack = spec.stack;
+            measured.payload = id.payload;
+            measured.stack = id.stack;
+            measured.functions = id.functions;
             self.add(measured, Some(tail.join("\n")))?;
         }
         Ok(())

@@ -10,6 +10,7 @@ use std::cell::Cell;
 use std::os::fd::{AsFd, AsRawFd};
 use std::rc::Rc;
 use tracelab_probes::bpf::{self as probes, Attach, Event, Payload};
+use tracelab_probes::Symbol;
 
 /// Ring-buffer records seen by the drain callback.
 #[derive(Default)]
@@ -24,8 +25,9 @@ struct Drained {
 pub(super) struct Loaded {
     spec: BpfSpec,
     program: String,
-    // Field order is drop order: the link goes before the ring buffer and the object.
-    link: Option<Link>,
+    // Field order is drop order: the links go before the ring buffer and the object.
+    /// One link; a kprobe program traced on several functions has one per function.
+    links: Vec<Link>,
     ringbuf: Option<RingBuffer<'static>>,
     drained: Rc<Drained>,
     object: Object,
@@ -40,11 +42,11 @@ pub(super) fn is_unsupported(e: &anyhow::Error) -> bool {
 }
 
 impl Loaded {
-    /// Opens the object, keeps only the chosen program, points it at the target (for
+    /// Opens the object, keeps only the chosen program, points it at `target` (for
     /// BTF-attached types) and loads it. The verifier log tail is in the error.
     pub(super) fn load(
         spec: BpfSpec,
-        target: &TargetFunction,
+        target: &Symbol,
         ringbuf_bytes: u32,
         ours: &[u32],
     ) -> Result<Loaded> {
@@ -60,7 +62,7 @@ impl Loaded {
 
     fn load_inner(
         spec: BpfSpec,
-        target: &TargetFunction,
+        target: &Symbol,
         ringbuf_bytes: u32,
         program: &str,
         ours: &[u32],
@@ -80,8 +82,8 @@ impl Loaded {
                 spec.attach,
                 Attach::Fentry | Attach::Fexit | Attach::FmodRet
             ) {
-                p.set_attach_target(0, Some(target.symbol.to_string()))
-                    .with_context(|| format!("setting attach target {}", target.symbol))?;
+                p.set_attach_target(0, Some(target.to_string()))
+                    .with_context(|| format!("setting attach target {target}"))?;
             }
             // The unfiltered tp_btf program names its tracepoint at run time.
             if spec.attach == Attach::TpBtf && spec.filter() == probes::Filter::None {
@@ -131,7 +133,7 @@ impl Loaded {
         Ok(Loaded {
             spec,
             program: program.to_string(),
-            link: None,
+            links: Vec::new(),
             ringbuf,
             drained,
             object,
@@ -147,22 +149,59 @@ impl Loaded {
             .ok_or_else(|| anyhow!("program {} is not loaded", self.program))
     }
 
-    pub(super) fn attach(&mut self, target: &TargetFunction) -> Result<()> {
-        if self.link.is_some() {
+    /// Attaches the program to `target`, and for kprobe types to `others` too: one link
+    /// per function for kprobe, one link over all of them for kprobe_multi. (A trampoline
+    /// program attaches to the function it was loaded for.)
+    pub(super) fn attach(&mut self, target: &TargetFunction, others: &[Symbol]) -> Result<()> {
+        if !self.links.is_empty() {
             return Ok(());
         }
         let captured = libbpf_log::Capture::start();
-        let link = self.attach_inner(target);
+        let links = self.attach_inner(target, others);
         let log = captured.finish();
-        let link = link.map_err(|e| match log {
+        self.links = links.map_err(|e| match log {
             Some(log) => e.context(format!("libbpf: {log}")),
             None => e,
         })?;
-        self.link = Some(link);
         Ok(())
     }
 
-    fn attach_inner(&self, target: &TargetFunction) -> Result<Link> {
+    fn attach_inner(&self, target: &TargetFunction, others: &[Symbol]) -> Result<Vec<Link>> {
+        let prog = self
+            .object
+            .progs_mut()
+            .find(|p| p.name().to_str() == Some(self.program.as_str()))
+            .ok_or_else(|| anyhow!("program {} is not loaded", self.program))?;
+        let names = || {
+            std::iter::once(target.symbol.as_str())
+                .chain(others.iter().map(|s| s.as_str()))
+                .collect::<Vec<_>>()
+        };
+        match self.spec.attach {
+            Attach::Kprobe | Attach::Kretprobe if !others.is_empty() => {
+                let ret = self.spec.attach == Attach::Kretprobe;
+                return names()
+                    .into_iter()
+                    .map(|f| {
+                        prog.attach_kprobe(ret, f)
+                            .with_context(|| format!("attaching {} to {f}", self.program))
+                    })
+                    .collect();
+            }
+            Attach::KprobeMulti | Attach::KretprobeMulti if !others.is_empty() => {
+                let ret = self.spec.attach == Attach::KretprobeMulti;
+                return Ok(vec![prog
+                    .attach_kprobe_multi(ret, names())
+                    .with_context(|| {
+                        format!("attaching {} to {} functions", self.program, others.len() + 1)
+                    })?]);
+            }
+            _ => {}
+        }
+        self.attach_one(target).map(|l| vec![l])
+    }
+
+    fn attach_one(&self, target: &TargetFunction) -> Result<Link> {
         let prog = self
             .object
             .progs_mut()
@@ -222,9 +261,9 @@ impl Loaded {
         link.with_context(|| format!("attaching {}", self.program))
     }
 
-    /// Drops the link: the program stays loaded but leaves the hot path.
+    /// Drops the links: the program stays loaded but leaves the hot path.
     pub(super) fn detach(&mut self) {
-        self.link = None;
+        self.links.clear();
     }
 
     /// (events, dropped) so far: per-CPU counters for `count`, drained ring-buffer

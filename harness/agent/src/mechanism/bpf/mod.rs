@@ -30,6 +30,7 @@ use tracelab_model::mechanism::MechanismKind;
 use tracelab_model::schema::KernelStatsLoop;
 use tracelab_model::workload::Workload;
 use tracelab_probes::bpf::{self as probes, Attach, Payload};
+use tracelab_probes::Symbol;
 
 /// A BPF mechanism: programs of one attach type, with the cell's payload and stack.
 pub(super) struct Bpf {
@@ -40,6 +41,17 @@ pub(super) struct Bpf {
 impl Bpf {
     pub(super) const fn new(kind: MechanismKind, attach: Attach) -> Bpf {
         Bpf { kind, attach }
+    }
+
+    /// Refuses several functions where the attach type takes one.
+    fn many(&self, cell: &CellSetup<'_>) -> Result<(), CellError> {
+        if self.kind.traces_many() {
+            return Ok(());
+        }
+        cell.one_function(
+            self.kind,
+            "its programs attach to one tracepoint, function or probe site",
+        )
     }
 
     fn spec(&self, cell: &CellSetup<'_>) -> BpfSpec {
@@ -68,14 +80,16 @@ impl Mechanism for Bpf {
     }
 
     fn install(&self, cell: &CellSetup<'_>) -> Result<Box<dyn Installed>, CellError> {
-        install(self.spec(cell), cell.target()?, &cell.peers)
+        self.many(cell)?;
+        install(self.spec(cell), cell.target()?, &cell.peers, cell.others)
     }
 
     fn preflight(&self, cell: &CellSetup<'_>) -> Result<Option<Box<dyn Installed>>, CellError> {
+        self.many(cell)?;
         if self.attach == Attach::FmodRet && !in_fmod_ret_set(cell.workload) {
             check_error_injection(cell.target()?, Path::new(ERROR_INJECTION_LIST))?;
         }
-        preflight(self.spec(cell), cell.target()?, &cell.peers)
+        preflight(self.spec(cell), cell.target()?, &cell.peers, cell.others)
     }
 }
 
@@ -284,8 +298,9 @@ fn preflight(
     spec: BpfSpec,
     target: &TargetFunction,
     peers: &[u32],
+    others: &[Symbol],
 ) -> Result<Option<Box<dyn Installed>>, CellError> {
-    let mut installed = install(spec, target, peers)?;
+    let mut installed = install(spec, target, peers, others)?;
     let attached = installed.arm();
     let disarmed = installed.disarm();
     match attached.and(disarmed) {
@@ -301,11 +316,12 @@ fn preflight(
     }
 }
 
-/// Installs `spec` on `target`, disarmed.
+/// Installs `spec` on `target` (and `others`), disarmed.
 fn install(
     spec: BpfSpec,
     target: &TargetFunction,
     peers: &[u32],
+    others: &[Symbol],
 ) -> Result<Box<dyn Installed>, CellError> {
     let ringbuf = ringbuf_bytes(spec)?;
     let mut loaded = Vec::new();
@@ -313,32 +329,51 @@ fn install(
     let ours: Vec<u32> = std::iter::once(std::process::id())
         .chain(peers.iter().copied())
         .collect();
+    let classify = |e: anyhow::Error, what: String| {
+        let unsupported = loaded::is_unsupported(&e);
+        let e = e.context(what);
+        if unsupported {
+            CellError::Unsupported(format!("{e:#}"))
+        } else {
+            CellError::Failed(e)
+        }
+    };
     for i in 0..spec.stack {
-        match Loaded::load(spec, target, ringbuf, &ours) {
-            Ok(l) => loaded.push(l),
-            Err(e) => {
-                let unsupported = loaded::is_unsupported(&e);
-                let e = e.context(format!(
+        let l = Loaded::load(spec, &target.symbol, ringbuf, &ours).map_err(|e| {
+            classify(
+                e,
+                format!(
                     "loading program {} of {} ({})",
                     i + 1,
                     spec.stack,
                     spec.program()
-                ));
-                return Err(if unsupported {
-                    CellError::Unsupported(format!("{e:#}"))
-                } else {
-                    CellError::Failed(e)
-                });
-            }
+                ),
+            )
+        })?;
+        loaded.push(l);
+    }
+    // A trampoline program is loaded for one function: one more per other function.
+    let mut trampolines = Vec::new();
+    if is_trampoline(spec.attach) {
+        for f in others {
+            let l = Loaded::load(spec, f, ringbuf, &ours)
+                .map_err(|e| classify(e, format!("loading {} for {f}", spec.program())))?;
+            trampolines.push((f.clone(), l));
         }
     }
     Ok(Box::new(BpfMechanism {
         spec,
         target: target.clone(),
         loaded,
+        others: others.to_vec(),
+        trampolines,
         armed: false,
         tgid: std::process::id(),
     }))
+}
+
+fn is_trampoline(attach: Attach) -> bool {
+    matches!(attach, Attach::Fentry | Attach::Fexit | Attach::FmodRet)
 }
 
 /// Ring-buffer size per program for `record`: one loop's events (each 8 bytes of header
@@ -379,11 +414,17 @@ fn stats_always_on() -> bool {
     std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").is_ok_and(|v| v.trim() == "1")
 }
 
-/// K loaded programs of one kind on one function.
+/// K loaded programs of one kind on one function, and where the cell traces other
+/// functions too, the links (kprobe types) or programs (trampolines) on them.
 struct BpfMechanism {
     spec: BpfSpec,
     target: TargetFunction,
     loaded: Vec<Loaded>,
+    /// The other functions (`--functions`).
+    others: Vec<Symbol>,
+    /// Trampoline programs on the other functions, one each, counted apart: one that
+    /// fires names its function.
+    trampolines: Vec<(Symbol, Loaded)>,
     armed: bool,
     /// Our process: every recorded event must come from it.
     tgid: u32,
@@ -451,8 +492,18 @@ impl Installed for BpfMechanism {
         } else {
             ""
         };
+        let others = match (self.others.len(), self.spec.attach) {
+            (0, _) => String::new(),
+            (n, Attach::Kprobe | Attach::Kretprobe) => {
+                format!(" and {n} other functions (one link each)")
+            }
+            (n, Attach::KprobeMulti | Attach::KretprobeMulti) => {
+                format!(" and {n} other functions (the same link)")
+            }
+            (n, _) => format!(" and {n} other functions (one program each)"),
+        };
         format!(
-            "bpf {} × {} on {} ({how}; {proof}{stats})",
+            "bpf {} × {} on {}{others} ({how}; {proof}{stats})",
             self.spec.program(),
             self.spec.stack,
             self.attach_point()
@@ -461,15 +512,23 @@ impl Installed for BpfMechanism {
 
     fn arm(&mut self) -> Result<()> {
         for (i, l) in self.loaded.iter_mut().enumerate() {
-            l.attach(&self.target)
+            l.attach(&self.target, &self.others)
                 .with_context(|| format!("attaching program {} of {}", i + 1, self.spec.stack))?;
+        }
+        for (f, l) in &mut self.trampolines {
+            l.attach(&self.target, &[])
+                .with_context(|| format!("attaching the program on {f}"))?;
         }
         self.armed = true;
         Ok(())
     }
 
     fn disarm(&mut self) -> Result<()> {
-        for l in &mut self.loaded {
+        for l in self
+            .loaded
+            .iter_mut()
+            .chain(self.trampolines.iter_mut().map(|(_, l)| l))
+        {
             l.detach();
         }
         self.armed = false;
@@ -502,6 +561,14 @@ impl Installed for BpfMechanism {
     }
 
     fn check_trace(&self, _expected: u64, _slack: u64) -> Result<()> {
+        if self.spec.payload != Payload::Empty {
+            for (f, l) in &self.trampolines {
+                let (hits, _) = l.hits(self.spec.payload)?;
+                if hits > 0 {
+                    bail!("the program on other function {f} fired {hits} times: the workload calls it");
+                }
+            }
+        }
         if self.spec.payload != Payload::Record {
             return Ok(());
         }
@@ -537,6 +604,7 @@ impl Installed for BpfMechanism {
     fn remove(mut self: Box<Self>) -> Result<()> {
         self.disarm()?;
         drop(std::mem::take(&mut self.loaded));
+        drop(std::mem::take(&mut self.trampolines));
         stats::check_released()
     }
 }
