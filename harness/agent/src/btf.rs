@@ -43,11 +43,11 @@ fn u32_at(b: &[u8], at: usize) -> Result<u32> {
 fn trailing(kind: u32, vlen: u32) -> Result<usize> {
     let vlen = vlen as usize;
     Ok(match kind {
-        1 | 14 | 17 => 4,                   // int, var, decl_tag
-        3 => 12,                            // array
-        4 | 5 | 15 | 19 => 12 * vlen,       // struct, union, datasec, enum64
-        6 | 13 => 8 * vlen,                 // enum, func_proto
-        2 | 7..=12 | 16 | 18 => 0,          // ptr, fwd, typedef, cv, func, float, type_tag
+        1 | 14 | 17 => 4,             // int, var, decl_tag
+        3 => 12,                      // array
+        4 | 5 | 15 | 19 => 12 * vlen, // struct, union, datasec, enum64
+        6 | 13 => 8 * vlen,           // enum, func_proto
+        2 | 7..=12 | 16 | 18 => 0,    // ptr, fwd, typedef, cv, func, float, type_tag
         other => bail!("BTF type kind {other} is unknown to this reader"),
     })
 }
@@ -135,7 +135,11 @@ pub(crate) fn trampoline_functions(btf: &[u8]) -> Result<BTreeSet<String>> {
             continue;
         }
         // A variadic prototype ends with a parameter of type 0.
-        if proto.params.iter().any(|&p| p == 0 || !by_register(&types, p)) {
+        if proto
+            .params
+            .iter()
+            .any(|&p| p == 0 || !by_register(&types, p))
+        {
             continue;
         }
         if let Some(n) = name(strings, t.name_off) {
@@ -174,7 +178,13 @@ mod tests {
         let mut b = Vec::new();
         b.extend_from_slice(&MAGIC.to_le_bytes());
         b.extend_from_slice(&[1, 0]);
-        for w in [24u32, 0, types.len() as u32, types.len() as u32, strings.len() as u32] {
+        for w in [
+            24u32,
+            0,
+            types.len() as u32,
+            types.len() as u32,
+            strings.len() as u32,
+        ] {
             b.extend_from_slice(&w.to_le_bytes());
         }
         b.extend_from_slice(&types);

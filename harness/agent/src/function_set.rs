@@ -23,7 +23,16 @@ const NAMES_PER_WRITE: usize = 200;
 const NAMED_SCREENED: usize = 12;
 /// Prefixes of the BPF syscall's own code: the agent reads its BPF counters between the
 /// two ends of a loop's count, so a probe there would count the agent's reads.
-const AGENT_PATHS: &[&str] = &["bpf_", "__bpf", "__sys_bpf", "__se_sys_bpf", "__x64_sys_bpf", "__arm64_sys_bpf", "map_", "btf_"];
+const AGENT_PATHS: &[&str] = &[
+    "bpf_",
+    "__bpf",
+    "__sys_bpf",
+    "__se_sys_bpf",
+    "__x64_sys_bpf",
+    "__arm64_sys_bpf",
+    "map_",
+    "btf_",
+];
 
 /// The ordered candidates, and how they were found.
 #[derive(Debug, Clone, PartialEq)]
@@ -202,17 +211,27 @@ pub(crate) fn choose(
         if fired.is_empty() {
             let mut choice = how.clone();
             if !screened.is_empty() {
-                let named: Vec<&str> = screened.iter().take(NAMED_SCREENED).map(String::as_str).collect();
+                let named: Vec<&str> = screened
+                    .iter()
+                    .take(NAMED_SCREENED)
+                    .map(String::as_str)
+                    .collect();
                 choice.push_str(&format!(
                     "; {} screened out because they ran during a rehearsal of the loop ({}{})",
                     screened.len(),
                     named.join(", "),
-                    if screened.len() > NAMED_SCREENED { ", …" } else { "" }
+                    if screened.len() > NAMED_SCREENED {
+                        ", …"
+                    } else {
+                        ""
+                    }
                 ));
             }
             let names = chosen
                 .into_iter()
-                .map(|c| Symbol::new(&c.name).with_context(|| format!("kernel symbol {:?}", c.name)))
+                .map(|c| {
+                    Symbol::new(&c.name).with_context(|| format!("kernel symbol {:?}", c.name))
+                })
                 .collect::<Result<_>>()?;
             return Ok(FunctionSet { names, choice });
         }
@@ -224,8 +243,14 @@ pub(crate) fn choose(
     )
 }
 
-/// Which of `chosen` ran while `rehearse` ran, seen by the `function` tracer filtered to
-/// them. The tracer and filter are restored on every path.
+/// The trace instance the screening traces in: its own buffer, filter and tracer, so
+/// what the rehearsal does to the main buffer (emptying it, as tracefs mechanisms do
+/// before every loop) loses nothing, and the main tracer and filter are never touched.
+pub(crate) const INSTANCE: &str = "instances/tracelab_screen";
+
+/// Which of `chosen` ran while `rehearse` ran, seen by the `function` tracer of
+/// [`INSTANCE`], filtered to them. The instance is removed on every path (and by the
+/// next run, after a kill: [`crate::clear_leftovers`]).
 fn fired_while(
     tracefs: &Tracefs,
     chosen: &[&Candidate],
@@ -234,59 +259,66 @@ fn fired_while(
     if chosen.is_empty() {
         return Ok(BTreeSet::new());
     }
-    if tracefs.read("current_tracer")?.trim() != "nop" {
-        bail!("another tracer is active (current_tracer is not nop): the functions cannot be screened");
+    let dir = tracefs.root().join(INSTANCE);
+    std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut instance = Instance { tracefs, on: false };
+    let file = |f: &str| format!("{INSTANCE}/{f}");
+    if !tracefs.exists(&file("set_ftrace_filter")) {
+        bail!("trace instances have no set_ftrace_filter here: the functions cannot be screened");
     }
-    crate::cleanup::record(|s| s.ftrace_filter = true)?;
-    let mut guard = Screening { tracefs, armed: false };
     let want: BTreeSet<String> = chosen.iter().map(|c| c.name.clone()).collect();
     // By index first: a name makes ftrace look up every function's symbol (tens of
     // millions of instructions per name under TCG), an index goes straight to its
     // record. Kernels whose index and list disagree get the names instead.
-    if filter_by(tracefs, chosen, |c| c.index.to_string()).ok().as_ref() != Some(&want) {
-        let held = filter_by(tracefs, chosen, |c| c.name.clone())?;
+    let filter = file("set_ftrace_filter");
+    if filter_by(tracefs, &filter, chosen, |c| c.index.to_string())
+        .ok()
+        .as_ref()
+        != Some(&want)
+    {
+        let held = filter_by(tracefs, &filter, chosen, |c| c.name.clone())?;
         if held != want {
             bail!(
-                "set_ftrace_filter holds {} functions after {} were written",
+                "the screening's set_ftrace_filter holds {} functions after {} were written",
                 held.len(),
                 want.len()
             );
         }
     }
-    tracefs.clear_trace()?;
-    crate::cleanup::record(|s| s.tracer = Some("function".into()))?;
-    tracefs.write("current_tracer", "function")?;
-    guard.armed = true;
+    tracefs.write(&file("current_tracer"), "function")?;
+    instance.on = true;
     let ran = rehearse();
-    guard.stop()?;
+    // Recording off, the buffer kept: switching the tracer off would empty it.
+    tracefs.write(&file("tracing_on"), "0")?;
     ran.context("rehearsing the workload's loop while screening the other functions")?;
+    let text = tracefs.read(&file("trace"))?;
+    instance.stop()?;
     let mut fired = BTreeSet::new();
-    for line in tracefs.read("trace")?.lines() {
-        if let crate::mechanism::TraceLine::Event(name) = crate::mechanism::parse_trace_line(line)
-        {
+    for line in text.lines() {
+        if let crate::mechanism::TraceLine::Event(name) = crate::mechanism::parse_trace_line(line) {
             if want.contains(name) {
                 fired.insert(name.to_string());
             }
         }
     }
-    drop(guard);
     Ok(fired)
 }
 
-/// Writes `chosen` into `set_ftrace_filter`, each as `spell` spells it, and reads back
-/// the names it holds.
+/// Writes `chosen` into the filter file `filter`, each as `spell` spells it, and reads
+/// back the names it holds.
 fn filter_by(
     tracefs: &Tracefs,
+    filter: &str,
     chosen: &[&Candidate],
     spell: impl Fn(&Candidate) -> String,
 ) -> Result<BTreeSet<String>> {
-    tracefs.write("set_ftrace_filter", "")?;
+    tracefs.write(filter, "")?;
     for chunk in chosen.chunks(NAMES_PER_WRITE) {
         let text: Vec<String> = chunk.iter().map(|c| spell(c)).collect();
-        tracefs.append("set_ftrace_filter", &text.join("\n"))?;
+        tracefs.append(filter, &text.join("\n"))?;
     }
     Ok(tracefs
-        .read("set_ftrace_filter")?
+        .read(filter)?
         .lines()
         .filter_map(|l| l.split_whitespace().next())
         .filter(|n| !n.starts_with('#'))
@@ -294,31 +326,35 @@ fn filter_by(
         .collect())
 }
 
-/// The screening's tracer and filter, undone when dropped.
-struct Screening<'a> {
+/// The screening's instance: its tracer stopped and the instance removed when dropped.
+struct Instance<'a> {
     tracefs: &'a Tracefs,
-    armed: bool,
+    on: bool,
 }
 
-impl Screening<'_> {
+impl Instance<'_> {
     fn stop(&mut self) -> Result<()> {
-        if self.armed {
-            self.armed = false;
-            self.tracefs.write("current_tracer", "nop")?;
-            crate::cleanup::record(|s| s.tracer = None)?;
+        if self.on {
+            self.on = false;
+            self.tracefs
+                .write(&format!("{INSTANCE}/current_tracer"), "nop")?;
         }
         Ok(())
     }
 }
 
-impl Drop for Screening<'_> {
+impl Drop for Instance<'_> {
     fn drop(&mut self) {
         let _ = self.stop();
-        let _ = self.tracefs.clear_trace();
-        if self.tracefs.write("set_ftrace_filter", "").is_ok() {
-            let _ = crate::cleanup::record(|s| s.ftrace_filter = false);
-        }
+        let _ = remove_instance(self.tracefs);
     }
+}
+
+/// Removes the screening's instance (its tracer off first, or the kernel refuses).
+pub(crate) fn remove_instance(tracefs: &Tracefs) -> Result<()> {
+    let dir = tracefs.root().join(INSTANCE);
+    let _ = tracefs.write(&format!("{INSTANCE}/current_tracer"), "nop");
+    std::fs::remove_dir(&dir).with_context(|| format!("removing {}", dir.display()))
 }
 
 #[cfg(test)]
@@ -339,10 +375,16 @@ mod tests {
     fn candidates_are_what_every_mechanism_can_attach_to_in_a_stable_order() {
         let filterable = "__do_sys_getppid\nvfs_read\nvfs_write\nfoo.constprop.0\ndup\ndup\nbpf_map_update_value\nmod_fn [ext4]\nno_btf\nlisted\n";
         let kallsyms = "0 T __do_sys_getppid\n0 T vfs_read\n0 T vfs_write\n0 t foo.constprop.0\n0 t dup\n0 t dup\n0 T bpf_map_update_value\n0 t no_btf\n0 T listed\n";
-        let btf: BTreeSet<String> = ["vfs_read", "vfs_write", "bpf_map_update_value", "listed", "dup"]
-            .into_iter()
-            .map(String::from)
-            .collect();
+        let btf: BTreeSet<String> = [
+            "vfs_read",
+            "vfs_write",
+            "bpf_map_update_value",
+            "listed",
+            "dup",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
         let src = Sources {
             filterable,
             kallsyms,
@@ -373,7 +415,10 @@ mod tests {
     #[test]
     fn a_cell_takes_a_prefix_and_too_many_is_an_error() {
         let set = FunctionSet {
-            names: ["a", "b", "c"].iter().map(|n| Symbol::new(n).expect("sym")).collect(),
+            names: ["a", "b", "c"]
+                .iter()
+                .map(|n| Symbol::new(n).expect("sym"))
+                .collect(),
             choice: "3 candidates".into(),
         };
         assert_eq!(set.others(1).expect("none"), &[] as &[Symbol]);

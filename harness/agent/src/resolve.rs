@@ -52,6 +52,16 @@ fn text_symbols(kallsyms: &str) -> impl Iterator<Item = (u64, &str)> {
     })
 }
 
+/// The text symbol `address` lies in, from `/proc/kallsyms` (`name+0x4`): for messages
+/// that name what fired.
+pub(crate) fn name_of(address: u64) -> Option<String> {
+    let kallsyms = std::fs::read_to_string("/proc/kallsyms").ok()?;
+    let (start, name) = text_symbols(&kallsyms)
+        .filter(|&(a, _)| a != 0 && a <= address)
+        .max_by_key(|&(a, _)| a)?;
+    Some(format!("{name}+{:#x}", address - start))
+}
+
 /// Names in `available_filter_functions` (first column; module tags dropped).
 pub fn filter_functions(text: &str) -> BTreeSet<&str> {
     text.lines()

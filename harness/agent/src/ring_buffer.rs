@@ -213,7 +213,8 @@ fn check_event(event: &[u8], specs: &[EventSpec], range: Range, tally: &mut Tall
         uint_at(event, spec.offset, spec.size).context("an event shorter than its format")?;
     if address < range.start || address >= range.end {
         bail!(
-            "the trace holds an event at {address:#x}, outside the target function ({:#x}..{:#x})",
+            "the trace holds an event at {address:#x}{}, outside the target function ({:#x}..{:#x})",
+            crate::resolve::name_of(address).map_or_else(String::new, |n| format!(" ({n})")),
             range.start,
             range.end
         );
@@ -246,9 +247,22 @@ pub(crate) fn drain_and_check(
 ) -> Result<Tally> {
     let layout =
         parse_header_page(&read_header_page(tracefs)?).context("parsing events/header_page")?;
-    let dir = tracefs.root().join("per_cpu");
     let mut tally = Tally::default();
-    let mut page = vec![0u8; layout.page_size];
+    drain(tracefs, layout.page_size, &mut |page| {
+        check_page(page, &layout, specs, range, &mut tally)
+    })?;
+    Ok(tally)
+}
+
+/// Reads every CPU's `trace_pipe_raw` to its end, a page at a time, handing each page to
+/// `each`.
+fn drain(
+    tracefs: &Tracefs,
+    page_size: usize,
+    each: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    let dir = tracefs.root().join("per_cpu");
+    let mut page = vec![0u8; page_size];
     for entry in std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
         let path = entry?.path().join("trace_pipe_raw");
         let mut file = std::fs::OpenOptions::new()
@@ -264,11 +278,10 @@ pub(crate) fn drain_and_check(
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
             };
-            check_page(&page[..n], &layout, specs, range, &mut tally)
-                .with_context(|| format!("in {}", path.display()))?;
+            each(&page[..n]).with_context(|| format!("in {}", path.display()))?;
         }
     }
-    Ok(tally)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -58,7 +58,14 @@ pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion
         _ => pin_to_current_cpu(),
     };
     let mut counters = Counters::open();
-    let functions = choose_functions(plan, tracefs.as_ref(), &target, &mut runner, &mut counters);
+    let functions = choose_functions(
+        plan,
+        &env,
+        tracefs.as_ref(),
+        &target,
+        &mut runner,
+        &mut counters,
+    );
     emit(&Record::Hello {
         kernel_release: env.release.clone(),
         machine: env.machine.clone(),
@@ -107,6 +114,7 @@ pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion
 /// one), or why they could not be chosen.
 fn choose_functions(
     plan: &AgentPlan,
+    env: &KernelEnv,
     tracefs: Option<&Tracefs>,
     target: &Result<TargetFunction>,
     runner: &mut std::result::Result<Runner, mechanism::Unsupported>,
@@ -115,18 +123,49 @@ fn choose_functions(
     if plan.max_functions() <= 1 {
         return Ok(FunctionSet::none());
     }
-    let (Some(tracefs), Ok(target), Ok(runner)) = (tracefs, target, runner) else {
-        return Err("choosing the other functions needs tracefs, the workload's function and the workload".into());
+    let (Some(tracefs), Ok(resolved), Ok(runner)) = (tracefs, target, runner) else {
+        return Err(
+            "choosing the other functions needs tracefs, the workload's function and the workload"
+                .into(),
+        );
     };
-    // What a cell's loop runs: the kprobe counter read around it, the quiet wait, the loop.
+    // The rehearsal traces the workload's function with the `function` tracer, so that
+    // what writing trace events calls (the ring buffer's wake-ups) is screened too.
+    let tracer = mechanism::get(MechanismKind::Function);
+    let setup = CellSetup {
+        workload: runner.kind(),
+        peers: runner.helper_pids(),
+        tracefs: Some(tracefs),
+        target,
+        payload: None,
+        stack: 1,
+        calls: plan.calls.saturating_mul(runner.kind().traced_per_op()),
+        others: &[],
+        kill_mid_attach: false,
+    };
+    let traced = tracer.check_support(env, runner.kind()).is_ok();
+    // What a cell's armed loop runs, with the function tracer armed on the target.
     let mut rehearse = || -> Result<()> {
-        let profile = || tracefs.exists("kprobe_profile").then(|| tracefs.read("kprobe_profile"));
-        profile().transpose()?;
-        crate::measure::rehearse(plan, runner, counters)?;
-        profile().transpose()?;
-        Ok(())
+        let _knobs = if traced {
+            tracer.prepare(&setup).map_err(|e| anyhow::anyhow!("{e}"))?
+        } else {
+            None
+        };
+        let mut armed = match traced {
+            true => Some(tracer.install(&setup).map_err(|e| anyhow::anyhow!("{e}"))?),
+            false => None,
+        };
+        if let Some(i) = armed.as_mut() {
+            i.arm()?;
+        }
+        let ran = crate::measure::rehearse(plan, runner, counters, armed.as_deref_mut());
+        if let Some(mut i) = armed {
+            i.disarm()?;
+            i.remove()?;
+        }
+        ran
     };
-    function_set::choose(plan.max_functions(), target, tracefs, &mut rehearse)
+    function_set::choose(plan.max_functions(), resolved, tracefs, &mut rehearse)
         .map_err(|e| format!("choosing the other functions: {e:#}"))
 }
 
@@ -201,9 +240,14 @@ fn resolve_target(plan: &AgentPlan, workload: Workload, env: &KernelEnv) -> Resu
     resolve::resolve(&candidates, &kallsyms, filterable.as_ref())
 }
 
-/// Removes probes of our group that a crashed run left behind; returns what it removed.
+/// Removes probes of our group and the trace instance of the functions' screening that a
+/// crashed run left behind; returns what it removed.
 pub fn clear_leftovers(tracefs: &Tracefs) -> Result<Vec<String>> {
     let mut removed = Vec::new();
+    if tracefs.exists(function_set::INSTANCE) {
+        function_set::remove_instance(tracefs)?;
+        removed.push(format!("trace instance {}", function_set::INSTANCE));
+    }
     let group = format!("{}/", tracelab_probes::GROUP);
     for file in ["kprobe_events", "dynamic_events", "uprobe_events"] {
         if !tracefs.exists(file) {
@@ -345,6 +389,7 @@ fn run_cell(
         stack: spec.stack,
         calls: plan.calls.saturating_mul(traced_per_op),
         others,
+        kill_mid_attach: plan.fault == Some(Fault::KillMidAttach),
     };
     let ready = same_domain(kind, workload.kind())
         .and_then(|()| mechanism.check_support(env, workload.kind()))

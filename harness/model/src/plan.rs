@@ -99,6 +99,9 @@ pub enum Fault {
     InterruptWhenArmed,
     /// SIGKILL: nothing cleans up; the next run must.
     KillWhenArmed,
+    /// SIGKILL halfway through defining a cell's probes on several functions
+    /// (`--functions`): hundreds of probes left, the next run must remove them all.
+    KillMidAttach,
     /// The kernel panics (sysrq `c`) this many milliseconds of guest time after the agent
     /// starts: what the host does with a guest that dies mid-run (`tracelab chaos`).
     PanicAfterMs(u64),
@@ -119,12 +122,13 @@ impl std::str::FromStr for Fault {
         match s.split_once('=') {
             None if s == "interrupt-when-armed" => Ok(Fault::InterruptWhenArmed),
             None if s == "kill-when-armed" => Ok(Fault::KillWhenArmed),
+            None if s == "kill-mid-attach" => Ok(Fault::KillMidAttach),
             Some(("panic-after-ms", ms)) => ms
                 .parse()
                 .map(Fault::PanicAfterMs)
                 .map_err(|_| format!("panic-after-ms needs a number of milliseconds, not `{ms}`")),
             _ => Err(format!(
-                "unknown fault `{s}` (valid: interrupt-when-armed, kill-when-armed, panic-after-ms=N)"
+                "unknown fault `{s}` (valid: interrupt-when-armed, kill-when-armed, kill-mid-attach, panic-after-ms=N)"
             )),
         }
     }
@@ -242,10 +246,7 @@ impl AgentPlan {
             .any(|(i, n)| self.functions[..i].contains(n));
         if self.functions.is_empty()
             || repeated
-            || self
-                .functions
-                .iter()
-                .any(|&n| n == 0 || n > MAX_FUNCTIONS)
+            || self.functions.iter().any(|&n| n == 0 || n > MAX_FUNCTIONS)
         {
             return Err(PlanError::BadFunctions(self.functions.clone()));
         }

@@ -89,9 +89,15 @@ impl Mechanism for TracefsProbe {
         let installed: Box<dyn Installed> = match self.placement {
             Placement::Entry(kind @ (ProbeKind::Uprobe | ProbeKind::Uretprobe)) => {
                 cell.one_function(self.kind, "it probes the agent's own function")?;
-                Box::new(define(tracefs, cell.target()?, kind, &[])?)
+                Box::new(define(tracefs, cell.target()?, kind, &[], false)?)
             }
-            Placement::Entry(kind) => Box::new(define(tracefs, cell.target()?, kind, cell.others)?),
+            Placement::Entry(kind) => Box::new(define(
+                tracefs,
+                cell.target()?,
+                kind,
+                cell.others,
+                cell.kill_mid_attach,
+            )?),
             Placement::Offset => {
                 cell.one_function(
                     self.kind,
@@ -204,6 +210,7 @@ fn define(
     target: &TargetFunction,
     kind: ProbeKind,
     others: &[Symbol],
+    kill_mid_attach: bool,
 ) -> Result<DynamicProbe> {
     // Unique to this run: another user's `kprobe` event (any group) cannot be mistaken
     // for ours in kprobe_profile, which names events without their group.
@@ -239,7 +246,16 @@ fn define(
     // The others, one event each, named after the target's (`kprobe_60_7`); a failure
     // drops `probe`, which removes every one defined so far.
     for (i, function) in others.iter().enumerate() {
-        let other = ProbeDef::new(kind, &format!("{event}_{i}"), Site::Kernel(function.clone()));
+        if kill_mid_attach && i == others.len() / 2 {
+            // SAFETY: raise has no preconditions; SIGKILL ends the process, as the
+            // clean-up test wants.
+            unsafe { libc::raise(libc::SIGKILL) };
+        }
+        let other = ProbeDef::new(
+            kind,
+            &format!("{event}_{i}"),
+            Site::Kernel(function.clone()),
+        );
         tracefs
             .append(other.control_file(), &other.create_line())
             .with_context(|| format!("defining the probe on other function {function}"))?;
@@ -303,7 +319,7 @@ fn install_at_offset(tracefs: &Tracefs, target: &TargetFunction) -> Result<Box<d
     };
     let mut tried = Vec::new();
     for off in (step..=max).step_by(step as usize) {
-        let Ok(probe) = define(tracefs, target, ProbeKind::KprobeAt(off), &[]) else {
+        let Ok(probe) = define(tracefs, target, ProbeKind::KprobeAt(off), &[], false) else {
             continue;
         };
         match probe.placement.as_deref() {
@@ -426,9 +442,7 @@ impl DynamicProbe {
             l.split_whitespace()
                 .next()
                 .and_then(|d| d.split_once(':'))
-                .is_some_and(|(_, name)| {
-                    name == ours || name.starts_with(&format!("{ours}_"))
-                })
+                .is_some_and(|(_, name)| name == ours || name.starts_with(&format!("{ours}_")))
         }) {
             bail!(
                 "{} still lists {} after removal",

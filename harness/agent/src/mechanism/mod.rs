@@ -72,6 +72,8 @@ pub struct CellSetup<'a> {
     /// The functions traced beside the target (`--functions N`: N − 1 of them), none of
     /// which the workload calls.
     pub others: &'a [Symbol],
+    /// The clean-up test's fault: SIGKILL halfway through defining the others' probes.
+    pub kill_mid_attach: bool,
 }
 
 impl CellSetup<'_> {

@@ -3,6 +3,7 @@
 //! limits and its fallback.
 
 pub mod figures;
+pub mod lines;
 pub mod run_chart;
 pub mod trend;
 

@@ -14,6 +14,7 @@ pub mod model;
 
 use crate::dataset::{self, Run};
 use crate::plot::figures::{self, Bar, Grouped, Heatmap, Tile};
+use crate::plot::lines::{self, Lines};
 use anyhow::{bail, Context, Result};
 use model::Point;
 use std::path::{Path, PathBuf};
@@ -53,12 +54,13 @@ fn slug(s: &str) -> String {
 }
 
 /// Sections of the report, in page order.
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 7] = [
     "Overhead",
     "Mechanism × kernel",
     "Workloads",
     "Payloads",
     "Stacking",
+    "Functions traced",
     "Perf counters",
 ];
 
@@ -87,6 +89,7 @@ pub fn build(title: &str, inputs: &[String], runs: &[Run]) -> Report {
             figs.push(heatmap_figure(&label, unit, &primary, &note));
             figs.extend(stack_figures(&label, unit, &cells));
             figs.extend(payload_figures(&label, unit, &cells));
+            figs.extend(functions_figures(&label, unit, &cells));
         }
         figs.extend(counter_figures(&label, &primary(&here)));
     }
@@ -190,13 +193,15 @@ fn primary_payload(cells: &[&Point]) -> Option<String> {
         .cloned()
 }
 
-/// One cell per mechanism for the overview figures: one program attached, the primary
-/// payload. The payload and stack figures and the tables show the others.
+/// One cell per mechanism for the overview figures: one program attached to one
+/// function, the primary payload. The payload, stack and functions figures and the
+/// tables show the others.
 fn primary<'a>(cells: &[&'a Point]) -> Vec<&'a Point> {
     let payload = primary_payload(cells);
     cells
         .iter()
         .copied()
+        .filter(|p| p.functions == 1)
         .filter(|p| p.stack == 1 && (p.payload.is_none() || p.payload == payload))
         .collect()
 }
@@ -205,10 +210,112 @@ fn primary<'a>(cells: &[&'a Point]) -> Vec<&'a Point> {
 fn primary_note(cells: &[&Point]) -> String {
     let payloads = model::distinct(cells.iter().filter_map(|p| p.payload.clone()));
     let stacked = cells.iter().any(|p| p.stack != 1);
-    match (primary_payload(cells), payloads.len() > 1 || stacked) {
+    let mut note = match (primary_payload(cells), payloads.len() > 1 || stacked) {
         (Some(p), true) => format!("; BPF: payload {p}, one program attached (others below)"),
         _ => String::new(),
+    };
+    if cells.iter().any(|p| p.functions != 1) {
+        note.push_str("; one function traced (more below)");
     }
+    note
+}
+
+/// The functions axis, per kernel: attach and detach time against the number of
+/// functions traced (log–log), and the overhead per call of the workload's function
+/// against it. One line per mechanism measured at more than one N.
+fn functions_figures(arch: &str, unit: Unit, cells: &[&Point]) -> Vec<Figure> {
+    if !cells.iter().any(|p| p.functions != 1) {
+        return Vec::new();
+    }
+    let payload = primary_payload(cells);
+    let mut out = Vec::new();
+    for kernel in model::kernels(cells.iter().copied()) {
+        let here: Vec<&Point> = cells
+            .iter()
+            .copied()
+            .filter(|p| p.kernel == kernel && p.stack == 1)
+            .filter(|p| p.payload.is_none() || p.payload == payload)
+            .collect();
+        let names: Vec<String> = model::distinct(here.iter().map(|p| p.across_functions()))
+            .into_iter()
+            .filter(|n| {
+                model::distinct(
+                    here.iter()
+                        .filter(|p| &p.across_functions() == n)
+                        .map(|p| p.functions),
+                )
+                .len()
+                    > 1
+            })
+            .collect();
+        if names.is_empty() {
+            continue;
+        }
+        let line = |value: &dyn Fn(&Point) -> Option<f64>| -> Vec<(String, Vec<(f64, f64)>)> {
+            names
+                .iter()
+                .map(|n| {
+                    let mut points: Vec<(f64, f64)> = here
+                        .iter()
+                        .filter(|p| &p.across_functions() == n && p.status == Status::Ok)
+                        .filter_map(|p| Some((f64::from(p.functions), value(p)?)))
+                        .collect();
+                    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    (n.clone(), points)
+                })
+                .collect()
+        };
+        let clock = if unit == Unit::Insn {
+            "elapsed guest time under icount (a wait counts at its virtual length)"
+        } else {
+            "elapsed real time"
+        };
+        for (what, step, value) in [
+            (
+                "attach",
+                "from nothing to armed: install and arm",
+                (|p: &Point| p.attach.map(|a| a.attach)) as fn(&Point) -> Option<f64>,
+            ),
+            (
+                "detach",
+                "from armed to nothing: disarm and remove",
+                |p: &Point| p.attach.map(|a| a.detach),
+            ),
+        ] {
+            let title =
+                format!("{arch}, kernel {kernel}: {what} time against functions traced ({unit})");
+            out.push(Figure {
+                id: slug(&format!("functions-{what}-{arch}-{kernel}-{unit}")),
+                title: title.clone(),
+                section: "Functions traced",
+                svg: lines::lines(&Lines {
+                    title,
+                    subtitle: format!("{step}; median over repeats; {clock}; log–log"),
+                    x_label: "functions traced at once".into(),
+                    y_label: format!("{what} time ({unit})"),
+                    log_y: true,
+                    series: line(&value),
+                }),
+            });
+        }
+        let title = format!(
+            "{arch}, kernel {kernel}: overhead per call of the workload's function against functions traced ({unit})"
+        );
+        out.push(Figure {
+            id: slug(&format!("functions-overhead-{arch}-{kernel}-{unit}")),
+            title: title.clone(),
+            section: "Functions traced",
+            svg: lines::lines(&Lines {
+                title,
+                subtitle: "the others attached but never called; median paired overhead".into(),
+                x_label: "functions traced at once".into(),
+                y_label: format!("overhead per call ({unit})"),
+                log_y: false,
+                series: line(&|p: &Point| p.overhead),
+            }),
+        });
+    }
+    out
 }
 
 fn overhead_figure(arch: &str, unit: Unit, cells: &[&Point], note: &str) -> Figure {

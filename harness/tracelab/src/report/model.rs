@@ -52,6 +52,17 @@ impl Point {
         .series()
     }
 
+    /// The series across the functions axis (the number of functions left out).
+    pub fn across_functions(&self) -> String {
+        tracelab_model::cell_id::CellId {
+            mechanism: self.mechanism.clone(),
+            payload: self.payload.clone(),
+            stack: self.stack,
+            functions: self.functions,
+        }
+        .across_functions()
+    }
+
     /// The overhead per call of the traced function: per operation ÷ traced calls per
     /// operation (the same as `overhead` where an operation is one traced call).
     pub fn overhead_per_traced_call(&self) -> Option<f64> {

@@ -190,11 +190,15 @@ impl Loaded {
             }
             Attach::KprobeMulti | Attach::KretprobeMulti if !others.is_empty() => {
                 let ret = self.spec.attach == Attach::KretprobeMulti;
-                return Ok(vec![prog
-                    .attach_kprobe_multi(ret, names())
-                    .with_context(|| {
-                        format!("attaching {} to {} functions", self.program, others.len() + 1)
-                    })?]);
+                return Ok(vec![prog.attach_kprobe_multi(ret, names()).with_context(
+                    || {
+                        format!(
+                            "attaching {} to {} functions",
+                            self.program,
+                            others.len() + 1
+                        )
+                    },
+                )?]);
             }
             _ => {}
         }
