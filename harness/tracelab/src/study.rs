@@ -47,9 +47,15 @@ impl Study {
             .saturating_mul(3);
         // Real time: a cell may add pairs for its whole budget.
         let budget = plan.adaptive.map_or(0, |a| a.budget_secs.saturating_mul(2));
+        // The functions axis: each repeat attaches and detaches every function afresh
+        // (an fprobe on x86_64 7.3 takes about 10^8 guest instructions under TCG, a
+        // second or two of host time each way).
+        let attach = u64::from(plan.max_functions())
+            .saturating_mul(u64::from(plan.repeats) + 1)
+            .saturating_mul(2);
         Timeouts {
             boot: Duration::from_secs(300),
-            record: Duration::from_secs(120 + loops / 5_000 + budget),
+            record: Duration::from_secs(120 + loops / 5_000 + budget + attach),
         }
     }
 
