@@ -281,6 +281,11 @@ fn csv(rows: &[SummaryRow]) -> String {
             u(r.traced_per_op),
             f(r.overhead_per_traced_call),
             f(r.slowdown_pct),
+            r.functions.to_string(),
+            f(r.attach_time),
+            f(r.detach_time),
+            f(r.attach_thread_time),
+            f(r.detach_thread_time),
         ];
         records.push(fields.to_vec());
     }
