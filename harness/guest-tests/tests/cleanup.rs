@@ -183,3 +183,86 @@ fn interrupted_and_killed_runs_leave_nothing_behind() {
         "{text}"
     );
 }
+
+/// SIGKILL halfway through defining 1000 kprobes (`--functions 1000`): about 500 probes
+/// stay behind, and the next run removes every one of them.
+const KILLED_MID_ATTACH: &str = r#"
+/bin/busybox mount -t proc proc /proc
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tracefs tracefs /sys/kernel/tracing
+mount -t debugfs debugfs /sys/kernel/debug
+/tracelab-agent --plan /plan.json > /tmp/kill.out 2>&1
+echo "@@check killed exit $?"
+report killed
+/tracelab-agent --plan /small.json > /tmp/rerun.out 2>&1
+echo "@@check rerun exit $?"
+echo "@@check rerun removed $(grep -o 'probe tracelab/kprobe_[0-9_]*' /tmp/rerun.out | wc -l)"
+report rerun
+reboot -f
+"#;
+
+#[test]
+fn a_run_killed_while_attaching_1000_probes_leaves_nothing_behind() {
+    let catalog = Catalog::new(None).expect("catalog");
+    let kernel = catalog
+        .fetch_kernel(KernelVersion::V6_12, Arch::X86_64, false)
+        .expect("kernel");
+    let busybox = catalog.fetch_busybox(Arch::X86_64).expect("busybox");
+    let init = format!("#!/bin/busybox sh\n{REPORT_STATE}{KILLED_MID_ATTACH}");
+    let mut kill: serde_json::Value =
+        serde_json::from_str(&plan(&["kprobe"], 200, 1, Some("kill-mid-attach"))).expect("plan");
+    kill["functions"] = serde_json::json!([1000]);
+    let mut archive = initramfs::build_with_init(&agent(), &busybox, &kill.to_string(), &init)
+        .expect("initramfs");
+    archive.extend(
+        initramfs::extra_files(&[("small.json".to_string(), plan(&["baseline"], 100, 1, None))])
+            .expect("extra files"),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let initrd = dir.path().join("initrd.cpio");
+    std::fs::write(&initrd, archive).expect("write initrd");
+    let setup = Setup::new(Arch::X86_64, Mode::Icount, Accel::Tcg);
+    let timeouts = Timeouts {
+        boot: Duration::from_secs(600),
+        record: Duration::from_secs(900),
+    };
+    let outcome = console::run(setup.command(&kernel.image, &initrd), timeouts, &mut |_| {
+        Ok(())
+    })
+    .expect("guest ran");
+    let checks: Vec<String> = outcome
+        .tail
+        .iter()
+        .filter_map(|l| l.split_once("@@check ").map(|(_, c)| c.trim().to_string()))
+        .collect();
+    let text = checks.join("\n");
+    // 137: killed by SIGKILL, with the target's probe and half the others defined.
+    assert!(checks.iter().any(|c| c == "killed exit 137"), "{text}");
+    let left: u32 = checks
+        .iter()
+        .find_map(|c| c.strip_prefix("killed probes "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!((400..=1000).contains(&left), "{left} probes left: {text}");
+    let removed: u32 = checks
+        .iter()
+        .find_map(|c| c.strip_prefix("rerun removed "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    // kprobe_events lists each probe once (dynamic_events too: `left` counts both).
+    assert_eq!(removed * 2, left, "{text}");
+    for expected in [
+        "rerun exit 0",
+        "rerun probes 0",
+        "rerun tracer nop",
+        "rerun filter 0",
+    ] {
+        assert!(
+            checks.iter().any(|c| c == expected),
+            "missing `{expected}` in:\n{text}"
+        );
+    }
+}
