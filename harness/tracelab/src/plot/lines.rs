@@ -34,6 +34,16 @@ fn placeable(points: &[(f64, f64)], log_y: bool) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// A tick label: `1e9` for the decades of a log axis, plain below 10^5.
+fn tick(v: f64) -> String {
+    if v.abs() >= 1e5 {
+        format!("{v:.0e}")
+    } else {
+        let s = format!("{v:.2}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
 fn draw(fig: &Lines) -> DrawResult<String> {
     let series: Vec<(String, Vec<(f64, f64)>)> = fig
         .series
@@ -82,6 +92,8 @@ fn draw(fig: &Lines) -> DrawResult<String> {
                     .configure_mesh()
                     .x_desc(fig.x_label.clone())
                     .y_desc(fig.y_label.clone())
+                    .x_label_formatter(&|v| tick(*v))
+                    .y_label_formatter(&|v| tick(*v))
                     .label_style((FONT, 12))
                     .draw()?;
                 for (i, (_, points)) in series.iter().enumerate() {
@@ -121,6 +133,13 @@ fn draw(fig: &Lines) -> DrawResult<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticks_are_short() {
+        assert_eq!(tick(1e9), "1e9");
+        assert_eq!(tick(100.0), "100");
+        assert_eq!(tick(12.5), "12.5");
+    }
 
     #[test]
     fn draws_log_log_and_leaves_out_what_it_cannot_place() {
