@@ -17,6 +17,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use tracelab_model::schema::Status;
 
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
 /// What identifies a series across nights.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct SeriesKey {
@@ -27,6 +31,9 @@ pub struct SeriesKey {
     pub mechanism: String,
     pub payload: Option<String>,
     pub stack: u32,
+    /// Functions traced at once (`--functions`; left out of the JSON when 1).
+    #[serde(skip_serializing_if = "is_one")]
+    pub functions: u32,
     pub unit: String,
     pub kernel_args: String,
     /// Guest CPUs (`--vcpus`).
@@ -44,6 +51,9 @@ impl SeriesKey {
         }
         if self.stack != 1 {
             s.push_str(&format!(" ×{}", self.stack));
+        }
+        if self.functions != 1 {
+            s.push_str(&format!(" on {} functions", self.functions));
         }
         if !self.kernel_args.is_empty() {
             s.push_str(&format!(" [{}]", self.kernel_args));
@@ -150,6 +160,7 @@ fn key(row: &SummaryRow, meta: &RunMeta, host: &str) -> SeriesKey {
         mechanism: row.mechanism.clone(),
         payload: row.payload.clone(),
         stack: row.stack,
+        functions: row.functions,
         unit: row.unit.to_string(),
         kernel_args: meta
             .extra
