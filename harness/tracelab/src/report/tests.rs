@@ -232,3 +232,49 @@ fn two_vcpu_runs_get_panels_of_their_own() {
         "{titles:?}"
     );
 }
+
+#[test]
+fn the_functions_axis_gets_curves_and_leaves_the_overview_alone() {
+    let mut runs = synthetic::matrix(&["x86_64"], &["6.12"], 3, 3.0);
+    let run = &mut runs[0];
+    let one = run
+        .cells
+        .iter()
+        .find(|c| c.measured.mechanism == "kprobe" && c.summary.is_some())
+        .expect("a kprobe cell")
+        .clone();
+    for (n, attach) in [(1u32, 3e7), (10, 1.3e8), (100, 1.2e9)] {
+        let mut c = one.clone();
+        c.measured.functions = n;
+        if let Some(s) = c.summary.as_mut() {
+            s.attach = Some(tracelab_model::summary::AttachSummary {
+                attach,
+                detach: attach * 5.0,
+                attach_thread: attach / 2.0,
+                detach_thread: attach / 10.0,
+            });
+        }
+        if n == 1 {
+            run.cells.retain(|x| x.measured.mechanism != "kprobe");
+        }
+        run.cells.push(c);
+    }
+    let r = build("t", &["ds".into()], &runs);
+    let titles: Vec<&str> = r.figures.iter().map(|f| f.title.as_str()).collect();
+    for t in [
+        "x86_64, kernel 6.12: attach time against functions traced (insn)",
+        "x86_64, kernel 6.12: detach time against functions traced (insn)",
+        "x86_64, kernel 6.12: overhead per call of the workload's function against functions traced (insn)",
+    ] {
+        assert!(titles.contains(&t), "{t}: {titles:?}");
+    }
+    let overview = r
+        .figures
+        .iter()
+        .find(|f| f.section == "Overhead")
+        .expect("overview");
+    assert!(
+        !overview.svg.contains("on 10 functions"),
+        "the overview keeps N = 1"
+    );
+}
