@@ -17,8 +17,6 @@ use tracelab_probes::Symbol;
 
 /// Rounds of screening before the choice gives up: each round drops what fired in it.
 const MAX_ROUNDS: usize = 6;
-/// Names per write to `set_ftrace_filter` (a tracefs write is parsed a page at a time).
-const NAMES_PER_WRITE: usize = 200;
 /// Names of screened-out functions kept in the choice's description.
 const NAMED_SCREENED: usize = 12;
 /// Prefixes of the BPF syscall's own code: the agent reads its BPF counters between the
@@ -313,10 +311,9 @@ fn filter_by(
     spell: impl Fn(&Candidate) -> String,
 ) -> Result<BTreeSet<String>> {
     tracefs.write(filter, "")?;
-    for chunk in chosen.chunks(NAMES_PER_WRITE) {
-        let text: Vec<String> = chunk.iter().map(|c| spell(c)).collect();
-        tracefs.append(filter, &text.join("\n"))?;
-    }
+    let spelled: Vec<String> = chosen.iter().map(|c| spell(c)).collect();
+    let lines: Vec<&str> = spelled.iter().map(String::as_str).collect();
+    tracefs.append_lines(filter, &lines)?;
     Ok(tracefs
         .read(filter)?
         .lines()

@@ -70,6 +70,16 @@ impl Tracefs {
         self.write_with(rel, line, true)
     }
 
+    /// Appends `lines` to a file that takes one entry per line (`set_ftrace_filter`), a
+    /// bounded number per write: the kernel parses a write a page at a time.
+    pub fn append_lines(&self, rel: &str, lines: &[&str]) -> Result<()> {
+        const LINES_PER_WRITE: usize = 200;
+        for chunk in lines.chunks(LINES_PER_WRITE) {
+            self.append(rel, &chunk.join("\n"))?;
+        }
+        Ok(())
+    }
+
     fn write_with(&self, rel: &str, text: &str, append: bool) -> Result<()> {
         let path = self.root.join(rel);
         let result = OpenOptions::new()

@@ -104,9 +104,6 @@ fn filter_lines(text: &str) -> Vec<&str> {
         .collect()
 }
 
-/// Names per write to `set_ftrace_filter` when it gets many.
-const NAMES_PER_WRITE: usize = 200;
-
 fn install(
     tracefs: &Tracefs,
     target: &TargetFunction,
@@ -160,10 +157,8 @@ fn install(
     };
     crate::cleanup::record(|s| s.ftrace_filter = true)?;
     tracefs.write("set_ftrace_filter", target.symbol.as_str())?;
-    for chunk in others.chunks(NAMES_PER_WRITE) {
-        let names: Vec<&str> = chunk.iter().map(|s| s.as_str()).collect();
-        tracefs.append("set_ftrace_filter", &names.join("\n"))?;
-    }
+    let names: Vec<&str> = others.iter().map(|s| s.as_str()).collect();
+    tracefs.append_lines("set_ftrace_filter", &names)?;
     // A filter that silently did not apply would trace every function in the kernel.
     let applied = tracefs.read("set_ftrace_filter")?;
     let lines = filter_lines(&applied);

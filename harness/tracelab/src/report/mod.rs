@@ -197,11 +197,19 @@ fn primary_payload(cells: &[&Point]) -> Option<String> {
 /// function, the primary payload. The payload, stack and functions figures and the
 /// tables show the others.
 fn primary<'a>(cells: &[&'a Point]) -> Vec<&'a Point> {
+    one_program(cells)
+        .into_iter()
+        .filter(|p| p.functions == 1)
+        .collect()
+}
+
+/// The cells with one program attached and the primary payload, on any number of
+/// functions.
+fn one_program<'a>(cells: &[&'a Point]) -> Vec<&'a Point> {
     let payload = primary_payload(cells);
     cells
         .iter()
         .copied()
-        .filter(|p| p.functions == 1)
         .filter(|p| p.stack == 1 && (p.payload.is_none() || p.payload == payload))
         .collect()
 }
@@ -227,14 +235,13 @@ fn functions_figures(arch: &str, unit: Unit, cells: &[&Point]) -> Vec<Figure> {
     if !cells.iter().any(|p| p.functions != 1) {
         return Vec::new();
     }
-    let payload = primary_payload(cells);
+    let cells = one_program(cells);
     let mut out = Vec::new();
     for kernel in model::kernels(cells.iter().copied()) {
         let here: Vec<&Point> = cells
             .iter()
             .copied()
-            .filter(|p| p.kernel == kernel && p.stack == 1)
-            .filter(|p| p.payload.is_none() || p.payload == payload)
+            .filter(|p| p.kernel == kernel)
             .collect();
         let names: Vec<String> = model::distinct(here.iter().map(|p| p.across_functions()))
             .into_iter()
