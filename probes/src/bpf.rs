@@ -43,9 +43,16 @@ impl Event {
 /// Map names in the object.
 pub const COUNTS_MAP: &str = "tracelab_counts";
 pub const EVENTS_MAP: &str = "tracelab_events";
-/// Slots of the per-CPU counter map.
+/// The stacktrace payload's per-CPU buffer and the stackid payload's stack map: each is
+/// created only for its payload.
+pub const STACK_BUF_MAP: &str = "tracelab_stack_buf";
+pub const STACKS_MAP: &str = "tracelab_stacks";
+/// Slots of the per-CPU counter map: events, failures, frames of the stacks taken.
 pub const SLOT_HITS: u32 = 0;
 pub const SLOT_DROPS: u32 = 1;
+pub const SLOT_FRAMES: u32 = 2;
+/// Frames a stack map entry holds (`STACK_FRAMES` in the C).
+pub const STACK_FRAMES: usize = 127;
 /// The prefix of every program name (the kernel keeps 15 characters of a name).
 pub const PROG_PREFIX: &str = "tracelab_";
 /// The in-kernel workloads' driver programs: each `BPF_PROG_TEST_RUN` with a u64

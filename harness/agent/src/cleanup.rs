@@ -62,6 +62,9 @@ pub struct State {
     /// The `tracing_on` value to put back (a host may have had tracing off).
     #[serde(default)]
     pub tracing_on: Option<String>,
+    /// Trace options (`options/<name>`) to put back, by name.
+    #[serde(default)]
+    pub options: std::collections::BTreeMap<String, String>,
 }
 
 fn state_path() -> PathBuf {
@@ -109,6 +112,10 @@ pub fn recover(tracefs: &Tracefs) -> Result<Vec<String>> {
     if let Some(old) = &state.tracing_on {
         tracefs.write("tracing_on", old)?;
         done.push(format!("tracing_on → {old}"));
+    }
+    for (name, old) in &state.options {
+        tracefs.write(&format!("options/{name}"), old)?;
+        done.push(format!("options/{name} → {old}"));
     }
     if let Some(old) = &state.kprobes_optimization {
         fs::write(crate::tracefs::KPROBES_OPTIMIZATION, old)
@@ -173,9 +180,23 @@ mod tests {
 
         record(|s| s.tracer = Some("function".into())).unwrap();
         record(|s| s.ftrace_filter = true).unwrap();
+        record(|s| {
+            s.options.insert("stacktrace".into(), "0".into());
+        })
+        .unwrap();
         let state: State = serde_json::from_slice(&fs::read(state_path()).unwrap()).unwrap();
         assert_eq!(state.tracer.as_deref(), Some("function"));
         assert!(state.ftrace_filter);
+        assert_eq!(
+            state.options.get("stacktrace").map(String::as_str),
+            Some("0")
+        );
+        // A state file of a lab before trace options still reads.
+        let old: State = serde_json::from_str(
+            r#"{"pid":1,"tracer":null,"ftrace_filter":false,"kprobes_optimization":null}"#,
+        )
+        .unwrap();
+        assert!(old.options.is_empty());
         forget();
         assert!(!state_path().exists());
     }

@@ -63,6 +63,7 @@ fn capture_now() -> KernelState {
             .unwrap_or_default()
             .trim()
             .to_string(),
+        trace_options: entries("trace_options"),
         bpf_programs: programs
             .iter()
             .filter(|(_, n)| ours(n))

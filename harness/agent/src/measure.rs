@@ -15,7 +15,7 @@ use crate::quiesce::{Monitor, Policy};
 use anyhow::{bail, Context, Result};
 use tracelab_model::plan::{Adaptive, AgentPlan, Fault};
 use tracelab_model::schema::{
-    AttachTime, Cleanliness, Measured, Phase, Precision, Sample, Span, Stopped, Unit,
+    AttachTime, Cleanliness, Measured, Phase, Precision, Sample, Span, StackTraces, Stopped, Unit,
 };
 use tracelab_model::summary::{half_width, precision_goal, summarize};
 use tracelab_workloads::Runner;
@@ -258,6 +258,8 @@ fn pairs(loops: &mut Loops<'_>, installs: Installs<'_>, out: &mut Measured) -> R
     } else {
         installs.first
     };
+    // The stack traces of the installs already removed (stack-trace payloads).
+    let mut removed_traces = StackTraces::default();
     let started = now_ns();
     for repeat in 0.. {
         if repeat >= plan.repeats {
@@ -351,10 +353,17 @@ fn pairs(loops: &mut Loops<'_>, installs: Installs<'_>, out: &mut Measured) -> R
             out.kernel_stats.push(k);
         }
         let ((), disarm_time) = timed(|| installed.disarm())?;
+        let traces = installed.stack_traces()?;
         let remove_time = if installed.inert_when_disarmed() && !fresh {
+            // Counted since its install: what it took so far replaces the last read.
+            out.stack_traces = traces.map(|t| t.plus(removed_traces));
             kept = Some(installed);
             None
         } else {
+            if let Some(t) = traces {
+                removed_traces = removed_traces.plus(t);
+                out.stack_traces = Some(removed_traces);
+            }
             let ((), span) = timed(|| installed.remove().context("detaching"))?;
             Some(span)
         };

@@ -21,6 +21,9 @@ pub(crate) enum Role {
     Entry,
     /// function_graph's return event.
     Return,
+    /// A kernel stack (`events/ftrace/kernel_stack`) after an event, with the stack
+    /// trace option; its field is the number of frames.
+    Stack,
 }
 
 /// An event the mechanism writes: its type id and the field holding the traced address.
@@ -52,7 +55,7 @@ fn parse_format(text: &str, field: &str, role: Role) -> Result<EventSpec> {
         .context("bad event id")?;
     let (offset, size) = field_place(text, field)?;
     if size != 4 && size != 8 {
-        bail!("field `{field}` is {size} bytes, not an address");
+        bail!("field `{field}` is {size} bytes, not an address or a count");
     }
     Ok(EventSpec {
         id,
@@ -93,9 +96,13 @@ pub(crate) struct Tally {
     pub calls: u64,
     pub entries: u64,
     pub returns: u64,
+    /// Stack traces, and their frames together.
+    pub stacks: u64,
+    pub frames: u64,
 }
 
 impl Tally {
+    /// The mechanism's events (stack traces are not events of their own).
     pub(crate) fn events(&self) -> u64 {
         self.calls + self.entries + self.returns
     }
@@ -211,6 +218,17 @@ fn check_event(event: &[u8], specs: &[EventSpec], range: Range, tally: &mut Tall
     };
     let address =
         uint_at(event, spec.offset, spec.size).context("an event shorter than its format")?;
+    let count = match spec.role {
+        Role::Stack => {
+            // Not an address: the number of frames.
+            tally.stacks += 1;
+            tally.frames += address;
+            return Ok(());
+        }
+        Role::Call => &mut tally.calls,
+        Role::Entry => &mut tally.entries,
+        Role::Return => &mut tally.returns,
+    };
     if address < range.start || address >= range.end {
         bail!(
             "the trace holds an event at {address:#x}{}, outside the target function ({:#x}..{:#x})",
@@ -219,11 +237,7 @@ fn check_event(event: &[u8], specs: &[EventSpec], range: Range, tally: &mut Tall
             range.end
         );
     }
-    match spec.role {
-        Role::Call => tally.calls += 1,
-        Role::Entry => tally.entries += 1,
-        Role::Return => tally.returns += 1,
-    }
+    *count += 1;
     Ok(())
 }
 

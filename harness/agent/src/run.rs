@@ -356,6 +356,7 @@ fn run_cell(
         functions: id.functions,
         traced,
         attach_times: Vec::new(),
+        stack_traces: None,
         workload: workload.kind().name().to_string(),
         function: (kind != MechanismKind::Baseline)
             .then(|| target.as_ref().map(|t| t.symbol.to_string()).ok())

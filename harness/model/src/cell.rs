@@ -34,6 +34,7 @@ impl Cell {
         }
         if let Some(s) = summary.as_mut() {
             s.attach = crate::summary::attach_summary(&measured.attach_times);
+            s.stack_depth = measured.stack_traces.and_then(|t| t.depth());
         }
         Cell {
             schema_version: SCHEMA_VERSION,

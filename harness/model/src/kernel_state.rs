@@ -17,6 +17,9 @@ pub struct KernelState {
     pub tracing_on: String,
     pub buffer_size_kb: String,
     pub kprobes_optimization: String,
+    /// Lines of `trace_options` (`stacktrace`, `nofunc_stack_trace`, ...).
+    #[serde(default)]
+    pub trace_options: Vec<String>,
     /// Loaded BPF programs, maps and links of the lab (`tracelab_*` names; a link by the
     /// program it runs), each as `name (id N)`.
     pub bpf_programs: Vec<String>,
@@ -70,6 +73,12 @@ impl KernelState {
                 out.push(format!("{what} {now} (was {then})"));
             }
         }
+        out.extend(
+            self.trace_options
+                .iter()
+                .filter(|o| !before.trace_options.contains(o))
+                .map(|o| format!("trace option {o}")),
+        );
         if !same_buffer_size(&self.buffer_size_kb, &before.buffer_size_kb) {
             out.push(format!(
                 "buffer_size_kb {} (was {})",
@@ -125,7 +134,10 @@ mod tests {
         now.tracing_on = "1".into();
         now.kprobes_optimization = "0".into();
         now.bpf_links = vec!["tracelab_fentry_count (id 7)".into()];
-        let left = now.leftovers(&boot());
+        now.trace_options = vec!["stacktrace".into()];
+        let mut then = boot();
+        then.trace_options = vec!["nostacktrace".into()];
+        let left = now.leftovers(&then);
         assert_eq!(
             left,
             [
@@ -134,6 +146,7 @@ mod tests {
                 "current_tracer function_graph (was nop)",
                 "tracing_on 1 (was 0)",
                 "kprobes-optimization 0 (was 1)",
+                "trace option stacktrace",
             ]
         );
     }

@@ -1,4 +1,5 @@
-//! What an attached BPF program does each time it runs: an axis of BPF cells.
+//! What an attached program does each time it runs: an axis of BPF cells, and of the
+//! tracefs mechanisms for the stack trace.
 
 use strum::{IntoStaticStr, VariantArray};
 
@@ -11,12 +12,30 @@ pub enum Payload {
     Count,
     /// Reserves and submits an event to a BPF ring buffer that user space drains.
     Record,
+    /// Takes the kernel stack at every hit: `bpf_get_stack` into a per-CPU buffer for
+    /// BPF; ftrace's `stacktrace` option (`func_stack_trace` for the function tracer) for
+    /// the tracefs mechanisms, whose other cells carry no payload.
+    Stacktrace,
+    /// `bpf_get_stackid` into a stack map (BPF only): the profilers' way, one hash
+    /// lookup per hit instead of a copy.
+    Stackid,
 }
 
 crate::named!(Payload, "payload");
 
 impl Payload {
-    pub const ALL: [Payload; 3] = [Payload::Empty, Payload::Count, Payload::Record];
+    pub const ALL: [Payload; 5] = [
+        Payload::Empty,
+        Payload::Count,
+        Payload::Record,
+        Payload::Stacktrace,
+        Payload::Stackid,
+    ];
+
+    /// Whether it takes a stack trace (and its cells record the stack depth).
+    pub fn takes_stack(self) -> bool {
+        matches!(self, Payload::Stacktrace | Payload::Stackid)
+    }
 
     /// Parses a comma-separated list (`all` selects every payload).
     pub fn parse_list(s: &str) -> Result<Vec<Payload>, crate::names::UnknownName> {
@@ -37,8 +56,11 @@ mod tests {
                 Some(format!("\"{}\"", p.name()))
             );
         }
-        assert_eq!(Payload::parse_list("all").map(|v| v.len()), Ok(3));
+        assert_eq!(Payload::parse_list("all").map(|v| v.len()), Ok(5));
         let err = Payload::parse_list("count,log").unwrap_err().to_string();
-        assert_eq!(err, "unknown payload `log` (valid: empty, count, record)");
+        assert_eq!(
+            err,
+            "unknown payload `log` (valid: empty, count, record, stacktrace, stackid)"
+        );
     }
 }

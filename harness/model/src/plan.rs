@@ -62,7 +62,8 @@ pub struct AgentPlan {
     /// The kernel's build configuration (`CONFIG_*` → value), when the host knows it; used
     /// to name the missing option when a mechanism is unsupported.
     pub kernel_config: BTreeMap<String, String>,
-    /// What BPF programs do (one cell per payload; other mechanisms have none).
+    /// What BPF programs do (one cell per payload); the tracefs mechanisms take the stack
+    /// trace only (their other cells have no payload).
     #[serde(default = "default_payloads")]
     pub payloads: Vec<Payload>,
     /// Programs stacked on the function (one cell per value; BPF mechanisms only, the
@@ -301,13 +302,15 @@ impl AgentPlan {
                 &self.functions
             };
             if !m.is_bpf() {
-                for &n in functions {
-                    cells.push(CellSpec {
-                        mechanism: m,
-                        payload: None,
-                        stack: 1,
-                        functions: n,
-                    });
+                for payload in self.tracefs_payloads(m) {
+                    for &n in functions {
+                        cells.push(CellSpec {
+                            mechanism: m,
+                            payload,
+                            stack: 1,
+                            functions: n,
+                        });
+                    }
                 }
                 continue;
             }
@@ -325,6 +328,23 @@ impl AgentPlan {
             }
         }
         cells
+    }
+
+    /// The payloads of a mechanism that is not BPF: the stack trace when the plan has it,
+    /// and its event alone (no payload) when the plan has a payload that takes no stack
+    /// (or no stack trace at all).
+    fn tracefs_payloads(&self, m: MechanismKind) -> Vec<Option<Payload>> {
+        let stack = self.payloads.contains(&Payload::Stacktrace);
+        if m == MechanismKind::Baseline || !stack {
+            return vec![None];
+        }
+        let plain = self.payloads.iter().any(|p| !p.takes_stack());
+        let mut out = Vec::new();
+        if plain {
+            out.push(None);
+        }
+        out.push(Some(Payload::Stacktrace));
+        out
     }
 
     /// The most functions any cell traces at once.
@@ -402,6 +422,37 @@ mod tests {
         let labels: Vec<String> = p.cells().iter().map(|c| c.id().label()).collect();
         assert_eq!(labels, ["baseline", "kprobe", "kprobe/n10"]);
         assert_eq!(p.max_functions(), 10);
+        // The stack trace is the one payload a tracefs mechanism takes.
+        let mut p = plan();
+        p.mechanisms = vec![
+            MechanismKind::Baseline,
+            MechanismKind::Kprobe,
+            MechanismKind::BpfKprobe,
+        ];
+        p.payloads = vec![Payload::Count, Payload::Stacktrace, Payload::Stackid];
+        let labels: Vec<String> = p.cells().iter().map(|c| c.id().label()).collect();
+        assert_eq!(
+            labels,
+            [
+                "baseline",
+                "kprobe",
+                "kprobe/stacktrace/k1",
+                "bpf-kprobe/count/k1",
+                "bpf-kprobe/stacktrace/k1",
+                "bpf-kprobe/stackid/k1"
+            ]
+        );
+        p.payloads = vec![Payload::Stacktrace, Payload::Stackid];
+        let labels: Vec<String> = p.cells().iter().map(|c| c.id().label()).collect();
+        assert_eq!(
+            labels,
+            [
+                "baseline",
+                "kprobe/stacktrace/k1",
+                "bpf-kprobe/stacktrace/k1",
+                "bpf-kprobe/stackid/k1"
+            ]
+        );
     }
 
     #[test]

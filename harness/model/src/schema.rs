@@ -166,6 +166,9 @@ pub struct Measured {
     /// about; every cell that installs something records it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attach_times: Vec<AttachTime>,
+    /// The stack traces a stack-trace payload took (`stacktrace`, `stackid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_traces: Option<StackTraces>,
     pub workload: String,
     /// The kernel function traced, as the kernel names it.
     pub function: Option<String>,
@@ -262,6 +265,31 @@ impl AttachTime {
     }
 }
 
+/// The stack traces of a stack-trace payload, over the loops of the cell's installs:
+/// for `stacktrace` every trace taken (the kernel's `size` of each ftrace stack entry, or
+/// the bytes `bpf_get_stack` wrote); for `stackid` the distinct stacks its map holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackTraces {
+    pub traces: u64,
+    /// Frames over all of them.
+    pub frames: u64,
+}
+
+impl StackTraces {
+    /// Mean frames per trace; None without any trace.
+    pub fn depth(&self) -> Option<f64> {
+        (self.traces > 0).then(|| self.frames as f64 / self.traces as f64)
+    }
+
+    /// Both together (two installs of one cell).
+    pub fn plus(self, other: StackTraces) -> StackTraces {
+        StackTraces {
+            traces: self.traces + other.traces,
+            frames: self.frames + other.frames,
+        }
+    }
+}
+
 /// Why a real-time cell stopped adding pairs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -324,6 +352,7 @@ impl Measured {
             functions: 1,
             traced: None,
             attach_times: Vec::new(),
+            stack_traces: None,
             workload: workload.to_string(),
             function: None,
             attach: None,

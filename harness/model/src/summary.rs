@@ -50,6 +50,9 @@ pub struct Summary {
     /// and removed in a repeat; absent before the lab kept them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attach: Option<AttachSummary>,
+    /// Mean frames per stack trace (stack-trace payloads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_depth: Option<f64>,
 }
 
 /// Medians of a cell's attach and detach times ([`crate::schema::AttachTime`]), in the
@@ -159,6 +162,7 @@ pub fn summarize(samples: &[Sample]) -> Option<Summary> {
         counter_overhead,
         cycles_minus_clock,
         attach: None,
+        stack_depth: None,
     })
 }
 

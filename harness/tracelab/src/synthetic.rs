@@ -132,6 +132,7 @@ pub fn cell(meta: &RunMeta, spec: &CellSpec, repeats: u32, calls: u64) -> Cell {
             counter_overhead: BTreeMap::new(),
             cycles_minus_clock: None,
             attach: None,
+            stack_depth: None,
         }
     });
     Cell {

@@ -15,6 +15,11 @@
  *   record - reserves, fills and submits an event to a BPF ring buffer without wakeup
  *            (BPF_RB_NO_WAKEUP: the agent drains it after each loop, so no irq_work is
  *            queued per event); a failed reservation is counted, never ignored.
+ *   stacktrace - copies the kernel stack into a per-CPU buffer with bpf_get_stack and
+ *            counts it and its frames; a failed copy is counted, never ignored.
+ *   stackid - hashes the kernel stack into a stack map with bpf_get_stackid (the
+ *            profilers' way) and counts it; a failure is counted. The agent reads the
+ *            map's stacks for their depth.
  */
 #include "uapi.h"
 #include <bpf/bpf_helpers.h>
@@ -45,14 +50,35 @@ struct tracelab_event tracelab_event_layout = {};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 3);
 	__type(key, __u32);
 	__type(value, __u64);
 } tracelab_counts SEC(".maps");
 
-/* Slots of tracelab_counts. */
+/* Slots of tracelab_counts: events, failures (a full ring buffer, a stack not taken),
+ * and the frames of the stacks taken. */
 #define SLOT_HITS 0
 #define SLOT_DROPS 1
+#define SLOT_FRAMES 2
+
+/* The kernel's default perf_event_max_stack: the deepest stack a helper returns. */
+#define STACK_FRAMES 127
+
+/* Where bpf_get_stack copies (created only for the stacktrace payload). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__uint(value_size, STACK_FRAMES * sizeof(__u64));
+} tracelab_stack_buf SEC(".maps");
+
+/* The stackid payload's stack map (created only for it). */
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__uint(value_size, STACK_FRAMES * sizeof(__u64));
+} tracelab_stacks SEC(".maps");
 
 /* Sized by the agent before load (it must hold one timed loop's events). */
 struct {
@@ -60,26 +86,61 @@ struct {
 	__uint(max_entries, 4096);
 } tracelab_events SEC(".maps");
 
-static __always_inline void bump(__u32 slot)
+static __always_inline void add(__u32 slot, __u64 n)
 {
 	__u64 *c = bpf_map_lookup_elem(&tracelab_counts, &slot);
 
 	if (c)
-		*c += 1;
+		*c += n;
 }
 
-static __always_inline int payload_empty(void)
+static __always_inline void bump(__u32 slot)
+{
+	add(slot, 1);
+}
+
+static __always_inline int payload_empty(void *ctx)
 {
 	return 0;
 }
 
-static __always_inline int payload_count(void)
+static __always_inline int payload_count(void *ctx)
 {
 	bump(SLOT_HITS);
 	return 0;
 }
 
-static __always_inline int payload_record(void)
+static __always_inline int payload_stacktrace(void *ctx)
+{
+	__u32 zero = 0;
+	__u64 *buf = bpf_map_lookup_elem(&tracelab_stack_buf, &zero);
+	long n;
+
+	if (!buf) {
+		bump(SLOT_DROPS);
+		return 0;
+	}
+	n = bpf_get_stack(ctx, buf, STACK_FRAMES * sizeof(__u64), 0);
+	if (n < 0) {
+		bump(SLOT_DROPS);
+		return 0;
+	}
+	bump(SLOT_HITS);
+	add(SLOT_FRAMES, n / sizeof(__u64));
+	return 0;
+}
+
+static __always_inline int payload_stackid(void *ctx)
+{
+	if (bpf_get_stackid(ctx, &tracelab_stacks, 0) < 0) {
+		bump(SLOT_DROPS);
+		return 0;
+	}
+	bump(SLOT_HITS);
+	return 0;
+}
+
+static __always_inline int payload_record(void *ctx)
 {
 	struct tracelab_event *e;
 
@@ -97,31 +158,31 @@ static __always_inline int payload_record(void)
 
 /* Program names: tracelab_<attach>_<payload>. The kernel keeps 15 characters of a name;
  * the `tracelab_` prefix survives, which is what the agent's leftover check looks for. */
-#define TRACELAB_PROGS(sec, attach)                                              \
-	SEC(sec) int tracelab_##attach##_empty(void *ctx) { return payload_empty(); } \
-	SEC(sec) int tracelab_##attach##_count(void *ctx) { return payload_count(); } \
-	SEC(sec) int tracelab_##attach##_record(void *ctx) { return payload_record(); }
+#define TRACELAB_PROG(sec, attach, payload) \
+	SEC(sec) int tracelab_##attach##_##payload(void *ctx) { return payload_##payload(ctx); }
+
+#define TRACELAB_PROGS(sec, attach)             \
+	TRACELAB_PROG(sec, attach, empty)       \
+	TRACELAB_PROG(sec, attach, count)       \
+	TRACELAB_PROG(sec, attach, record)      \
+	TRACELAB_PROG(sec, attach, stacktrace)  \
+	TRACELAB_PROG(sec, attach, stackid)
 
 /* The sys_enter tracepoint fires for every syscall: only getppid runs the payload. */
-#define TRACELAB_SYS_ENTER_PROGS(sec, attach)                                  \
-	SEC(sec) int tracelab_##attach##_empty(__u64 *ctx)                          \
-	{                                                                          \
-		if (ctx[1] != TRACELAB_NR_GETPPID)                                  \
-			return 0;                                                  \
-		return payload_empty();                                            \
-	}                                                                          \
-	SEC(sec) int tracelab_##attach##_count(__u64 *ctx)                          \
-	{                                                                          \
-		if (ctx[1] != TRACELAB_NR_GETPPID)                                  \
-			return 0;                                                  \
-		return payload_count();                                            \
-	}                                                                          \
-	SEC(sec) int tracelab_##attach##_record(__u64 *ctx)                         \
-	{                                                                          \
-		if (ctx[1] != TRACELAB_NR_GETPPID)                                  \
-			return 0;                                                  \
-		return payload_record();                                           \
+#define TRACELAB_SYS_ENTER_PROG(sec, attach, payload)                        \
+	SEC(sec) int tracelab_##attach##_##payload(__u64 *ctx)               \
+	{                                                                    \
+		if (ctx[1] != TRACELAB_NR_GETPPID)                            \
+			return 0;                                            \
+		return payload_##payload(ctx);                               \
 	}
+
+#define TRACELAB_SYS_ENTER_PROGS(sec, attach)            \
+	TRACELAB_SYS_ENTER_PROG(sec, attach, empty)      \
+	TRACELAB_SYS_ENTER_PROG(sec, attach, count)      \
+	TRACELAB_SYS_ENTER_PROG(sec, attach, record)     \
+	TRACELAB_SYS_ENTER_PROG(sec, attach, stacktrace) \
+	TRACELAB_SYS_ENTER_PROG(sec, attach, stackid)
 
 /* Attach targets are set at run time; the section names only pick the program type. */
 TRACELAB_PROGS("kprobe", kprobe)

@@ -2,7 +2,8 @@
 //! and uprobe, uretprobe (`uprobe_events`) on the agent's own functions.
 
 use super::{
-    check_trace_exact, trace_knobs, CellError, CellSetup, Installed, Mechanism, Unsupported,
+    check_trace_exact, stack_event, trace_knobs, CellError, CellSetup, Installed, Mechanism,
+    Unsupported,
 };
 use crate::resolve::TargetFunction;
 use crate::ring_buffer::{EventSpec, Role};
@@ -10,6 +11,7 @@ use crate::tracefs::{KernelEnv, Tracefs, KPROBES_OPTIMIZATION};
 use anyhow::{bail, Context, Result};
 use tracelab_model::kconfig;
 use tracelab_model::mechanism::MechanismKind;
+use tracelab_model::schema::StackTraces;
 use tracelab_model::workload::Workload;
 use tracelab_probes::{ProbeDef, ProbeKind, Site, Symbol};
 
@@ -76,7 +78,13 @@ impl Mechanism for TracefsProbe {
     }
 
     fn prepare(&self, cell: &CellSetup<'_>) -> Result<Option<Box<dyn std::any::Any>>, CellError> {
-        let buffer = trace_knobs(cell, 1)?;
+        if cell.takes_stack() && self.family() == Family::Uprobe {
+            return Err(CellError::Unsupported(format!(
+                "{} with a stack trace: ftrace's stacktrace option takes the kernel stack, not the probed program's (userstacktrace is not measured)",
+                self.kind
+            )));
+        }
+        let buffer = trace_knobs(cell, 1, "stacktrace")?;
         let optimization = match self.placement {
             Placement::Offset => OptimizationOff::new()?,
             Placement::Entry(_) => None,
@@ -89,7 +97,7 @@ impl Mechanism for TracefsProbe {
         let installed: Box<dyn Installed> = match self.placement {
             Placement::Entry(kind @ (ProbeKind::Uprobe | ProbeKind::Uretprobe)) => {
                 cell.one_function(self.kind, "it probes the agent's own function")?;
-                Box::new(define(tracefs, cell.target()?, kind, &[], false)?)
+                Box::new(define(tracefs, cell.target()?, kind, &[], false, false)?)
             }
             Placement::Entry(kind) => Box::new(define(
                 tracefs,
@@ -97,13 +105,14 @@ impl Mechanism for TracefsProbe {
                 kind,
                 cell.others,
                 cell.kill_mid_attach,
+                cell.takes_stack(),
             )?),
             Placement::Offset => {
                 cell.one_function(
                     self.kind,
                     "it probes one instruction inside the workload's function",
                 )?;
-                install_at_offset(tracefs, cell.target()?)?
+                install_at_offset(tracefs, cell.target()?, cell.takes_stack())?
             }
         };
         Ok(installed)
@@ -188,8 +197,11 @@ struct DynamicProbe {
     target: TargetFunction,
     /// How the kernel placed it (`kprobes/list` flags), for the results.
     placement: Option<String>,
-    /// Its event in the ring buffer (empty until the event exists).
+    /// Its event in the ring buffer (empty until the event exists), and the kernel stack
+    /// entry that follows it with the stack-trace payload.
     events: Vec<EventSpec>,
+    /// The stack-trace payload's stacks so far (None without it).
+    stacks: Option<std::cell::Cell<StackTraces>>,
     removed: bool,
 }
 
@@ -211,6 +223,7 @@ fn define(
     kind: ProbeKind,
     others: &[Symbol],
     kill_mid_attach: bool,
+    stack: bool,
 ) -> Result<DynamicProbe> {
     // Unique to this run: another user's `kprobe` event (any group) cannot be mistaken
     // for ours in kprobe_profile, which names events without their group.
@@ -233,6 +246,7 @@ fn define(
         target: target.clone(),
         placement: None,
         events: Vec::new(),
+        stacks: stack.then(Default::default),
         removed: false,
     };
     if !tracefs.exists(&probe.def.event_dir()) {
@@ -274,6 +288,9 @@ fn define(
         field,
         Role::Call,
     )?];
+    if stack {
+        probe.events.push(stack_event(tracefs)?);
+    }
     tracefs.clear_trace()?;
     Ok(probe)
 }
@@ -311,7 +328,11 @@ impl Drop for OptimizationOff {
 
 /// A kprobe on an instruction inside the function, past the ftrace site, so it takes the
 /// breakpoint path (jump optimization is off for the cell: [`OptimizationOff`]).
-fn install_at_offset(tracefs: &Tracefs, target: &TargetFunction) -> Result<Box<dyn Installed>> {
+fn install_at_offset(
+    tracefs: &Tracefs,
+    target: &TargetFunction,
+    stack: bool,
+) -> Result<Box<dyn Installed>> {
     let (step, max) = if cfg!(target_arch = "aarch64") {
         (4, 64)
     } else {
@@ -319,7 +340,7 @@ fn install_at_offset(tracefs: &Tracefs, target: &TargetFunction) -> Result<Box<d
     };
     let mut tried = Vec::new();
     for off in (step..=max).step_by(step as usize) {
-        let Ok(probe) = define(tracefs, target, ProbeKind::KprobeAt(off), &[], false) else {
+        let Ok(probe) = define(tracefs, target, ProbeKind::KprobeAt(off), &[], false, stack) else {
             continue;
         };
         match probe.placement.as_deref() {
@@ -469,6 +490,9 @@ impl Installed for DynamicProbe {
                 tracelab_probes::GROUP
             ));
         }
+        if self.stacks.is_some() {
+            s.push_str("; options/stacktrace=1: a kernel stack entry after every event");
+        }
         s
     }
 
@@ -490,8 +514,21 @@ impl Installed for DynamicProbe {
                 Ok(Some(hits))
             }
             "uprobe_events" => self.uprobe_hits().map(Some),
-            _ => self.tracefs.ring_buffer_events().map(Some),
+            _ => {
+                let written = self.tracefs.ring_buffer_events()?;
+                // With the stack trace each event is followed by its stack entry (the
+                // trace check proves it, one for one).
+                Ok(Some(if self.stacks.is_some() {
+                    written / 2
+                } else {
+                    written
+                }))
+            }
         }
+    }
+
+    fn stack_traces(&self) -> Result<Option<StackTraces>> {
+        Ok(self.stacks.as_ref().map(std::cell::Cell::get))
     }
 
     fn events_per_call(&self) -> u64 {
@@ -504,7 +541,14 @@ impl Installed for DynamicProbe {
 
     fn check_trace(&self, expected: u64, slack: u64) -> Result<()> {
         // kprobe hits prove the handler ran; the buffer proves each event was written.
-        check_trace_exact(&self.tracefs, &self.target, &self.events, expected, slack)
+        check_trace_exact(
+            &self.tracefs,
+            &self.target,
+            &self.events,
+            expected,
+            slack,
+            self.stacks.as_ref(),
+        )
     }
 
     fn remove(mut self: Box<Self>) -> Result<()> {

@@ -1,7 +1,8 @@
 //! The ftrace `function` and `function_graph` tracers, filtered to the target.
 
 use super::{
-    check_trace_exact, trace_knobs, CellError, CellSetup, Installed, Mechanism, Unsupported,
+    check_trace_exact, stack_event, trace_knobs, CellError, CellSetup, Installed, Mechanism,
+    Unsupported,
 };
 use crate::resolve::TargetFunction;
 use crate::ring_buffer::{EventSpec, Role};
@@ -9,6 +10,7 @@ use crate::tracefs::{KernelEnv, Tracefs};
 use anyhow::{bail, Result};
 use tracelab_model::kconfig;
 use tracelab_model::mechanism::MechanismKind;
+use tracelab_model::schema::StackTraces;
 use tracelab_model::workload::Workload;
 use tracelab_probes::Symbol;
 
@@ -42,14 +44,15 @@ impl Mechanism for Tracer {
     }
 
     fn prepare(&self, cell: &CellSetup<'_>) -> Result<Option<Box<dyn std::any::Any>>, CellError> {
-        trace_knobs(
-            cell,
-            if self.tracer == "function_graph" {
-                2
-            } else {
-                1
-            },
-        )
+        if self.tracer == "function_graph" {
+            if cell.takes_stack() {
+                return Err(CellError::Unsupported(
+                    "function-graph with a stack trace: ftrace's func_stack_trace option is the function tracer's only".into(),
+                ));
+            }
+            return trace_knobs(cell, 2, "");
+        }
+        trace_knobs(cell, 1, "func_stack_trace")
     }
 
     fn install(&self, cell: &CellSetup<'_>) -> Result<Box<dyn Installed>, CellError> {
@@ -58,6 +61,7 @@ impl Mechanism for Tracer {
             cell.target()?,
             cell.others,
             self.tracer,
+            cell.takes_stack(),
         )?)
     }
 }
@@ -92,8 +96,11 @@ struct FtraceTracer {
     target: TargetFunction,
     /// Functions in the filter beside the target (`--functions`).
     others: usize,
-    /// The tracer's events in the ring buffer.
+    /// The tracer's events in the ring buffer, and the kernel stack entry that follows
+    /// each with the stack-trace payload.
     events: Vec<EventSpec>,
+    /// The stack-trace payload's stacks so far (None without it).
+    stacks: Option<std::cell::Cell<StackTraces>>,
     removed: bool,
 }
 
@@ -109,6 +116,7 @@ fn install(
     target: &TargetFunction,
     others: &[Symbol],
     tracer: &'static str,
+    stack: bool,
 ) -> Result<Box<dyn Installed>> {
     let current = tracefs.read("current_tracer")?;
     if current.trim() != "nop" {
@@ -124,7 +132,7 @@ fn install(
             filter_lines(&before).len()
         );
     }
-    let events = if tracer == "function_graph" {
+    let mut events = if tracer == "function_graph" {
         vec![
             EventSpec::read(
                 tracefs,
@@ -147,12 +155,16 @@ fn install(
             Role::Call,
         )?]
     };
+    if stack {
+        events.push(stack_event(tracefs)?);
+    }
     let installed = FtraceTracer {
         tracefs: tracefs.clone(),
         tracer,
         target: target.clone(),
         others: others.len(),
         events,
+        stacks: stack.then(Default::default),
         removed: false,
     };
     crate::cleanup::record(|s| s.ftrace_filter = true)?;
@@ -214,8 +226,13 @@ impl Installed for FtraceTracer {
             0 => String::new(),
             n => format!(" and {n} other functions"),
         };
+        let stack = if self.stacks.is_some() {
+            "; options/func_stack_trace=1: a kernel stack entry after every event"
+        } else {
+            ""
+        };
         format!(
-            "current_tracer={} set_ftrace_filter={}{others}",
+            "current_tracer={} set_ftrace_filter={}{others}{stack}",
             self.tracer, self.target.symbol
         )
     }
@@ -231,7 +248,18 @@ impl Installed for FtraceTracer {
     }
 
     fn hits(&self) -> Result<Option<u64>> {
-        self.tracefs.ring_buffer_events().map(Some)
+        let written = self.tracefs.ring_buffer_events()?;
+        // With the stack trace each event is followed by its stack entry (the trace
+        // check proves it, one for one).
+        Ok(Some(if self.stacks.is_some() {
+            written / 2
+        } else {
+            written
+        }))
+    }
+
+    fn stack_traces(&self) -> Result<Option<StackTraces>> {
+        Ok(self.stacks.as_ref().map(std::cell::Cell::get))
     }
 
     fn events_per_call(&self) -> u64 {
@@ -248,7 +276,14 @@ impl Installed for FtraceTracer {
     }
 
     fn check_trace(&self, expected: u64, slack: u64) -> Result<()> {
-        check_trace_exact(&self.tracefs, &self.target, &self.events, expected, slack)
+        check_trace_exact(
+            &self.tracefs,
+            &self.target,
+            &self.events,
+            expected,
+            slack,
+            self.stacks.as_ref(),
+        )
     }
 
     fn remove(mut self: Box<Self>) -> Result<()> {

@@ -16,12 +16,12 @@ mod dynamic_probe;
 mod ftrace_tracer;
 
 use crate::resolve::TargetFunction;
-use crate::ring_buffer::{self, EventSpec, Tally};
+use crate::ring_buffer::{self, EventSpec, Role, Tally};
 use crate::tracefs::{KernelEnv, Tracefs};
 use tracelab_model::kconfig;
 use tracelab_model::mechanism::MechanismKind;
 use tracelab_model::payload::Payload;
-use tracelab_model::schema::{KernelStatsLoop, Status};
+use tracelab_model::schema::{KernelStatsLoop, StackTraces, Status};
 use tracelab_model::workload::Workload;
 use tracelab_probes::bpf::Attach;
 use tracelab_probes::{ProbeKind, Symbol};
@@ -100,6 +100,11 @@ impl CellSetup<'_> {
         )))
     }
 
+    /// Whether the cell's payload is the stack trace (the one a tracefs mechanism takes).
+    fn takes_stack(&self) -> bool {
+        self.payload == Some(Payload::Stacktrace)
+    }
+
     fn tracefs(&self) -> Result<&Tracefs, CellError> {
         self.tracefs
             .ok_or_else(|| CellError::Failed(anyhow::anyhow!("tracefs is not mounted")))
@@ -124,6 +129,11 @@ pub trait Installed {
     /// Checks what the mechanism recorded in the last loop: `expected` events (up to
     /// `slack` more), every one of them of the target function.
     fn check_trace(&self, expected: u64, slack: u64) -> anyhow::Result<()>;
+    /// The stack traces taken since it was installed (stack-trace payloads; None for
+    /// the others), read outside any timed loop.
+    fn stack_traces(&self) -> anyhow::Result<Option<StackTraces>> {
+        Ok(None)
+    }
     /// Removes everything and checks the kernel is clean again.
     fn remove(self: Box<Self>) -> anyhow::Result<()>;
     /// Whether, disarmed, it leaves nothing on any call path, so it may stay installed
@@ -296,23 +306,41 @@ pub fn missing_options(config: &std::collections::BTreeMap<String, String>) -> V
 /// or tracer's own; function_graph's return event is the largest, about 48).
 const EVENT_BYTES: u64 = 64;
 
+/// Bytes a kernel stack entry may take after an event (its header, the frame count and
+/// up to 60 frames; a getppid call's stack has about 10).
+const STACK_EVENT_BYTES: u64 = 512;
+
 /// The ftrace knobs a tracefs mechanism's cell needs, set once per cell and restored when
 /// dropped (the state file covers a killed run):
 /// - the ring buffer grown to hold a whole timed loop's events: a buffer that wraps inside
 ///   the loop makes the figure depend on `--calls` and the buffer size (the overwrite path);
-/// - `tracing_on` 1, without which nothing is recorded (a host may have it off).
+/// - `tracing_on` 1, without which nothing is recorded (a host may have it off);
+/// - for the stack-trace payload, the trace option that takes a stack at every event.
 struct TraceKnobs {
     tracefs: Tracefs,
     buffer_size_kb: Option<String>,
     tracing_on: Option<String>,
+    /// The option set and the value to put back.
+    option: Option<(&'static str, String)>,
 }
 
 impl TraceKnobs {
-    fn set(tracefs: &Tracefs, calls: u64, events_per_call: u64) -> anyhow::Result<TraceKnobs> {
+    fn set(
+        tracefs: &Tracefs,
+        calls: u64,
+        events_per_call: u64,
+        stack_option: Option<&'static str>,
+    ) -> anyhow::Result<TraceKnobs> {
         let mut knobs = TraceKnobs {
             tracefs: tracefs.clone(),
             buffer_size_kb: None,
             tracing_on: None,
+            option: None,
+        };
+        let event_bytes = if stack_option.is_some() {
+            EVENT_BYTES + STACK_EVENT_BYTES
+        } else {
+            EVENT_BYTES
         };
         let old = tracefs.read("buffer_size_kb")?;
         // Right after boot it reads `7 (expanded: 1408)`: the size it will have.
@@ -323,7 +351,7 @@ impl TraceKnobs {
             .unwrap_or(0);
         let need = (calls
             .saturating_mul(events_per_call)
-            .saturating_mul(EVENT_BYTES)
+            .saturating_mul(event_bytes)
             / 1024)
             .saturating_add(256);
         if need > current {
@@ -337,6 +365,15 @@ impl TraceKnobs {
             crate::cleanup::record(|s| s.tracing_on = Some(on.clone()))?;
             tracefs.write("tracing_on", "1")?;
             knobs.tracing_on = Some(on);
+        }
+        if let Some(name) = stack_option {
+            let file = format!("options/{name}");
+            let old = tracefs.read(&file)?.trim().to_string();
+            crate::cleanup::record(|s| {
+                s.options.insert(name.to_string(), old.clone());
+            })?;
+            tracefs.write(&file, "1")?;
+            knobs.option = Some((name, old));
         }
         Ok(knobs)
     }
@@ -354,22 +391,45 @@ impl Drop for TraceKnobs {
                 let _ = crate::cleanup::record(|s| s.tracing_on = None);
             }
         }
+        if let Some((name, old)) = &self.option {
+            if self.tracefs.write(&format!("options/{name}"), old).is_ok() {
+                let _ = crate::cleanup::record(|s| {
+                    s.options.remove(*name);
+                });
+            }
+        }
     }
 }
 
-/// Sets the ftrace knobs of a tracefs mechanism's cell (see [`TraceKnobs`]).
+/// Sets the ftrace knobs of a tracefs mechanism's cell (see [`TraceKnobs`]);
+/// `stack_option` is the trace option that takes the stack-trace payload's stacks.
 fn trace_knobs(
     cell: &CellSetup<'_>,
     events_per_call: u64,
+    stack_option: &'static str,
 ) -> Result<Option<Box<dyn std::any::Any>>, CellError> {
     let Some(tracefs) = cell.tracefs else {
         return Ok(None);
     };
+    let option = cell.takes_stack().then_some(stack_option);
+    if let Some(o) = option {
+        if !tracefs.exists(&format!("options/{o}")) {
+            return Err(CellError::Unsupported(format!(
+                "this kernel has no trace option {o} (options/{o})"
+            )));
+        }
+    }
     Ok(Some(Box::new(TraceKnobs::set(
         tracefs,
         cell.calls,
         events_per_call,
+        option,
     )?)))
+}
+
+/// The kernel stack entry ftrace writes after an event with a stack trace option on.
+fn stack_event(tracefs: &Tracefs) -> anyhow::Result<EventSpec> {
+    EventSpec::read(tracefs, "events/ftrace/kernel_stack", "size", Role::Stack)
 }
 
 /// What one line of the `trace` file says, for the formats the lab's mechanisms write.
@@ -443,17 +503,33 @@ pub(crate) fn parse_trace_line(line: &str) -> TraceLine<'_> {
 /// the target function, and for function_graph as many returns as entries. Where kallsyms
 /// gives the function's addresses, the buffer is read raw: each event by its type id and
 /// the address it recorded ([`ring_buffer`]); otherwise the text trace, by exact name.
+///
+/// With the stack-trace payload (`stacks`), every event must be followed by its stack
+/// (read raw only), and the stacks are added to `stacks`.
 fn check_trace_exact(
     tracefs: &Tracefs,
     target: &TargetFunction,
     events: &[EventSpec],
     expected: u64,
     slack: u64,
+    stacks: Option<&std::cell::Cell<StackTraces>>,
 ) -> anyhow::Result<()> {
     let tally = match target.range() {
         Some(range) if !events.is_empty() => ring_buffer::drain_and_check(tracefs, events, range)?,
+        _ if stacks.is_some() => anyhow::bail!(
+            "the stack traces of {} can only be checked in the raw ring buffer, and kallsyms gives no range for it",
+            target.symbol
+        ),
         _ => check_trace_text(tracefs, target)?,
     };
+    let traced = tally.calls + tally.entries;
+    if stacks.is_some() && tally.stacks != traced {
+        anyhow::bail!(
+            "the trace holds {} stack traces for {traced} events of {}",
+            tally.stacks,
+            target.symbol
+        );
+    }
     if tally.entries != tally.returns {
         anyhow::bail!(
             "function_graph recorded {} entries of {} but {} returns",
@@ -468,6 +544,13 @@ fn check_trace_exact(
             "the trace holds {events} events of {} for an expected {expected}",
             target.symbol
         );
+    }
+    // Only a loop that passed counts.
+    if let Some(total) = stacks {
+        total.set(total.get().plus(StackTraces {
+            traces: tally.stacks,
+            frames: tally.frames,
+        }));
     }
     Ok(())
 }

@@ -134,6 +134,7 @@ pub fn summary_frame(rows: &[SummaryRow]) -> Result<DataFrame> {
         col(rows, "detach_time", |r| r.detach_time),
         col(rows, "attach_thread_time", |r| r.attach_thread_time),
         col(rows, "detach_thread_time", |r| r.detach_thread_time),
+        col(rows, "stack_depth", |r| r.stack_depth),
     ];
     DataFrame::new(rows.len(), columns).context("building the summary table")
 }
@@ -296,6 +297,8 @@ pub fn read_summary(path: &Path) -> Result<Vec<SummaryRow>> {
     let detach_time = optional_numbers::<Float64Type>(&df, "detach_time")?;
     let attach_thread_time = optional_numbers::<Float64Type>(&df, "attach_thread_time")?;
     let detach_thread_time = optional_numbers::<Float64Type>(&df, "detach_thread_time")?;
+    // Absent from summaries written before the stack-trace payloads.
+    let stack_depth = optional_numbers::<Float64Type>(&df, "stack_depth")?;
     let rows = (0..df.height())
         .map(|i| SummaryRow {
             cell: cell[i].unwrap_or_default(),
@@ -333,6 +336,7 @@ pub fn read_summary(path: &Path) -> Result<Vec<SummaryRow>> {
             detach_time: detach_time[i],
             attach_thread_time: attach_thread_time[i],
             detach_thread_time: detach_thread_time[i],
+            stack_depth: stack_depth[i],
         })
         .collect();
     Ok(rows)

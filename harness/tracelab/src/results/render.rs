@@ -117,11 +117,17 @@ fn grid(rows: &[SummaryRow], unit: Option<Unit>) -> Table {
         .any(|r| r.workload.parse::<Workload>().is_ok_and(Workload::is_macro));
     // The functions axis: how many, and what attaching and detaching them took.
     let many = rows.iter().any(|r| r.functions != 1);
+    // The stack-trace payloads: how deep the stacks they took were.
+    let stacks = rows.iter().any(|r| r.stack_depth.is_some());
     let mut headers = vec!["mechanism".to_string()];
     let mut numeric = vec![false];
     if bpf {
         headers.extend(["payload".to_string(), "stack".to_string()]);
         numeric.extend([false, true]);
+    }
+    if stacks {
+        headers.push("frames/stack".to_string());
+        numeric.push(true);
     }
     if many {
         headers.extend(["functions".to_string(), u("attach"), u("detach")]);
@@ -162,6 +168,9 @@ fn grid(rows: &[SummaryRow], unit: Option<Unit>) -> Table {
         if bpf {
             line.push(r.payload.clone().unwrap_or_else(|| "-".to_string()));
             line.push(r.stack.to_string());
+        }
+        if stacks {
+            line.push(num(r.stack_depth));
         }
         if many {
             line.extend([
@@ -286,6 +295,7 @@ fn csv(rows: &[SummaryRow]) -> String {
             f(r.detach_time),
             f(r.attach_thread_time),
             f(r.detach_thread_time),
+            f(r.stack_depth),
         ];
         records.push(fields.to_vec());
     }

@@ -64,6 +64,8 @@ pub struct SummaryRow {
     /// The same, as the attaching thread's own CPU time.
     pub attach_thread_time: Option<f64>,
     pub detach_thread_time: Option<f64>,
+    /// Mean frames per stack trace (the stack-trace payloads).
+    pub stack_depth: Option<f64>,
 }
 
 /// Column names in export order; tests check that they match the struct's fields.
@@ -103,6 +105,7 @@ pub const COLUMNS: &[&str] = &[
     "detach_time",
     "attach_thread_time",
     "detach_thread_time",
+    "stack_depth",
 ];
 
 impl SummaryRow {
@@ -164,6 +167,7 @@ impl SummaryRow {
             detach_time: attach.map(|a| a.detach),
             attach_thread_time: attach.map(|a| a.attach_thread),
             detach_thread_time: attach.map(|a| a.detach_thread),
+            stack_depth: s.and_then(|s| s.stack_depth),
         }
     }
 }
@@ -213,6 +217,7 @@ impl SummaryRow {
                     }
                     _ => None,
                 },
+                stack_depth: self.stack_depth,
             }),
             _ => None,
         };
@@ -231,6 +236,7 @@ impl SummaryRow {
                 functions: self.functions,
                 traced: None,
                 attach_times: Vec::new(),
+                stack_traces: None,
                 workload: self.workload,
                 function: self.function,
                 attach: self.attach,

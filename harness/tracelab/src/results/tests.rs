@@ -68,6 +68,7 @@ fn ok_cell(mechanism: &str, unit: Unit) -> Cell {
         functions: 1,
         traced: None,
         attach_times: Vec::new(),
+        stack_traces: None,
         workload: "getpid".into(),
         function: Some("__x64_sys_getpid".into()),
         attach: Some("p:tracelab/kp __x64_sys_getpid".into()),
@@ -113,6 +114,7 @@ fn with_summary(mut cell: Cell, overhead: f64, min: f64, max: f64) -> Cell {
         counter_overhead: Default::default(),
         cycles_minus_clock: None,
         attach: None,
+        stack_depth: None,
     });
     cell
 }

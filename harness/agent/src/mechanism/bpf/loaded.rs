@@ -9,6 +9,7 @@ use libbpf_rs::{Link, MapCore, MapFlags, Object, ObjectBuilder, RingBuffer, Ring
 use std::cell::Cell;
 use std::os::fd::{AsFd, AsRawFd};
 use std::rc::Rc;
+use tracelab_model::schema::StackTraces;
 use tracelab_probes::bpf::{self as probes, Attach, Event, Payload};
 use tracelab_probes::Symbol;
 
@@ -96,9 +97,20 @@ impl Loaded {
             bail!("the BPF object has no program {program}");
         }
         for mut m in open.maps_mut() {
-            if m.name().to_str() == Some(probes::EVENTS_MAP) {
+            let name = m.name().to_str();
+            if name == Some(probes::EVENTS_MAP) {
                 m.set_max_entries(ringbuf_bytes)
                     .context("sizing the ring buffer")?;
+            }
+            // A stack map takes the kernel's callchain buffers: only its payload has one.
+            let only_for = match name {
+                Some(probes::STACK_BUF_MAP) => Some(Payload::Stacktrace),
+                Some(probes::STACKS_MAP) => Some(Payload::Stackid),
+                _ => None,
+            };
+            if let Some(p) = only_for {
+                m.set_autocreate(p == spec.payload)
+                    .context("choosing the maps to create")?;
             }
         }
         let object = open.load().context("loading (verifier)")?;
@@ -270,13 +282,15 @@ impl Loaded {
         self.links.clear();
     }
 
-    /// (events, dropped) so far: per-CPU counters for `count`, drained ring-buffer
-    /// records for `record`. Draining happens here, outside any timed loop.
+    /// (events, failed) so far: per-CPU counters for `count` and the stack payloads
+    /// (a stack not taken fails), drained ring-buffer records for `record` (a full ring
+    /// buffer fails). Draining happens here, outside any timed loop.
     pub(super) fn hits(&self, payload: Payload) -> Result<(u64, u64)> {
         let counts = self.counters()?;
         match payload {
             Payload::Empty => Ok((0, 0)),
             Payload::Count => Ok((counts[0], 0)),
+            Payload::Stacktrace | Payload::Stackid => Ok((counts[0], counts[1])),
             Payload::Record => {
                 if let Some(rb) = &self.ringbuf {
                     rb.consume().context("draining the ring buffer")?;
@@ -292,15 +306,52 @@ impl Loaded {
         (self.drained.foreign.get(), self.drained.malformed.get())
     }
 
-    /// Sums of the per-CPU slots [hits, drops].
-    fn counters(&self) -> Result<[u64; 2]> {
+    /// The stacks taken so far: for `stacktrace` every one (frames counted in the
+    /// program), for `stackid` the distinct stacks in the map (frames counted here).
+    pub(super) fn stack_traces(&self, payload: Payload) -> Result<Option<StackTraces>> {
+        match payload {
+            Payload::Stacktrace => {
+                let counts = self.counters()?;
+                Ok(Some(StackTraces {
+                    traces: counts[0],
+                    frames: counts[2],
+                }))
+            }
+            Payload::Stackid => {
+                let map = self
+                    .object
+                    .maps()
+                    .find(|m| m.name().to_str() == Some(probes::STACKS_MAP))
+                    .context("the object has no stack map")?;
+                let mut out = StackTraces::default();
+                for key in map.keys() {
+                    let Some(stack) = map
+                        .lookup(&key, MapFlags::ANY)
+                        .context("reading the stack map")?
+                    else {
+                        continue;
+                    };
+                    let frames = stack
+                        .chunks_exact(8)
+                        .take_while(|ip| ip.iter().any(|&b| b != 0))
+                        .count() as u64;
+                    out = out.plus(StackTraces { traces: 1, frames });
+                }
+                Ok(Some(out))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Sums of the per-CPU slots [hits, drops, frames].
+    fn counters(&self) -> Result<[u64; 3]> {
         let map = self
             .object
             .maps()
             .find(|m| m.name().to_str() == Some(probes::COUNTS_MAP))
             .context("the object has no counter map")?;
-        let mut out = [0u64; 2];
-        for (slot, total) in [probes::SLOT_HITS, probes::SLOT_DROPS]
+        let mut out = [0u64; 3];
+        for (slot, total) in [probes::SLOT_HITS, probes::SLOT_DROPS, probes::SLOT_FRAMES]
             .into_iter()
             .zip(out.iter_mut())
         {

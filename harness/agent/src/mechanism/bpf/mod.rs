@@ -27,7 +27,7 @@ use anyhow::{bail, Context, Result};
 use loaded::Loaded;
 use std::path::Path;
 use tracelab_model::mechanism::MechanismKind;
-use tracelab_model::schema::KernelStatsLoop;
+use tracelab_model::schema::{KernelStatsLoop, StackTraces};
 use tracelab_model::workload::Workload;
 use tracelab_probes::bpf::{self as probes, Attach, Payload};
 use tracelab_probes::Symbol;
@@ -489,6 +489,12 @@ impl Installed for BpfMechanism {
             Payload::Empty => "fired = kernel run_cnt over untimed BPF_ENABLE_STATS loops",
             Payload::Count => "fired = per-CPU counters",
             Payload::Record => "fired = ring-buffer events drained",
+            Payload::Stacktrace => {
+                "bpf_get_stack into a per-CPU buffer; fired = per-CPU counters of stacks taken"
+            }
+            Payload::Stackid => {
+                "bpf_get_stackid into a stack map; fired = per-CPU counters of stacks taken"
+            }
         };
         let stats = if stats_always_on() {
             "; kernel.bpf_stats_enabled=1: the timed loops include the kernel's statistics"
@@ -545,13 +551,26 @@ impl Installed for BpfMechanism {
         }
         let mut total = 0u64;
         for l in &self.loaded {
-            let (hits, drops) = l.hits(self.spec.payload)?;
-            if drops > 0 {
-                bail!("the ring buffer was full: {drops} events dropped");
+            let (hits, failed) = l.hits(self.spec.payload)?;
+            if failed > 0 {
+                match self.spec.payload {
+                    Payload::Record => bail!("the ring buffer was full: {failed} events dropped"),
+                    p => bail!("{failed} stacks were not taken ({p} returned an error)"),
+                }
             }
             total += hits;
         }
         Ok(Some(total))
+    }
+
+    fn stack_traces(&self) -> Result<Option<StackTraces>> {
+        let mut out = None;
+        for l in &self.loaded {
+            if let Some(t) = l.stack_traces(self.spec.payload)? {
+                out = Some(t.plus(out.unwrap_or_default()));
+            }
+        }
+        Ok(out)
     }
 
     fn events_per_call(&self) -> u64 {
