@@ -1,4 +1,5 @@
-//! The other functions a cell traces beside the workload's own (`--functions N`).
+//! The other functions a cell traces beside the workload's own (`--functions N`), and
+//! those the other tracers beside a cell trace (`--other-tracers M`).
 //!
 //! Chosen once per run, the same way on every run of a kernel: every function each
 //! mechanism of the axis can attach to (so kprobes, fprobes, ftrace filters and BPF
@@ -6,7 +7,9 @@
 //! kernel, not one file's neighbours), with the functions the workload's own loops call
 //! screened out. A cell on N functions traces the first N − 1 of that list: sets grow by
 //! adding, and the figure is the cost on the workload's function of N attached, never of
-//! N firing (a function that fires anyway fails the cell's proof of firing).
+//! N firing (a function that fires anyway fails the cell's proof of firing). The other
+//! tracers take the functions after the functions axis' largest set, so the two never
+//! share one.
 
 use crate::resolve::TargetFunction;
 use crate::tracefs::Tracefs;
@@ -36,14 +39,22 @@ const AGENT_PATHS: &[&str] = &[
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct FunctionSet {
     names: Vec<Symbol>,
+    /// Each name as `set_ftrace_filter` takes it: its line in
+    /// `available_filter_functions` where the screening found that to work, else the name.
+    spelled: Vec<String>,
+    /// How many of `names` (the first) are the functions axis'; the other tracers take
+    /// the rest.
+    split: usize,
     choice: String,
 }
 
 impl FunctionSet {
-    /// The set of a plan that traces one function at a time.
+    /// The set of a plan that traces one function at a time, beside no other tracer.
     pub(crate) fn none() -> FunctionSet {
         FunctionSet {
             names: Vec::new(),
+            spelled: Vec::new(),
+            split: 0,
             choice: String::new(),
         }
     }
@@ -51,20 +62,53 @@ impl FunctionSet {
     /// The `n − 1` others of a cell on `n` functions, or why this kernel has too few.
     pub(crate) fn others(&self, n: u32) -> std::result::Result<&[Symbol], String> {
         let want = n.saturating_sub(1) as usize;
-        self.names.get(..want).ok_or_else(|| {
+        self.names[..self.split].get(..want).ok_or_else(|| {
             format!(
                 "{n} functions asked for, and this kernel offers {} besides the workload's ({}): ask for at most {}",
-                self.names.len(),
+                self.split,
                 self.choice,
-                self.names.len() + 1
+                self.split + 1
             )
         })
     }
 
+    /// The functions of `m` other tracers, each with its filter spelling, or why this
+    /// kernel has too few.
+    pub(crate) fn beside(&self, m: u32) -> std::result::Result<Vec<(Symbol, String)>, String> {
+        let range = self.split..self.split + m as usize;
+        match (self.names.get(range.clone()), self.spelled.get(range)) {
+            (Some(names), Some(spelled)) => {
+                Ok(names.iter().cloned().zip(spelled.iter().cloned()).collect())
+            }
+            _ => Err(format!(
+                "{m} other tracers asked for, and this kernel offers {} functions for them ({})",
+                self.beside_available(),
+                self.choice
+            )),
+        }
+    }
+
+    /// How many functions there are for other tracers.
+    pub(crate) fn beside_available(&self) -> usize {
+        self.names.len() - self.split
+    }
+
     /// What a cell on `n` functions records of its set.
     pub(crate) fn traced(&self, n: u32) -> Option<TracedSet> {
-        let others = self.others(n).ok().filter(|o| !o.is_empty())?;
-        let names: Vec<String> = others.iter().map(ToString::to_string).collect();
+        self.others(n).ok().and_then(|o| self.described(o))
+    }
+
+    /// What a cell beside `m` other tracers records of their functions.
+    pub(crate) fn traced_beside(&self, m: u32) -> Option<TracedSet> {
+        let names: Vec<Symbol> = self.beside(m).ok()?.into_iter().map(|(n, _)| n).collect();
+        self.described(&names)
+    }
+
+    fn described(&self, names: &[Symbol]) -> Option<TracedSet> {
+        if names.is_empty() {
+            return None;
+        }
+        let names: Vec<String> = names.iter().map(ToString::to_string).collect();
         Some(TracedSet {
             digest: format!("{:016x}", fnv1a(names.join("\n").as_bytes())),
             others: names,
@@ -174,11 +218,13 @@ fn candidates(src: &Sources<'_>, target: &TargetFunction) -> (Vec<Candidate>, St
     (out, how)
 }
 
-/// Chooses up to `max − 1` others for `target`: the candidates, screened by tracing them
-/// with the `function` tracer while `rehearse` runs what a cell's loop runs, until a
-/// round in which none of the chosen fired.
+/// Chooses up to `max_functions − 1` others for `target` and then up to `max_others` for
+/// the other tracers: the candidates, screened by tracing them with the `function` tracer
+/// while `rehearse` runs what a cell's loop runs, until a round in which none of the
+/// chosen fired.
 pub(crate) fn choose(
-    max: u32,
+    max_functions: u32,
+    max_others: u32,
     target: &TargetFunction,
     tracefs: &Tracefs,
     rehearse: &mut dyn FnMut() -> Result<()>,
@@ -197,7 +243,8 @@ pub(crate) fn choose(
     };
     let (all, how) = candidates(&src, target);
     // More than the kernel has: the largest set it has (the cells asking for more say so).
-    let want = (max.saturating_sub(1) as usize).min(all.len());
+    let axis = max_functions.saturating_sub(1) as usize;
+    let want = (axis + max_others as usize).min(all.len());
     let mut screened: BTreeSet<String> = BTreeSet::new();
     for _ in 0..MAX_ROUNDS {
         let chosen: Vec<&Candidate> = all
@@ -205,7 +252,7 @@ pub(crate) fn choose(
             .filter(|c| !screened.contains(&c.name))
             .take(want)
             .collect();
-        let fired = fired_while(tracefs, &chosen, rehearse)?;
+        let (fired, by_index) = fired_while(tracefs, &chosen, rehearse)?;
         if fired.is_empty() {
             let mut choice = how.clone();
             if !screened.is_empty() {
@@ -226,12 +273,24 @@ pub(crate) fn choose(
                 ));
             }
             let names = chosen
-                .into_iter()
+                .iter()
                 .map(|c| {
                     Symbol::new(&c.name).with_context(|| format!("kernel symbol {:?}", c.name))
                 })
                 .collect::<Result<_>>()?;
-            return Ok(FunctionSet { names, choice });
+            let spelled = chosen
+                .iter()
+                .map(|c| match by_index {
+                    true => c.index.to_string(),
+                    false => c.name.clone(),
+                })
+                .collect();
+            return Ok(FunctionSet {
+                names,
+                spelled,
+                split: axis.min(chosen.len()),
+                choice,
+            });
         }
         screened.extend(fired);
     }
@@ -244,18 +303,19 @@ pub(crate) fn choose(
 /// The trace instance the screening traces in: its own buffer, filter and tracer, so
 /// what the rehearsal does to the main buffer (emptying it, as tracefs mechanisms do
 /// before every loop) loses nothing, and the main tracer and filter are never touched.
-pub(crate) const INSTANCE: &str = "instances/tracelab_screen";
+const INSTANCE: &str = "instances/tracelab_screen";
 
 /// Which of `chosen` ran while `rehearse` ran, seen by the `function` tracer of
-/// [`INSTANCE`], filtered to them. The instance is removed on every path (and by the
-/// next run, after a kill: [`crate::clear_leftovers`]).
+/// [`INSTANCE`], filtered to them, and whether the filter took them by index. The
+/// instance is removed on every path (and by the next run, after a kill:
+/// [`crate::clear_leftovers`]).
 fn fired_while(
     tracefs: &Tracefs,
     chosen: &[&Candidate],
     rehearse: &mut dyn FnMut() -> Result<()>,
-) -> Result<BTreeSet<String>> {
+) -> Result<(BTreeSet<String>, bool)> {
     if chosen.is_empty() {
-        return Ok(BTreeSet::new());
+        return Ok((BTreeSet::new(), true));
     }
     let dir = tracefs.root().join(INSTANCE);
     std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -269,11 +329,11 @@ fn fired_while(
     // millions of instructions per name under TCG), an index goes straight to its
     // record. Kernels whose index and list disagree get the names instead.
     let filter = file("set_ftrace_filter");
-    if filter_by(tracefs, &filter, chosen, |c| c.index.to_string())
+    let by_index = filter_by(tracefs, &filter, chosen, |c| c.index.to_string())
         .ok()
         .as_ref()
-        != Some(&want)
-    {
+        == Some(&want);
+    if !by_index {
         let held = filter_by(tracefs, &filter, chosen, |c| c.name.clone())?;
         if held != want {
             bail!(
@@ -299,7 +359,7 @@ fn fired_while(
             }
         }
     }
-    Ok(fired)
+    Ok((fired, by_index))
 }
 
 /// Writes `chosen` into the filter file `filter`, each as `spell` spells it, and reads
@@ -348,7 +408,7 @@ impl Drop for Instance<'_> {
 }
 
 /// Removes the screening's instance (its tracer off first, or the kernel refuses).
-pub(crate) fn remove_instance(tracefs: &Tracefs) -> Result<()> {
+fn remove_instance(tracefs: &Tracefs) -> Result<()> {
     let dir = tracefs.root().join(INSTANCE);
     let _ = tracefs.write(&format!("{INSTANCE}/current_tracer"), "nop");
     std::fs::remove_dir(&dir).with_context(|| format!("removing {}", dir.display()))
@@ -412,11 +472,13 @@ mod tests {
     #[test]
     fn a_cell_takes_a_prefix_and_too_many_is_an_error() {
         let set = FunctionSet {
-            names: ["a", "b", "c"]
+            names: ["a", "b", "c", "d"]
                 .iter()
                 .map(|n| Symbol::new(n).expect("sym"))
                 .collect(),
-            choice: "3 candidates".into(),
+            spelled: ["1", "2", "3", "4"].map(String::from).to_vec(),
+            split: 3,
+            choice: "4 candidates".into(),
         };
         assert_eq!(set.others(1).expect("none"), &[] as &[Symbol]);
         assert_eq!(set.others(3).expect("two").len(), 2);
@@ -426,5 +488,14 @@ mod tests {
         assert_eq!(t.digest, format!("{:016x}", fnv1a(b"a\nb\nc")));
         let err = set.others(5).unwrap_err();
         assert!(err.contains("at most 4"), "{err}");
+        // The other tracers take what follows the functions axis' largest set.
+        assert_eq!(
+            set.beside(1).expect("one"),
+            [(Symbol::new("d").expect("sym"), "4".to_string())]
+        );
+        assert!(set.traced_beside(0).is_none());
+        assert_eq!(set.traced_beside(1).expect("d").others, ["d"]);
+        let err = set.beside(2).unwrap_err();
+        assert!(err.contains("offers 1 functions"), "{err}");
     }
 }

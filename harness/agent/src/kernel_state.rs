@@ -64,6 +64,10 @@ fn capture_now() -> KernelState {
             .trim()
             .to_string(),
         trace_options: entries("trace_options"),
+        instances: tracefs
+            .as_ref()
+            .map(crate::other_tracers::lab_instances)
+            .unwrap_or_default(),
         bpf_programs: programs
             .iter()
             .filter(|(_, n)| ours(n))

@@ -16,6 +16,7 @@ mod function_set;
 pub mod kernel_state;
 mod measure;
 pub mod mechanism;
+mod other_tracers;
 mod quiesce;
 pub mod resolve;
 mod ring_buffer;

@@ -11,6 +11,7 @@
 use crate::clock::{now_ns, thread_switches, thread_time_ns};
 use crate::counters::Counters;
 use crate::mechanism::Installed;
+use crate::other_tracers::OtherTracers;
 use crate::quiesce::{Monitor, Policy};
 use anyhow::{bail, Context, Result};
 use tracelab_model::plan::{Adaptive, AgentPlan, Fault};
@@ -35,6 +36,10 @@ struct Loops<'a> {
     policy: Policy,
     monitor: Monitor,
     clean: Cleanliness,
+    /// The other tracers beside the cell, whose functions must not run in a loop.
+    beside: Option<&'a OtherTracers>,
+    /// Which of their functions ran in the last loop.
+    beside_ran: Vec<String>,
 }
 
 impl Loops<'_> {
@@ -58,6 +63,9 @@ impl Loops<'_> {
         // Read before the wait: reading tracefs files queues work of its own (dentries
         // freed later), which the wait must outlast.
         let before = installed.map(|i| i.hits()).transpose()?.flatten();
+        if let Some(b) = self.beside {
+            b.clear()?;
+        }
         if let Some(attempt) = attempt {
             let waited = self.monitor.wait(self.policy.longer(attempt));
             self.clean.quiesce_time += waited.time;
@@ -86,6 +94,10 @@ impl Loops<'_> {
         let rcu_softirqs = rcu0.and_then(|a| Some(self.monitor.rcu_softirqs()?.saturating_sub(a)));
         ran.map_err(anyhow::Error::msg)?;
         let after = installed.map(|i| i.hits()).transpose()?.flatten();
+        self.beside_ran = match self.beside {
+            Some(b) => b.ran()?,
+            None => Vec::new(),
+        };
         let fired = match (before, after) {
             (Some(b), Some(a)) => Some(a.checked_sub(b).context("event counter went backwards")?),
             _ => None,
@@ -104,8 +116,8 @@ impl Loops<'_> {
         })
     }
 
-    /// [`Loops::once`] until a loop runs with the measuring thread never switched out and
-    /// no RCU softirq inside it.
+    /// [`Loops::once`] until a loop runs with the measuring thread never switched out, no
+    /// RCU softirq inside it and no function of the other tracers called.
     fn clean(
         &mut self,
         mut installed: Option<&mut (dyn Installed + 'static)>,
@@ -121,7 +133,7 @@ impl Loops<'_> {
             let kind = self.workload.kind();
             let switched = s.switches != Some(0) && !kind.blocks();
             let rcu = s.rcu_softirqs.unwrap_or(0) != 0 && !kind.defers_rcu_work();
-            if !switched && !rcu {
+            if !switched && !rcu && self.beside_ran.is_empty() {
                 self.clean.reruns += attempt;
                 return Ok(s);
             }
@@ -131,8 +143,12 @@ impl Loops<'_> {
             );
         }
         self.clean.reruns += MAX_RERUNS;
+        let beside = match self.beside_ran.as_slice() {
+            [] => String::new(),
+            ran => format!(", and the other tracers' {} ran", ran.join(", ")),
+        };
         bail!(
-            "every one of {} tries of a {} loop was interrupted by other work ({} context switches and {} RCU softirqs in the last): no clean figure",
+            "every one of {} tries of a {} loop was interrupted by other work ({} context switches and {} RCU softirqs in the last{beside}): no clean figure",
             MAX_RERUNS + 1,
             match phase {
                 Phase::Baseline => "baseline",
@@ -178,6 +194,8 @@ pub(crate) fn rehearse(
         },
         monitor: Monitor::open(),
         clean: Cleanliness::default(),
+        beside: None,
+        beside_ran: Vec::new(),
     };
     let s = loops.once(installed.as_deref_mut(), 0, Phase::Mechanism, Some(0))?;
     if let (Some(i), Some(f)) = (installed, s.fired) {
@@ -203,6 +221,7 @@ pub(crate) fn measure(
     workload: &mut Runner,
     installs: Installs<'_>,
     counters: &mut Counters,
+    beside: Option<&OtherTracers>,
     out: &mut Measured,
 ) -> Result<()> {
     let policy = if plan.unit == Unit::Insn {
@@ -217,6 +236,8 @@ pub(crate) fn measure(
         policy,
         monitor: Monitor::open(),
         clean: Cleanliness::default(),
+        beside,
+        beside_ran: Vec::new(),
     };
     let result = pairs(&mut loops, installs, out);
     if let Some(p) = out.precision.filter(|p| p.stopped != Stopped::Precise) {
@@ -624,7 +645,14 @@ mod tests {
             first: None,
             again: &install,
         };
-        let result = measure(&plan, &mut workload, installs, &mut counters, &mut out);
+        let result = measure(
+            &plan,
+            &mut workload,
+            installs,
+            &mut counters,
+            None,
+            &mut out,
+        );
         (result, out)
     }
 

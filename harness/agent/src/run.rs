@@ -5,6 +5,7 @@ use crate::cleanup;
 use crate::counters::Counters;
 use crate::function_set::{self, FunctionSet};
 use crate::mechanism::{self, CellError, CellSetup, Installed};
+use crate::other_tracers::{self, OtherTracers};
 use crate::resolve::{self, TargetFunction};
 use crate::tracefs::{KernelEnv, Tracefs};
 use anyhow::{bail, Context, Result};
@@ -66,6 +67,7 @@ pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion
         &mut runner,
         &mut counters,
     );
+    let mut beside = set_up_other_tracers(plan, tracefs.as_ref(), &functions);
     emit(&Record::Hello {
         kernel_release: env.release.clone(),
         machine: env.machine.clone(),
@@ -91,6 +93,7 @@ pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion
                     target: &target,
                     functions: &functions,
                 },
+                &mut beside,
                 &mut counters,
             ),
             // The kernel cannot run the workload at all: every cell, the baseline too.
@@ -110,8 +113,9 @@ pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion
     Ok(Completion::Done)
 }
 
-/// The other functions of the plan's cells on several functions (none for a plan on
-/// one), or why they could not be chosen.
+/// The other functions of the plan's cells on several functions and of its other tracers
+/// (none for a plan on one function beside no other tracer), or why they could not be
+/// chosen.
 fn choose_functions(
     plan: &AgentPlan,
     env: &KernelEnv,
@@ -120,7 +124,7 @@ fn choose_functions(
     runner: &mut std::result::Result<Runner, mechanism::Unsupported>,
     counters: &mut Counters,
 ) -> std::result::Result<FunctionSet, String> {
-    if plan.max_functions() <= 1 {
+    if plan.max_functions() <= 1 && plan.max_other_tracers() == 0 {
         return Ok(FunctionSet::none());
     }
     let (Some(tracefs), Ok(resolved), Ok(runner)) = (tracefs, target, runner) else {
@@ -165,8 +169,43 @@ fn choose_functions(
         }
         ran
     };
-    function_set::choose(plan.max_functions(), resolved, tracefs, &mut rehearse)
-        .map_err(|e| format!("choosing the other functions: {e:#}"))
+    function_set::choose(
+        plan.max_functions(),
+        plan.max_other_tracers(),
+        resolved,
+        tracefs,
+        &mut rehearse,
+    )
+    .map_err(|e| format!("choosing the other functions: {e:#}"))
+}
+
+/// The other tracers of a plan's cells beside other tracers (None for a plan without),
+/// created once for the run with the most any cell needs, or why they could not be.
+type Beside = std::result::Result<Option<OtherTracers>, (Status, String)>;
+
+fn set_up_other_tracers(
+    plan: &AgentPlan,
+    tracefs: Option<&Tracefs>,
+    functions: &std::result::Result<FunctionSet, String>,
+) -> Beside {
+    let max = plan.max_other_tracers();
+    if max == 0 {
+        return Ok(None);
+    }
+    let Some(tracefs) = tracefs else {
+        return Err((Status::Unsupported, "tracefs is not mounted".into()));
+    };
+    let set = functions
+        .as_ref()
+        .map_err(|why| (Status::Failed, why.clone()))?;
+    let m = (max as usize).min(set.beside_available()) as u32;
+    let chosen = set.beside(m).map_err(|why| (Status::Failed, why))?;
+    OtherTracers::create(tracefs, &chosen)
+        .map(Some)
+        .map_err(|e| {
+            let (status, why) = e.status();
+            (status, format!("setting up the other tracers: {why}"))
+        })
 }
 
 /// Crashes the kernel `ms` milliseconds from now (the panic fault of `tracelab chaos`),
@@ -240,14 +279,10 @@ fn resolve_target(plan: &AgentPlan, workload: Workload, env: &KernelEnv) -> Resu
     resolve::resolve(&candidates, &kallsyms, filterable.as_ref())
 }
 
-/// Removes probes of our group and the trace instance of the functions' screening that a
-/// crashed run left behind; returns what it removed.
+/// Removes probes of our group and the trace instances (the functions' screening, the
+/// other tracers) that a crashed run left behind; returns what it removed.
 pub fn clear_leftovers(tracefs: &Tracefs) -> Result<Vec<String>> {
-    let mut removed = Vec::new();
-    if tracefs.exists(function_set::INSTANCE) {
-        function_set::remove_instance(tracefs)?;
-        removed.push(format!("trace instance {}", function_set::INSTANCE));
-    }
+    let mut removed = other_tracers::remove_leftovers(tracefs)?;
     let group = format!("{}/", tracelab_probes::GROUP);
     for file in ["kprobe_events", "dynamic_events", "uprobe_events"] {
         if !tracefs.exists(file) {
@@ -317,6 +352,7 @@ fn status_only(
     m.payload = id.payload;
     m.stack = id.stack;
     m.functions = id.functions;
+    m.other_tracers = id.other_tracers;
     m
 }
 
@@ -334,6 +370,7 @@ fn run_cell(
     workload: &mut Runner,
     spec: CellSpec,
     kernel: &Kernel<'_>,
+    beside: &mut Beside,
     counters: &mut Counters,
 ) -> Measured {
     let (env, tracefs, target) = (kernel.env, kernel.tracefs, kernel.target);
@@ -349,12 +386,29 @@ fn run_cell(
             return status_only(plan, workload.kind(), spec, Status::Failed, why.clone())
         }
     };
+    // The other tracers beside the cell: the run's first `other_tracers` of them.
+    let (tracers, beside_set) = match (spec.other_tracers, beside, kernel.functions) {
+        (0, _, _) => (None, None),
+        (m, Ok(Some(t)), Ok(set)) => match set.beside(m) {
+            Ok(_) => (Some(t), set.traced_beside(m)),
+            Err(why) => return status_only(plan, workload.kind(), spec, Status::Unsupported, why),
+        },
+        (_, Err((status, why)), _) => {
+            return status_only(plan, workload.kind(), spec, *status, why.clone())
+        }
+        (_, _, Err(why)) => {
+            return status_only(plan, workload.kind(), spec, Status::Failed, why.clone())
+        }
+        (_, Ok(None), _) => unreachable!("other tracers are set up for every plan that has some"),
+    };
     let mut measured = Measured {
         mechanism: id.mechanism,
         payload: id.payload,
         stack: id.stack,
         functions: id.functions,
         traced,
+        other_tracers: id.other_tracers,
+        beside: beside_set,
         attach_times: Vec::new(),
         stack_traces: None,
         workload: workload.kind().name().to_string(),
@@ -420,7 +474,25 @@ fn run_cell(
         first: preflighted,
         again: &install,
     };
-    if let Err(e) = crate::measure::measure(plan, workload, installs, counters, &mut measured) {
+    let result = match tracers {
+        Some(t) => t
+            .enable(spec.other_tracers as usize)
+            .context("switching the other tracers on")
+            .and_then(|()| {
+                let ran = crate::measure::measure(
+                    plan,
+                    workload,
+                    installs,
+                    counters,
+                    Some(t),
+                    &mut measured,
+                );
+                let off = t.disable().context("switching the other tracers off");
+                ran.and(off)
+            }),
+        None => crate::measure::measure(plan, workload, installs, counters, None, &mut measured),
+    };
+    if let Err(e) = result {
         measured.status = Status::Failed;
         measured.reason = Some(format!("{e:#}"));
     }

@@ -19,6 +19,7 @@ report() {
   echo "@@check $1 tracer $(cat $T/current_tracer)"
   echo "@@check $1 filter $(cat $T/set_ftrace_filter | grep -vc '^#')"
   echo "@@check $1 optimization $(cat /proc/sys/debug/kprobes-optimization)"
+  echo "@@check $1 instances $(ls $T/instances | grep -c tracelab)"
 }
 "#;
 
@@ -185,7 +186,8 @@ fn interrupted_and_killed_runs_leave_nothing_behind() {
 }
 
 /// SIGKILL halfway through defining 1000 kprobes (`--functions 1000`): about 500 probes
-/// stay behind, and the next run removes every one of them.
+/// stay behind, and the next run removes every one of them. Then SIGKILL while 10 other
+/// tracers (trace instances) are on: the next run removes them too.
 const KILLED_MID_ATTACH: &str = r#"
 /bin/busybox mount -t proc proc /proc
 /bin/busybox --install -s /bin
@@ -201,6 +203,13 @@ report killed
 echo "@@check rerun exit $?"
 echo "@@check rerun removed $(grep -o 'probe tracelab/kprobe_[0-9_]*' /tmp/rerun.out | wc -l)"
 report rerun
+/tracelab-agent --plan /others.json > /tmp/kill.out 2>&1
+echo "@@check others-killed exit $?"
+report others-killed
+/tracelab-agent --plan /small.json > /tmp/rerun.out 2>&1
+echo "@@check others-rerun exit $?"
+echo "@@check others-rerun removed $(grep -o 'trace instance instances/tracelab_other_[0-9]*' /tmp/rerun.out | wc -l)"
+report others-rerun
 reboot -f
 "#;
 
@@ -217,9 +226,15 @@ fn a_run_killed_while_attaching_1000_probes_leaves_nothing_behind() {
     kill["functions"] = serde_json::json!([1000]);
     let mut archive = initramfs::build_with_init(&agent(), &busybox, &kill.to_string(), &init)
         .expect("initramfs");
+    let mut others: serde_json::Value =
+        serde_json::from_str(&plan(&["function"], 200, 2, Some("kill-when-armed"))).expect("plan");
+    others["other_tracers"] = serde_json::json!([10]);
     archive.extend(
-        initramfs::extra_files(&[("small.json".to_string(), plan(&["baseline"], 100, 1, None))])
-            .expect("extra files"),
+        initramfs::extra_files(&[
+            ("small.json".to_string(), plan(&["baseline"], 100, 1, None)),
+            ("others.json".to_string(), others.to_string()),
+        ])
+        .expect("extra files"),
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let initrd = dir.path().join("initrd.cpio");
@@ -259,6 +274,12 @@ fn a_run_killed_while_attaching_1000_probes_leaves_nothing_behind() {
         "rerun probes 0",
         "rerun tracer nop",
         "rerun filter 0",
+        "others-killed exit 137",
+        "others-killed instances 10",
+        "others-rerun exit 0",
+        "others-rerun removed 10",
+        "others-rerun instances 0",
+        "others-rerun tracer nop",
     ] {
         assert!(
             checks.iter().any(|c| c == expected),

@@ -5,7 +5,8 @@
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 
-/// Mechanism, for BPF cells payload and stack, and the number of functions traced at once.
+/// Mechanism, for BPF cells payload and stack, the number of functions traced at once and
+/// the number of other ftrace users beside it.
 /// Strings, as stored: results written by older labs (or naming mechanisms this build does
 /// not know) still load.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -17,6 +18,14 @@ pub struct CellId {
     /// others (`--functions`; 1 for every cell before the axis existed).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub functions: u32,
+    /// Other ftrace users on the kernel while the cell runs, each tracing one function of
+    /// its own (`--other-tracers`; 0 for every cell before the axis existed).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub other_tracers: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn one() -> u32 {
@@ -29,26 +38,26 @@ fn is_one(n: &u32) -> bool {
 
 impl CellId {
     /// `bpf-fentry/count/k2`, or the mechanism alone where it has no payload; `/n100`
-    /// follows for a cell tracing 100 functions.
+    /// follows for a cell tracing 100 functions, `/m10` for one beside 10 other tracers.
     pub fn label(&self) -> String {
-        let mut s = match &self.payload {
-            Some(p) => format!("{}/{p}/k{}", self.mechanism, self.stack),
-            None => self.mechanism.clone(),
-        };
-        if self.functions != 1 {
-            let _ = write!(s, "/n{}", self.functions);
-        }
-        s
+        self.joined('/')
     }
 
     /// The file-name stem of the cell (`bpf-fentry-count-k2`, `kprobe-n100`).
     pub fn file_stem(&self) -> String {
+        self.joined('-')
+    }
+
+    fn joined(&self, sep: char) -> String {
         let mut s = match &self.payload {
-            Some(p) => format!("{}-{p}-k{}", self.mechanism, self.stack),
+            Some(p) => format!("{}{sep}{p}{sep}k{}", self.mechanism, self.stack),
             None => self.mechanism.clone(),
         };
         if self.functions != 1 {
-            let _ = write!(s, "-n{}", self.functions);
+            let _ = write!(s, "{sep}n{}", self.functions);
+        }
+        if self.other_tracers != 0 {
+            let _ = write!(s, "{sep}m{}", self.other_tracers);
         }
         s
     }
@@ -67,6 +76,9 @@ impl CellId {
         if self.functions != 1 {
             let _ = write!(s, " on {} functions", self.functions);
         }
+        if self.other_tracers != 0 {
+            let _ = write!(s, " beside {} other tracers", self.other_tracers);
+        }
         s
     }
 
@@ -75,6 +87,15 @@ impl CellId {
     pub fn across_functions(&self) -> String {
         CellId {
             functions: 1,
+            ..self.clone()
+        }
+        .series()
+    }
+
+    /// The series of the cell across the other-tracers axis (that number left out).
+    pub fn across_other_tracers(&self) -> String {
+        CellId {
+            other_tracers: 0,
             ..self.clone()
         }
         .series()
@@ -94,6 +115,9 @@ impl CellId {
         if self.functions != 1 {
             let _ = write!(s, " functions={}", self.functions);
         }
+        if self.other_tracers != 0 {
+            let _ = write!(s, " other_tracers={}", self.other_tracers);
+        }
         s
     }
 }
@@ -109,6 +133,7 @@ mod tests {
             payload: Some("count".into()),
             stack: 4,
             functions: 1,
+            other_tracers: 0,
         };
         assert_eq!(bpf.label(), "bpf-fentry/count/k4");
         assert_eq!(bpf.file_stem(), "bpf-fentry-count-k4");
@@ -119,6 +144,7 @@ mod tests {
             payload: None,
             stack: 1,
             functions: 1,
+            other_tracers: 0,
         };
         assert_eq!(
             (
@@ -154,7 +180,30 @@ mod tests {
                 "kprobe".into()
             )
         );
+        let beside = CellId {
+            other_tracers: 10,
+            ..wide
+        };
+        assert_eq!(
+            (
+                beside.label(),
+                beside.file_stem(),
+                beside.series(),
+                beside.qualifiers(),
+                beside.across_other_tracers()
+            ),
+            (
+                "kprobe/n100/m10".into(),
+                "kprobe-n100-m10".into(),
+                "kprobe on 100 functions beside 10 other tracers".into(),
+                " functions=100 other_tracers=10".into(),
+                "kprobe on 100 functions".into()
+            )
+        );
         let json = serde_json::to_string(&bpf).expect("json");
-        assert!(!json.contains("functions"), "{json}");
+        assert!(
+            !json.contains("functions") && !json.contains("other"),
+            "{json}"
+        );
     }
 }

@@ -20,6 +20,10 @@ pub struct KernelState {
     /// Lines of `trace_options` (`stacktrace`, `nofunc_stack_trace`, ...).
     #[serde(default)]
     pub trace_options: Vec<String>,
+    /// The lab's trace instances (`instances/tracelab_*`: the screening's, the other
+    /// tracers').
+    #[serde(default)]
+    pub instances: Vec<String>,
     /// Loaded BPF programs, maps and links of the lab (`tracelab_*` names; a link by the
     /// program it runs), each as `name (id N)`.
     pub bpf_programs: Vec<String>,
@@ -39,6 +43,7 @@ impl KernelState {
             ("BPF program", &self.bpf_programs),
             ("BPF map", &self.bpf_maps),
             ("BPF link", &self.bpf_links),
+            ("trace instance", &self.instances),
         ];
         let found = [
             &before.probes,
@@ -47,6 +52,7 @@ impl KernelState {
             &before.bpf_programs,
             &before.bpf_maps,
             &before.bpf_links,
+            &before.instances,
         ];
         for ((what, now), then) in owned.iter().zip(found) {
             out.extend(
@@ -135,6 +141,7 @@ mod tests {
         now.kprobes_optimization = "0".into();
         now.bpf_links = vec!["tracelab_fentry_count (id 7)".into()];
         now.trace_options = vec!["stacktrace".into()];
+        now.instances = vec!["tracelab_other_3".into()];
         let mut then = boot();
         then.trace_options = vec!["nostacktrace".into()];
         let left = now.leftovers(&then);
@@ -143,6 +150,7 @@ mod tests {
             [
                 "probe p:tracelab/kprobe __x64_sys_getppid",
                 "BPF link tracelab_fentry_count (id 7)",
+                "trace instance tracelab_other_3",
                 "current_tracer function_graph (was nop)",
                 "tracing_on 1 (was 0)",
                 "kprobes-optimization 0 (was 1)",

@@ -20,6 +20,10 @@ pub const MAX_STACK: u32 = 64;
 /// The most functions one cell may trace at once (`--functions`): more than any kernel
 /// the lab boots offers (about 50 000 on Debian's cloud kernels).
 pub const MAX_FUNCTIONS: u32 = 100_000;
+/// The most other ftrace users beside a cell (`--other-tracers`): each is a trace
+/// instance with a ring buffer of its own, and 200 already take seconds to set up in a
+/// guest.
+pub const MAX_OTHER_TRACERS: u32 = 200;
 /// Real time: the most pairs a cell adds while its interval is too wide.
 pub const DEFAULT_MAX_REPEATS: u32 = 200;
 /// Real time: seconds of measuring per cell after which no further pair starts.
@@ -44,6 +48,10 @@ fn default_stacks() -> Vec<u32> {
 
 fn default_functions() -> Vec<u32> {
     vec![1]
+}
+
+fn default_other_tracers() -> Vec<u32> {
+    vec![0]
 }
 
 /// Everything the agent needs to run its cells, serialized into the guest.
@@ -74,6 +82,11 @@ pub struct AgentPlan {
     /// chooses (one cell per value; the baseline runs once).
     #[serde(default = "default_functions")]
     pub functions: Vec<u32>,
+    /// Other ftrace users on the kernel while a cell runs: M trace instances, each with
+    /// the `function` tracer on one function of its own that the loops never call (one
+    /// cell per value; the baseline runs once).
+    #[serde(default = "default_other_tracers")]
+    pub other_tracers: Vec<u32>,
     /// The agent runs alone on its kernel (a guest): nothing else can call the traced
     /// function, so a mechanism must fire exactly calls × events per call, with no slack.
     #[serde(default)]
@@ -135,14 +148,15 @@ impl std::str::FromStr for Fault {
     }
 }
 
-/// One cell of a plan: a mechanism, for BPF its payload and stack, and the number of
-/// functions traced at once.
+/// One cell of a plan: a mechanism, for BPF its payload and stack, the number of
+/// functions traced at once and of other tracers beside it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CellSpec {
     pub mechanism: MechanismKind,
     pub payload: Option<Payload>,
     pub stack: u32,
     pub functions: u32,
+    pub other_tracers: u32,
 }
 
 impl CellSpec {
@@ -153,6 +167,7 @@ impl CellSpec {
             payload: self.payload.map(|p| p.name().to_string()),
             stack: self.stack,
             functions: self.functions,
+            other_tracers: self.other_tracers,
         }
     }
 }
@@ -178,6 +193,10 @@ pub enum PlanError {
     BadFunctions(Vec<u32>),
     #[error("--functions above 1 traces kernel functions, and workload {0} traces one of the agent's own")]
     FunctionsOnUserWorkload(String),
+    #[error("--other-tracers takes numbers of other ftrace users from 0 to {MAX_OTHER_TRACERS}, each listed once, e.g. --other-tracers 0,1,10,100 (got {0:?})")]
+    BadOtherTracers(Vec<u32>),
+    #[error("--other-tracers above 0 traces kernel functions beside the workload's, and workload {0} traces one of the agent's own")]
+    OtherTracersOnUserWorkload(String),
     #[error(transparent)]
     Workload(#[from] UnknownName),
     /// Not a `#[from]`/source: the message already holds the symbol error, and a source
@@ -229,31 +248,23 @@ impl AgentPlan {
                 return Err(PlanError::DuplicatePayload(p.name().to_string()));
             }
         }
-        let repeated = self
-            .stacks
-            .iter()
-            .enumerate()
-            .any(|(i, k)| self.stacks[..i].contains(k));
-        if self.stacks.is_empty()
-            || repeated
-            || self.stacks.iter().any(|&k| k == 0 || k > MAX_STACK)
-        {
+        if !distinct_within(&self.stacks, 1, MAX_STACK) {
             return Err(PlanError::BadStacks(self.stacks.clone()));
         }
-        let repeated = self
-            .functions
-            .iter()
-            .enumerate()
-            .any(|(i, n)| self.functions[..i].contains(n));
-        if self.functions.is_empty()
-            || repeated
-            || self.functions.iter().any(|&n| n == 0 || n > MAX_FUNCTIONS)
-        {
+        if !distinct_within(&self.functions, 1, MAX_FUNCTIONS) {
             return Err(PlanError::BadFunctions(self.functions.clone()));
+        }
+        if !distinct_within(&self.other_tracers, 0, MAX_OTHER_TRACERS) {
+            return Err(PlanError::BadOtherTracers(self.other_tracers.clone()));
         }
         let workload = self.workload.parse::<Workload>()?;
         if workload.is_user() && self.functions.iter().any(|&n| n > 1) {
             return Err(PlanError::FunctionsOnUserWorkload(
+                workload.name().to_string(),
+            ));
+        }
+        if workload.is_user() && self.max_other_tracers() > 0 {
+            return Err(PlanError::OtherTracersOnUserWorkload(
                 workload.name().to_string(),
             ));
         }
@@ -291,37 +302,36 @@ impl AgentPlan {
     }
 
     /// The cells in run order: each mechanism in turn; a BPF mechanism once per
-    /// (payload, stack, functions), every other mechanism once per number of functions,
-    /// the baseline once.
+    /// (payload, stack, functions, other tracers), every other mechanism once per
+    /// (stack-trace payload or none, functions, other tracers), the baseline once.
     pub fn cells(&self) -> Vec<CellSpec> {
         let mut cells = Vec::new();
         for &m in &self.mechanisms {
-            let functions: &[u32] = if m == MechanismKind::Baseline {
-                &[1]
+            let (functions, others): (&[u32], &[u32]) = if m == MechanismKind::Baseline {
+                (&[1], &[0])
             } else {
-                &self.functions
+                (&self.functions, &self.other_tracers)
             };
-            if !m.is_bpf() {
-                for payload in self.tracefs_payloads(m) {
-                    for &n in functions {
+            let variants: Vec<(Option<Payload>, u32)> = if m.is_bpf() {
+                self.payloads
+                    .iter()
+                    .flat_map(|&p| self.stacks.iter().map(move |&k| (Some(p), k)))
+                    .collect()
+            } else {
+                self.tracefs_payloads(m)
+                    .into_iter()
+                    .map(|p| (p, 1))
+                    .collect()
+            };
+            for (payload, stack) in variants {
+                for &n in functions {
+                    for &o in others {
                         cells.push(CellSpec {
                             mechanism: m,
                             payload,
-                            stack: 1,
+                            stack,
                             functions: n,
-                        });
-                    }
-                }
-                continue;
-            }
-            for &p in &self.payloads {
-                for &k in &self.stacks {
-                    for &n in functions {
-                        cells.push(CellSpec {
-                            mechanism: m,
-                            payload: Some(p),
-                            stack: k,
-                            functions: n,
+                            other_tracers: o,
                         });
                     }
                 }
@@ -351,6 +361,20 @@ impl AgentPlan {
     pub fn max_functions(&self) -> u32 {
         self.functions.iter().copied().max().unwrap_or(1)
     }
+
+    /// The most other tracers beside any cell.
+    pub fn max_other_tracers(&self) -> u32 {
+        self.other_tracers.iter().copied().max().unwrap_or(0)
+    }
+}
+
+/// Whether `values` is non-empty, each from `min` to `max` and listed once.
+fn distinct_within(values: &[u32], min: u32, max: u32) -> bool {
+    !values.is_empty()
+        && values
+            .iter()
+            .enumerate()
+            .all(|(i, v)| (min..=max).contains(v) && !values[..i].contains(v))
 }
 
 #[cfg(test)]
@@ -371,6 +395,7 @@ mod tests {
             payloads: vec![Payload::Count],
             stacks: vec![1],
             functions: vec![1],
+            other_tracers: vec![0],
             adaptive: None,
             peer_cpu: None,
         }
@@ -422,6 +447,25 @@ mod tests {
         let labels: Vec<String> = p.cells().iter().map(|c| c.id().label()).collect();
         assert_eq!(labels, ["baseline", "kprobe", "kprobe/n10"]);
         assert_eq!(p.max_functions(), 10);
+        p.functions = vec![1];
+        p.other_tracers = vec![0, 100];
+        p.validate().expect("valid");
+        let labels: Vec<String> = p.cells().iter().map(|c| c.id().label()).collect();
+        assert_eq!(labels, ["baseline", "kprobe", "kprobe/m100"]);
+        p.other_tracers = vec![0, 201];
+        let err = p.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("from 0 to 200") && err.contains("0,1,10,100"),
+            "{err}"
+        );
+        p.other_tracers = vec![1, 1];
+        assert!(p.validate().is_err());
+        p.other_tracers = vec![1];
+        p.workload = "user-nop".into();
+        assert_eq!(
+            p.validate(),
+            Err(PlanError::OtherTracersOnUserWorkload("user-nop".into()))
+        );
         // The stack trace is the one payload a tracefs mechanism takes.
         let mut p = plan();
         p.mechanisms = vec![

@@ -162,6 +162,13 @@ pub struct Measured {
     /// The other functions traced beside the workload's (cells with `functions` > 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traced: Option<TracedSet>,
+    /// Other ftrace users on the kernel while the cell ran, each tracing one function of
+    /// its own (`--other-tracers`); 0 in results written before the axis existed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub other_tracers: u32,
+    /// The functions the other tracers traced, one each (cells with `other_tracers` > 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beside: Option<TracedSet>,
     /// How long attaching and detaching took, per repeat (what the functions axis is
     /// about; every cell that installs something records it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -201,6 +208,10 @@ pub struct Measured {
     /// Real time: how the cell chose its number of pairs (None: a fixed count).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precision: Option<Precision>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn is_one(n: &u32) -> bool {
@@ -351,6 +362,8 @@ impl Measured {
             stack: 1,
             functions: 1,
             traced: None,
+            other_tracers: 0,
+            beside: None,
             attach_times: Vec::new(),
             stack_traces: None,
             workload: workload.to_string(),
@@ -391,6 +404,7 @@ impl Measured {
             payload: self.payload.clone(),
             stack: self.stack,
             functions: self.functions,
+            other_tracers: self.other_tracers,
         }
     }
 }

@@ -381,23 +381,44 @@ pub struct FunctionCounts(pub Vec<u32>);
 impl FromStr for FunctionCounts {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.split(',')
-            .map(|n| {
-                n.trim()
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=tracelab_model::plan::MAX_FUNCTIONS).contains(n))
-                    .ok_or_else(|| {
-                        format!(
-                            "--functions: `{}` is not a number of functions (valid: 1 to {}, e.g. --functions 1,10,100)",
-                            n.trim(),
-                            tracelab_model::plan::MAX_FUNCTIONS
-                        )
-                    })
-            })
-            .collect::<Result<Vec<u32>, String>>()
-            .map(FunctionCounts)
+        let max = tracelab_model::plan::MAX_FUNCTIONS;
+        counts(s, 1..=max, |n| {
+            format!("--functions: `{n}` is not a number of functions (valid: 1 to {max}, e.g. --functions 1,10,100)")
+        })
+        .map(FunctionCounts)
     }
+}
+
+/// `--other-tracers 0,1,10,100`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherTracerCounts(pub Vec<u32>);
+
+impl FromStr for OtherTracerCounts {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let max = tracelab_model::plan::MAX_OTHER_TRACERS;
+        counts(s, 0..=max, |n| {
+            format!("--other-tracers: `{n}` is not a number of other tracers (valid: 0 to {max}, e.g. --other-tracers 0,1,10,100)")
+        })
+        .map(OtherTracerCounts)
+    }
+}
+
+/// Comma-separated numbers within `valid`; `bad` words the error for one that is not.
+fn counts(
+    s: &str,
+    valid: std::ops::RangeInclusive<u32>,
+    bad: impl Fn(&str) -> String,
+) -> Result<Vec<u32>, String> {
+    s.split(',')
+        .map(|n| {
+            n.trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| valid.contains(n))
+                .ok_or_else(|| bad(n.trim()))
+        })
+        .collect()
 }
 
 #[derive(Args, Debug)]
@@ -411,8 +432,9 @@ pub struct RunArgs {
     /// `all`.
     #[arg(long, default_value = "default")]
     pub mechanisms: Mechanisms,
-    /// What BPF programs do, comma separated: empty, count, record, or `all`. One cell per
-    /// payload for each BPF mechanism.
+    /// What BPF programs do, comma separated: empty, count, record, stacktrace, stackid,
+    /// or `all`. One cell per payload for each BPF mechanism; the tracefs mechanisms take
+    /// `stacktrace` (ftrace's stack trace option) and otherwise run without payload.
     #[arg(long, default_value = "count")]
     pub payloads: Payloads,
     /// BPF programs stacked on the function, comma separated (e.g. 1,2,4,8). One cell per
@@ -425,6 +447,11 @@ pub struct RunArgs {
     /// mechanism; each records the time to attach and to detach.
     #[arg(long, default_value = "1")]
     pub functions: FunctionCounts,
+    /// Other ftrace users on the kernel while each cell runs, comma separated (e.g.
+    /// 0,1,10,100): M trace instances, each with the function tracer on one function of
+    /// its own that the workload never calls. One cell per value for each mechanism.
+    #[arg(long, default_value = "0")]
+    pub other_tracers: OtherTracerCounts,
     /// getppid; bpf-numa-batch or bpf-kfunc-batch (in-kernel calls, no syscall each);
     /// pipe, file-read, tcp, fork or open-close (operations people run).
     #[arg(long, default_value = "getppid")]
@@ -560,6 +587,7 @@ impl RunArgs {
             payloads: self.payloads.0,
             stacks: self.stack.0,
             functions: self.functions.0,
+            other_tracers: self.other_tracers.0,
             alone: matches!(target, TargetSpec::Vm { .. }),
             fault: self.fault,
             adaptive,

@@ -56,6 +56,7 @@ fn plan(kill: &Kill, config: &BTreeMap<String, String>) -> AgentPlan {
         payloads: vec![tracelab_model::payload::Payload::Count],
         stacks: vec![1],
         functions: vec![1],
+        other_tracers: vec![0],
         alone: true,
         fault: None,
         adaptive: None,

@@ -33,7 +33,14 @@ pub struct CellKey {
     pub payload: Option<String>,
     pub stack: u32,
     pub functions: u32,
+    /// Other tracers beside the cell (left out of the JSON when 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub other_tracers: u32,
     pub workload: String,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl CellKey {
@@ -45,6 +52,7 @@ impl CellKey {
             payload: cell.measured.payload.clone(),
             stack: cell.measured.stack,
             functions: cell.measured.functions,
+            other_tracers: cell.measured.other_tracers,
             workload: cell.measured.workload.clone(),
         }
     }
@@ -57,6 +65,7 @@ impl fmt::Display for CellKey {
             payload: self.payload.clone(),
             stack: self.stack,
             functions: self.functions,
+            other_tracers: self.other_tracers,
         };
         write!(
             f,
@@ -503,6 +512,9 @@ pub fn reproduce(meta: &RunMeta, key: &CellKey) -> String {
     }
     if key.functions != 1 {
         cmd.push_str(&format!(" --functions {}", key.functions));
+    }
+    if key.other_tracers != 0 {
+        cmd.push_str(&format!(" --other-tracers {}", key.other_tracers));
     }
     if key.stack != 1 {
         cmd.push_str(&format!(" --stack {}", key.stack));

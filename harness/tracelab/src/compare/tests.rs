@@ -32,6 +32,7 @@ fn key() -> CellKey {
         payload: None,
         stack: 1,
         functions: 1,
+        other_tracers: 0,
         workload: "getppid".into(),
     }
 }

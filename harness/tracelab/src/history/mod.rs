@@ -21,6 +21,10 @@ fn is_one(n: &u32) -> bool {
     *n == 1
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// What identifies a series across nights.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct SeriesKey {
@@ -34,6 +38,9 @@ pub struct SeriesKey {
     /// Functions traced at once (`--functions`; left out of the JSON when 1).
     #[serde(skip_serializing_if = "is_one")]
     pub functions: u32,
+    /// Other tracers beside the cell (`--other-tracers`; left out of the JSON when 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub other_tracers: u32,
     pub unit: String,
     pub kernel_args: String,
     /// Guest CPUs (`--vcpus`).
@@ -54,6 +61,9 @@ impl SeriesKey {
         }
         if self.functions != 1 {
             s.push_str(&format!(" on {} functions", self.functions));
+        }
+        if self.other_tracers != 0 {
+            s.push_str(&format!(" beside {} other tracers", self.other_tracers));
         }
         if !self.kernel_args.is_empty() {
             s.push_str(&format!(" [{}]", self.kernel_args));
@@ -161,6 +171,7 @@ fn key(row: &SummaryRow, meta: &RunMeta, host: &str) -> SeriesKey {
         payload: row.payload.clone(),
         stack: row.stack,
         functions: row.functions,
+        other_tracers: row.other_tracers,
         unit: row.unit.to_string(),
         kernel_args: meta
             .extra

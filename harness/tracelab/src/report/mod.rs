@@ -54,13 +54,14 @@ fn slug(s: &str) -> String {
 }
 
 /// Sections of the report, in page order.
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "Overhead",
     "Mechanism × kernel",
     "Workloads",
     "Payloads",
     "Stacking",
     "Functions traced",
+    "Other tracers",
     "Perf counters",
 ];
 
@@ -90,6 +91,7 @@ pub fn build(title: &str, inputs: &[String], runs: &[Run]) -> Report {
             figs.extend(stack_figures(&label, unit, &cells));
             figs.extend(payload_figures(&label, unit, &cells));
             figs.extend(functions_figures(&label, unit, &cells));
+            figs.extend(other_tracers_figures(&label, unit, &cells));
         }
         figs.extend(counter_figures(&label, &primary(&here)));
     }
@@ -199,7 +201,7 @@ fn primary_payload(cells: &[&Point]) -> Option<String> {
 fn primary<'a>(cells: &[&'a Point]) -> Vec<&'a Point> {
     one_program(cells)
         .into_iter()
-        .filter(|p| p.functions == 1)
+        .filter(|p| p.functions == 1 && p.other_tracers == 0)
         .collect()
 }
 
@@ -225,6 +227,9 @@ fn primary_note(cells: &[&Point]) -> String {
     if cells.iter().any(|p| p.functions != 1) {
         note.push_str("; one function traced (more below)");
     }
+    if cells.iter().any(|p| p.other_tracers != 0) {
+        note.push_str("; no other tracers (more below)");
+    }
     note
 }
 
@@ -235,7 +240,14 @@ fn functions_figures(arch: &str, unit: Unit, cells: &[&Point]) -> Vec<Figure> {
     if !cells.iter().any(|p| p.functions != 1) {
         return Vec::new();
     }
-    let cells = one_program(cells);
+    let cells: Vec<&Point> = one_program(cells)
+        .into_iter()
+        .filter(|p| p.other_tracers == 0)
+        .collect();
+    let axis = Axis {
+        across: |p| p.id().across_functions(),
+        x: |p| f64::from(p.functions),
+    };
     let mut out = Vec::new();
     for kernel in model::kernels(cells.iter().copied()) {
         let here: Vec<&Point> = cells
@@ -243,35 +255,10 @@ fn functions_figures(arch: &str, unit: Unit, cells: &[&Point]) -> Vec<Figure> {
             .copied()
             .filter(|p| p.kernel == kernel)
             .collect();
-        let names: Vec<String> = model::distinct(here.iter().map(|p| p.across_functions()))
-            .into_iter()
-            .filter(|n| {
-                model::distinct(
-                    here.iter()
-                        .filter(|p| &p.across_functions() == n)
-                        .map(|p| p.functions),
-                )
-                .len()
-                    > 1
-            })
-            .collect();
-        if names.is_empty() {
+        if axis.series(&here, &|p| p.overhead).is_empty() {
             continue;
         }
-        let line = |value: &dyn Fn(&Point) -> Option<f64>| -> Vec<(String, Vec<(f64, f64)>)> {
-            names
-                .iter()
-                .map(|n| {
-                    let mut points: Vec<(f64, f64)> = here
-                        .iter()
-                        .filter(|p| &p.across_functions() == n && p.status == Status::Ok)
-                        .filter_map(|p| Some((f64::from(p.functions), value(p)?)))
-                        .collect();
-                    points.sort_by(|a, b| a.0.total_cmp(&b.0));
-                    (n.clone(), points)
-                })
-                .collect()
-        };
+        let line = |value: &dyn Fn(&Point) -> Option<f64>| axis.series(&here, value);
         let clock = if unit == Unit::Insn {
             "elapsed guest time under icount (a wait counts at its virtual length)"
         } else {
@@ -319,6 +306,91 @@ fn functions_figures(arch: &str, unit: Unit, cells: &[&Point]) -> Vec<Figure> {
                 y_label: format!("overhead per call ({unit})"),
                 log_y: false,
                 series: line(&|p: &Point| p.overhead),
+            }),
+        });
+    }
+    out
+}
+
+/// Cells along one axis: a line per series (the cell's identity without the axis)
+/// measured at more than one value of it.
+struct Axis {
+    across: fn(&Point) -> String,
+    x: fn(&Point) -> f64,
+}
+
+impl Axis {
+    /// The lines of `value` against the axis among `here` (ok cells only).
+    fn series(
+        &self,
+        here: &[&Point],
+        value: &dyn Fn(&Point) -> Option<f64>,
+    ) -> Vec<(String, Vec<(f64, f64)>)> {
+        model::distinct(here.iter().map(|p| (self.across)(p)))
+            .into_iter()
+            .filter(|n| {
+                model::distinct(
+                    here.iter()
+                        .filter(|p| &(self.across)(p) == n)
+                        .map(|p| (self.x)(p).to_bits()),
+                )
+                .len()
+                    > 1
+            })
+            .map(|n| {
+                let mut points: Vec<(f64, f64)> = here
+                    .iter()
+                    .filter(|p| (self.across)(p) == n && p.status == Status::Ok)
+                    .filter_map(|p| Some(((self.x)(p), value(p)?)))
+                    .collect();
+                points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                (n, points)
+            })
+            .collect()
+    }
+}
+
+/// The other-tracers axis, per kernel: the overhead per call of the workload's function
+/// against the number of other ftrace users on the kernel. One line per mechanism
+/// measured at more than one M.
+fn other_tracers_figures(arch: &str, unit: Unit, cells: &[&Point]) -> Vec<Figure> {
+    if !cells.iter().any(|p| p.other_tracers != 0) {
+        return Vec::new();
+    }
+    let cells: Vec<&Point> = one_program(cells)
+        .into_iter()
+        .filter(|p| p.functions == 1)
+        .collect();
+    // The x axis is logarithmic: none (M = 0) is drawn at 1.
+    let axis = Axis {
+        across: |p| p.id().across_other_tracers(),
+        x: |p| f64::from(p.other_tracers) + 1.0,
+    };
+    let mut out = Vec::new();
+    for kernel in model::kernels(cells.iter().copied()) {
+        let here: Vec<&Point> = cells
+            .iter()
+            .copied()
+            .filter(|p| p.kernel == kernel)
+            .collect();
+        let series = axis.series(&here, &|p| p.overhead);
+        if series.is_empty() {
+            continue;
+        }
+        let title = format!(
+            "{arch}, kernel {kernel}: overhead per call of the workload's function against other tracers ({unit})"
+        );
+        out.push(Figure {
+            id: slug(&format!("other-tracers-overhead-{arch}-{kernel}-{unit}")),
+            title: title.clone(),
+            section: "Other tracers",
+            svg: lines::lines(&Lines {
+                title,
+                subtitle: "M trace instances, each with the function tracer on one function never called in the loops; median paired overhead".into(),
+                x_label: "1 + other tracers M (log; 1 is none)".into(),
+                y_label: format!("overhead per call ({unit})"),
+                log_y: false,
+                series,
             }),
         });
     }

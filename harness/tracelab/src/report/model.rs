@@ -20,6 +20,8 @@ pub struct Point {
     pub stack: u32,
     /// Functions traced at once (`--functions`).
     pub functions: u32,
+    /// Other tracers beside the cell (`--other-tracers`).
+    pub other_tracers: u32,
     /// Median attach and detach times, where the cell installed and removed.
     pub attach: Option<tracelab_model::summary::AttachSummary>,
     pub workload: String,
@@ -43,24 +45,18 @@ impl Point {
     /// The series a cell belongs to: its mechanism, with payload and stack when given
     /// (`fentry/count ×4`).
     pub fn series(&self) -> String {
-        tracelab_model::cell_id::CellId {
-            mechanism: self.mechanism.clone(),
-            payload: self.payload.clone(),
-            stack: self.stack,
-            functions: self.functions,
-        }
-        .series()
+        self.id().series()
     }
 
-    /// The series across the functions axis (the number of functions left out).
-    pub fn across_functions(&self) -> String {
+    /// The cell's identity.
+    pub fn id(&self) -> tracelab_model::cell_id::CellId {
         tracelab_model::cell_id::CellId {
             mechanism: self.mechanism.clone(),
             payload: self.payload.clone(),
             stack: self.stack,
             functions: self.functions,
+            other_tracers: self.other_tracers,
         }
-        .across_functions()
     }
 
     /// The overhead per call of the traced function: per operation ÷ traced calls per
@@ -111,6 +107,7 @@ pub fn points(runs: &[Run]) -> Vec<Point> {
                 payload: m.payload.clone(),
                 stack: m.stack,
                 functions: m.functions,
+                other_tracers: m.other_tracers,
                 attach: s.and_then(|s| s.attach),
                 workload: m.workload.clone(),
                 unit: m.unit,

@@ -130,6 +130,7 @@ pub fn summary_frame(rows: &[SummaryRow]) -> Result<DataFrame> {
         }),
         col(rows, "slowdown_pct", |r| r.slowdown_pct),
         col(rows, "functions", |r| r.functions),
+        col(rows, "other_tracers", |r| r.other_tracers),
         col(rows, "attach_time", |r| r.attach_time),
         col(rows, "detach_time", |r| r.detach_time),
         col(rows, "attach_thread_time", |r| r.attach_thread_time),
@@ -293,6 +294,8 @@ pub fn read_summary(path: &Path) -> Result<Vec<SummaryRow>> {
     let slowdown_pct = optional_numbers::<Float64Type>(&df, "slowdown_pct")?;
     // Absent from summaries written before the functions axis: one function, no times.
     let functions = optional_numbers::<UInt32Type>(&df, "functions")?;
+    // Absent from summaries written before the other-tracers axis: none.
+    let other_tracers = optional_numbers::<UInt32Type>(&df, "other_tracers")?;
     let attach_time = optional_numbers::<Float64Type>(&df, "attach_time")?;
     let detach_time = optional_numbers::<Float64Type>(&df, "detach_time")?;
     let attach_thread_time = optional_numbers::<Float64Type>(&df, "attach_thread_time")?;
@@ -332,6 +335,7 @@ pub fn read_summary(path: &Path) -> Result<Vec<SummaryRow>> {
             overhead_per_traced_call: overhead_per_traced_call[i],
             slowdown_pct: slowdown_pct[i],
             functions: functions[i].unwrap_or(1),
+            other_tracers: other_tracers[i].unwrap_or(0),
             attach_time: attach_time[i],
             detach_time: detach_time[i],
             attach_thread_time: attach_thread_time[i],

@@ -117,6 +117,8 @@ fn grid(rows: &[SummaryRow], unit: Option<Unit>) -> Table {
         .any(|r| r.workload.parse::<Workload>().is_ok_and(Workload::is_macro));
     // The functions axis: how many, and what attaching and detaching them took.
     let many = rows.iter().any(|r| r.functions != 1);
+    // The other-tracers axis: how many were beside the cell.
+    let beside = rows.iter().any(|r| r.other_tracers != 0);
     // The stack-trace payloads: how deep the stacks they took were.
     let stacks = rows.iter().any(|r| r.stack_depth.is_some());
     let mut headers = vec!["mechanism".to_string()];
@@ -132,6 +134,10 @@ fn grid(rows: &[SummaryRow], unit: Option<Unit>) -> Table {
     if many {
         headers.extend(["functions".to_string(), u("attach"), u("detach")]);
         numeric.extend([true, true, true]);
+    }
+    if beside {
+        headers.push("other tracers".to_string());
+        numeric.push(true);
     }
     headers.extend([
         "status".to_string(),
@@ -178,6 +184,9 @@ fn grid(rows: &[SummaryRow], unit: Option<Unit>) -> Table {
                 millions(r.attach_time),
                 millions(r.detach_time),
             ]);
+        }
+        if beside {
+            line.push(r.other_tracers.to_string());
         }
         line.extend([
             r.status.to_string(),
@@ -291,6 +300,7 @@ fn csv(rows: &[SummaryRow]) -> String {
             f(r.overhead_per_traced_call),
             f(r.slowdown_pct),
             r.functions.to_string(),
+            r.other_tracers.to_string(),
             f(r.attach_time),
             f(r.detach_time),
             f(r.attach_thread_time),

@@ -57,6 +57,8 @@ pub struct SummaryRow {
     pub slowdown_pct: Option<f64>,
     /// Functions traced at once (`--functions`; 1 in summaries written before).
     pub functions: u32,
+    /// Other tracers beside the cell (`--other-tracers`; 0 in summaries written before).
+    pub other_tracers: u32,
     /// Median time from nothing to armed and from armed to nothing, in the cell's unit
     /// (elapsed: under icount guest virtual time, waits included).
     pub attach_time: Option<f64>,
@@ -101,6 +103,7 @@ pub const COLUMNS: &[&str] = &[
     "overhead_per_traced_call",
     "slowdown_pct",
     "functions",
+    "other_tracers",
     "attach_time",
     "detach_time",
     "attach_thread_time",
@@ -163,6 +166,7 @@ impl SummaryRow {
                 .filter(|s| s.per_call > 0.0)
                 .and_then(|s| finite(100.0 * s.overhead / s.per_call)),
             functions: m.functions,
+            other_tracers: m.other_tracers,
             attach_time: attach.map(|a| a.attach),
             detach_time: attach.map(|a| a.detach),
             attach_thread_time: attach.map(|a| a.attach_thread),
@@ -235,6 +239,8 @@ impl SummaryRow {
                 stack: self.stack,
                 functions: self.functions,
                 traced: None,
+                other_tracers: self.other_tracers,
+                beside: None,
                 attach_times: Vec::new(),
                 stack_traces: None,
                 workload: self.workload,

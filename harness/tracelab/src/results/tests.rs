@@ -67,6 +67,8 @@ fn ok_cell(mechanism: &str, unit: Unit) -> Cell {
         stack: 1,
         functions: 1,
         traced: None,
+        other_tracers: 0,
+        beside: None,
         attach_times: Vec::new(),
         stack_traces: None,
         workload: "getpid".into(),

@@ -292,6 +292,7 @@ impl Boot<'_> {
             measured.payload = id.payload;
             measured.stack = id.stack;
             measured.functions = id.functions;
+            measured.other_tracers = id.other_tracers;
             self.add(measured, Some(tail.join("\n")))?;
         }
         Ok(())
