@@ -278,3 +278,44 @@ fn the_functions_axis_gets_curves_and_leaves_the_overview_alone() {
         "the overview keeps N = 1"
     );
 }
+
+#[test]
+fn the_other_tracers_axis_gets_a_curve_and_leaves_the_overview_alone() {
+    let mut runs = synthetic::matrix(&["arm64"], &["6.1"], 3, 3.0);
+    let run = &mut runs[0];
+    let one = run
+        .cells
+        .iter()
+        .find(|c| c.measured.mechanism == "function" && c.summary.is_some())
+        .expect("a function cell")
+        .clone();
+    for m in [1u32, 10, 100] {
+        let mut c = one.clone();
+        c.measured.other_tracers = m;
+        run.cells.push(c);
+    }
+    let r = build("t", &["ds".into()], &runs);
+    let fig = r
+        .figures
+        .iter()
+        .find(|f| f.section == "Other tracers")
+        .expect("an other-tracers figure");
+    assert_eq!(
+        fig.title,
+        "arm64, kernel 6.1: overhead per call of the workload's function against other tracers (insn)"
+    );
+    // One line, for the one mechanism measured at several M; none drawn at M = 0 on a
+    // log axis: M is drawn at M + 1.
+    assert!(fig.svg.contains("\nfunction\n"), "{}", fig.svg);
+    assert!(fig.svg.contains("1 + other tracers M"));
+    let overview = r
+        .figures
+        .iter()
+        .find(|f| f.section == "Overhead")
+        .expect("overview");
+    assert!(
+        !overview.svg.contains("beside 10 other tracers")
+            && overview.svg.contains("no other tracers (more below)"),
+        "the overview keeps M = 0"
+    );
+}
