@@ -500,7 +500,7 @@ fn precision(
 /// Sends the agent the signal a clean-up test asked for (see `AgentPlan::fault`).
 fn inject(fault: Option<Fault>) {
     let sig = match fault {
-        None | Some(Fault::PanicAfterMs(_) | Fault::KillMidAttach) => return,
+        None | Some(Fault::PanicAfterMs(_) | Fault::KillMidAttach | Fault::HangMidAttach) => return,
         Some(Fault::InterruptWhenArmed) => libc::SIGINT,
         Some(Fault::KillWhenArmed) => libc::SIGKILL,
     };

@@ -33,6 +33,7 @@ pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion
         panic_kernel_after(ms);
     }
     let _lock = cleanup::RunLock::acquire()?;
+    raise_open_files();
     // In-kernel workloads need their BPF driver loaded for the whole run.
     let mut runner =
         mechanism::bpf::driver::runner(workload).context("setting up the in-kernel workload")?;
@@ -81,7 +82,7 @@ pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion
         boot_id: crate::environment::read("/proc/sys/kernel/random/boot_id"),
         uptime: crate::environment::read("/proc/uptime"),
     });
-    for spec in plan.cells() {
+    for spec in plan.cells_to_run() {
         let cell = match &mut runner {
             Ok(runner) => run_cell(
                 plan,
@@ -145,7 +146,7 @@ fn choose_functions(
         stack: 1,
         calls: plan.calls.saturating_mul(runner.kind().traced_per_op()),
         others: &[],
-        kill_mid_attach: false,
+        mid_attach: None,
     };
     let traced = tracer.check_support(env, runner.kind()).is_ok();
     // What a cell's armed loop runs, with the function tracer armed on the target.
@@ -206,6 +207,35 @@ fn set_up_other_tracers(
             let (status, why) = e.status();
             (status, format!("setting up the other tracers: {why}"))
         })
+}
+
+/// Open files the agent asks for: a cell on many functions holds an object, its maps, a
+/// program and a link per function (100 fentry programs pass the usual soft limit of
+/// 1024, 1000 the usual hard limit of 4096).
+const OPEN_FILES: libc::rlim_t = 1 << 16;
+
+/// Raises the limit on open files to [`OPEN_FILES`] (root may raise the hard limit), or
+/// else the soft limit to the hard one, as bpftrace does. A limit that cannot be raised
+/// leaves such a cell to fail with EMFILE, which names the cause.
+fn raise_open_files() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid rlimit for every call.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= OPEN_FILES {
+            return;
+        }
+        let wanted = libc::rlimit {
+            rlim_cur: OPEN_FILES,
+            rlim_max: limit.rlim_max.max(OPEN_FILES),
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
 }
 
 /// Crashes the kernel `ms` milliseconds from now (the panic fault of `tracelab chaos`),
@@ -444,7 +474,9 @@ fn run_cell(
         stack: spec.stack,
         calls: plan.calls.saturating_mul(traced_per_op),
         others,
-        kill_mid_attach: plan.fault == Some(Fault::KillMidAttach),
+        mid_attach: plan
+            .fault
+            .filter(|f| matches!(f, Fault::KillMidAttach | Fault::HangMidAttach)),
     };
     let ready = same_domain(kind, workload.kind())
         .and_then(|()| mechanism.check_support(env, workload.kind()))

@@ -103,6 +103,10 @@ pub struct AgentPlan {
     /// CPU 0); None: the peer shares the agent's CPU.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_cpu: Option<u32>,
+    /// Cells not to run: those a guest already reported, or failed, before the host
+    /// restarted it for the rest (a cell that hung).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skip: Vec<CellId>,
 }
 
 /// What the agent does to itself once armed, or to its kernel (see [`AgentPlan::fault`]).
@@ -116,6 +120,10 @@ pub enum Fault {
     /// SIGKILL halfway through defining a cell's probes on several functions
     /// (`--functions`): hundreds of probes left, the next run must remove them all.
     KillMidAttach,
+    /// The agent stops forever halfway through defining a cell's probes on several
+    /// functions, as an attach that never returns would: the host must fail that cell at
+    /// its timeout and run the cells after it in a fresh guest.
+    HangMidAttach,
     /// The kernel panics (sysrq `c`) this many milliseconds of guest time after the agent
     /// starts: what the host does with a guest that dies mid-run (`tracelab chaos`).
     PanicAfterMs(u64),
@@ -137,12 +145,13 @@ impl std::str::FromStr for Fault {
             None if s == "interrupt-when-armed" => Ok(Fault::InterruptWhenArmed),
             None if s == "kill-when-armed" => Ok(Fault::KillWhenArmed),
             None if s == "kill-mid-attach" => Ok(Fault::KillMidAttach),
+            None if s == "hang-mid-attach" => Ok(Fault::HangMidAttach),
             Some(("panic-after-ms", ms)) => ms
                 .parse()
                 .map(Fault::PanicAfterMs)
                 .map_err(|_| format!("panic-after-ms needs a number of milliseconds, not `{ms}`")),
             _ => Err(format!(
-                "unknown fault `{s}` (valid: interrupt-when-armed, kill-when-armed, kill-mid-attach, panic-after-ms=N)"
+                "unknown fault `{s}` (valid: interrupt-when-armed, kill-when-armed, kill-mid-attach, hang-mid-attach, panic-after-ms=N)"
             )),
         }
     }
@@ -357,6 +366,14 @@ impl AgentPlan {
         out
     }
 
+    /// The cells this run of the agent runs: [`AgentPlan::cells`] less `skip`.
+    pub fn cells_to_run(&self) -> Vec<CellSpec> {
+        self.cells()
+            .into_iter()
+            .filter(|c| !self.skip.contains(&c.id()))
+            .collect()
+    }
+
     /// The most functions any cell traces at once.
     pub fn max_functions(&self) -> u32 {
         self.functions.iter().copied().max().unwrap_or(1)
@@ -398,6 +415,7 @@ mod tests {
             other_tracers: vec![0],
             adaptive: None,
             peer_cpu: None,
+            skip: Vec::new(),
         }
     }
 

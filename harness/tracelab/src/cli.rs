@@ -494,7 +494,8 @@ pub struct RunArgs {
     /// Seconds to wait for the guest's agent to start.
     #[arg(long)]
     pub boot_timeout: Option<u64>,
-    /// Seconds to wait for each cell.
+    /// Seconds to wait for each cell; a cell that takes longer (an attach that never
+    /// returns) fails, and a fresh guest runs the cells after it.
     #[arg(long)]
     pub cell_timeout: Option<u64>,
     /// Local target: run even though another tracer is active.
@@ -593,6 +594,7 @@ impl RunArgs {
             adaptive,
             // The agent runs on CPU 0 and the workload's peer on the second CPU.
             peer_cpu: (self.vcpus == 2).then_some(1),
+            skip: Vec::new(),
         };
         plan.validate()?;
         let mut timeouts = Study::default_timeouts(&plan);

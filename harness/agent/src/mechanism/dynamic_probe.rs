@@ -11,6 +11,7 @@ use crate::tracefs::{KernelEnv, Tracefs, KPROBES_OPTIMIZATION};
 use anyhow::{bail, Context, Result};
 use tracelab_model::kconfig;
 use tracelab_model::mechanism::MechanismKind;
+use tracelab_model::plan::Fault;
 use tracelab_model::schema::StackTraces;
 use tracelab_model::workload::Workload;
 use tracelab_probes::{ProbeDef, ProbeKind, Site, Symbol};
@@ -97,14 +98,14 @@ impl Mechanism for TracefsProbe {
         let installed: Box<dyn Installed> = match self.placement {
             Placement::Entry(kind @ (ProbeKind::Uprobe | ProbeKind::Uretprobe)) => {
                 cell.one_function(self.kind, "it probes the agent's own function")?;
-                Box::new(define(tracefs, cell.target()?, kind, &[], false, false)?)
+                Box::new(define(tracefs, cell.target()?, kind, &[], None, false)?)
             }
             Placement::Entry(kind) => Box::new(define(
                 tracefs,
                 cell.target()?,
                 kind,
                 cell.others,
-                cell.kill_mid_attach,
+                cell.mid_attach,
                 cell.takes_stack(),
             )?),
             Placement::Offset => {
@@ -222,7 +223,7 @@ fn define(
     target: &TargetFunction,
     kind: ProbeKind,
     others: &[Symbol],
-    kill_mid_attach: bool,
+    mid_attach: Option<Fault>,
     stack: bool,
 ) -> Result<DynamicProbe> {
     // Unique to this run: another user's `kprobe` event (any group) cannot be mistaken
@@ -260,10 +261,16 @@ fn define(
     // The others, one event each, named after the target's (`kprobe_60_7`); a failure
     // drops `probe`, which removes every one defined so far.
     for (i, function) in others.iter().enumerate() {
-        if kill_mid_attach && i == others.len() / 2 {
-            // SAFETY: raise has no preconditions; SIGKILL ends the process, as the
-            // clean-up test wants.
-            unsafe { libc::raise(libc::SIGKILL) };
+        match mid_attach {
+            Some(Fault::KillMidAttach) if i == others.len() / 2 => {
+                // SAFETY: raise has no preconditions; SIGKILL ends the process, as the
+                // clean-up test wants.
+                unsafe { libc::raise(libc::SIGKILL) };
+            }
+            Some(Fault::HangMidAttach) if i == others.len() / 2 => loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            },
+            _ => {}
         }
         let other = ProbeDef::new(
             kind,
@@ -340,7 +347,7 @@ fn install_at_offset(
     };
     let mut tried = Vec::new();
     for off in (step..=max).step_by(step as usize) {
-        let Ok(probe) = define(tracefs, target, ProbeKind::KprobeAt(off), &[], false, stack) else {
+        let Ok(probe) = define(tracefs, target, ProbeKind::KprobeAt(off), &[], None, stack) else {
             continue;
         };
         match probe.placement.as_deref() {

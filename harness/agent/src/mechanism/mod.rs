@@ -72,8 +72,9 @@ pub struct CellSetup<'a> {
     /// The functions traced beside the target (`--functions N`: N − 1 of them), none of
     /// which the workload calls.
     pub others: &'a [Symbol],
-    /// The clean-up test's fault: SIGKILL halfway through defining the others' probes.
-    pub kill_mid_attach: bool,
+    /// The clean-up and timeout tests' fault: SIGKILL ([`Fault::KillMidAttach`]) or a
+    /// hang ([`Fault::HangMidAttach`]) halfway through defining the others' probes.
+    pub mid_attach: Option<tracelab_model::plan::Fault>,
 }
 
 impl CellSetup<'_> {

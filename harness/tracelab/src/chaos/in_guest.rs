@@ -61,6 +61,7 @@ fn plan(kill: &Kill, config: &BTreeMap<String, String>) -> AgentPlan {
         fault: None,
         adaptive: None,
         peer_cpu: None,
+        skip: Vec::new(),
     }
 }
 

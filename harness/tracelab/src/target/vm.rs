@@ -181,6 +181,58 @@ pub fn run(
             &mut |e| boot.on_event(e),
         )?;
     }
+    // A cell that hangs (an attach that never returns) fails alone: at the cell timeout
+    // the guest is killed, that cell fails with the reason, and a fresh guest runs the
+    // cells after it. Each restart fails one cell, so this ends. Not after a fault the
+    // plan injects on purpose (the chaos and clean-up tests want the run to end there),
+    // nor when the guest never reached the agent.
+    let mut restarted = Vec::new();
+    while let Ending::TimedOut(_) = &outcome.ending {
+        let injected = plan
+            .fault
+            .is_some_and(|f| f != tracelab_model::plan::Fault::HangMidAttach);
+        if !boot.hello || injected {
+            break;
+        }
+        let Some(stuck) = boot.first_missing() else {
+            break;
+        };
+        let label = stuck.id().label();
+        boot.fail_cell(
+            stuck,
+            format!(
+                "{}; the guest was restarted for the cells after it",
+                outcome.ending.reason()
+            ),
+            &outcome.tail,
+        )?;
+        if boot.first_missing().is_none() {
+            break;
+        }
+        restarted.push(label.clone());
+        boot.meta
+            .extra
+            .insert("guest_restarts".into(), serde_json::json!(restarted));
+        results::update_meta(boot.store.path(), boot.meta)?;
+        observer.event(
+            None,
+            StudyEvent::Stage(&format!(
+                "cell {label} timed out; restarting the guest for the cells after it"
+            )),
+        );
+        let mut rest = plan.clone();
+        rest.skip = boot.reported();
+        let initrd = write_initramfs(
+            catalog.cache_dir(),
+            &initramfs::build(&agent, &busybox, &serde_json::to_string_pretty(&rest)?)?,
+        )?;
+        boot.hello = false;
+        outcome = console::run(
+            setup.command(&kernel.image, &initrd),
+            study.timeouts,
+            &mut |e| boot.on_event(e),
+        )?;
+    }
     if outcome.ending == Ending::Interrupted {
         // Cells the guest never ran are not failures: the run just stops here.
         return Err(Interrupted {
@@ -267,33 +319,52 @@ impl Boot<'_> {
         Ok(())
     }
 
+    /// The cells reported so far.
+    fn reported(&self) -> Vec<tracelab_model::cell_id::CellId> {
+        self.store.cells().iter().map(|c| c.measured.id()).collect()
+    }
+
+    /// The first planned cell without a record.
+    fn first_missing(&self) -> Option<tracelab_model::plan::CellSpec> {
+        let reported = self.reported();
+        self.plan
+            .cells()
+            .into_iter()
+            .find(|c| !reported.contains(&c.id()))
+    }
+
+    /// Records `spec` as failed for `reason`, with the console tail.
+    fn fail_cell(
+        &mut self,
+        spec: tracelab_model::plan::CellSpec,
+        reason: String,
+        tail: &[String],
+    ) -> Result<()> {
+        let id = spec.id();
+        let mut measured = Measured::without_samples(
+            spec.mechanism.name(),
+            &self.plan.workload,
+            self.plan.unit,
+            Status::Failed,
+            reason,
+        );
+        measured.payload = id.payload;
+        measured.stack = id.stack;
+        measured.functions = id.functions;
+        measured.other_tracers = id.other_tracers;
+        self.add(measured, Some(tail.join("\n")))
+    }
+
     /// Every planned cell the agent did not report becomes a failed cell that says why,
     /// with the console tail.
     fn fail_missing(&mut self, ending: &Ending, tail: &[String]) -> Result<()> {
-        let reported: Vec<tracelab_model::cell_id::CellId> =
-            self.store.cells().iter().map(|c| c.measured.id()).collect();
         let reason = match (&self.fatal, &self.garbled) {
             (Some(f), _) => format!("agent error: {f}"),
             (None, Some(g)) => format!("garbled reply from the guest ({g}); {}", ending.reason()),
             (None, None) => ending.reason(),
         };
-        for spec in self.plan.cells() {
-            let id = spec.id();
-            if reported.contains(&id) {
-                continue;
-            }
-            let mut measured = Measured::without_samples(
-                spec.mechanism.name(),
-                &self.plan.workload,
-                self.plan.unit,
-                Status::Failed,
-                reason.clone(),
-            );
-            measured.payload = id.payload;
-            measured.stack = id.stack;
-            measured.functions = id.functions;
-            measured.other_tracers = id.other_tracers;
-            self.add(measured, Some(tail.join("\n")))?;
+        while let Some(spec) = self.first_missing() {
+            self.fail_cell(spec, reason.clone(), tail)?;
         }
         Ok(())
     }
