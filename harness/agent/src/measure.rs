@@ -270,7 +270,7 @@ fn pairs(loops: &mut Loops<'_>, installs: Installs<'_>, out: &mut Measured) -> R
     // On the functions axis every repeat installs afresh, so that every cell's attach
     // time runs from nothing (loading BPF programs included) and the curve against N
     // compares like with like.
-    let fresh = plan.max_functions() > 1;
+    let fresh = plan.many_functions();
     let mut kept = if fresh {
         if let Some(i) = installs.first {
             i.remove().context("detaching the preflight's programs")?;
@@ -339,7 +339,7 @@ fn pairs(loops: &mut Loops<'_>, installs: Installs<'_>, out: &mut Measured) -> R
                 // On several functions, a loop in which one of the others ran (a timer's
                 // function the screening's rehearsal did not meet) is contaminated like
                 // one with a switch: thrown away and run again, a bounded number of times.
-                Err(_) if out.functions > 1 && tries < MAX_RERUNS => {
+                Err(_) if out.functions != 1 && tries < MAX_RERUNS => {
                     tries += 1;
                     loops.clean.reruns += 1;
                 }

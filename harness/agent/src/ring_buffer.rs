@@ -99,6 +99,9 @@ pub(crate) struct Tally {
     /// Stack traces, and their frames together.
     pub stacks: u64,
     pub frames: u64,
+    /// Events of other functions: counted where every function is traced
+    /// ([`drain_and_count`]), refused everywhere else.
+    pub elsewhere: Option<u64>,
 }
 
 impl Tally {
@@ -230,6 +233,10 @@ fn check_event(event: &[u8], specs: &[EventSpec], range: Range, tally: &mut Tall
         Role::Return => &mut tally.returns,
     };
     if address < range.start || address >= range.end {
+        if let Some(n) = tally.elsewhere.as_mut() {
+            *n += 1;
+            return Ok(());
+        }
         bail!(
             "the trace holds an event at {address:#x}{}, outside the target function ({:#x}..{:#x})",
             crate::resolve::name_of(address).map_or_else(String::new, |n| format!(" ({n})")),
@@ -259,9 +266,31 @@ pub(crate) fn drain_and_check(
     specs: &[EventSpec],
     range: Range,
 ) -> Result<Tally> {
+    drain_into(tracefs, specs, range, Tally::default())
+}
+
+/// Reads (and so empties) the whole ring buffer of every CPU, counting the target's
+/// events and, apart, every other function's: what a tracer of every function leaves.
+pub(crate) fn drain_and_count(
+    tracefs: &Tracefs,
+    specs: &[EventSpec],
+    range: Range,
+) -> Result<Tally> {
+    let tally = Tally {
+        elsewhere: Some(0),
+        ..Tally::default()
+    };
+    drain_into(tracefs, specs, range, tally)
+}
+
+fn drain_into(
+    tracefs: &Tracefs,
+    specs: &[EventSpec],
+    range: Range,
+    mut tally: Tally,
+) -> Result<Tally> {
     let layout =
         parse_header_page(&read_header_page(tracefs)?).context("parsing events/header_page")?;
-    let mut tally = Tally::default();
     drain(tracefs, layout.page_size, &mut |page| {
         check_page(page, &layout, specs, range, &mut tally)
     })?;

@@ -9,6 +9,7 @@ use crate::other_tracers::{self, OtherTracers};
 use crate::resolve::{self, TargetFunction};
 use crate::tracefs::{KernelEnv, Tracefs};
 use anyhow::{bail, Context, Result};
+use tracelab_model::cell_id::ALL_FUNCTIONS;
 use tracelab_model::mechanism::MechanismKind;
 use tracelab_model::plan::{AgentPlan, CellSpec, Fault};
 use tracelab_model::protocol::Record;
@@ -147,6 +148,7 @@ fn choose_functions(
         calls: plan.calls.saturating_mul(runner.kind().traced_per_op()),
         others: &[],
         mid_attach: None,
+        every_function: false,
     };
     let traced = tracer.check_support(env, runner.kind()).is_ok();
     // What a cell's armed loop runs, with the function tracer armed on the target.
@@ -408,6 +410,19 @@ fn run_cell(
     let id = spec.id();
     let (others, traced) = match (spec.functions, kernel.functions) {
         (1, _) => (&[][..], None),
+        (ALL_FUNCTIONS, _) if kind.traces_everything() => (&[][..], None),
+        (ALL_FUNCTIONS, _) => {
+            let able: Vec<&str> = MechanismKind::ALL
+                .iter()
+                .filter(|k| k.traces_everything())
+                .map(|k| k.name())
+                .collect();
+            let why = format!(
+                "{kind} on every function: it would attach one probe or program per function (tens of thousands); tracing every function is built for {} (no filter); use --functions N",
+                able.join(", ")
+            );
+            return status_only(plan, workload.kind(), spec, Status::Unsupported, why);
+        }
         (n, Ok(set)) => match set.others(n) {
             Ok(others) => (others, set.traced(n)),
             Err(why) => return status_only(plan, workload.kind(), spec, Status::Unsupported, why),
@@ -477,6 +492,7 @@ fn run_cell(
         mid_attach: plan
             .fault
             .filter(|f| matches!(f, Fault::KillMidAttach | Fault::HangMidAttach)),
+        every_function: spec.functions == ALL_FUNCTIONS,
     };
     let ready = same_domain(kind, workload.kind())
         .and_then(|()| mechanism.check_support(env, workload.kind()))

@@ -15,13 +15,26 @@ pub struct CellId {
     pub payload: Option<String>,
     pub stack: u32,
     /// Functions the mechanism traces at once: the workload's own and `functions − 1`
-    /// others (`--functions`; 1 for every cell before the axis existed).
+    /// others (`--functions`; 1 for every cell before the axis existed), or
+    /// [`ALL_FUNCTIONS`]: every function the kernel can trace.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub functions: u32,
     /// Other ftrace users on the kernel while the cell runs, each tracing one function of
     /// its own (`--other-tracers`; 0 for every cell before the axis existed).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub other_tracers: u32,
+}
+
+/// `functions` of a cell that traces every function (`--functions all`).
+pub const ALL_FUNCTIONS: u32 = 0;
+
+/// A number of functions as it is written: `all` for [`ALL_FUNCTIONS`].
+pub fn functions_word(n: u32) -> String {
+    if n == ALL_FUNCTIONS {
+        "all".into()
+    } else {
+        n.to_string()
+    }
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -54,7 +67,7 @@ impl CellId {
             None => self.mechanism.clone(),
         };
         if self.functions != 1 {
-            let _ = write!(s, "{sep}n{}", self.functions);
+            let _ = write!(s, "{sep}n{}", functions_word(self.functions));
         }
         if self.other_tracers != 0 {
             let _ = write!(s, "{sep}m{}", self.other_tracers);
@@ -73,8 +86,12 @@ impl CellId {
         if self.stack != 1 {
             let _ = write!(s, " ×{}", self.stack);
         }
-        if self.functions != 1 {
-            let _ = write!(s, " on {} functions", self.functions);
+        match self.functions {
+            1 => {}
+            ALL_FUNCTIONS => s.push_str(" on every function"),
+            n => {
+                let _ = write!(s, " on {n} functions");
+            }
         }
         if self.other_tracers != 0 {
             let _ = write!(s, " beside {} other tracers", self.other_tracers);
@@ -113,7 +130,7 @@ impl CellId {
             let _ = write!(s, " stack={}", self.stack);
         }
         if self.functions != 1 {
-            let _ = write!(s, " functions={}", self.functions);
+            let _ = write!(s, " functions={}", functions_word(self.functions));
         }
         if self.other_tracers != 0 {
             let _ = write!(s, " other_tracers={}", self.other_tracers);
@@ -198,6 +215,21 @@ mod tests {
                 "kprobe on 100 functions beside 10 other tracers".into(),
                 " functions=100 other_tracers=10".into(),
                 "kprobe on 100 functions".into()
+            )
+        );
+        let all = CellId {
+            mechanism: "function".into(),
+            payload: None,
+            stack: 1,
+            functions: ALL_FUNCTIONS,
+            other_tracers: 0,
+        };
+        assert_eq!(
+            (all.label(), all.series(), all.qualifiers()),
+            (
+                "function/nall".into(),
+                "function on every function".into(),
+                " functions=all".into()
             )
         );
         let json = serde_json::to_string(&bpf).expect("json");

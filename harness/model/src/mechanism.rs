@@ -152,6 +152,12 @@ impl MechanismKind {
         self != MechanismKind::Baseline && Self::USER.contains(&self)
     }
 
+    /// Whether it can trace every function at once (`--functions all`): the ftrace
+    /// tracers, unfiltered.
+    pub fn traces_everything(self) -> bool {
+        matches!(self, MechanismKind::Function | MechanismKind::FunctionGraph)
+    }
+
     /// Whether it can trace many functions at once (the `--functions` axis): probes and
     /// tracers defined per function, and the BPF attach types that take any function.
     pub fn traces_many(self) -> bool {

@@ -198,7 +198,7 @@ pub enum PlanError {
     DuplicatePayload(String),
     #[error("stack sizes must be 1 to {MAX_STACK} programs, each listed once (got {0:?})")]
     BadStacks(Vec<u32>),
-    #[error("--functions takes numbers of functions from 1 to {MAX_FUNCTIONS}, each listed once, e.g. --functions 1,10,100 (got {0:?})")]
+    #[error("--functions takes numbers of functions from 1 to {MAX_FUNCTIONS} or `all`, each listed once, e.g. --functions 1,10,100,all (got {0:?})")]
     BadFunctions(Vec<u32>),
     #[error("--functions above 1 traces kernel functions, and workload {0} traces one of the agent's own")]
     FunctionsOnUserWorkload(String),
@@ -260,14 +260,15 @@ impl AgentPlan {
         if !distinct_within(&self.stacks, 1, MAX_STACK) {
             return Err(PlanError::BadStacks(self.stacks.clone()));
         }
-        if !distinct_within(&self.functions, 1, MAX_FUNCTIONS) {
+        // 0 is `all` (ALL_FUNCTIONS).
+        if !distinct_within(&self.functions, 0, MAX_FUNCTIONS) {
             return Err(PlanError::BadFunctions(self.functions.clone()));
         }
         if !distinct_within(&self.other_tracers, 0, MAX_OTHER_TRACERS) {
             return Err(PlanError::BadOtherTracers(self.other_tracers.clone()));
         }
         let workload = self.workload.parse::<Workload>()?;
-        if workload.is_user() && self.functions.iter().any(|&n| n > 1) {
+        if workload.is_user() && self.functions.iter().any(|&n| n != 1) {
             return Err(PlanError::FunctionsOnUserWorkload(
                 workload.name().to_string(),
             ));
@@ -374,9 +375,16 @@ impl AgentPlan {
             .collect()
     }
 
-    /// The most functions any cell traces at once.
+    /// The most functions any cell traces at once that the agent chooses (`all` takes
+    /// the kernel's whole list, unchosen).
     pub fn max_functions(&self) -> u32 {
-        self.functions.iter().copied().max().unwrap_or(1)
+        self.functions.iter().copied().max().unwrap_or(1).max(1)
+    }
+
+    /// Whether some cell traces more than one function (N > 1 or `all`): those install
+    /// from nothing in every repeat, and record attach and detach times.
+    pub fn many_functions(&self) -> bool {
+        self.functions.iter().any(|&n| n != 1)
     }
 
     /// The most other tracers beside any cell.

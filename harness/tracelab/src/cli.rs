@@ -382,10 +382,16 @@ impl FromStr for FunctionCounts {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let max = tracelab_model::plan::MAX_FUNCTIONS;
-        counts(s, 1..=max, |n| {
-            format!("--functions: `{n}` is not a number of functions (valid: 1 to {max}, e.g. --functions 1,10,100)")
-        })
-        .map(FunctionCounts)
+        let bad = |n: &str| {
+            format!("--functions: `{n}` is not a number of functions (valid: 1 to {max}, or all, e.g. --functions 1,10,100,all)")
+        };
+        s.split(',')
+            .map(|n| match n.trim() {
+                "all" => Ok(tracelab_model::cell_id::ALL_FUNCTIONS),
+                n => counts(n, 1..=max, bad).map(|v| v[0]),
+            })
+            .collect::<Result<Vec<u32>, String>>()
+            .map(FunctionCounts)
     }
 }
 

@@ -149,8 +149,14 @@ const FLAG_CASES: &[(&[&str], &str)] = &[
     (&["run", "--stack", "65"], "stack sizes must be 1 to 64"),
     (&["run", "--stack", "1,1"], "each listed once"),
     (&["run", "--stack", ""], "e.g. --stack 1,2,4,8"),
-    (&["run", "--functions", "0"], "valid: 1 to 100000"),
-    (&["run", "--functions", "all"], "valid: 1 to 100000"),
+    (&["run", "--functions", "0"], "valid: 1 to 100000, or all"),
+    (
+        &["run", "--functions", "every"],
+        "valid: 1 to 100000, or all",
+    ),
+    (&["run", "--functions", "all,all"], "each listed once"),
+    (&["run", "--other-tracers", "201"], "valid: 0 to 200"),
+    (&["run", "--other-tracers", "1,1"], "each listed once"),
     (&["run", "--functions", "100001"], "valid: 1 to 100000"),
     (&["run", "--functions", "10,10"], "each listed once"),
     (

@@ -1,13 +1,14 @@
-//! The ftrace `function` and `function_graph` tracers, filtered to the target.
+//! The ftrace `function` and `function_graph` tracers, filtered to the target (and to
+//! the functions axis' others), or unfiltered: every function (`--functions all`).
 
 use super::{
     check_trace_exact, stack_event, trace_knobs, CellError, CellSetup, Installed, Mechanism,
     Unsupported,
 };
 use crate::resolve::TargetFunction;
-use crate::ring_buffer::{EventSpec, Role};
+use crate::ring_buffer::{self, EventSpec, Role, Tally};
 use crate::tracefs::{KernelEnv, Tracefs};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use tracelab_model::kconfig;
 use tracelab_model::mechanism::MechanismKind;
 use tracelab_model::schema::StackTraces;
@@ -44,22 +45,34 @@ impl Mechanism for Tracer {
     }
 
     fn prepare(&self, cell: &CellSetup<'_>) -> Result<Option<Box<dyn std::any::Any>>, CellError> {
+        if cell.every_function && cell.takes_stack() {
+            return Err(CellError::Unsupported(
+                "a stack trace of every function: each event's stack must be checked to belong to it, which the lab does for the target's events only".into(),
+            ));
+        }
+        // Every function traced: the buffer holds the loop's calls of every function
+        // on its path, not just the target's.
+        let per_call = if cell.every_function {
+            EVERY_EVENTS_PER_CALL
+        } else {
+            1
+        };
         if self.tracer == "function_graph" {
             if cell.takes_stack() {
                 return Err(CellError::Unsupported(
                     "function-graph with a stack trace: ftrace's func_stack_trace option is the function tracer's only".into(),
                 ));
             }
-            return trace_knobs(cell, 2, "");
+            return trace_knobs(cell, 2 * per_call, "");
         }
-        trace_knobs(cell, 1, "func_stack_trace")
+        trace_knobs(cell, per_call, "func_stack_trace")
     }
 
     fn install(&self, cell: &CellSetup<'_>) -> Result<Box<dyn Installed>, CellError> {
         Ok(install(
             cell.tracefs()?,
             cell.target()?,
-            cell.others,
+            Filter::of(cell),
             self.tracer,
             cell.takes_stack(),
         )?)
@@ -68,6 +81,30 @@ impl Mechanism for Tracer {
 
 /// What `set_ftrace_filter` reads as when no filter is set.
 const NO_FILTER: &str = "#### all functions enabled ####";
+
+/// Events per call of the workload's function the ring buffer is sized for when every
+/// function is traced: a getppid call runs about 20 traced functions, the workloads
+/// people run more. A loop that still overflows it fails, naming the buffer.
+const EVERY_EVENTS_PER_CALL: u64 = 64;
+
+/// What the tracer is filtered to.
+#[derive(Clone, Copy)]
+enum Filter<'a> {
+    /// The target and the functions axis' others.
+    Functions(&'a [Symbol]),
+    /// Nothing: every function.
+    Every,
+}
+
+impl<'a> Filter<'a> {
+    fn of(cell: &CellSetup<'a>) -> Filter<'a> {
+        if cell.every_function {
+            Filter::Every
+        } else {
+            Filter::Functions(cell.others)
+        }
+    }
+}
 
 fn check_support(env: &KernelEnv, tracer: &str, option: &str) -> Result<(), Unsupported> {
     if !env.tracefs {
@@ -96,6 +133,9 @@ struct FtraceTracer {
     target: TargetFunction,
     /// Functions in the filter beside the target (`--functions`).
     others: usize,
+    /// Every function traced: the target's events are counted by draining the buffer
+    /// (with recording off), and other functions' events are expected.
+    every: Option<Every>,
     /// The tracer's events in the ring buffer, and the kernel stack entry that follows
     /// each with the stack-trace payload.
     events: Vec<EventSpec>,
@@ -111,13 +151,26 @@ fn filter_lines(text: &str) -> Vec<&str> {
         .collect()
 }
 
+/// What tracing every function keeps between loops.
+#[derive(Default)]
+struct Every {
+    /// The target's events drained so far (the counter the loops read).
+    target_events: std::cell::Cell<u64>,
+    /// The last drain.
+    last: std::cell::Cell<Tally>,
+}
+
 fn install(
     tracefs: &Tracefs,
     target: &TargetFunction,
-    others: &[Symbol],
+    filter: Filter<'_>,
     tracer: &'static str,
     stack: bool,
 ) -> Result<Box<dyn Installed>> {
+    let others = match filter {
+        Filter::Functions(others) => others,
+        Filter::Every => &[],
+    };
     let current = tracefs.read("current_tracer")?;
     if current.trim() != "nop" {
         bail!(
@@ -163,10 +216,17 @@ fn install(
         tracer,
         target: target.clone(),
         others: others.len(),
+        every: matches!(filter, Filter::Every).then(Every::default),
         events,
         stacks: stack.then(Default::default),
         removed: false,
     };
+    if let Filter::Every = filter {
+        // Nothing to write: the filter is empty (checked above), so the tracer, once
+        // armed, traces every function.
+        tracefs.clear_trace()?;
+        return Ok(Box::new(installed));
+    }
     crate::cleanup::record(|s| s.ftrace_filter = true)?;
     tracefs.write("set_ftrace_filter", target.symbol.as_str())?;
     let names: Vec<&str> = others.iter().map(|s| s.as_str()).collect();
@@ -195,6 +255,29 @@ fn install(
 }
 
 impl FtraceTracer {
+    /// Empties the buffer with recording off (what reading it calls would be traced too,
+    /// and a buffer read while it fills never ends), counts the target's events, and
+    /// returns the total so far.
+    fn drain_every(&self, every: &Every) -> Result<u64> {
+        let range = self.target.range().with_context(|| {
+            format!(
+                "tracing every function is checked in the raw ring buffer, and kallsyms gives no range for {}",
+                self.target.symbol
+            )
+        })?;
+        self.tracefs.write("tracing_on", "0")?;
+        let drained = ring_buffer::drain_and_count(&self.tracefs, &self.events, range);
+        self.tracefs.write("tracing_on", "1")?;
+        let t = drained.context(
+            "tracing every function: the ring buffer could not hold a loop's events (fewer --calls fit)",
+        )?;
+        every.last.set(t);
+        every
+            .target_events
+            .set(every.target_events.get() + t.events());
+        Ok(every.target_events.get())
+    }
+
     fn teardown(&mut self) -> Result<()> {
         if self.removed {
             return Ok(());
@@ -226,6 +309,17 @@ impl Installed for FtraceTracer {
             0 => String::new(),
             n => format!(" and {n} other functions"),
         };
+        if self.every.is_some() {
+            let listed = self
+                .tracefs
+                .read("available_filter_functions")
+                .map(|t| t.lines().count().to_string())
+                .unwrap_or_else(|_| "?".into());
+            return format!(
+                "current_tracer={} set_ftrace_filter empty: every function ({listed} in available_filter_functions); the target's events counted in the raw buffer, drained with recording off",
+                self.tracer
+            );
+        }
         let stack = if self.stacks.is_some() {
             "; options/func_stack_trace=1: a kernel stack entry after every event"
         } else {
@@ -248,6 +342,9 @@ impl Installed for FtraceTracer {
     }
 
     fn hits(&self) -> Result<Option<u64>> {
+        if let Some(every) = &self.every {
+            return self.drain_every(every).map(Some);
+        }
         let written = self.tracefs.ring_buffer_events()?;
         // With the stack trace each event is followed by its stack entry (the trace
         // check proves it, one for one).
@@ -276,6 +373,19 @@ impl Installed for FtraceTracer {
     }
 
     fn check_trace(&self, expected: u64, slack: u64) -> Result<()> {
+        if let Some(every) = &self.every {
+            // The loop's drain (hits) counted the target's events against `expected`.
+            let t = every.last.get();
+            if t.entries != t.returns {
+                bail!(
+                    "function_graph recorded {} entries of {} but {} returns",
+                    t.entries,
+                    self.target.symbol,
+                    t.returns
+                );
+            }
+            return Ok(());
+        }
         check_trace_exact(
             &self.tracefs,
             &self.target,

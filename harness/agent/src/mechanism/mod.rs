@@ -75,6 +75,8 @@ pub struct CellSetup<'a> {
     /// The clean-up and timeout tests' fault: SIGKILL ([`Fault::KillMidAttach`]) or a
     /// hang ([`Fault::HangMidAttach`]) halfway through defining the others' probes.
     pub mid_attach: Option<tracelab_model::plan::Fault>,
+    /// Every function is traced (`--functions all`): the tracers run unfiltered.
+    pub every_function: bool,
 }
 
 impl CellSetup<'_> {

@@ -511,7 +511,10 @@ pub fn reproduce(meta: &RunMeta, key: &CellKey) -> String {
         cmd.push_str(&format!(" --payloads {p}"));
     }
     if key.functions != 1 {
-        cmd.push_str(&format!(" --functions {}", key.functions));
+        cmd.push_str(&format!(
+            " --functions {}",
+            tracelab_model::cell_id::functions_word(key.functions)
+        ));
     }
     if key.other_tracers != 0 {
         cmd.push_str(&format!(" --other-tracers {}", key.other_tracers));

@@ -59,8 +59,10 @@ impl SeriesKey {
         if self.stack != 1 {
             s.push_str(&format!(" ×{}", self.stack));
         }
-        if self.functions != 1 {
-            s.push_str(&format!(" on {} functions", self.functions));
+        match self.functions {
+            1 => {}
+            tracelab_model::cell_id::ALL_FUNCTIONS => s.push_str(" on every function"),
+            n => s.push_str(&format!(" on {n} functions")),
         }
         if self.other_tracers != 0 {
             s.push_str(&format!(" beside {} other tracers", self.other_tracers));

@@ -180,7 +180,7 @@ fn grid(rows: &[SummaryRow], unit: Option<Unit>) -> Table {
         }
         if many {
             line.extend([
-                r.functions.to_string(),
+                tracelab_model::cell_id::functions_word(r.functions),
                 millions(r.attach_time),
                 millions(r.detach_time),
             ]);
