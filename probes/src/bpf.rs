@@ -47,6 +47,10 @@ pub const EVENTS_MAP: &str = "tracelab_events";
 /// created only for its payload.
 pub const STACK_BUF_MAP: &str = "tracelab_stack_buf";
 pub const STACKS_MAP: &str = "tracelab_stacks";
+/// The target's address range for the program over every function (created only for it).
+pub const TARGET_MAP: &str = "tracelab_target";
+/// The kprobe_multi program over every function (`count`, the target apart).
+pub const EVERY_PROGRAM: &str = "tracelab_kmultiall_count";
 /// Slots of the per-CPU counter map: events, failures, frames of the stacks taken.
 pub const SLOT_HITS: u32 = 0;
 pub const SLOT_DROPS: u32 = 1;

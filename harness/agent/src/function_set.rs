@@ -136,6 +136,33 @@ pub(crate) struct Sources<'a> {
     pub(crate) trampoline: Option<&'a BTreeSet<String>>,
 }
 
+/// The kernel's lists, as read.
+struct Texts {
+    filterable: String,
+    kallsyms: String,
+    blacklist: Option<String>,
+}
+
+impl Texts {
+    fn read(tracefs: &Tracefs) -> Result<Texts> {
+        Ok(Texts {
+            filterable: tracefs.read("available_filter_functions")?,
+            kallsyms: std::fs::read_to_string("/proc/kallsyms")
+                .context("reading /proc/kallsyms")?,
+            blacklist: std::fs::read_to_string("/sys/kernel/debug/kprobes/blacklist").ok(),
+        })
+    }
+
+    fn sources<'a>(&'a self, trampoline: Option<&'a BTreeSet<String>>) -> Sources<'a> {
+        Sources {
+            filterable: &self.filterable,
+            kallsyms: &self.kallsyms,
+            blacklist: self.blacklist.as_deref(),
+            trampoline,
+        }
+    }
+}
+
 /// A candidate: its name and its line in `available_filter_functions` (from 1), which
 /// `set_ftrace_filter` takes in place of the name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,6 +245,18 @@ fn candidates(src: &Sources<'_>, target: &TargetFunction) -> (Vec<Candidate>, St
     (out, how)
 }
 
+/// Every function kprobe_multi traces beside `target` over every function
+/// (`--functions all`, as the selftests' kprobe-multi-all): the candidates of the
+/// functions axis, unscreened and without the trampolines' BTF condition.
+pub(crate) fn every(tracefs: &Tracefs, target: &TargetFunction) -> Result<Vec<Symbol>> {
+    let texts = Texts::read(tracefs)?;
+    candidates(&texts.sources(None), target)
+        .0
+        .iter()
+        .map(|c| Symbol::new(&c.name).with_context(|| format!("kernel symbol {:?}", c.name)))
+        .collect()
+}
+
 /// Chooses up to `max_functions − 1` others for `target` and then up to `max_others` for
 /// the other tracers: the candidates, screened by tracing them with the `function` tracer
 /// while `rehearse` runs what a cell's loop runs, until a round in which none of the
@@ -229,19 +268,11 @@ pub(crate) fn choose(
     tracefs: &Tracefs,
     rehearse: &mut dyn FnMut() -> Result<()>,
 ) -> Result<FunctionSet> {
-    let filterable = tracefs.read("available_filter_functions")?;
-    let kallsyms = std::fs::read_to_string("/proc/kallsyms").context("reading /proc/kallsyms")?;
-    let blacklist = std::fs::read_to_string("/sys/kernel/debug/kprobes/blacklist").ok();
+    let texts = Texts::read(tracefs)?;
     let trampoline = std::fs::read("/sys/kernel/btf/vmlinux")
         .ok()
         .and_then(|b| crate::btf::trampoline_functions(&b).ok());
-    let src = Sources {
-        filterable: &filterable,
-        kallsyms: &kallsyms,
-        blacklist: blacklist.as_deref(),
-        trampoline: trampoline.as_ref(),
-    };
-    let (all, how) = candidates(&src, target);
+    let (all, how) = candidates(&texts.sources(trampoline.as_ref()), target);
     // More than the kernel has: the largest set it has (the cells asking for more say so).
     let axis = max_functions.saturating_sub(1) as usize;
     let want = (axis + max_others as usize).min(all.len());

@@ -14,6 +14,7 @@ use tracelab_model::mechanism::MechanismKind;
 use tracelab_model::plan::{AgentPlan, CellSpec, Fault};
 use tracelab_model::protocol::Record;
 use tracelab_model::schema::{Measured, Status};
+use tracelab_probes::Symbol;
 use tracelab_workloads::{Runner, Workload};
 
 /// How a run ended.
@@ -70,6 +71,7 @@ pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion
         &mut counters,
     );
     let mut beside = set_up_other_tracers(plan, tracefs.as_ref(), &functions);
+    let every = std::cell::OnceCell::new();
     emit(&Record::Hello {
         kernel_release: env.release.clone(),
         machine: env.machine.clone(),
@@ -94,6 +96,7 @@ pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion
                     tracefs: tracefs.as_ref(),
                     target: &target,
                     functions: &functions,
+                    every: &every,
                 },
                 &mut beside,
                 &mut counters,
@@ -395,6 +398,9 @@ struct Kernel<'a> {
     target: &'a Result<TargetFunction>,
     /// The other functions for cells on several (or why there are none).
     functions: &'a std::result::Result<FunctionSet, String>,
+    /// Every function kprobe_multi may trace beside the target (`--functions all`),
+    /// listed at its first cell.
+    every: &'a std::cell::OnceCell<std::result::Result<Vec<Symbol>, String>>,
 }
 
 fn run_cell(
@@ -410,6 +416,21 @@ fn run_cell(
     let id = spec.id();
     let (others, traced) = match (spec.functions, kernel.functions) {
         (1, _) => (&[][..], None),
+        // The tracers take every function unfiltered; kprobe_multi is given them all.
+        (ALL_FUNCTIONS, _) if kind == MechanismKind::BpfKprobeMulti => {
+            let every = kernel.every.get_or_init(|| match (tracefs, target) {
+                (Some(t), Ok(target)) => {
+                    function_set::every(t, target).map_err(|e| format!("{e:#}"))
+                }
+                _ => Err("listing every function needs tracefs and the workload's function".into()),
+            });
+            match every {
+                Ok(names) => (&names[..], None),
+                Err(why) => {
+                    return status_only(plan, workload.kind(), spec, Status::Failed, why.clone())
+                }
+            }
+        }
         (ALL_FUNCTIONS, _) if kind.traces_everything() => (&[][..], None),
         (ALL_FUNCTIONS, _) => {
             let able: Vec<&str> = MechanismKind::ALL

@@ -153,9 +153,12 @@ impl MechanismKind {
     }
 
     /// Whether it can trace every function at once (`--functions all`): the ftrace
-    /// tracers, unfiltered.
+    /// tracers, unfiltered, and one kprobe_multi link over every function.
     pub fn traces_everything(self) -> bool {
-        matches!(self, MechanismKind::Function | MechanismKind::FunctionGraph)
+        matches!(
+            self,
+            MechanismKind::Function | MechanismKind::FunctionGraph | MechanismKind::BpfKprobeMulti
+        )
     }
 
     /// Whether it can trace many functions at once (the `--functions` axis): probes and

@@ -50,16 +50,32 @@ struct tracelab_event tracelab_event_layout = {};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 3);
+	__uint(max_entries, 4);
 	__type(key, __u32);
 	__type(value, __u64);
 } tracelab_counts SEC(".maps");
 
 /* Slots of tracelab_counts: events, failures (a full ring buffer, a stack not taken),
- * and the frames of the stacks taken. */
+ * the frames of the stacks taken, and the calls of every other function (kprobe_multi
+ * over every function). */
 #define SLOT_HITS 0
 #define SLOT_DROPS 1
 #define SLOT_FRAMES 2
+#define SLOT_ELSEWHERE 3
+
+/* The target function's addresses, [start, end), written by the agent before it attaches
+ * the program over every function (created only for it). */
+struct tracelab_range {
+	__u64 start;
+	__u64 end;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tracelab_range);
+} tracelab_target SEC(".maps");
 
 /* The kernel's default perf_event_max_stack: the deepest stack a helper returns. */
 #define STACK_FRAMES 127
@@ -183,6 +199,22 @@ static __always_inline int payload_record(void *ctx)
 	TRACELAB_SYS_ENTER_PROG(sec, attach, record)     \
 	TRACELAB_SYS_ENTER_PROG(sec, attach, stacktrace) \
 	TRACELAB_SYS_ENTER_PROG(sec, attach, stackid)
+
+/* kprobe_multi over every function (--functions all, as the selftests' kprobe-multi-all):
+ * the count payload, the target's calls apart from every other function's. */
+SEC("kprobe.multi")
+int tracelab_kmultiall_count(void *ctx)
+{
+	__u32 zero = 0;
+	struct tracelab_range *r = bpf_map_lookup_elem(&tracelab_target, &zero);
+	__u64 ip = bpf_get_func_ip(ctx);
+
+	if (r && ip >= r->start && ip < r->end)
+		bump(SLOT_HITS);
+	else
+		bump(SLOT_ELSEWHERE);
+	return 0;
+}
 
 /* Attach targets are set at run time; the section names only pick the program type. */
 TRACELAB_PROGS("kprobe", kprobe)

@@ -112,8 +112,21 @@ impl Loaded {
                 m.set_autocreate(p == spec.payload)
                     .context("choosing the maps to create")?;
             }
+            if name == Some(probes::TARGET_MAP) {
+                m.set_autocreate(spec.every.is_some())
+                    .context("choosing the maps to create")?;
+            }
         }
         let object = open.load().context("loading (verifier)")?;
+        if let Some(range) = spec.every {
+            let map = object
+                .maps()
+                .find(|m| m.name().to_str() == Some(probes::TARGET_MAP))
+                .context("the object has no target map")?;
+            let value = [range.start.to_ne_bytes(), range.end.to_ne_bytes()].concat();
+            map.update(&0u32.to_ne_bytes(), &value, MapFlags::ANY)
+                .context("writing the target's addresses")?;
+        }
         let drained = Rc::new(Drained {
             tgids: ours.to_vec(),
             ..Drained::default()

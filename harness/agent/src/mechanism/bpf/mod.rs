@@ -61,7 +61,30 @@ impl Bpf {
             stack: cell.stack,
             calls: cell.calls,
             workload: cell.workload,
+            every: cell
+                .every_function
+                .then(|| cell.target.as_ref().ok().and_then(|t| t.range()))
+                .flatten(),
         }
+    }
+
+    /// Over every function only kprobe_multi's counting program runs, and it needs the
+    /// target's addresses.
+    fn every(&self, cell: &CellSetup<'_>) -> Result<(), CellError> {
+        if !cell.every_function {
+            return Ok(());
+        }
+        if cell.payload.unwrap_or(Payload::Count) != Payload::Count {
+            return Err(CellError::Unsupported(
+                "over every function the program counts the target's calls apart from the others' (the count payload); other payloads would need their own filter".into(),
+            ));
+        }
+        if self.spec(cell).every.is_none() {
+            return Err(CellError::Failed(anyhow::anyhow!(
+                "over every function the program tells the target by its address, and kallsyms gives no range for it"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -81,11 +104,13 @@ impl Mechanism for Bpf {
 
     fn install(&self, cell: &CellSetup<'_>) -> Result<Box<dyn Installed>, CellError> {
         self.many(cell)?;
+        self.every(cell)?;
         install(self.spec(cell), cell.target()?, &cell.peers, cell.others)
     }
 
     fn preflight(&self, cell: &CellSetup<'_>) -> Result<Option<Box<dyn Installed>>, CellError> {
         self.many(cell)?;
+        self.every(cell)?;
         if self.attach == Attach::FmodRet && !in_fmod_ret_set(cell.workload) {
             check_error_injection(cell.target()?, Path::new(ERROR_INJECTION_LIST))?;
         }
@@ -266,6 +291,9 @@ pub(super) struct BpfSpec {
     pub calls: u64,
     /// Where the tracepoint mechanisms attach (the workload's tracepoint).
     pub workload: Workload,
+    /// Over every function (`--functions all`, kprobe_multi): the target's addresses,
+    /// which the program counts apart from every other function's.
+    pub every: Option<crate::ring_buffer::Range>,
 }
 
 impl BpfSpec {
@@ -287,6 +315,9 @@ impl BpfSpec {
 
     /// The program's name in the object.
     pub(super) fn program(&self) -> String {
+        if self.every.is_some() {
+            return probes::EVERY_PROGRAM.to_string();
+        }
         self.attach.program(self.payload, self.filter())
     }
 }
@@ -729,6 +760,7 @@ mod tests {
             stack: 1,
             calls: 1,
             workload,
+            every: None,
         };
         assert_eq!(spec(Workload::Getppid).program(), "tracelab_rawtp_count");
         assert_eq!(
@@ -772,6 +804,7 @@ mod tests {
             stack,
             calls,
             workload: Workload::Getppid,
+            every: None,
         };
         let page = page_size();
         assert_eq!(
