@@ -124,3 +124,51 @@ fn arm64_6_12_ten_functions_without_fprobe() {
 fn arm64_7_3_ten_functions() {
     check("vm:arm64/7.3", "1,10", &[]);
 }
+
+/// `--functions all`: the tracers unfiltered and one kprobe_multi link over every
+/// candidate still fire exactly once per call of the workload's function; a mechanism
+/// that would need one probe per function says so.
+#[test]
+fn x86_64_6_12_every_function() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, rows) = common::study(
+        &[
+            "--target",
+            "vm:x86_64/6.12",
+            "--mechanisms",
+            "baseline,kprobe,function,function-graph,bpf-kprobe-multi",
+            "--calls",
+            "200",
+            "--repeats",
+            "1",
+            "--functions",
+            "all",
+        ],
+        dir.path(),
+    );
+    assert_eq!(rows.len(), 5, "{rows:?}");
+    for r in &rows {
+        let mechanism = r["mechanism"].as_str().unwrap_or_default();
+        match mechanism {
+            "baseline" => continue,
+            "kprobe" => {
+                assert_eq!(r["status"], "unsupported", "{r}");
+                let reason = r["reason"].as_str().unwrap_or_default();
+                assert!(reason.contains("on every function"), "{reason}");
+                continue;
+            }
+            _ => {}
+        }
+        assert_eq!(r["status"], "ok", "{r}");
+        assert_eq!(r["functions"], 0, "all is stored as 0: {r}");
+        assert_eq!(r["fired"], r["expected_fired"], "{r}");
+        let attach = r["attach"].as_str().unwrap_or_default();
+        assert!(
+            attach.contains("every function") || attach.contains("other functions (the same link)"),
+            "{attach}"
+        );
+        for t in ["attach_time", "detach_time"] {
+            assert!(r[t].as_f64().is_some_and(|x| x > 0.0), "{t}: {r}");
+        }
+    }
+}

@@ -540,11 +540,17 @@ mod tests {
             p.stacks = stacks.clone();
             assert_eq!(p.validate(), Err(PlanError::BadStacks(stacks)));
         }
-        for functions in [vec![], vec![0], vec![10, 10], vec![MAX_FUNCTIONS + 1]] {
+        // 0 is `all`, valid once.
+        for functions in [vec![], vec![0, 0], vec![10, 10], vec![MAX_FUNCTIONS + 1]] {
             let mut p = plan();
             p.functions = functions.clone();
             assert_eq!(p.validate(), Err(PlanError::BadFunctions(functions)));
         }
+        let mut p = plan();
+        p.functions = vec![1, crate::cell_id::ALL_FUNCTIONS];
+        assert_eq!(p.validate(), Ok(()));
+        assert!(p.many_functions());
+        assert_eq!(p.max_functions(), 1, "all chooses nothing");
         let mut p = plan();
         p.workload = "user-nop".into();
         p.functions = vec![1, 10];

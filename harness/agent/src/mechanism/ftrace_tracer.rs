@@ -265,6 +265,11 @@ impl FtraceTracer {
                 self.target.symbol
             )
         })?;
+        // A kill before recording is back on leaves it off: the next run puts back what
+        // was there (1 here, unless the cell's knobs already recorded another value).
+        crate::cleanup::record(|s| {
+            s.tracing_on.get_or_insert_with(|| "1".into());
+        })?;
         self.tracefs.write("tracing_on", "0")?;
         let drained = ring_buffer::drain_and_count(&self.tracefs, &self.events, range);
         self.tracefs.write("tracing_on", "1")?;
