@@ -11,6 +11,7 @@ mod btf;
 pub mod cleanup;
 mod clock;
 pub mod counters;
+mod cpu;
 pub mod environment;
 mod function_set;
 pub mod kernel_state;

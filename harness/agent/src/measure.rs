@@ -192,7 +192,7 @@ pub(crate) fn rehearse(
         } else {
             Policy::NATIVE
         },
-        monitor: Monitor::open(),
+        monitor: Monitor::open(plan.peer_cpu),
         clean: Cleanliness::default(),
         beside: None,
         beside_ran: Vec::new(),
@@ -234,7 +234,7 @@ pub(crate) fn measure(
         workload,
         counters,
         policy,
-        monitor: Monitor::open(),
+        monitor: Monitor::open(plan.peer_cpu),
         clean: Cleanliness::default(),
         beside,
         beside_ran: Vec::new(),

@@ -10,6 +10,7 @@
 //! almost no host time, so a guest waits long; a native host waits briefly.
 
 use crate::clock::{align_to_tick, now_ns, thread_switches};
+use crate::cpu::Spinner;
 use std::time::Duration;
 
 /// How long to wait, and in what steps.
@@ -147,12 +148,19 @@ fn quiet(a: Activity, b: Activity) -> bool {
 /// The kernel's activity counters, open for a whole cell.
 pub(crate) struct Monitor {
     sources: Option<Sources>,
+    /// The CPU of the workload's peer, kept busy through the rehearsal ([`Monitor::settle`]).
+    peer_cpu: Option<u32>,
+    /// Its spinner, created at the first rehearsal (None: none yet, or it could not be).
+    peer: Option<Spinner>,
 }
 
 impl Monitor {
-    pub(crate) fn open() -> Monitor {
+    /// The counters, for a cell whose workload's peer runs on `peer_cpu` (if any).
+    pub(crate) fn open(peer_cpu: Option<u32>) -> Monitor {
         Monitor {
             sources: Sources::open(),
+            peer_cpu,
+            peer: None,
         }
     }
 
@@ -215,7 +223,27 @@ impl Monitor {
     /// Why: an idle CPU can look quiet while waking it starts RCU work. On Debian arm64
     /// 6.1 the first ticks after the agent woke ran the RCU softirq, which woke
     /// `rcu_sched` and preempted the loop, in every try of every long armed loop.
+    ///
+    /// The peer's CPU (a workload across two CPUs) spins through the rehearsal too: idle
+    /// through the wait, it had not yet noticed the grace periods that ended meanwhile
+    /// (reading tracefs before every loop frees dentries by RCU), and its first tick
+    /// inside the loop ran the RCU softirq that did, in every try (x86_64 6.12, pipe,
+    /// two vCPUs).
     pub(crate) fn settle(&mut self, ticks: u32) -> bool {
+        if self.peer.is_none() {
+            self.peer = self.peer_cpu.and_then(Spinner::on);
+        }
+        if let Some(p) = &self.peer {
+            p.start();
+        }
+        let settled = self.rehearse(ticks);
+        if let Some(p) = &self.peer {
+            p.stop();
+        }
+        settled
+    }
+
+    fn rehearse(&mut self, ticks: u32) -> bool {
         for _ in 0..ticks {
             let before = (self.rcu_softirqs(), thread_switches());
             if !align_to_tick(TICK_WAIT_NS) {
@@ -265,7 +293,7 @@ mod tests {
 
     #[test]
     fn sources_read_again_from_the_start() {
-        let mut m = Monitor::open();
+        let mut m = Monitor::open(None);
         let a = m.activity().expect("activity");
         let b = m.activity().expect("activity");
         assert!(b.switches >= a.switches && a.switches > 0);
@@ -273,7 +301,7 @@ mod tests {
 
     #[test]
     fn wait_ends_within_its_bound() {
-        let w = Monitor::open().wait(Policy {
+        let w = Monitor::open(None).wait(Policy {
             window: Duration::from_millis(1),
             quiet_windows: 1_000_000,
             max: Duration::from_millis(20),

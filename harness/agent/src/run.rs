@@ -3,6 +3,7 @@
 
 use crate::cleanup;
 use crate::counters::Counters;
+use crate::cpu;
 use crate::function_set::{self, FunctionSet};
 use crate::mechanism::{self, CellError, CellSetup, Installed};
 use crate::other_tracers::{self, OtherTracers};
@@ -35,7 +36,6 @@ pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion
         panic_kernel_after(ms);
     }
     let _lock = cleanup::RunLock::acquire()?;
-    raise_open_files();
     // In-kernel workloads need their BPF driver loaded for the whole run.
     let mut runner =
         mechanism::bpf::driver::runner(workload).context("setting up the in-kernel workload")?;
@@ -51,7 +51,7 @@ pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion
         // The agent on CPU 0 and the workload's peer on its own CPU.
         (Some(peer), Ok(runner)) => {
             place_peers(runner, peer)?;
-            if !pin(0, 0) {
+            if !cpu::pin(0, 0) {
                 bail!(
                     "pinning the agent to CPU 0: {}",
                     std::io::Error::last_os_error()
@@ -59,7 +59,7 @@ pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion
             }
             Some(0)
         }
-        _ => pin_to_current_cpu(),
+        _ => cpu::pin_to_current_cpu(),
     };
     let mut counters = Counters::open();
     let functions = choose_functions(
@@ -214,35 +214,6 @@ fn set_up_other_tracers(
         })
 }
 
-/// Open files the agent asks for: a cell on many functions holds an object, its maps, a
-/// program and a link per function (100 fentry programs pass the usual soft limit of
-/// 1024, 1000 the usual hard limit of 4096).
-const OPEN_FILES: libc::rlim_t = 1 << 16;
-
-/// Raises the limit on open files to [`OPEN_FILES`] (root may raise the hard limit), or
-/// else the soft limit to the hard one, as bpftrace does. A limit that cannot be raised
-/// leaves such a cell to fail with EMFILE, which names the cause.
-fn raise_open_files() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is a valid rlimit for every call.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= OPEN_FILES {
-            return;
-        }
-        let wanted = libc::rlimit {
-            rlim_cur: OPEN_FILES,
-            rlim_max: limit.rlim_max.max(OPEN_FILES),
-        };
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
-}
-
 /// Crashes the kernel `ms` milliseconds from now (the panic fault of `tracelab chaos`),
 /// from a thread, so it strikes wherever the run is.
 fn panic_kernel_after(ms: u64) {
@@ -255,14 +226,13 @@ fn panic_kernel_after(ms: u64) {
 /// Pins the workload's peer processes to `cpu` (sched_setaffinity succeeds only with the
 /// mask set), or says why not: a figure said to be measured across two CPUs must be.
 fn place_peers(runner: &tracelab_workloads::Runner, cpu: u32) -> Result<()> {
-    // SAFETY: sysconf has no preconditions.
-    let online = usize::try_from(unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }).unwrap_or(1);
+    let online = cpu::online();
     if cpu as usize >= online {
         bail!("the workload's peer was to run on CPU {cpu}, and this kernel has {online} CPU(s) online");
     }
     for pid in runner.helper_pids() {
         let pid = libc::pid_t::try_from(pid).context("peer pid")?;
-        if !pin(pid, cpu as usize) {
+        if !cpu::pin(pid, cpu as usize) {
             bail!(
                 "pinning the workload's peer (pid {pid}) to CPU {cpu}: {}",
                 std::io::Error::last_os_error()
@@ -270,26 +240,6 @@ fn place_peers(runner: &tracelab_workloads::Runner, cpu: u32) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Pins `pid` (0: the calling thread) to `cpu`; false if the kernel refused.
-fn pin(pid: libc::pid_t, cpu: usize) -> bool {
-    // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a valid cpu_set_t and `cpu` is below CPU_SETSIZE (checked by callers
-    // against the online CPUs or given by the kernel).
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: `set` outlives the call.
-    unsafe { libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0 }
-}
-
-/// Pins the calling thread to the CPU it runs on, so every loop of a run sees the same
-/// core (and its caches and counters). Returns that CPU.
-fn pin_to_current_cpu() -> Option<u32> {
-    // SAFETY: sched_getcpu has no preconditions.
-    let cpu = unsafe { libc::sched_getcpu() };
-    let cpu = usize::try_from(cpu).ok()?;
-    pin(0, cpu).then_some(cpu as u32)
 }
 
 fn resolve_target(plan: &AgentPlan, workload: Workload, env: &KernelEnv) -> Result<TargetFunction> {

@@ -385,6 +385,9 @@ fn install(
     }
     // A trampoline program is loaded for one function: one more per other function.
     let mut trampolines = Vec::new();
+    if is_trampoline(spec.attach) && !others.is_empty() {
+        raise_open_files();
+    }
     if is_trampoline(spec.attach) {
         for f in others {
             let l = Loaded::load(spec, f, ringbuf, &ours)
@@ -402,6 +405,35 @@ fn install(
         armed: false,
         tgid: std::process::id(),
     }))
+}
+
+/// Open files the agent asks for before loading a trampoline program per function: each
+/// holds an object, its maps, a program and a link (100 fentry programs pass the usual
+/// soft limit of 1024, 1000 the usual hard limit of 4096).
+const OPEN_FILES: libc::rlim_t = 1 << 16;
+
+/// Raises the limit on open files to [`OPEN_FILES`] (root may raise the hard limit), or
+/// else the soft limit to the hard one, as bpftrace does. A limit that cannot be raised
+/// leaves such a cell to fail with EMFILE, which names the cause.
+fn raise_open_files() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid rlimit for every call.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= OPEN_FILES {
+            return;
+        }
+        let wanted = libc::rlimit {
+            rlim_cur: OPEN_FILES,
+            rlim_max: limit.rlim_max.max(OPEN_FILES),
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
 }
 
 fn is_trampoline(attach: Attach) -> bool {
