@@ -25,10 +25,12 @@ pub enum ProbeKind {
     Uretprobe,
 }
 
-/// Where a probe goes: a kernel symbol, or an instruction of a user-space file.
+/// Where a probe goes: a kernel symbol, every kernel function (an fprobe's `*` filter),
+/// or an instruction of a user-space file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Site {
     Kernel(Symbol),
+    EveryFunction,
     User(UserSite),
 }
 
@@ -42,6 +44,7 @@ impl std::fmt::Display for Site {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Site::Kernel(s) => write!(f, "{s}"),
+            Site::EveryFunction => write!(f, "*"),
             Site::User(u) => write!(f, "{}:0x{:x}", u.path, u.offset),
         }
     }
@@ -221,6 +224,10 @@ mod tests {
         assert_eq!(
             u.create_line(),
             "r:tracelab/uretprobe /init/tracelab-agent:0x1a2b0"
+        );
+        assert_eq!(
+            ProbeDef::new(ProbeKind::Fprobe, "fprobe", Site::EveryFunction).create_line(),
+            "f:tracelab/fprobe *"
         );
         assert_eq!(d.remove_line(), "-:tracelab/fprobe");
         assert_eq!(d.event_dir(), "events/tracelab/fprobe");

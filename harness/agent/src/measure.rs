@@ -82,6 +82,9 @@ impl Loops<'_> {
         } else {
             None
         };
+        if let Some(i) = installed {
+            i.loop_starts()?;
+        }
         self.counters.start();
         let switches0 = thread_switches();
         let thread0 = thread_time_ns();

@@ -137,7 +137,7 @@ fn x86_64_6_12_every_function() {
             "--target",
             "vm:x86_64/6.12",
             "--mechanisms",
-            "baseline,kprobe,function,bpf-kprobe-multi",
+            "baseline,kprobe,fprobe,function,bpf-kprobe-multi",
             "--calls",
             "200",
             "--repeats",
@@ -147,7 +147,7 @@ fn x86_64_6_12_every_function() {
         ],
         dir.path(),
     );
-    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert_eq!(rows.len(), 5, "{rows:?}");
     for r in &rows {
         let mechanism = r["mechanism"].as_str().unwrap_or_default();
         match mechanism {

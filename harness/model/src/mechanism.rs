@@ -153,11 +153,15 @@ impl MechanismKind {
     }
 
     /// Whether it can trace every function at once (`--functions all`): the ftrace
-    /// tracers, unfiltered, and one kprobe_multi link over every function.
+    /// tracers, unfiltered, an fprobe on `*`, and one kprobe_multi link over every
+    /// function.
     pub fn traces_everything(self) -> bool {
         matches!(
             self,
-            MechanismKind::Function | MechanismKind::FunctionGraph | MechanismKind::BpfKprobeMulti
+            MechanismKind::Function
+                | MechanismKind::FunctionGraph
+                | MechanismKind::Fprobe
+                | MechanismKind::BpfKprobeMulti
         )
     }
 

@@ -2,8 +2,8 @@
 //! and uprobe, uretprobe (`uprobe_events`) on the agent's own functions.
 
 use super::{
-    check_trace_exact, stack_event, trace_knobs, CellError, CellSetup, Installed, Mechanism,
-    Unsupported,
+    check_trace_exact, stack_event, trace_knobs, traceable_functions, CellError, CellSetup, Every,
+    Installed, Mechanism, Unsupported, EVERY_EVENTS_PER_CALL,
 };
 use crate::resolve::TargetFunction;
 use crate::ring_buffer::{EventSpec, Role};
@@ -85,7 +85,19 @@ impl Mechanism for TracefsProbe {
                 self.kind
             )));
         }
-        let buffer = trace_knobs(cell, 1, "stacktrace")?;
+        if cell.every_function && cell.takes_stack() {
+            return Err(CellError::Unsupported(
+                "a stack trace of every function: each event's stack must be checked to belong to it, which the lab does for the target's events only".into(),
+            ));
+        }
+        // Every function traced: the buffer holds the loop's calls of every function on
+        // its path, not just the target's.
+        let per_call = if cell.every_function {
+            EVERY_EVENTS_PER_CALL
+        } else {
+            1
+        };
+        let buffer = trace_knobs(cell, per_call, "stacktrace")?;
         let optimization = match self.placement {
             Placement::Offset => OptimizationOff::new()?,
             Placement::Entry(_) => None,
@@ -99,6 +111,9 @@ impl Mechanism for TracefsProbe {
             Placement::Entry(kind @ (ProbeKind::Uprobe | ProbeKind::Uretprobe)) => {
                 cell.one_function(self.kind, "it probes the agent's own function")?;
                 Box::new(define(tracefs, cell.target()?, kind, &[], None, false)?)
+            }
+            Placement::Entry(ProbeKind::Fprobe) if cell.every_function => {
+                Box::new(define_every(tracefs, cell.target()?)?)
             }
             Placement::Entry(kind) => Box::new(define(
                 tracefs,
@@ -203,6 +218,9 @@ struct DynamicProbe {
     events: Vec<EventSpec>,
     /// The stack-trace payload's stacks so far (None without it).
     stacks: Option<std::cell::Cell<StackTraces>>,
+    /// An fprobe on `*` (every function): the target's events counted by draining, and
+    /// how many it writes per call ([`per_call_on_every`]).
+    every: Option<(Every, u64)>,
     removed: bool,
 }
 
@@ -248,6 +266,7 @@ fn define(
         placement: None,
         events: Vec::new(),
         stacks: stack.then(Default::default),
+        every: None,
         removed: false,
     };
     if !tracefs.exists(&probe.def.event_dir()) {
@@ -300,6 +319,73 @@ fn define(
     }
     tracefs.clear_trace()?;
     Ok(probe)
+}
+
+/// An fprobe on every function (`f:tracelab/<event> *`, the filter glob fprobe takes),
+/// as a user asks for a wide glob. A kernel that refuses it says so in `error_log`,
+/// and the cell reports that as unsupported.
+fn define_every(tracefs: &Tracefs, target: &TargetFunction) -> Result<DynamicProbe, CellError> {
+    let event = format!("{}_{}", event_name(ProbeKind::Fprobe), std::process::id());
+    let def = ProbeDef::new(ProbeKind::Fprobe, &event, Site::EveryFunction);
+    if let Err(e) = tracefs.append(def.control_file(), &def.create_line()) {
+        let said = tracefs
+            .read("error_log")
+            .ok()
+            .and_then(|l| {
+                l.lines()
+                    .rev()
+                    .find_map(|l| l.split_once("error: ").map(|(_, m)| m.trim().to_string()))
+            })
+            .unwrap_or_else(|| format!("{e:#}"));
+        return Err(CellError::Unsupported(format!(
+            "fprobe on every function: this kernel refused `{}` ({said})",
+            def.create_line()
+        )));
+    }
+    let mut probe = DynamicProbe {
+        tracefs: tracefs.clone(),
+        def,
+        others: Vec::new(),
+        target: target.clone(),
+        placement: None,
+        events: Vec::new(),
+        stacks: None,
+        every: Some((Every::default(), per_call_on_every(target))),
+        removed: false,
+    };
+    if !tracefs.exists(&probe.def.event_dir()) {
+        return Err(CellError::Failed(anyhow::anyhow!(
+            "{} was accepted but {} does not exist",
+            probe.def.create_line(),
+            probe.def.event_dir()
+        )));
+    }
+    probe.events = vec![EventSpec::read(
+        tracefs,
+        &probe.def.event_dir(),
+        "__probe_ip",
+        Role::Call,
+    )?];
+    tracefs.clear_trace()?;
+    Ok(probe)
+}
+
+/// Events an fprobe on `*` writes per call of `target`. Since fprobe runs on
+/// function_graph (6.15), its glob is matched against kallsyms and the function is
+/// registered once per matching name: on x86_64 7.3 `__do_sys_getppid`,
+/// `__x64_sys_getppid` and `__ia32_sys_getppid` share an address, and each call writes
+/// three events. Before, the glob went through ftrace's filter, one entry per address.
+/// The loops' count check holds the kernel to this prediction.
+fn per_call_on_every(target: &TargetFunction) -> u64 {
+    let on_fgraph = std::fs::read_to_string("/proc/kallsyms").is_ok_and(|k| {
+        k.lines()
+            .any(|l| l.split_whitespace().nth(2) == Some("fprobe_fgraph_entry"))
+    });
+    if on_fgraph {
+        target.names().count() as u64
+    } else {
+        1
+    }
 }
 
 /// Jump optimization off for a whole cell, restored when dropped: an optimized probe is
@@ -451,6 +537,11 @@ impl DynamicProbe {
             return Ok(());
         }
         self.removed = true;
+        // Recording back on, should a loop have failed between pause and resume.
+        let resumed = match self.every.as_ref().map(|(e, _)| e) {
+            Some(every) => every.resume(&self.tracefs),
+            None => Ok(()),
+        };
         let disabled = self.set_enabled(false);
         let mut removed = self
             .tracefs
@@ -463,6 +554,7 @@ impl DynamicProbe {
         }
         disabled?;
         removed?;
+        resumed?;
         let left = self.tracefs.read(self.def.control_file())?;
         // The target's event and the others' (`<event>_<i>`).
         let ours = format!("{}/{}", tracelab_probes::GROUP, self.def.event);
@@ -489,6 +581,19 @@ impl Installed for DynamicProbe {
             Some(flags) => format!("{} {flags}", self.def.create_line()),
             None => self.def.create_line(),
         };
+        if self.every.is_some() {
+            s.push_str(&format!(
+                ": every function ({} in available_filter_functions); the target's events counted in the raw buffer, drained with recording off; {} per call",
+                traceable_functions(&self.tracefs),
+                match self.events_per_call() {
+                    1 => "one event".to_string(),
+                    n => format!(
+                        "{n} events, one per name of its address ({})",
+                        self.target.names().collect::<Vec<_>>().join(", ")
+                    ),
+                }
+            ));
+        }
         if !self.others.is_empty() {
             s.push_str(&format!(
                 " + {} events like it on the other functions (`{}_<i>`), enabled with events/{}/enable",
@@ -512,6 +617,11 @@ impl Installed for DynamicProbe {
     }
 
     fn hits(&self) -> Result<Option<u64>> {
+        if let Some((every, _)) = &self.every {
+            return every
+                .drain(&self.tracefs, &self.events, &self.target)
+                .map(Some);
+        }
         match self.def.control_file() {
             "kprobe_events" => {
                 let (hits, misses) = self.profile()?;
@@ -539,14 +649,32 @@ impl Installed for DynamicProbe {
     }
 
     fn events_per_call(&self) -> u64 {
-        1
+        self.every.as_ref().map_or(1, |(_, n)| *n)
     }
 
     fn before_loop(&mut self) -> Result<()> {
-        self.tracefs.clear_trace()
+        self.tracefs.clear_trace()?;
+        // On every function, recording is off through the wait for a quiet kernel: the
+        // fprobe's events of every function the wait runs overflowed a buffer sized for
+        // the loop (x86_64 7.3, 200 calls).
+        match self.every.as_ref().map(|(e, _)| e) {
+            Some(every) => every.pause(&self.tracefs),
+            None => Ok(()),
+        }
+    }
+
+    fn loop_starts(&self) -> Result<()> {
+        match self.every.as_ref().map(|(e, _)| e) {
+            Some(every) => every.resume(&self.tracefs),
+            None => Ok(()),
+        }
     }
 
     fn check_trace(&self, expected: u64, slack: u64) -> Result<()> {
+        if self.every.is_some() {
+            // The loop's drain (hits) counted the target's events against `expected`.
+            return Ok(());
+        }
         // kprobe hits prove the handler ran; the buffer proves each event was written.
         check_trace_exact(
             &self.tracefs,

@@ -2,13 +2,13 @@
 //! the functions axis' others), or unfiltered: every function (`--functions all`).
 
 use super::{
-    check_trace_exact, stack_event, trace_knobs, CellError, CellSetup, Installed, Mechanism,
-    Unsupported,
+    check_trace_exact, stack_event, trace_knobs, traceable_functions, CellError, CellSetup, Every,
+    Installed, Mechanism, Unsupported, EVERY_EVENTS_PER_CALL,
 };
 use crate::resolve::TargetFunction;
-use crate::ring_buffer::{self, EventSpec, Role, Tally};
+use crate::ring_buffer::{EventSpec, Role};
 use crate::tracefs::{KernelEnv, Tracefs};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use tracelab_model::kconfig;
 use tracelab_model::mechanism::MechanismKind;
 use tracelab_model::schema::StackTraces;
@@ -82,11 +82,6 @@ impl Mechanism for Tracer {
 /// What `set_ftrace_filter` reads as when no filter is set.
 const NO_FILTER: &str = "#### all functions enabled ####";
 
-/// Events per call of the workload's function the ring buffer is sized for when every
-/// function is traced: a getppid call runs about 20 traced functions, the workloads
-/// people run more. A loop that still overflows it fails, naming the buffer.
-const EVERY_EVENTS_PER_CALL: u64 = 64;
-
 /// What the tracer is filtered to.
 #[derive(Clone, Copy)]
 enum Filter<'a> {
@@ -149,15 +144,6 @@ fn filter_lines(text: &str) -> Vec<&str> {
         .map(str::trim)
         .filter(|l| !l.is_empty() && *l != NO_FILTER)
         .collect()
-}
-
-/// What tracing every function keeps between loops.
-#[derive(Default)]
-struct Every {
-    /// The target's events drained so far (the counter the loops read).
-    target_events: std::cell::Cell<u64>,
-    /// The last drain.
-    last: std::cell::Cell<Tally>,
 }
 
 fn install(
@@ -255,34 +241,6 @@ fn install(
 }
 
 impl FtraceTracer {
-    /// Empties the buffer with recording off (what reading it calls would be traced too,
-    /// and a buffer read while it fills never ends), counts the target's events, and
-    /// returns the total so far.
-    fn drain_every(&self, every: &Every) -> Result<u64> {
-        let range = self.target.range().with_context(|| {
-            format!(
-                "tracing every function is checked in the raw ring buffer, and kallsyms gives no range for {}",
-                self.target.symbol
-            )
-        })?;
-        // A kill before recording is back on leaves it off: the next run puts back what
-        // was there (1 here, unless the cell's knobs already recorded another value).
-        crate::cleanup::record(|s| {
-            s.tracing_on.get_or_insert_with(|| "1".into());
-        })?;
-        self.tracefs.write("tracing_on", "0")?;
-        let drained = ring_buffer::drain_and_count(&self.tracefs, &self.events, range);
-        self.tracefs.write("tracing_on", "1")?;
-        let t = drained.context(
-            "tracing every function: the ring buffer could not hold a loop's events (fewer --calls fit)",
-        )?;
-        every.last.set(t);
-        every
-            .target_events
-            .set(every.target_events.get() + t.events());
-        Ok(every.target_events.get())
-    }
-
     fn teardown(&mut self) -> Result<()> {
         if self.removed {
             return Ok(());
@@ -315,11 +273,7 @@ impl Installed for FtraceTracer {
             n => format!(" and {n} other functions"),
         };
         if self.every.is_some() {
-            let listed = self
-                .tracefs
-                .read("available_filter_functions")
-                .map(|t| t.lines().count().to_string())
-                .unwrap_or_else(|_| "?".into());
+            let listed = traceable_functions(&self.tracefs);
             return format!(
                 "current_tracer={} set_ftrace_filter empty: every function ({listed} in available_filter_functions); the target's events counted in the raw buffer, drained with recording off",
                 self.tracer
@@ -348,7 +302,9 @@ impl Installed for FtraceTracer {
 
     fn hits(&self) -> Result<Option<u64>> {
         if let Some(every) = &self.every {
-            return self.drain_every(every).map(Some);
+            return every
+                .drain(&self.tracefs, &self.events, &self.target)
+                .map(Some);
         }
         let written = self.tracefs.ring_buffer_events()?;
         // With the stack trace each event is followed by its stack entry (the trace
@@ -374,13 +330,17 @@ impl Installed for FtraceTracer {
     }
 
     fn before_loop(&mut self) -> Result<()> {
+        // Recording stays on through the wait for a quiet kernel (the fprobe on every
+        // function pauses it): the loop then writes into a buffer the wait filled, as a
+        // tracer left running does, and its figures repeat exactly; paused, they varied
+        // by ±1% between repeats (x86_64 7.3), a cause not yet found.
         self.tracefs.clear_trace()
     }
 
     fn check_trace(&self, expected: u64, slack: u64) -> Result<()> {
         if let Some(every) = &self.every {
             // The loop's drain (hits) counted the target's events against `expected`.
-            let t = every.last.get();
+            let t = every.last();
             if t.entries != t.returns {
                 bail!(
                     "function_graph recorded {} entries of {} but {} returns",

@@ -129,6 +129,11 @@ pub trait Installed {
     fn before_loop(&mut self) -> anyhow::Result<()> {
         Ok(())
     }
+    /// Called as the loop starts, after the wait for a quiet kernel: what tracing every
+    /// function paused in `before_loop` records again.
+    fn loop_starts(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
     /// Checks what the mechanism recorded in the last loop: `expected` events (up to
     /// `slack` more), every one of them of the target function.
     fn check_trace(&self, expected: u64, slack: u64) -> anyhow::Result<()>;
@@ -428,6 +433,120 @@ fn trace_knobs(
         events_per_call,
         option,
     )?)))
+}
+
+/// Events per call of the workload's function the ring buffer is sized for when every
+/// function is traced: a getppid call runs about 20 traced functions, the workloads
+/// people run more. A loop that still overflows it fails, naming the buffer.
+const EVERY_EVENTS_PER_CALL: u64 = 64;
+
+/// What tracing every function through the ring buffer (the ftrace tracers unfiltered,
+/// an fprobe on `*`) keeps between loops: the target's events, counted apart from the
+/// rest by draining the buffer.
+#[derive(Default)]
+struct Every {
+    /// The target's events drained so far (the counter the loops read).
+    target_events: std::cell::Cell<u64>,
+    /// The last drain.
+    last: std::cell::Cell<Tally>,
+    /// `tracing_on`, opened once: recording is off from [`Every::pause`] (before the
+    /// wait for a quiet kernel) to [`Every::resume`] (as the loop starts). Every
+    /// function the idle wait runs would fill the buffer otherwise, and a write through
+    /// an open file queues no work of its own.
+    switch: std::cell::OnceCell<std::fs::File>,
+    paused: std::cell::Cell<bool>,
+}
+
+impl Every {
+    /// Empties the buffer with recording off (what reading it calls would be traced too,
+    /// and a buffer read while it fills never ends), counts the target's events, and
+    /// returns the total so far.
+    fn drain(
+        &self,
+        tracefs: &Tracefs,
+        events: &[EventSpec],
+        target: &TargetFunction,
+    ) -> anyhow::Result<u64> {
+        use anyhow::Context as _;
+        let range = target.range().with_context(|| {
+            format!(
+                "tracing every function is checked in the raw ring buffer, and kallsyms gives no range for {}",
+                target.symbol
+            )
+        })?;
+        // A kill before recording is back on leaves it off: the next run puts back what
+        // was there (1 here, unless the cell's knobs already recorded another value).
+        let paused = self.paused.get();
+        if !paused {
+            self.set_recording(tracefs, false)?;
+        }
+        let drained = ring_buffer::drain_and_count(tracefs, events, range);
+        if !paused {
+            self.set_recording(tracefs, true)?;
+        }
+        let t = drained.context(
+            "tracing every function: the ring buffer could not hold a loop's events (fewer --calls fit)",
+        )?;
+        self.last.set(t);
+        self.target_events
+            .set(self.target_events.get() + t.events());
+        Ok(self.target_events.get())
+    }
+
+    /// What the last drain held.
+    fn last(&self) -> Tally {
+        self.last.get()
+    }
+
+    /// Stops recording until [`Every::resume`] (before a loop's wait).
+    fn pause(&self, tracefs: &Tracefs) -> anyhow::Result<()> {
+        self.set_recording(tracefs, false)?;
+        self.paused.set(true);
+        Ok(())
+    }
+
+    /// Records again (as a loop starts, and at removal).
+    fn resume(&self, tracefs: &Tracefs) -> anyhow::Result<()> {
+        if self.paused.replace(false) {
+            self.set_recording(tracefs, true)?;
+        }
+        Ok(())
+    }
+
+    fn set_recording(&self, tracefs: &Tracefs, on: bool) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        use std::io::Write as _;
+        // A kill while recording is off leaves it off: the next run puts back what was
+        // there (1 here, unless the cell's knobs already recorded another value).
+        if !on {
+            crate::cleanup::record(|s| {
+                s.tracing_on.get_or_insert_with(|| "1".into());
+            })?;
+        }
+        let path = tracefs.root().join("tracing_on");
+        let file = match self.switch.get() {
+            Some(f) => f,
+            None => {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .with_context(|| format!("opening {}", path.display()))?;
+                self.switch.get_or_init(|| f)
+            }
+        };
+        (&*file)
+            .write_all(if on { b"1" } else { b"0" })
+            .with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+/// Functions the kernel can trace (`available_filter_functions`), for a description of
+/// a cell on every function.
+fn traceable_functions(tracefs: &Tracefs) -> String {
+    tracefs
+        .read("available_filter_functions")
+        .map(|t| t.lines().count().to_string())
+        .unwrap_or_else(|_| "?".into())
 }
 
 /// The kernel stack entry ftrace writes after an event with a stack trace option on.
