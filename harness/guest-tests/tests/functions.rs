@@ -173,3 +173,40 @@ fn x86_64_6_12_every_function() {
         }
     }
 }
+
+/// fprobe on `*` where fprobe runs on function_graph: the glob registers the target once
+/// per kallsyms name, and x86_64 7.3's getppid has three (`__do_sys_getppid`,
+/// `__x64_sys_getppid`, `__ia32_sys_getppid`), so each call writes three events, every
+/// one of them counted.
+#[test]
+fn x86_64_7_3_fprobe_on_every_function_fires_once_per_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, rows) = common::study(
+        &[
+            "--target",
+            "vm:x86_64/7.3",
+            "--mechanisms",
+            "fprobe",
+            "--calls",
+            "200",
+            "--repeats",
+            "1",
+            "--functions",
+            "all",
+        ],
+        dir.path(),
+    );
+    let [r] = rows.as_slice() else {
+        panic!("one cell: {rows:?}")
+    };
+    assert_eq!(r["status"], "ok", "{r}");
+    assert_eq!(
+        r["expected_fired"],
+        3 * 200,
+        "three names, one event each: {r}"
+    );
+    assert_eq!(r["fired"], r["expected_fired"], "{r}");
+    let attach = r["attach"].as_str().unwrap_or_default();
+    assert!(attach.contains("f:tracelab/fprobe_"), "{attach}");
+    assert!(attach.contains("3 events, one per name"), "{attach}");
+}

@@ -2,8 +2,8 @@
 //! and uprobe, uretprobe (`uprobe_events`) on the agent's own functions.
 
 use super::{
-    check_trace_exact, stack_event, trace_knobs, traceable_functions, CellError, CellSetup, Every,
-    Installed, Mechanism, Unsupported, EVERY_EVENTS_PER_CALL,
+    buffer_events_per_call, check_trace_exact, stack_event, trace_knobs, traceable_functions,
+    CellError, CellSetup, Every, Installed, Mechanism, Unsupported,
 };
 use crate::resolve::TargetFunction;
 use crate::ring_buffer::{EventSpec, Role};
@@ -85,18 +85,10 @@ impl Mechanism for TracefsProbe {
                 self.kind
             )));
         }
-        if cell.every_function && cell.takes_stack() {
-            return Err(CellError::Unsupported(
-                "a stack trace of every function: each event's stack must be checked to belong to it, which the lab does for the target's events only".into(),
-            ));
+        let per_call = buffer_events_per_call(cell)?;
+        if cell.every_function && self.family() == Family::Fprobe {
+            fprobe_on_fgraph();
         }
-        // Every function traced: the buffer holds the loop's calls of every function on
-        // its path, not just the target's.
-        let per_call = if cell.every_function {
-            EVERY_EVENTS_PER_CALL
-        } else {
-            1
-        };
         let buffer = trace_knobs(cell, per_call, "stacktrace")?;
         let optimization = match self.placement {
             Placement::Offset => OptimizationOff::new()?,
@@ -258,24 +250,7 @@ fn define(
     };
     let def = ProbeDef::new(kind, &event, site);
     tracefs.append(def.control_file(), &def.create_line())?;
-    let mut probe = DynamicProbe {
-        tracefs: tracefs.clone(),
-        def,
-        others: Vec::with_capacity(others.len()),
-        target: target.clone(),
-        placement: None,
-        events: Vec::new(),
-        stacks: stack.then(Default::default),
-        every: None,
-        removed: false,
-    };
-    if !tracefs.exists(&probe.def.event_dir()) {
-        bail!(
-            "{} was accepted but {} does not exist",
-            probe.def.create_line(),
-            probe.def.event_dir()
-        );
-    }
+    let mut probe = DynamicProbe::defined(tracefs, def, target, stack)?;
     probe.placement = probe.kprobes_list_flags();
     // The others, one event each, named after the target's (`kprobe_60_7`); a failure
     // drops `probe`, which removes every one defined so far.
@@ -308,16 +283,7 @@ fn define(
             "__probe_ip"
         }
     };
-    probe.events = vec![EventSpec::read(
-        tracefs,
-        &probe.def.event_dir(),
-        field,
-        Role::Call,
-    )?];
-    if stack {
-        probe.events.push(stack_event(tracefs)?);
-    }
-    tracefs.clear_trace()?;
+    probe.read_events(field)?;
     Ok(probe)
 }
 
@@ -342,31 +308,9 @@ fn define_every(tracefs: &Tracefs, target: &TargetFunction) -> Result<DynamicPro
             def.create_line()
         )));
     }
-    let mut probe = DynamicProbe {
-        tracefs: tracefs.clone(),
-        def,
-        others: Vec::new(),
-        target: target.clone(),
-        placement: None,
-        events: Vec::new(),
-        stacks: None,
-        every: Some((Every::default(), per_call_on_every(target))),
-        removed: false,
-    };
-    if !tracefs.exists(&probe.def.event_dir()) {
-        return Err(CellError::Failed(anyhow::anyhow!(
-            "{} was accepted but {} does not exist",
-            probe.def.create_line(),
-            probe.def.event_dir()
-        )));
-    }
-    probe.events = vec![EventSpec::read(
-        tracefs,
-        &probe.def.event_dir(),
-        "__probe_ip",
-        Role::Call,
-    )?];
-    tracefs.clear_trace()?;
+    let mut probe = DynamicProbe::defined(tracefs, def, target, false)?;
+    probe.every = Some((Every::default(), per_call_on_every(target)));
+    probe.read_events("__probe_ip")?;
     Ok(probe)
 }
 
@@ -377,15 +321,24 @@ fn define_every(tracefs: &Tracefs, target: &TargetFunction) -> Result<DynamicPro
 /// three events. Before, the glob went through ftrace's filter, one entry per address.
 /// The loops' count check holds the kernel to this prediction.
 fn per_call_on_every(target: &TargetFunction) -> u64 {
-    let on_fgraph = std::fs::read_to_string("/proc/kallsyms").is_ok_and(|k| {
-        k.lines()
-            .any(|l| l.split_whitespace().nth(2) == Some("fprobe_fgraph_entry"))
-    });
-    if on_fgraph {
+    if fprobe_on_fgraph() {
         target.names().count() as u64
     } else {
         1
     }
+}
+
+/// Whether fprobe runs on function_graph (its `fprobe_fgraph_entry` in kallsyms). Read
+/// once, at the first cell's `prepare`: scanning kallsyms inside an install, with every
+/// function's fprobe defined, would be timed as the attach.
+fn fprobe_on_fgraph() -> bool {
+    static ON_FGRAPH: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON_FGRAPH.get_or_init(|| {
+        std::fs::read_to_string("/proc/kallsyms").is_ok_and(|k| {
+            k.lines()
+                .any(|l| l.split_whitespace().nth(2) == Some("fprobe_fgraph_entry"))
+        })
+    })
 }
 
 /// Jump optimization off for a whole cell, restored when dropped: an optimized probe is
@@ -455,6 +408,49 @@ fn install_at_offset(
 }
 
 impl DynamicProbe {
+    /// The probe `def`, which tracefs just took; removed when dropped.
+    fn defined(
+        tracefs: &Tracefs,
+        def: ProbeDef,
+        target: &TargetFunction,
+        stack: bool,
+    ) -> Result<DynamicProbe> {
+        let probe = DynamicProbe {
+            tracefs: tracefs.clone(),
+            def,
+            others: Vec::new(),
+            target: target.clone(),
+            placement: None,
+            events: Vec::new(),
+            stacks: stack.then(Default::default),
+            every: None,
+            removed: false,
+        };
+        if !tracefs.exists(&probe.def.event_dir()) {
+            bail!(
+                "{} was accepted but {} does not exist",
+                probe.def.create_line(),
+                probe.def.event_dir()
+            );
+        }
+        Ok(probe)
+    }
+
+    /// Reads its event's format (the address in `field`) and, with the stack trace, the
+    /// kernel stack entry's; then empties the buffer.
+    fn read_events(&mut self, field: &str) -> Result<()> {
+        self.events = vec![EventSpec::read(
+            &self.tracefs,
+            &self.def.event_dir(),
+            field,
+            Role::Call,
+        )?];
+        if self.stacks.is_some() {
+            self.events.push(stack_event(&self.tracefs)?);
+        }
+        self.tracefs.clear_trace()
+    }
+
     fn is_kprobe(&self) -> bool {
         self.def.control_file() == "kprobe_events"
     }

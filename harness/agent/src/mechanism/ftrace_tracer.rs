@@ -2,8 +2,8 @@
 //! the functions axis' others), or unfiltered: every function (`--functions all`).
 
 use super::{
-    check_trace_exact, stack_event, trace_knobs, traceable_functions, CellError, CellSetup, Every,
-    Installed, Mechanism, Unsupported, EVERY_EVENTS_PER_CALL,
+    buffer_events_per_call, check_trace_exact, stack_event, trace_knobs, traceable_functions,
+    CellError, CellSetup, Every, Installed, Mechanism, Unsupported,
 };
 use crate::resolve::TargetFunction;
 use crate::ring_buffer::{EventSpec, Role};
@@ -45,18 +45,7 @@ impl Mechanism for Tracer {
     }
 
     fn prepare(&self, cell: &CellSetup<'_>) -> Result<Option<Box<dyn std::any::Any>>, CellError> {
-        if cell.every_function && cell.takes_stack() {
-            return Err(CellError::Unsupported(
-                "a stack trace of every function: each event's stack must be checked to belong to it, which the lab does for the target's events only".into(),
-            ));
-        }
-        // Every function traced: the buffer holds the loop's calls of every function
-        // on its path, not just the target's.
-        let per_call = if cell.every_function {
-            EVERY_EVENTS_PER_CALL
-        } else {
-            1
-        };
+        let per_call = buffer_events_per_call(cell)?;
         if self.tracer == "function_graph" {
             if cell.takes_stack() {
                 return Err(CellError::Unsupported(

@@ -440,6 +440,20 @@ fn trace_knobs(
 /// people run more. A loop that still overflows it fails, naming the buffer.
 const EVERY_EVENTS_PER_CALL: u64 = 64;
 
+/// Events per call of the target a tracefs mechanism's buffer must hold: one, or, with
+/// every function traced, the loop's calls of every function on its path. A stack trace
+/// of every function is refused: each event's stack must be checked to belong to it,
+/// which the lab does for the target's events only.
+fn buffer_events_per_call(cell: &CellSetup<'_>) -> Result<u64, CellError> {
+    match (cell.every_function, cell.takes_stack()) {
+        (false, _) => Ok(1),
+        (true, false) => Ok(EVERY_EVENTS_PER_CALL),
+        (true, true) => Err(CellError::Unsupported(
+            "a stack trace of every function: each event's stack must be checked to belong to it, which the lab does for the target's events only".into(),
+        )),
+    }
+}
+
 /// What tracing every function through the ring buffer (the ftrace tracers unfiltered,
 /// an fprobe on `*`) keeps between loops: the target's events, counted apart from the
 /// rest by draining the buffer.
