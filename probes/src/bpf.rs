@@ -77,6 +77,8 @@ pub enum Attach {
     KprobeMulti,
     KretprobeMulti,
     Fentry,
+    /// One program on a tracing_multi link over every traced function.
+    FentryMulti,
     Fexit,
     FmodRet,
     /// `syscalls/sys_enter_getppid` (a perf-event tracepoint).
@@ -111,6 +113,7 @@ impl Attach {
             Attach::KprobeMulti => "kmulti",
             Attach::KretprobeMulti => "kretmulti",
             Attach::Fentry => "fentry",
+            Attach::FentryMulti => "fmulti",
             Attach::Fexit => "fexit",
             Attach::FmodRet => "fmodret",
             Attach::Tracepoint => "tp",
@@ -151,6 +154,7 @@ mod tests {
             Attach::KprobeMulti,
             Attach::KretprobeMulti,
             Attach::Fentry,
+            Attach::FentryMulti,
             Attach::Fexit,
             Attach::FmodRet,
             Attach::Tracepoint,

@@ -1,5 +1,6 @@
-//! The kernel's BTF (`/sys/kernel/btf/vmlinux`), read for one question: which functions
-//! a BPF trampoline (fentry, fexit) can attach to. The kernel refuses a function without
+//! The kernel's BTF (`/sys/kernel/btf/vmlinux`), read for two questions: which functions
+//! a BPF trampoline (fentry, fexit) can attach to, and their type ids (which a
+//! tracing_multi link takes). The kernel refuses a function without
 //! BTF, one with more arguments than a trampoline saves, and one taking a struct or union
 //! by value on kernels before 6.9 (all are refused the same way here, so the set is the
 //! same on every kernel).
@@ -11,6 +12,9 @@ use std::collections::BTreeSet;
 const MAX_ARGS: u32 = 6;
 
 const MAGIC: u16 = 0xeb9f;
+
+/// Where the kernel shows its own BTF.
+pub(crate) const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
 // Type kinds (include/uapi/linux/btf.h).
 const KIND_STRUCT: u32 = 4;
@@ -123,7 +127,8 @@ fn by_register(types: &[Type], mut id: u32) -> bool {
 }
 
 /// Functions a trampoline can attach to: described in BTF, at most [`MAX_ARGS`]
-/// arguments, none variadic and none a struct or union by value.
+/// arguments, none variadic, none a struct or union by value, and not returning one
+/// (arm64 7.3's verifier refuses `contpte_ptep_get_lockless`, which returns a `pte_t`).
 pub(crate) fn trampoline_functions(btf: &[u8]) -> Result<BTreeSet<String>> {
     let (types, strings) = parse(btf)?;
     let mut out = BTreeSet::new();
@@ -132,6 +137,10 @@ pub(crate) fn trampoline_functions(btf: &[u8]) -> Result<BTreeSet<String>> {
             continue;
         };
         if proto.kind != KIND_FUNC_PROTO || proto.params.len() > MAX_ARGS as usize {
+            continue;
+        }
+        // Nor one returning a struct or union: the verifier refuses those for any trampoline.
+        if !by_register(&types, proto.refers) {
             continue;
         }
         // A variadic prototype ends with a parameter of type 0.
@@ -149,13 +158,40 @@ pub(crate) fn trampoline_functions(btf: &[u8]) -> Result<BTreeSet<String>> {
     Ok(out)
 }
 
+/// The BTF type ids of the functions `names`, in order: what a tracing_multi link takes
+/// (it attaches one trampoline per id). A name without a function in BTF is an error
+/// naming it.
+pub(crate) fn func_ids(btf: &[u8], names: &[&str]) -> Result<Vec<u32>> {
+    let (types, strings) = parse(btf)?;
+    let mut by_name = std::collections::HashMap::new();
+    for (id, t) in types
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.kind == KIND_FUNC)
+    {
+        if let Some(n) = name(strings, t.name_off) {
+            // The first, as libbpf's lookup by name takes it.
+            by_name.entry(n).or_insert(u32::try_from(id)?);
+        }
+    }
+    names
+        .iter()
+        .map(|n| {
+            by_name
+                .get(n)
+                .copied()
+                .with_context(|| format!("{n} is not a function in the kernel's BTF"))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// A BTF blob: int (1), struct (2, no members), ptr to int (3), protos and funcs.
     fn blob() -> Vec<u8> {
-        let strings = b"\0int\0s\0ok\0by_value\0many\0".to_vec();
+        let strings = b"\0int\0s\0ok\0by_value\0many\0returns_s\0".to_vec();
         let mut types = Vec::new();
         let mut ty = |name: u32, kind: u32, vlen: u32, refers: u32, extra: &[u32]| {
             for w in [name, (kind << 24) | vlen, refers] {
@@ -175,6 +211,8 @@ mod tests {
         let seven: Vec<u32> = (0..7).flat_map(|_| [0, 1]).collect();
         ty(0, KIND_FUNC_PROTO, 7, 1, &seven); // 8: int (7 × int)
         ty(19, KIND_FUNC, 0, 8, &[]); // 9: many
+        ty(0, KIND_FUNC_PROTO, 1, 2, &[0, 1]); // 10: struct s (int)
+        ty(24, KIND_FUNC, 0, 10, &[]); // 11: returns_s
         let mut b = Vec::new();
         b.extend_from_slice(&MAGIC.to_le_bytes());
         b.extend_from_slice(&[1, 0]);
@@ -196,6 +234,13 @@ mod tests {
     fn trampolines_take_functions_with_few_register_arguments() {
         let set = trampoline_functions(&blob()).expect("parsed");
         assert_eq!(set.into_iter().collect::<Vec<_>>(), ["ok"]);
+    }
+
+    #[test]
+    fn func_ids_are_type_ids_by_name() {
+        assert_eq!(func_ids(&blob(), &["many", "ok"]).ok(), Some(vec![9, 5]));
+        let err = func_ids(&blob(), &["ok", "int"]).unwrap_err().to_string();
+        assert!(err.contains("int is not a function"), "{err}");
     }
 
     #[test]

@@ -269,7 +269,7 @@ pub(crate) fn choose(
     rehearse: &mut dyn FnMut() -> Result<()>,
 ) -> Result<FunctionSet> {
     let texts = Texts::read(tracefs)?;
-    let trampoline = std::fs::read("/sys/kernel/btf/vmlinux")
+    let trampoline = std::fs::read(crate::btf::VMLINUX)
         .ok()
         .and_then(|b| crate::btf::trampoline_functions(&b).ok());
     let (all, how) = candidates(&texts.sources(trampoline.as_ref()), target);

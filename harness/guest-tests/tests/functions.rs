@@ -9,8 +9,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-const MANY: &str =
-    "baseline,kprobe,fprobe,function,function-graph,bpf-kprobe,bpf-kprobe-multi,bpf-fentry";
+const MANY: &str = "baseline,kprobe,fprobe,function,function-graph,bpf-kprobe,bpf-kprobe-multi,bpf-fentry,bpf-fentry-multi";
 const CALLS: u64 = 500;
 
 /// The stored cells (`cells/*.json`), in run order.
@@ -53,7 +52,7 @@ fn check(target: &str, functions: &str, unsupported: &[(&str, &str)]) {
         .map(|n| n.parse().expect("n"))
         .collect();
     // The baseline once, every other mechanism once per N.
-    assert_eq!(rows.len(), 1 + 7 * ns.len(), "{rows:?}");
+    assert_eq!(rows.len(), 1 + 8 * ns.len(), "{rows:?}");
     for r in &rows {
         let mechanism = r["mechanism"].as_str().unwrap_or_default();
         if mechanism == "baseline" {
@@ -70,6 +69,10 @@ fn check(target: &str, functions: &str, unsupported: &[(&str, &str)]) {
         assert_eq!(r["fired"], r["expected_fired"], "{target}: {r}");
         for t in ["attach_time", "detach_time", "attach_thread_time"] {
             assert!(r[t].as_f64().is_some_and(|x| x > 0.0), "{t}: {r}");
+        }
+        if mechanism == "bpf-fentry-multi" {
+            let attach = r["attach"].as_str().unwrap_or_default();
+            assert!(attach.contains("tracing_multi link"), "{attach}");
         }
     }
     // The same others for every mechanism at one N; a smaller N takes a prefix.
@@ -116,13 +119,18 @@ fn arm64_6_12_ten_functions_without_fprobe() {
         &[
             ("fprobe", "CONFIG_FPROBE"),
             ("bpf-kprobe-multi", "CONFIG_FPROBE"),
+            ("bpf-fentry-multi", "bpf_tracing_multi_attach"),
         ],
     );
 }
 
 #[test]
 fn arm64_7_3_ten_functions() {
-    check("vm:arm64/7.3", "1,10", &[]);
+    check(
+        "vm:arm64/7.3",
+        "1,10",
+        &[("bpf-fentry-multi", "CONFIG_HAVE_SINGLE_FTRACE_DIRECT_OPS")],
+    );
 }
 
 /// `--functions all`: the function tracer unfiltered and one kprobe_multi link over

@@ -31,6 +31,9 @@ pub enum MechanismKind {
     /// BPF trampoline: fentry / fexit / fmod_ret (the last only where the function allows
     /// error injection).
     BpfFentry,
+    /// One fentry program on a tracing_multi link (`BPF_TRACE_FENTRY_MULTI`, Linux 7.x):
+    /// a trampoline per function, one program and one link over all of them.
+    BpfFentryMulti,
     BpfFexit,
     BpfFmodRet,
     /// BPF program on the `syscalls/sys_enter_getppid` tracepoint.
@@ -64,7 +67,7 @@ crate::named!(
 
 impl MechanismKind {
     /// Every mechanism (`--mechanisms all`).
-    pub const ALL: [MechanismKind; 25] = [
+    pub const ALL: [MechanismKind; 26] = [
         MechanismKind::Baseline,
         MechanismKind::Kprobe,
         MechanismKind::KprobeOffset,
@@ -78,6 +81,7 @@ impl MechanismKind {
         MechanismKind::BpfKprobeMulti,
         MechanismKind::BpfKretprobeMulti,
         MechanismKind::BpfFentry,
+        MechanismKind::BpfFentryMulti,
         MechanismKind::BpfFexit,
         MechanismKind::BpfFmodRet,
         MechanismKind::BpfTp,
@@ -111,12 +115,13 @@ impl MechanismKind {
 
     /// Every BPF mechanism on kernel functions (`--mechanisms bpf`; the user-space ones
     /// are in `user`).
-    pub const BPF: [MechanismKind; 10] = [
+    pub const BPF: [MechanismKind; 11] = [
         MechanismKind::BpfKprobe,
         MechanismKind::BpfKretprobe,
         MechanismKind::BpfKprobeMulti,
         MechanismKind::BpfKretprobeMulti,
         MechanismKind::BpfFentry,
+        MechanismKind::BpfFentryMulti,
         MechanismKind::BpfFexit,
         MechanismKind::BpfFmodRet,
         MechanismKind::BpfTp,
@@ -182,6 +187,7 @@ impl MechanismKind {
                 | BpfKprobeMulti
                 | BpfKretprobeMulti
                 | BpfFentry
+                | BpfFentryMulti
                 | BpfFexit
         )
     }
@@ -233,8 +239,8 @@ mod tests {
             MechanismKind::parse_list("kprobe, fprobe"),
             Ok(vec![MechanismKind::Kprobe, MechanismKind::Fprobe])
         );
-        assert_eq!(MechanismKind::parse_list("all").map(|v| v.len()), Ok(25));
-        assert_eq!(MechanismKind::parse_list("bpf").map(|v| v.len()), Ok(10));
+        assert_eq!(MechanismKind::parse_list("all").map(|v| v.len()), Ok(26));
+        assert_eq!(MechanismKind::parse_list("bpf").map(|v| v.len()), Ok(11));
         assert_eq!(MechanismKind::parse_list("user").map(|v| v.len()), Ok(8));
         let kernel = MechanismKind::parse_list("kernel").expect("kernel");
         assert_eq!(

@@ -848,7 +848,7 @@ mod tests {
         assert_eq!(s.plan.stacks, vec![1]);
         let s = study(&["--mechanisms", "bpf", "--payloads", "all", "--stack", "1,8"])
             .expect("bpf study");
-        assert_eq!(s.plan.cells().len(), 10 * 5 * 2);
+        assert_eq!(s.plan.cells().len(), 11 * 5 * 2);
         assert_eq!((s.mode, s.plan.unit), (Mode::Icount, Unit::Insn));
     }
 

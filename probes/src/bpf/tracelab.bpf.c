@@ -223,6 +223,10 @@ TRACELAB_PROGS("kprobe.multi", kmulti)
 TRACELAB_PROGS("kretprobe.multi", kretmulti)
 TRACELAB_PROGS("fentry", fentry)
 TRACELAB_PROGS("fexit", fexit)
+/* fentry on a tracing_multi link (BPF_TRACE_FENTRY_MULTI): libbpf 1.7 has no section for
+ * it, so the agent loads these as tracing programs of that attach type itself; the
+ * section only lets libbpf open them without an attach target. */
+TRACELAB_PROGS("?raw_tp", fmulti)
 /* Returning 0 leaves the traced function's return value alone. */
 TRACELAB_PROGS("fmod_ret", fmodret)
 TRACELAB_PROGS("tracepoint", tp)

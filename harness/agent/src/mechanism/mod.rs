@@ -207,7 +207,7 @@ use dynamic_probe::{Placement, TracefsProbe};
 use ftrace_tracer::Tracer;
 
 /// Every mechanism, in `MechanismKind::ALL` order (a test keeps them in step).
-pub static REGISTRY: [&dyn Mechanism; 25] = [
+pub static REGISTRY: [&dyn Mechanism; 26] = [
     &Baseline,
     &TracefsProbe::new(MechanismKind::Kprobe, Placement::Entry(ProbeKind::Kprobe)),
     &TracefsProbe::new(MechanismKind::KprobeOffset, Placement::Offset),
@@ -227,6 +227,7 @@ pub static REGISTRY: [&dyn Mechanism; 25] = [
     &Bpf::new(MechanismKind::BpfKprobeMulti, Attach::KprobeMulti),
     &Bpf::new(MechanismKind::BpfKretprobeMulti, Attach::KretprobeMulti),
     &Bpf::new(MechanismKind::BpfFentry, Attach::Fentry),
+    &Bpf::new(MechanismKind::BpfFentryMulti, Attach::FentryMulti),
     &Bpf::new(MechanismKind::BpfFexit, Attach::Fexit),
     &Bpf::new(MechanismKind::BpfFmodRet, Attach::FmodRet),
     &Bpf::new(MechanismKind::BpfTp, Attach::Tracepoint),

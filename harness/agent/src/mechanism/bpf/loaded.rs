@@ -5,9 +5,12 @@ use super::libbpf_log;
 use super::BpfSpec;
 use crate::resolve::TargetFunction;
 use anyhow::{anyhow, bail, Context, Result};
-use libbpf_rs::{Link, MapCore, MapFlags, Object, ObjectBuilder, RingBuffer, RingBufferBuilder};
+use libbpf_rs::{
+    AsRawLibbpf, Link, MapCore, MapFlags, Object, ObjectBuilder, ProgramType, RingBuffer,
+    RingBufferBuilder,
+};
 use std::cell::Cell;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::rc::Rc;
 use tracelab_model::schema::StackTraces;
 use tracelab_probes::bpf::{self as probes, Attach, Event, Payload};
@@ -29,6 +32,10 @@ pub(super) struct Loaded {
     // Field order is drop order: the links go before the ring buffer and the object.
     /// One link; a kprobe program traced on several functions has one per function.
     links: Vec<Link>,
+    /// The tracing_multi link, which libbpf 1.7 cannot create (closing it detaches).
+    multi_link: Option<OwnedFd>,
+    /// The BTF ids a tracing_multi link attaches to.
+    multi_ids: Vec<u32>,
     ringbuf: Option<RingBuffer<'static>>,
     drained: Rc<Drained>,
     object: Object,
@@ -78,6 +85,21 @@ impl Loaded {
             p.set_autoload(mine);
             if !mine {
                 continue;
+            }
+            if spec.attach == Attach::FentryMulti {
+                // A tracing program of the multi attach type; changing the type drops the
+                // section's handling, so libbpf looks for no attach target.
+                p.set_prog_type(ProgramType::Tracing);
+                // SAFETY: the pointer is the live, not yet loaded program `p` borrows.
+                let rc = unsafe {
+                    libbpf_rs::libbpf_sys::bpf_program__set_expected_attach_type(
+                        p.as_libbpf_object().as_ptr(),
+                        BPF_TRACE_FENTRY_MULTI,
+                    )
+                };
+                if rc != 0 {
+                    bail!("setting the attach type of {program}: error {rc}");
+                }
             }
             if matches!(
                 spec.attach,
@@ -159,6 +181,8 @@ impl Loaded {
             spec,
             program: program.to_string(),
             links: Vec::new(),
+            multi_link: None,
+            multi_ids: Vec::new(),
             ringbuf,
             drained,
             object,
@@ -178,7 +202,18 @@ impl Loaded {
     /// per function for kprobe, one link over all of them for kprobe_multi. (A trampoline
     /// program attaches to the function it was loaded for.)
     pub(super) fn attach(&mut self, target: &TargetFunction, others: &[Symbol]) -> Result<()> {
-        if !self.links.is_empty() {
+        if !self.links.is_empty() || self.multi_link.is_some() {
+            return Ok(());
+        }
+        if self.spec.attach == Attach::FentryMulti {
+            let fd = link_create_multi(self.prog_fd()?, &self.multi_ids).with_context(|| {
+                format!(
+                    "attaching {} to {} functions (tracing_multi link)",
+                    self.program,
+                    self.multi_ids.len()
+                )
+            })?;
+            self.multi_link = Some(fd);
             return Ok(());
         }
         let captured = libbpf_log::Capture::start();
@@ -243,6 +278,7 @@ impl Loaded {
             Attach::KprobeMulti => prog.attach_kprobe_multi(false, vec![sym]),
             Attach::KretprobeMulti => prog.attach_kprobe_multi(true, vec![sym]),
             Attach::Fentry | Attach::Fexit | Attach::FmodRet => prog.attach_trace(),
+            Attach::FentryMulti => bail!("a tracing_multi link is not made by libbpf"),
             Attach::Tracepoint => {
                 let tp = self.spec.tracepoint()?;
                 let category = match tp.category {
@@ -293,6 +329,13 @@ impl Loaded {
     /// Drops the links: the program stays loaded but leaves the hot path.
     pub(super) fn detach(&mut self) {
         self.links.clear();
+        self.multi_link = None;
+    }
+
+    /// The functions a tracing_multi link attaches to, as BTF ids (found once, so an
+    /// attach times the kernel's work, not our reading of BTF).
+    pub(super) fn set_multi_ids(&mut self, ids: Vec<u32>) {
+        self.multi_ids = ids;
     }
 
     /// (events, failed) so far: per-CPU counters for `count` and the stack payloads
@@ -382,4 +425,52 @@ impl Loaded {
         }
         Ok(out)
     }
+}
+
+/// `BPF_TRACE_FENTRY_MULTI` (enum bpf_attach_type of Linux 7.x; libbpf 1.7 predates it).
+const BPF_TRACE_FENTRY_MULTI: u32 = 59;
+
+/// `union bpf_attr` for `BPF_LINK_CREATE` of a tracing_multi link, as far as it reaches.
+#[repr(C)]
+struct LinkCreateMulti {
+    prog_fd: u32,
+    target_fd: u32,
+    attach_type: u32,
+    flags: u32,
+    /// User pointer to `cnt` BTF ids.
+    ids: u64,
+    /// User pointer to `cnt` cookies (none).
+    cookies: u64,
+    cnt: u32,
+    pad: u32,
+}
+
+/// Creates a tracing_multi link of program `prog_fd` over the functions `ids`.
+fn link_create_multi(prog_fd: i32, ids: &[u32]) -> Result<OwnedFd> {
+    let attr = LinkCreateMulti {
+        prog_fd: u32::try_from(prog_fd).context("program fd")?,
+        target_fd: 0,
+        attach_type: BPF_TRACE_FENTRY_MULTI,
+        flags: 0,
+        ids: ids.as_ptr() as u64,
+        cookies: 0,
+        cnt: u32::try_from(ids.len()).context("function count")?,
+        pad: 0,
+    };
+    // SAFETY: `attr` is a valid prefix of union bpf_attr of the size passed, and `ids`, the
+    // only memory it points to, outlives the call; the kernel only reads it.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            libbpf_rs::libbpf_sys::BPF_LINK_CREATE,
+            &attr as *const LinkCreateMulti,
+            std::mem::size_of::<LinkCreateMulti>(),
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).context("BPF_LINK_CREATE");
+    }
+    let fd = i32::try_from(fd).context("link fd")?;
+    // SAFETY: `fd` is a new file descriptor the kernel just returned; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

@@ -99,6 +99,11 @@ impl Mechanism for Bpf {
 
     fn check_support(&self, env: &KernelEnv, workload: Workload) -> Result<(), Unsupported> {
         check_workload(self.attach, workload)?;
+        // The kernel's link type first: a kernel without it has no use for the options.
+        if let Some(link) = link_type(self.attach) {
+            let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
+            check_link_type(link, &kallsyms)?;
+        }
         check_support(self.attach, env, workload)
     }
 
@@ -120,6 +125,8 @@ impl Mechanism for Bpf {
 
 /// What arm64 needs for BPF trampolines, beyond [`options`].
 const ARM64_TRAMPOLINE_OPTION: &str = "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS";
+/// What tracing_multi links need beyond trampolines (`select`ed by x86_64 alone).
+const SINGLE_DIRECT_OPS_OPTION: &str = "CONFIG_HAVE_SINGLE_FTRACE_DIRECT_OPS";
 
 /// The kernel options each attach type needs.
 fn options(attach: Attach) -> &'static [&'static str] {
@@ -135,6 +142,13 @@ fn options(attach: Attach) -> &'static [&'static str] {
             "CONFIG_BPF_SYSCALL",
             "CONFIG_DEBUG_INFO_BTF",
             "CONFIG_BPF_JIT",
+        ],
+        // The last is checked apart, with why (see check_support).
+        Attach::FentryMulti => &[
+            "CONFIG_BPF_SYSCALL",
+            "CONFIG_DEBUG_INFO_BTF",
+            "CONFIG_BPF_JIT",
+            SINGLE_DIRECT_OPS_OPTION,
         ],
         Attach::FmodRet => &[
             "CONFIG_BPF_SYSCALL",
@@ -169,6 +183,8 @@ fn options(attach: Attach) -> &'static [&'static str] {
 
 /// The kernel function behind uprobe_multi links (Linux 6.6 and later).
 const UPROBE_MULTI_SYMBOL: &str = "bpf_uprobe_multi_link_attach";
+/// The kernel function behind tracing_multi links (multi-function fentry).
+const TRACING_MULTI_SYMBOL: &str = "bpf_tracing_multi_attach";
 
 pub use stats::leftover_programs;
 
@@ -189,7 +205,10 @@ fn check_support(attach: Attach, env: &KernelEnv, workload: Workload) -> Result<
     let opts = options(attach);
     // arm64 attaches BPF trampolines through ftrace direct calls (x86 patches the call
     // site itself): without them the kernel answers ENOTSUPP (524), so name the option.
-    let trampoline = matches!(attach, Attach::Fentry | Attach::Fexit | Attach::FmodRet);
+    let trampoline = matches!(
+        attach,
+        Attach::Fentry | Attach::FentryMulti | Attach::Fexit | Attach::FmodRet
+    );
     if trampoline && matches!(env.machine.as_str(), "aarch64" | "arm64") {
         require(env, &[ARM64_TRAMPOLINE_OPTION]).map_err(|u| {
             Unsupported(format!(
@@ -211,15 +230,17 @@ fn check_support(attach: Attach, env: &KernelEnv, workload: Workload) -> Result<
             ))
         });
     }
-    require(env, opts)?;
-    if matches!(attach, Attach::UprobeMulti | Attach::UretprobeMulti) {
-        let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
-        if !kallsyms.is_empty() && !driver::has_symbol(&kallsyms, UPROBE_MULTI_SYMBOL) {
-            return Err(Unsupported(format!(
-                "this kernel has no uprobe_multi links (Linux 6.6 and later; no {UPROBE_MULTI_SYMBOL} in /proc/kallsyms)"
-            )));
-        }
+    if attach == Attach::FentryMulti {
+        let (general, direct_ops) = opts.split_at(opts.len() - 1);
+        require(env, general)?;
+        return require(env, direct_ops).map_err(|u| {
+            Unsupported(format!(
+                "{} (a tracing_multi link updates every function's call site through one shared ftrace direct ops, which Linux enables on x86_64 only; elsewhere the kernel answers EOPNOTSUPP)",
+                u.0
+            ))
+        });
     }
+    require(env, opts)?;
     if let Some(tp) = workload.tracepoint().filter(|_| is_tracepoint(attach)) {
         if let Some(t) = crate::tracefs::Tracefs::open().ok().filter(|_| env.tracefs) {
             let dir = format!("events/{}/{}", tp.category, tp.name);
@@ -232,6 +253,33 @@ fn check_support(attach: Attach, env: &KernelEnv, workload: Workload) -> Result<
                 )));
             }
         }
+    }
+    Ok(())
+}
+
+/// The kernel function behind the link type `attach` needs where the kernels the lab
+/// boots differ, and what to call the link type.
+fn link_type(attach: Attach) -> Option<(&'static str, &'static str)> {
+    match attach {
+        Attach::UprobeMulti | Attach::UretprobeMulti => Some((
+            UPROBE_MULTI_SYMBOL,
+            "uprobe_multi links (Linux 6.6 and later",
+        )),
+        Attach::FentryMulti => Some((
+            TRACING_MULTI_SYMBOL,
+            "multi-function fentry links (BPF_TRACE_FENTRY_MULTI, Linux 7.x",
+        )),
+        _ => None,
+    }
+}
+
+/// Refuses a link type whose kernel function `kallsyms` lacks (an unreadable kallsyms
+/// leaves the decision to the kernel).
+fn check_link_type((symbol, what): (&str, &str), kallsyms: &str) -> Result<(), Unsupported> {
+    if !kallsyms.is_empty() && !driver::has_symbol(kallsyms, symbol) {
+        return Err(Unsupported(format!(
+            "this kernel has no {what}; no {symbol} in /proc/kallsyms)"
+        )));
     }
     Ok(())
 }
@@ -383,6 +431,12 @@ fn install(
         })?;
         loaded.push(l);
     }
+    if spec.attach == Attach::FentryMulti {
+        let ids = multi_ids(target, others).map_err(CellError::Failed)?;
+        for l in &mut loaded {
+            l.set_multi_ids(ids.clone());
+        }
+    }
     // A trampoline program is loaded for one function: one more per other function.
     let mut trampolines = Vec::new();
     if is_trampoline(spec.attach) && !others.is_empty() {
@@ -405,6 +459,16 @@ fn install(
         armed: false,
         tgid: std::process::id(),
     }))
+}
+
+/// The BTF ids of the target and `others`, which a tracing_multi link attaches to.
+fn multi_ids(target: &TargetFunction, others: &[Symbol]) -> Result<Vec<u32>> {
+    let btf = std::fs::read(crate::btf::VMLINUX)
+        .with_context(|| format!("reading {}", crate::btf::VMLINUX))?;
+    let names: Vec<&str> = std::iter::once(target.symbol.as_str())
+        .chain(others.iter().map(|s| s.as_str()))
+        .collect();
+    crate::btf::func_ids(&btf, &names)
 }
 
 /// Open files the agent asks for before loading a trampoline program per function: each
@@ -541,6 +605,7 @@ impl Installed for BpfMechanism {
             Attach::Kprobe | Attach::Kretprobe => "perf-event kprobe link",
             Attach::KprobeMulti | Attach::KretprobeMulti => "kprobe_multi link (fprobe)",
             Attach::Fentry | Attach::Fexit | Attach::FmodRet => "BPF trampoline",
+            Attach::FentryMulti => "tracing_multi link (a BPF trampoline per function)",
             Attach::Tracepoint => "perf-event tracepoint link",
             Attach::RawTp => "raw tracepoint link",
             Attach::TpBtf => "BTF tracepoint link",
@@ -569,7 +634,7 @@ impl Installed for BpfMechanism {
             (n, Attach::Kprobe | Attach::Kretprobe) => {
                 format!(" and {n} other functions (one link each)")
             }
-            (n, Attach::KprobeMulti | Attach::KretprobeMulti) => {
+            (n, Attach::KprobeMulti | Attach::KretprobeMulti | Attach::FentryMulti) => {
                 format!(" and {n} other functions (the same link)")
             }
             (n, _) => format!(" and {n} other functions (one program each)"),
@@ -747,6 +812,37 @@ mod tests {
         assert!(
             why.starts_with("CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS is not set"),
             "{why}"
+        );
+    }
+
+    #[test]
+    fn fentry_multi_needs_single_direct_ops() {
+        let mut config = vec![
+            ("CONFIG_BPF_SYSCALL", "y"),
+            ("CONFIG_DEBUG_INFO_BTF", "y"),
+            ("CONFIG_BPF_JIT", "y"),
+            ("CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS", "y"),
+        ];
+        let why = check_support(Attach::FentryMulti, &env(&config), Workload::Getppid)
+            .unwrap_err()
+            .0;
+        assert!(
+            why.starts_with("CONFIG_HAVE_SINGLE_FTRACE_DIRECT_OPS is not set"),
+            "{why}"
+        );
+        config.push(("CONFIG_HAVE_SINGLE_FTRACE_DIRECT_OPS", "y"));
+        let link = link_type(Attach::FentryMulti).expect("a link type");
+        let why = check_link_type(link, "ffff0000 t bpf_kprobe_multi_link_attach\n")
+            .unwrap_err()
+            .0;
+        assert!(why.contains("no bpf_tracing_multi_attach"), "{why}");
+        assert_eq!(
+            check_link_type(link, "ffff0000 t bpf_tracing_multi_attach\n"),
+            Ok(())
+        );
+        assert_eq!(
+            check_support(Attach::FentryMulti, &env(&config), Workload::Getppid),
+            Ok(())
         );
     }
 
