@@ -439,7 +439,7 @@ fn install(
     }
     // A trampoline program is loaded for one function: one more per other function.
     let mut trampolines = Vec::new();
-    if is_trampoline(spec.attach) && !others.is_empty() {
+    if needs_fd_per_function(spec.attach) && !others.is_empty() {
         raise_open_files();
     }
     if is_trampoline(spec.attach) {
@@ -471,9 +471,16 @@ fn multi_ids(target: &TargetFunction, others: &[Symbol]) -> Result<Vec<u32>> {
     crate::btf::func_ids(&btf, &names)
 }
 
-/// Open files the agent asks for before loading a trampoline program per function: each
-/// holds an object, its maps, a program and a link (100 fentry programs pass the usual
-/// soft limit of 1024, 1000 the usual hard limit of 4096).
+/// Whether the cell holds files per traced function: a trampoline program per function
+/// (an object, its maps, a program and a link each), or a perf-event kprobe link per
+/// function (a perf event and a link each).
+fn needs_fd_per_function(attach: Attach) -> bool {
+    is_trampoline(attach) || matches!(attach, Attach::Kprobe | Attach::Kretprobe)
+}
+
+/// Open files the agent asks for before it holds files per function
+/// ([`needs_fd_per_function`]): 100 fentry programs or 1000 kprobe links pass the usual
+/// soft limit of 1024, 1000 fentry programs the usual hard limit of 4096.
 const OPEN_FILES: libc::rlim_t = 1 << 16;
 
 /// Raises the limit on open files to [`OPEN_FILES`] (root may raise the hard limit), or
