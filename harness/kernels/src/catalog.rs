@@ -435,6 +435,7 @@ mod tests {
             filename: format!("pool/main/l/linux/{package}_{version}_amd64.deb"),
             size_bytes: 1,
             sha256: "0".repeat(64),
+            ..IndexEntry::default()
         }
     }
 

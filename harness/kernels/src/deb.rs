@@ -64,6 +64,83 @@ fn normalize(path: &str) -> &str {
 /// only if all of them were found (each is renamed into place at the end); otherwise
 /// nothing is written and the error names what is missing.
 pub fn extract(deb: &Path, wanted: &[Wanted]) -> Result<(), DebError> {
+    with_data_tar(deb, |member, reader| {
+        extract_from_tar(deb, member, reader, wanted)
+    })
+}
+
+/// One entry of a package's `data.tar`, its path without the leading `./`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub path: String,
+    /// Permission bits (and set-id bits), without the file type.
+    pub mode: u32,
+    pub kind: MemberKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberKind {
+    Dir,
+    File(Vec<u8>),
+    Symlink(String),
+    /// A hard link to another member of the same package (its path, normalized).
+    HardLink(String),
+}
+
+/// Every entry of `deb`'s `data.tar`, in archive order, contents included: for unpacking a
+/// whole package without dpkg (the guests' Debian userland).
+pub fn members(deb: &Path) -> Result<Vec<Member>, DebError> {
+    with_data_tar(deb, |member, reader| {
+        let io_err = |source| DebError::Io {
+            deb: deb.to_path_buf(),
+            context: format!("reading {member}"),
+            source,
+        };
+        let mut out = Vec::new();
+        let mut tar = tar::Archive::new(reader);
+        for entry in tar.entries().map_err(io_err)? {
+            let mut entry = entry.map_err(io_err)?;
+            let path = normalize(&entry.path().map_err(io_err)?.to_string_lossy())
+                .trim_end_matches('/')
+                .to_string();
+            if path.is_empty() {
+                continue;
+            }
+            let mode = entry.header().mode().map_err(io_err)? & 0o7777;
+            let link = || {
+                entry
+                    .link_name()
+                    .ok()
+                    .flatten()
+                    .map(|t| t.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            };
+            let kind = entry.header().entry_type();
+            let kind = if kind.is_dir() {
+                MemberKind::Dir
+            } else if kind.is_symlink() {
+                MemberKind::Symlink(link())
+            } else if kind.is_hard_link() {
+                MemberKind::HardLink(normalize(&link()).to_string())
+            } else if kind.is_file() {
+                let mut bytes = Vec::new();
+                entry.read_to_end(&mut bytes).map_err(io_err)?;
+                MemberKind::File(bytes)
+            } else {
+                // Devices and fifos: Debian packages ship none the guests need.
+                continue;
+            };
+            out.push(Member { path, mode, kind });
+        }
+        Ok(out)
+    })
+}
+
+/// Opens the `data.tar` member of `deb`, decompressed, and hands it to `read`.
+fn with_data_tar<T>(
+    deb: &Path,
+    read: impl FnOnce(&str, Box<dyn Read + '_>) -> Result<T, DebError>,
+) -> Result<T, DebError> {
     let io_err = |context: &str| {
         let deb = deb.to_path_buf();
         let context = context.to_string();
@@ -99,7 +176,7 @@ pub fn extract(deb: &Path, wanted: &[Wanted]) -> Result<(), DebError> {
                 })
             }
         };
-        return extract_from_tar(deb, &member, reader, wanted);
+        return read(&member, reader);
     }
     Err(DebError::NoData {
         deb: deb.into(),
@@ -342,6 +419,30 @@ mod tests {
         let err =
             extract(&deb, &[Wanted::new("/vmlinuz", &dir.path().join("v"))]).expect_err("link");
         assert!(err.to_string().contains("link to `boot/vmlinuz"), "{err}");
+    }
+
+    #[test]
+    fn members_lists_every_entry_with_contents() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let deb = dir.path().join("k.deb");
+        fs::write(&deb, sample(Compression::Zstd)).expect("write");
+        let all = members(&deb).expect("members");
+        let paths: Vec<&str> = all.iter().map(|m| m.path.as_str()).collect();
+        assert_eq!(paths[0], "boot");
+        assert_eq!(all[0].kind, MemberKind::Dir);
+        let busybox = all
+            .iter()
+            .find(|m| m.path == "bin/busybox")
+            .expect("busybox");
+        assert_eq!(
+            (busybox.mode, &busybox.kind),
+            (0o755, &MemberKind::File(b"\x7fELF".to_vec()))
+        );
+        let link = all.iter().find(|m| m.path == "vmlinuz").expect("link");
+        assert_eq!(
+            link.kind,
+            MemberKind::Symlink("boot/vmlinuz-6.12.1-cloud-amd64".into())
+        );
     }
 
     #[test]

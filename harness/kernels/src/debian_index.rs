@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use std::io::Read;
 
 /// One package of a `Packages` index: the fields the lab needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IndexEntry {
     pub package: String,
     pub version: String,
@@ -13,6 +13,10 @@ pub struct IndexEntry {
     pub filename: String,
     pub size_bytes: u64,
     pub sha256: String,
+    /// `Pre-Depends` and `Depends`, as written (comma-separated groups of `|` alternatives).
+    pub depends: String,
+    /// `Provides`, as written: the virtual packages this one stands for.
+    pub provides: String,
 }
 
 impl IndexEntry {
@@ -126,6 +130,12 @@ fn stanza(
         filename: need("Filename")?.to_string(),
         size_bytes,
         sha256,
+        depends: [get("Pre-Depends"), get("Depends")]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", "),
+        provides: get("Provides").unwrap_or_default().to_string(),
     }))
 }
 

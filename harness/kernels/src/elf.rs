@@ -42,8 +42,8 @@ fn u64_at(b: &[u8], at: usize) -> Result<u64, ElfError> {
     Ok(u64::from_le_bytes(a))
 }
 
-/// Checks that `bytes` is a static 64-bit ELF executable for `arch`.
-pub fn check_static(bytes: &[u8], arch: Arch) -> Result<(), ElfError> {
+/// Checks that `bytes` is a 64-bit little-endian ELF file built for `arch`.
+pub fn check_machine(bytes: &[u8], arch: Arch) -> Result<(), ElfError> {
     if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" || bytes[4] != 2 || bytes[5] != 1 {
         return Err(ElfError::NotElf64);
     }
@@ -59,6 +59,12 @@ pub fn check_static(bytes: &[u8], arch: Arch) -> Result<(), ElfError> {
             arch,
         });
     }
+    Ok(())
+}
+
+/// Checks that `bytes` is a static 64-bit ELF executable for `arch`.
+pub fn check_static(bytes: &[u8], arch: Arch) -> Result<(), ElfError> {
+    check_machine(bytes, arch)?;
     let phoff = usize::try_from(u64_at(bytes, 32)?).map_err(|_| ElfError::Truncated)?;
     let phentsize = usize::from(u16_at(bytes, 54)?);
     let phnum = usize::from(u16_at(bytes, 56)?);
@@ -97,6 +103,7 @@ mod tests {
     fn static_binaries_of_the_right_machine_pass() {
         assert_eq!(check_static(&fake_elf(62, false), Arch::X86_64), Ok(()));
         assert_eq!(check_static(&fake_elf(183, false), Arch::Arm64), Ok(()));
+        assert_eq!(check_machine(&fake_elf(62, true), Arch::X86_64), Ok(()));
         assert_eq!(
             check_static(&fake_elf(62, true), Arch::X86_64),
             Err(ElfError::Dynamic)

@@ -16,6 +16,7 @@ pub mod debian_index;
 pub mod elf;
 pub mod fetch;
 pub mod mirror;
+pub mod userland;
 
 pub use catalog::{catalog_table, CatalogEntry, KernelVersion, Layout, UnknownKernelVersion};
 pub use custom::user_kernel;
@@ -97,6 +98,28 @@ pub struct Resolved {
     pub release: String,
     pub suite: String,
     pub packages: Vec<PackageRef>,
+}
+
+/// A Debian userland ready to boot: its archive and what it holds.
+#[derive(Debug, Clone)]
+pub struct Userland {
+    /// The uncompressed newc archive.
+    pub archive: PathBuf,
+    pub record: UserlandRecord,
+}
+
+/// What a cached userland was made of (`userland.json`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UserlandRecord {
+    pub arch: Arch,
+    pub profile: String,
+    pub suite: String,
+    pub mirror: String,
+    /// Every package unpacked, by name.
+    pub packages: Vec<PackageRef>,
+    /// Bytes of file contents in the tree (what it takes in the guest's memory).
+    pub file_bytes: u64,
+    pub archive_sha256: String,
 }
 
 /// What a cached busybox came from (`busybox.json`).
@@ -439,6 +462,68 @@ impl Catalog {
             };
             write_json(&record_path, &record)?;
             Ok(binary.clone())
+        })
+    }
+
+    /// A Debian userland (`profile`'s packages and their dependencies from
+    /// [`userland::SUITE`]) as an initramfs archive, cached under
+    /// `userland/<arch>/<suite>-<profile>/` with the packages it holds (`userland.json`).
+    pub fn fetch_userland(
+        &self,
+        arch: Arch,
+        profile: userland::Profile,
+        progress: Progress<'_>,
+    ) -> Result<Userland> {
+        let suite = userland::SUITE;
+        let dir = self
+            .cache_dir
+            .join("userland")
+            .join(arch.name())
+            .join(format!("{suite}-{}", profile.name));
+        let archive = dir.join("userland.cpio");
+        let record_path = dir.join("userland.json");
+        self.with_index_retry(suite, arch, false, &|_| true, progress, |entries| {
+            let picked = userland::closure(entries, profile.packages)
+                .with_context(|| format!("resolving the {} userland", profile.name))?;
+            let packages: Vec<PackageRef> = picked.iter().map(|e| PackageRef::from(*e)).collect();
+            let cached = fs::read_to_string(&record_path)
+                .ok()
+                .and_then(|t| serde_json::from_str::<UserlandRecord>(&t).ok())
+                .filter(|r| {
+                    r.packages == packages
+                        && cache::sha256_file(&archive).ok().as_ref() == Some(&r.archive_sha256)
+                });
+            if let Some(record) = cached {
+                return Ok(Userland {
+                    archive: archive.clone(),
+                    record,
+                });
+            }
+            let mut tree = userland::Tree::default();
+            for entry in &picked {
+                let deb = self.download_deb(entry, suite, progress)?;
+                tree.add_package(deb::members(&deb)?);
+            }
+            tree.merge_usr();
+            let bytes = tree.archive()?;
+            let _ = fs::remove_file(&record_path);
+            fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            cache::write_atomic(&archive, &bytes)
+                .with_context(|| format!("writing {}", archive.display()))?;
+            let record = UserlandRecord {
+                arch,
+                profile: profile.name.to_string(),
+                suite: suite.to_string(),
+                mirror: self.mirror_for(suite).to_string(),
+                packages,
+                file_bytes: tree.file_bytes(),
+                archive_sha256: cache::sha256_bytes(&bytes),
+            };
+            write_json(&record_path, &record)?;
+            Ok(Userland {
+                archive: archive.clone(),
+                record,
+            })
         })
     }
 

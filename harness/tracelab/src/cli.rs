@@ -125,6 +125,10 @@ pub enum Command {
     /// Kill runs at seeded random points and check that nothing is left or lost (exit 3
     /// unless leftovers, lost cells and corrupt results are all 0).
     Chaos(ChaosArgs),
+    /// The bare-metal path, rehearsed: this tracelab in a guest with a Debian userland runs
+    /// `doctor` and the nightly steps twice with `--target local`; every native figure is
+    /// put beside the agent guest's (exit 1 if one differs by more than 0.5%).
+    Rehearse(RehearseArgs),
 }
 
 /// `tracelab bisect` flags: the tree, the range, the build, and one cell (the `run` flags
@@ -264,6 +268,24 @@ pub struct HistoryArgs {
     pub across_kernels: bool,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+}
+
+/// `tracelab rehearse` flags; the `run` flags for both sides follow `--`.
+#[derive(clap::Args, Debug)]
+pub struct RehearseArgs {
+    /// The guest: vm:<arch>/<version> (arch x86_64|arm64, version 6.1|6.12|7.2|7.3).
+    #[arg(long, default_value = "vm:x86_64/7.3")]
+    pub target: TargetSpec,
+    /// Where the agent's results (agent/), the native ones (native/: both nights, the
+    /// store, report, site and each step's output) and rehearsal.md go.
+    #[arg(long, default_value = "rehearsal")]
+    pub out: PathBuf,
+    /// The tracelab to run in the guest (default: this one; it must suit the guest's arch).
+    #[arg(long)]
+    pub tracelab: Option<PathBuf>,
+    /// `run` flags for both sides, after `--`: e.g. -- --mechanisms kprobe,bpf-fentry --calls 1000.
+    #[arg(last = true)]
+    pub run: Vec<String>,
 }
 
 /// `tracelab chaos` flags.

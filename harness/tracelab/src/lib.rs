@@ -19,6 +19,7 @@ pub mod matrix;
 pub mod merge;
 pub mod plot;
 pub mod publish;
+pub mod rehearsal;
 pub mod render;
 pub mod report;
 pub mod results;

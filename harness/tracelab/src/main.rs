@@ -227,6 +227,27 @@ fn run(cli: Cli) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         Command::Chaos(args) => chaos(args),
+        Command::Rehearse(args) => {
+            let r = tracelab::rehearsal::Rehearsal::new(
+                &args.target,
+                args.run,
+                args.out,
+                args.tracelab,
+            )?;
+            tracelab::interrupt::catch().context("installing the Ctrl-C handler")?;
+            let observer = CliObserver::new(r.agent.plan.cells().len(), "cells");
+            let done = tracelab::rehearsal::run(&r, &observer);
+            observer.finish();
+            let done = done?;
+            let path = r.out.join("rehearsal.md");
+            print!("{}", std::fs::read_to_string(&path)?);
+            println!("rehearsal: {} (and rehearsal.json)", path.display());
+            Ok(if done.passed() {
+                Exit::Ok
+            } else {
+                Exit::Regression
+            })
+        }
         Command::History(args) => {
             let grouping = tracelab::history::Grouping {
                 across_kernels: args.across_kernels,

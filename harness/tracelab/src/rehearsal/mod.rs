@@ -1,0 +1,298 @@
+//! `tracelab rehearse`: the bare-metal path run as a user runs it, on a kernel that lets
+//! it trace. The host's own `tracelab` boots in a guest with a Debian userland and runs
+//! `doctor`, then the nightly steps twice (`run --target local` into a store, `history`,
+//! `compare`, `show`, `report`, `publish`). The same cells also run in the usual agent guest
+//! of that kernel, and every native figure is put beside its agent twin.
+//!
+//! Under `-icount shift=0` the native run's real-time clock advances 1 ns per guest
+//! instruction, so its `ns` are instructions and the two sides are comparable number
+//! for number.
+
+mod script;
+mod table;
+
+pub use script::{StepOutput, NIGHTS};
+pub use table::{Row, Table, TOLERANCE};
+
+use crate::guest::console::{self, Event as ConsoleEvent, Timeouts};
+use crate::guest::qemu::{Accel, Mode, Setup};
+use crate::study::{Event, Observer, Study, TargetSpec};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tracelab_kernels::userland::{self, Tree};
+use tracelab_kernels::{Catalog, KernelVersion};
+use tracelab_model::arch::Arch;
+
+/// `run` flags that are the rehearsal's own: where and how each side runs.
+const OWN_FLAGS: &[&str] = &[
+    "--target",
+    "--out",
+    "--store",
+    "--night",
+    "--mode",
+    "--vcpus",
+    "--kernel-args",
+    "--kernel",
+    "--config",
+    "--force",
+];
+
+pub struct Rehearsal {
+    pub arch: Arch,
+    pub kernel: KernelVersion,
+    /// The `run` flags both sides get (`--mechanisms`, `--workload`, `--calls`, ...).
+    pub run_flags: Vec<String>,
+    /// The same cells in the agent guest of this kernel, into `<out>/agent`.
+    pub agent: Study,
+    pub out: PathBuf,
+    /// The `tracelab` copied into the guest: the running one unless `--tracelab` names
+    /// another (an arm64 build, for an arm64 rehearsal).
+    pub tracelab: PathBuf,
+}
+
+impl Rehearsal {
+    /// Checks the flags by parsing them as both a local and a guest `run`, and builds the
+    /// agent side's study.
+    pub fn new(
+        target: &TargetSpec,
+        run_flags: Vec<String>,
+        out: PathBuf,
+        tracelab: Option<PathBuf>,
+    ) -> Result<Rehearsal> {
+        let TargetSpec::Vm {
+            arch,
+            kernel: Some(kernel),
+            release: None,
+        } = target
+        else {
+            bail!("rehearse needs a Debian guest, vm:<arch>/<version> (arch x86_64|arm64, version 6.1|6.12|7.2|7.3), not {target}");
+        };
+        for flag in &run_flags {
+            let name = flag.split('=').next().unwrap_or(flag);
+            if OWN_FLAGS.contains(&name) {
+                bail!(
+                    "`{name}` is the rehearsal's own (it runs {} locally in the guest and in the agent guest); leave it out",
+                    OWN_FLAGS.join(", ")
+                );
+            }
+        }
+        let parse = |target: &str, extra: &[&str]| -> Result<Study> {
+            let mut argv: Vec<String> = ["tracelab", "run", "--target", target]
+                .iter()
+                .chain(extra)
+                .map(|s| s.to_string())
+                .collect();
+            argv.extend(run_flags.iter().cloned());
+            let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(&argv)
+                .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))?;
+            let crate::cli::Command::Run(run) = cli.command else {
+                unreachable!("parsed as run");
+            };
+            run.into_study(argv)
+        };
+        parse("local", &[]).context("the flags for the native run")?;
+        let agent_out = out.join("agent");
+        let agent = parse(
+            &target.to_string(),
+            &["--out", &agent_out.to_string_lossy()],
+        )
+        .context("the flags for the agent guest")?;
+        let tracelab = match tracelab {
+            Some(p) => p,
+            None => std::env::current_exe().context("finding the running tracelab")?,
+        };
+        let bytes =
+            std::fs::read(&tracelab).with_context(|| format!("reading {}", tracelab.display()))?;
+        tracelab_kernels::elf::check_machine(&bytes, *arch).with_context(|| {
+            format!(
+                "{} cannot run in an {arch} guest: build tracelab for it and pass --tracelab",
+                tracelab.display()
+            )
+        })?;
+        Ok(Rehearsal {
+            arch: *arch,
+            kernel: *kernel,
+            run_flags,
+            agent,
+            out,
+            tracelab,
+        })
+    }
+}
+
+/// What a rehearsal did and found.
+pub struct Rehearsed {
+    pub steps: Vec<StepOutput>,
+    pub table: Table,
+    /// Guest seconds of host time: the agent guest, and the userland guest.
+    pub agent_secs: f64,
+    pub native_secs: f64,
+    pub userland: tracelab_kernels::UserlandRecord,
+}
+
+pub fn run(r: &Rehearsal, observer: &dyn Observer) -> Result<Rehearsed> {
+    std::fs::create_dir_all(&r.out).with_context(|| format!("creating {}", r.out.display()))?;
+    let stage = |s: &str| observer.event(None, Event::Stage(s));
+    stage("the agent guest: the cells as every other guest run measures them");
+    let started = Instant::now();
+    let agent = crate::target::run(&r.agent, observer)?;
+    let agent_secs = started.elapsed().as_secs_f64();
+
+    let catalog = Catalog::new(r.agent.mirror.clone())?;
+    let kernel = catalog.fetch_kernel(r.kernel, r.arch, false)?;
+    stage("the Debian userland: resolving and unpacking its packages");
+    let land = catalog.fetch_userland(r.arch, userland::BASE, &|_, _, _| {})?;
+    let steps = script::steps(&r.run_flags);
+    let native = r.out.join("native");
+    if native.exists() {
+        std::fs::remove_dir_all(&native)
+            .with_context(|| format!("clearing {}", native.display()))?;
+    }
+    std::fs::create_dir_all(&native)?;
+    let initrd = native.join("initrd.cpio");
+    write_initrd(&initrd, &land.archive, &extras(r, &kernel, &steps)?)?;
+    stage("the userland guest: doctor and two nightly passes of the local target");
+    let started = Instant::now();
+    let mut lines = Vec::new();
+    let setup = Setup::new(r.arch, Mode::Icount, Accel::Tcg);
+    // The guest reports no framed record, so one bound covers it: boot, both passes
+    // with each cell's own allowance, and the steps after.
+    let cells = r.agent.plan.cells().len() as u64;
+    let bound = Duration::from_secs(600) + r.agent.timeouts.record * (2 * cells as u32 + 4);
+    let outcome = console::run(
+        setup.command(&kernel.image, &initrd),
+        Timeouts {
+            boot: bound,
+            record: bound,
+        },
+        &mut |e| {
+            if let ConsoleEvent::Text(t) = e {
+                if let Some(step) = t.trim().strip_suffix(" begin") {
+                    if let Some(name) = step.strip_prefix("@@tracelab-step ") {
+                        observer.event(None, Event::Stage(&format!("guest: tracelab {name}")));
+                    }
+                }
+                lines.push(t);
+            }
+            Ok(())
+        },
+    )?;
+    let native_secs = started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&initrd);
+    crate::results::atomic::write(&native.join("console.log"), lines.join("\n").as_bytes())?;
+    if outcome.ending == console::Ending::Interrupted {
+        return Err(crate::interrupt::Interrupted {
+            finished: 0,
+            dir: native,
+        }
+        .into());
+    }
+    let parsed = script::parse(&lines)?;
+    for step in &parsed.steps {
+        crate::results::atomic::write(
+            &native.join(format!("{}.txt", step.name)),
+            step.output.as_bytes(),
+        )?;
+    }
+    let Some(archive) = parsed.archive else {
+        bail!(
+            "the userland guest sent no results ({}); console tail:\n{}",
+            outcome.ending.reason(),
+            outcome.tail.join("\n")
+        );
+    };
+    script::unpack(&archive, &native)?;
+    script::by_name(&parsed.steps)?;
+    let table = table::build(&agent.cells, &native)?;
+    let done = Rehearsed {
+        steps: parsed.steps,
+        table,
+        agent_secs,
+        native_secs,
+        userland: land.record,
+    };
+    crate::results::atomic::write(&r.out.join("rehearsal.md"), render(r, &done).as_bytes())?;
+    let json = serde_json::json!({
+        "target": r.agent.target.to_string(),
+        "run_flags": r.run_flags,
+        "steps": done.steps.iter().map(|s| serde_json::json!({"name": s.name, "rc": s.rc})).collect::<Vec<_>>(),
+        "rows": done.table.rows,
+        "agreeing": done.table.agreeing(),
+        "tolerance": TOLERANCE,
+        "agent_secs": done.agent_secs,
+        "native_secs": done.native_secs,
+        "userland": done.userland,
+    });
+    crate::results::atomic::write(
+        &r.out.join("rehearsal.json"),
+        serde_json::to_string_pretty(&json)?.as_bytes(),
+    )?;
+    Ok(done)
+}
+
+impl Rehearsed {
+    /// Every step ended with status 0 and every cell agrees.
+    pub fn passed(&self) -> bool {
+        self.steps.iter().all(|s| s.rc == Some(0)) && self.table.agreeing() == self.table.rows.len()
+    }
+}
+
+/// What the guest gets besides the userland: `/init`, the host's `tracelab`, the kernel's
+/// config where `doctor` looks for it (`/boot/config-<release>`; no Debian cloud kernel
+/// has `/proc/config.gz`), and the mount points.
+fn extras(
+    r: &Rehearsal,
+    kernel: &tracelab_kernels::FetchedKernel,
+    steps: &[script::Step],
+) -> Result<Vec<u8>> {
+    let mut tree = Tree::default();
+    for dir in ["proc", "sys", "dev", "run", "tmp", "root", "results"] {
+        tree.dir(dir);
+    }
+    tree.char_device("dev/console", 5, 1);
+    tree.file("init", 0o755, script::init(steps).into_bytes());
+    let binary =
+        std::fs::read(&r.tracelab).with_context(|| format!("reading {}", r.tracelab.display()))?;
+    tree.file(script::TRACELAB, 0o755, binary);
+    let config = std::fs::read(&kernel.config)
+        .with_context(|| format!("reading {}", kernel.config.display()))?;
+    tree.file(&format!("boot/config-{}", kernel.release), 0o644, config);
+    tree.archive()
+}
+
+/// The userland archive, then the extras (the kernel unpacks both, in order).
+fn write_initrd(path: &Path, userland: &Path, extras: &[u8]) -> Result<()> {
+    let mut bytes =
+        std::fs::read(userland).with_context(|| format!("reading {}", userland.display()))?;
+    bytes.extend_from_slice(extras);
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The rehearsal's Markdown summary: the steps and how each ended, then the table.
+fn render(r: &Rehearsal, done: &Rehearsed) -> String {
+    let mut s = format!(
+        "# Rehearsal of the bare-metal path: {} {}\n\n",
+        r.arch, r.kernel
+    );
+    s.push_str(&format!(
+        "Userland: Debian {} `{}` profile, {} packages, {:.1} MiB of files. Agent guest {:.0} s, userland guest {:.0} s (host time).\n\n",
+        done.userland.suite,
+        done.userland.profile,
+        done.userland.packages.len(),
+        done.userland.file_bytes as f64 / (1024.0 * 1024.0),
+        done.agent_secs,
+        done.native_secs
+    ));
+    s.push_str("| step | exit status |\n|---|---|\n");
+    for step in &done.steps {
+        s.push_str(&format!(
+            "| `{}` | {} |\n",
+            step.name,
+            step.rc.map_or("did not end".to_string(), |c| c.to_string())
+        ));
+    }
+    s.push('\n');
+    s.push_str(&done.table.markdown());
+    s
+}
