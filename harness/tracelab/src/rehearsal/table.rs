@@ -136,8 +136,14 @@ impl Table {
              |---|---:|---:|---:|---:|---:|---:|---|\n",
         );
         for r in &self.rows {
+            let verdict = if r.agrees() { "yes" } else { "no" };
+            let note = r
+                .note
+                .as_deref()
+                .map(|n| format!(" ({})", n.trim_end_matches([':', ' '])))
+                .unwrap_or_default();
             s.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {verdict}{note} |\n",
                 r.cell,
                 num(r.agent),
                 num(r.native),
@@ -145,17 +151,6 @@ impl Table {
                 pct(r.nights_diff()),
                 num(r.agent_baseline),
                 num(r.native_baseline),
-                if r.agrees() {
-                    "yes".to_string()
-                } else {
-                    format!(
-                        "no{}",
-                        r.note
-                            .as_deref()
-                            .map(|n| format!(": {n}"))
-                            .unwrap_or_default()
-                    )
-                }
             ));
         }
         s.push_str(&format!(
