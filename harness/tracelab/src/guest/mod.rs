@@ -4,3 +4,4 @@
 pub mod console;
 pub mod initramfs;
 pub mod qemu;
+pub mod userland;

@@ -11,16 +11,16 @@
 mod script;
 mod table;
 
-pub use script::{StepOutput, NIGHTS};
+pub use script::NIGHTS;
 pub use table::{Row, Table, TOLERANCE};
 
-use crate::guest::console::{self, Event as ConsoleEvent, Timeouts};
-use crate::guest::qemu::{Accel, Mode, Setup};
+use crate::guest::userland::Guest;
+use crate::guest::{self, userland::StepOutput};
 use crate::study::{Event, Observer, Study, TargetSpec};
 use anyhow::{bail, Context, Result};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use tracelab_kernels::userland::{self, Tree};
+use tracelab_kernels::userland;
 use tracelab_kernels::{Catalog, KernelVersion};
 use tracelab_model::arch::Arch;
 
@@ -98,18 +98,7 @@ impl Rehearsal {
             &["--out", &agent_out.to_string_lossy()],
         )
         .context("the flags for the agent guest")?;
-        let tracelab = match tracelab {
-            Some(p) => p,
-            None => std::env::current_exe().context("finding the running tracelab")?,
-        };
-        let bytes =
-            std::fs::read(&tracelab).with_context(|| format!("reading {}", tracelab.display()))?;
-        tracelab_kernels::elf::check_machine(&bytes, *arch).with_context(|| {
-            format!(
-                "{} cannot run in an {arch} guest: build tracelab for it and pass --tracelab",
-                tracelab.display()
-            )
-        })?;
+        let tracelab = guest::userland::tracelab_for(*arch, tracelab)?;
         Ok(Rehearsal {
             arch: *arch,
             kernel: *kernel,
@@ -143,73 +132,31 @@ pub fn run(r: &Rehearsal, observer: &dyn Observer) -> Result<Rehearsed> {
     let kernel = catalog.fetch_kernel(r.kernel, r.arch, false)?;
     stage("the Debian userland: resolving and unpacking its packages");
     let land = catalog.fetch_userland(r.arch, userland::BASE, &|_, _, _| {})?;
-    let steps = script::steps(&r.run_flags);
-    let native = r.out.join("native");
-    if native.exists() {
-        std::fs::remove_dir_all(&native)
-            .with_context(|| format!("clearing {}", native.display()))?;
-    }
-    std::fs::create_dir_all(&native)?;
-    let initrd = native.join("initrd.cpio");
-    write_initrd(&initrd, &land.archive, &extras(r, &kernel, &steps)?)?;
     stage("the userland guest: doctor and two nightly passes of the local target");
-    let started = Instant::now();
-    let mut lines = Vec::new();
-    let setup = Setup::new(r.arch, Mode::Icount, Accel::Tcg);
-    // The guest reports no framed record, so one bound covers it: boot, both passes
-    // with each cell's own allowance, and the steps after.
-    let cells = r.agent.plan.cells().len() as u64;
-    let bound = Duration::from_secs(600) + r.agent.timeouts.record * (2 * cells as u32 + 4);
-    let outcome = console::run(
-        setup.command(&kernel.image, &initrd),
-        Timeouts {
-            boot: bound,
-            record: bound,
-        },
-        &mut |e| {
-            if let ConsoleEvent::Text(t) = e {
-                if let Some(step) = t.trim().strip_suffix(" begin") {
-                    if let Some(name) = step.strip_prefix("@@tracelab-step ") {
-                        observer.event(None, Event::Stage(&format!("guest: tracelab {name}")));
-                    }
-                }
-                lines.push(t);
-            }
-            Ok(())
-        },
-    )?;
-    let native_secs = started.elapsed().as_secs_f64();
-    let _ = std::fs::remove_file(&initrd);
-    crate::results::atomic::write(&native.join("console.log"), lines.join("\n").as_bytes())?;
-    if outcome.ending == console::Ending::Interrupted {
-        return Err(crate::interrupt::Interrupted {
-            finished: 0,
-            dir: native,
-        }
-        .into());
-    }
-    let parsed = script::parse(&lines)?;
-    for step in &parsed.steps {
-        crate::results::atomic::write(
-            &native.join(format!("{}.txt", step.name)),
-            step.output.as_bytes(),
-        )?;
-    }
-    let Some(archive) = parsed.archive else {
-        bail!(
-            "the userland guest sent no results ({}); console tail:\n{}",
-            outcome.ending.reason(),
-            outcome.tail.join("\n")
-        );
+    let native = r.out.join("native");
+    // Boot, both passes with each cell's own allowance, and the steps after.
+    let cells = r.agent.plan.cells().len() as u32;
+    let bound = Duration::from_secs(600) + r.agent.timeouts.record * (2 * cells + 4);
+    let guest = Guest {
+        arch: r.arch,
+        kernel: &kernel,
+        userland: &land,
+        tracelab: &r.tracelab,
+        memory_mib: 1024,
     };
-    script::unpack(&archive, &native)?;
-    script::by_name(&parsed.steps)?;
+    let booted = guest::userland::boot(
+        &guest,
+        &script::steps(&r.run_flags),
+        &native,
+        bound,
+        observer,
+    )?;
     let table = table::build(&agent.cells, &native)?;
     let done = Rehearsed {
-        steps: parsed.steps,
+        steps: booted.steps,
         table,
         agent_secs,
-        native_secs,
+        native_secs: booted.secs,
         userland: land.record,
     };
     crate::results::atomic::write(&r.out.join("rehearsal.md"), render(r, &done).as_bytes())?;
@@ -236,37 +183,6 @@ impl Rehearsed {
     pub fn passed(&self) -> bool {
         self.steps.iter().all(|s| s.rc == Some(0)) && self.table.agreeing() == self.table.rows.len()
     }
-}
-
-/// What the guest gets besides the userland: `/init`, the host's `tracelab`, the kernel's
-/// config where `doctor` looks for it (`/boot/config-<release>`; no Debian cloud kernel
-/// has `/proc/config.gz`), and the mount points.
-fn extras(
-    r: &Rehearsal,
-    kernel: &tracelab_kernels::FetchedKernel,
-    steps: &[script::Step],
-) -> Result<Vec<u8>> {
-    let mut tree = Tree::default();
-    for dir in ["proc", "sys", "dev", "run", "tmp", "root", "results"] {
-        tree.dir(dir);
-    }
-    tree.char_device("dev/console", 5, 1);
-    tree.file("init", 0o755, script::init(steps).into_bytes());
-    let binary =
-        std::fs::read(&r.tracelab).with_context(|| format!("reading {}", r.tracelab.display()))?;
-    tree.file(script::TRACELAB, 0o755, binary);
-    let config = std::fs::read(&kernel.config)
-        .with_context(|| format!("reading {}", kernel.config.display()))?;
-    tree.file(&format!("boot/config-{}", kernel.release), 0o644, config);
-    tree.archive()
-}
-
-/// The userland archive, then the extras (the kernel unpacks both, in order).
-fn write_initrd(path: &Path, userland: &Path, extras: &[u8]) -> Result<()> {
-    let mut bytes =
-        std::fs::read(userland).with_context(|| format!("reading {}", userland.display()))?;
-    bytes.extend_from_slice(extras);
-    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The rehearsal's Markdown summary: the steps and how each ended, then the table.
