@@ -32,6 +32,13 @@ pub const BASE: Profile = Profile {
     packages: &["busybox-static", "libc6", "libgcc-s1"],
 };
 
+/// [`BASE`] and bpftrace (with LLVM and clang's libraries: about 300 MiB of files), for
+/// the peers that run beside the lab in the same guest.
+pub const PEERS: Profile = Profile {
+    name: "peers",
+    packages: &["busybox-static", "libc6", "libgcc-s1", "bpftrace"],
+};
+
 /// Top-level directories that are links into `/usr` on a merged-/usr system. Files a
 /// package ships under them are put under `/usr`, and the links are made once.
 const MERGED: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32"];

@@ -129,6 +129,9 @@ pub enum Command {
     /// `doctor` and the nightly steps twice with `--target local`; every native figure is
     /// put beside the agent guest's (exit 1 if one differs by more than 0.5%).
     Rehearse(RehearseArgs),
+    /// bpftrace beside the lab in one guest with a Debian userland: the selftests' trig-*
+    /// attach points, the lab's cell and bpftrace's figure side by side (insn per call).
+    Peers(PeersArgs),
 }
 
 /// `tracelab bisect` flags: the tree, the range, the build, and one cell (the `run` flags
@@ -286,6 +289,26 @@ pub struct RehearseArgs {
     /// `run` flags for both sides, after `--`: e.g. -- --mechanisms kprobe,bpf-fentry --calls 1000.
     #[arg(last = true)]
     pub run: Vec<String>,
+}
+
+/// `tracelab peers` flags.
+#[derive(clap::Args, Debug)]
+pub struct PeersArgs {
+    /// The guest: vm:<arch>/<version> (arch x86_64|arm64, version 6.1|6.12|7.2|7.3).
+    #[arg(long, default_value = "vm:x86_64/7.3")]
+    pub target: TargetSpec,
+    /// Where peers.md, peers.json and the guest's results (guest/) go.
+    #[arg(long, default_value = "peers")]
+    pub out: PathBuf,
+    /// The tracelab to run in the guest (default: this one; it must suit the guest's arch).
+    #[arg(long)]
+    pub tracelab: Option<PathBuf>,
+    /// In-kernel calls per loop.
+    #[arg(long, default_value = "20000")]
+    pub calls: u64,
+    /// Debian mirror for the kernel and the userland.
+    #[arg(long)]
+    pub mirror: Option<String>,
 }
 
 /// `tracelab chaos` flags.

@@ -17,6 +17,7 @@ pub mod history;
 pub mod interrupt;
 pub mod matrix;
 pub mod merge;
+pub mod peers;
 pub mod plot;
 pub mod publish;
 pub mod rehearsal;

@@ -227,6 +227,24 @@ fn run(cli: Cli) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         Command::Chaos(args) => chaos(args),
+        Command::Peers(args) => {
+            let p = tracelab::peers::Peers::new(
+                &args.target,
+                args.out,
+                args.tracelab,
+                args.calls,
+                args.mirror,
+            )?;
+            tracelab::interrupt::catch().context("installing the Ctrl-C handler")?;
+            let observer = CliObserver::new(tracelab::peers::PROBES.len(), "peers");
+            let done = tracelab::peers::run(&p, &observer);
+            observer.finish();
+            done?;
+            let path = p.out.join("peers.md");
+            print!("{}", std::fs::read_to_string(&path)?);
+            println!("peers: {} (and peers.json)", path.display());
+            Ok(Exit::Ok)
+        }
         Command::Rehearse(args) => {
             let r = tracelab::rehearsal::Rehearsal::new(
                 &args.target,
