@@ -1,0 +1,102 @@
+//! bpftrace beside the lab (`tracelab peers`): in one guest with a Debian userland, each
+//! trig-* attach point's bpftrace figure next to the lab's cell, within 3% except where
+//! the program bodies differ in kind (bpftrace's tracepoint programs return 1, so perf
+//! also records each event), and fmod_ret reported as a probe bpftrace does not have.
+
+mod common;
+
+use serde_json::Value;
+
+fn peers(target: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("p");
+    let run = common::tracelab()
+        .args(["peers", "--target", target, "--calls", "5000", "--out"])
+        .arg(&out)
+        .output()
+        .expect("run tracelab");
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "peers {target} failed\n{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let p: Value = serde_json::from_slice(&std::fs::read(out.join("peers.json")).expect("json"))
+        .expect("parse");
+    assert!(
+        p["bpftrace"]
+            .as_str()
+            .unwrap_or("")
+            .contains("bpftrace v0."),
+        "{p}"
+    );
+    let rows = p["rows"].as_array().expect("rows");
+    let row = |bench: &str| -> &Value {
+        rows.iter()
+            .find(|r| r["bench"] == bench)
+            .unwrap_or_else(|| panic!("{target}: no {bench}: {stdout}"))
+    };
+    for bench in [
+        "kprobe",
+        "kretprobe",
+        "kprobe-multi",
+        "fentry",
+        "fexit",
+        "rawtp",
+    ] {
+        let r = row(bench);
+        let (lab, peer) = (
+            r["lab"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{target} {bench}: {r}")),
+            r["bpftrace"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{target} {bench}: {r}")),
+        );
+        // Within 3%, or the few instructions bpftrace's map update adds to a small figure
+        // (then the row is flagged, with that cause).
+        assert!(
+            (peer - lab).abs() <= (0.03 * lab).max(4.0),
+            "{target} {bench}: {r}"
+        );
+        if (peer - lab).abs() > 0.03 * lab {
+            assert!(
+                r["note"].as_str().unwrap_or("").contains("program body"),
+                "{r}"
+            );
+        }
+        assert!(
+            r["bpftrace_hits"].as_u64().unwrap_or(0)
+                >= r["expected_hits"].as_u64().unwrap_or(u64::MAX),
+            "{target} {bench}: {r}"
+        );
+    }
+    let tp = row("tp");
+    assert!(
+        tp["bpftrace"].as_f64().unwrap_or(0.0) > 1.5 * tp["lab"].as_f64().unwrap_or(f64::MAX),
+        "{target}: {tp}"
+    );
+    assert!(
+        tp["note"].as_str().unwrap_or("").contains("return 1"),
+        "{tp}"
+    );
+    let fmodret = row("fmodret");
+    assert!(fmodret["bpftrace"].is_null(), "{fmodret}");
+    assert!(
+        fmodret["note"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no fmod_ret probe type"),
+        "{fmodret}"
+    );
+}
+
+#[test]
+fn x86_64_6_12_bpftrace_beside_the_lab() {
+    peers("vm:x86_64/6.12");
+}
+
+#[test]
+fn x86_64_7_3_bpftrace_beside_the_lab() {
+    peers("vm:x86_64/7.3");
+}
