@@ -12,10 +12,14 @@ fn dataset() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../results/reference/dataset")
 }
 
-/// The getppid dataset, then every workload's.
+/// The getppid dataset, the many-functions and other-tracers ones, then every workload's.
 fn datasets() -> Vec<PathBuf> {
     let workloads = dataset().join("../workloads");
-    let mut out = vec![dataset()];
+    let mut out = vec![
+        dataset(),
+        dataset().join("../functions"),
+        dataset().join("../other-tracers"),
+    ];
     if let Ok(entries) = std::fs::read_dir(&workloads) {
         let mut more: Vec<PathBuf> = entries.map(|e| e.expect("entry").path()).collect();
         more.sort();
@@ -164,7 +168,10 @@ fn check_dataset(ds: &Path) {
                         || reason.contains("workload usdt")
                         || reason.contains("user-space")
                         || reason.contains("uprobe_multi")
-                        || reason.contains("traces kernel functions");
+                        || reason.contains("traces kernel functions")
+                        || reason.contains("on every function: it would attach")
+                        || reason.contains("no bpf_tracing_multi_attach")
+                        || reason.contains("func_stack_trace option is the function tracer's only");
                     assert!(
                         named,
                         "{what}: an unsupported reason without a cause: {reason}"
@@ -173,16 +180,36 @@ fn check_dataset(ds: &Path) {
                 // Its README says which cells failed and why: on the operations whose loops
                 // the kernel's own work may enter (a kernel thread forking inside a `fork`
                 // loop; on 6.1, the RCU work of closed files preempting `open-close` loops),
-                // the count or the cleanliness check refused the figure. Nothing else fails.
+                // the count or the cleanliness check refused the figure; and the stackid
+                // cells below. Nothing else fails.
                 Some("failed") => {
                     let reason = c["reason"].as_str().unwrap_or_default();
-                    let known = match c["workload"].as_str() {
-                        Some("fork") => reason.contains("fired 201 times for an expected 200"),
-                        Some("open-close") => {
-                            c["kernel"] == "6.1" && reason.contains("no clean figure")
-                        }
-                        _ => false,
-                    };
+                    let stackid = c["payload"] == "stackid"
+                        && reason.contains("stacks were not taken (stackid returned an error)");
+                    // The x86_64 6.1 guest of the other-tracers matrix never reached its
+                    // agent (reproduced; the README says what is known of it).
+                    let unbooted = c["arch"] == "x86_64"
+                        && c["kernel"] == "6.1"
+                        && ds.ends_with("other-tracers")
+                        && reason.contains("the agent did not start within 300 s");
+                    let known = unbooted
+                        || match c["workload"].as_str() {
+                            // 6.1 gives a BPF program on a syscall tracepoint no kernel stack
+                            // (stacktrace takes 0 frames there), so every stackid fails; one
+                            // arm64 7.3 fexit cell lost a tenth of its stacks in this run only.
+                            Some("getppid") if stackid => {
+                                (c["kernel"] == "6.1" && c["mechanism"] == "bpf-tp")
+                                    || (c["arch"] == "arm64"
+                                        && c["kernel"] == "7.3"
+                                        && c["mechanism"] == "bpf-fexit"
+                                        && c["stack"] == 1)
+                            }
+                            Some("fork") => reason.contains("fired 201 times for an expected 200"),
+                            Some("open-close") => {
+                                c["kernel"] == "6.1" && reason.contains("no clean figure")
+                            }
+                            _ => false,
+                        };
                     assert!(known, "{what}: failed: {reason}");
                 }
                 other => panic!("{what}: status {other:?}: {}", c["reason"]),
