@@ -137,7 +137,7 @@ pub fn members(deb: &Path) -> Result<Vec<Member>, DebError> {
 }
 
 /// Opens the `data.tar` member of `deb`, decompressed, and hands it to `read`.
-fn with_data_tar<T>(
+pub(crate) fn with_data_tar<T>(
     deb: &Path,
     read: impl FnOnce(&str, Box<dyn Read + '_>) -> Result<T, DebError>,
 ) -> Result<T, DebError> {

@@ -16,6 +16,7 @@ pub mod debian_index;
 pub mod elf;
 pub mod fetch;
 pub mod mirror;
+pub mod source;
 pub mod userland;
 
 pub use catalog::{catalog_table, CatalogEntry, KernelVersion, Layout, UnknownKernelVersion};
@@ -468,6 +469,117 @@ impl Catalog {
     /// A Debian userland (`profile`'s packages and their dependencies from
     /// [`userland::SUITE`]) as an initramfs archive, cached under
     /// `userland/<arch>/<suite>-<profile>/` with the packages it holds (`userland.json`).
+    /// The source of a fetched Debian kernel: `linux-source-<X.Y>` of exactly its package
+    /// version, from its suite, with [`source::SUBSET`] unpacked into
+    /// `source/<version>/` (the 150 MB `.deb` is not kept once unpacked).
+    pub fn fetch_source(
+        &self,
+        kernel: &FetchedKernel,
+        progress: Progress<'_>,
+    ) -> Result<source::KernelSource> {
+        let image = kernel.packages.first().with_context(|| {
+            format!(
+                "kernel {} was built by its user: Debian has no source package for it",
+                kernel.release
+            )
+        })?;
+        let name = source::package_for(&image.version)?;
+        let top = self.cache_dir.join("source").join(&image.version);
+        let dir = top.join(&name);
+        let record_path = top.join("source.json");
+        let subset: Vec<String> = source::SUBSET.iter().map(|s| s.to_string()).collect();
+        let cached = fs::read_to_string(&record_path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<source::KernelSource>(&t).ok())
+            .filter(|r| r.subset == subset && r.dir == dir && dir.is_dir());
+        if let Some(record) = cached {
+            return Ok(record);
+        }
+        let suite = kernel.suite.clone();
+        let keep = |p: &str| p == name;
+        self.with_index_retry(&suite, kernel.arch, false, &keep, progress, |entries| {
+            let entry = entries
+                .iter()
+                .find(|e| e.version == image.version)
+                .with_context(|| {
+                    format!(
+                        "no {name} {} in {suite} (versions there: {}): Debian ships no source for this kernel build",
+                        image.version,
+                        entries.iter().map(|e| e.version.as_str()).collect::<Vec<_>>().join(", ")
+                    )
+                })?;
+            let deb = self.download_deb(entry, &suite, progress)?;
+            let _ = fs::remove_file(&record_path);
+            let partial = top.join(format!("{name}.partial"));
+            if partial.exists() {
+                fs::remove_dir_all(&partial)
+                    .with_context(|| format!("clearing {}", partial.display()))?;
+            }
+            if dir.exists() {
+                fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
+            }
+            fs::create_dir_all(&partial)
+                .with_context(|| format!("creating {}", partial.display()))?;
+            source::unpack(&deb, &name, &partial)?;
+            fs::rename(&partial, &dir)
+                .with_context(|| format!("moving the unpacked source to {}", dir.display()))?;
+            let record = source::KernelSource {
+                dir: dir.clone(),
+                package: entry.into(),
+                suite: suite.clone(),
+                subset: subset.clone(),
+            };
+            write_json(&record_path, &record)?;
+            let _ = fs::remove_file(&deb);
+            Ok(record)
+        })
+    }
+
+    /// A sysroot for cross-building against `arch`'s libraries: the newest version in
+    /// bookworm (the host's release, whose cross compilers these match) of each named
+    /// package, unpacked into `sysroot/<arch>/` (absolute links made to point inside).
+    pub fn fetch_sysroot(&self, arch: Arch, packages: &[&str]) -> Result<PathBuf> {
+        let suite = BUSYBOX_SUITE;
+        let top = self.cache_dir.join("sysroot").join(arch.name());
+        let dir = top.join("root");
+        let record_path = top.join("sysroot.json");
+        let keep = |p: &str| packages.contains(&p);
+        self.with_index_retry(suite, arch, false, &keep, &|_, _, _| {}, |entries| {
+            let mut picked: Vec<PackageRef> = Vec::new();
+            for name in packages {
+                let entry = entries
+                    .iter()
+                    .filter(|e| e.package == *name)
+                    .max_by(|a, b| debian_index::compare_versions(&a.version, &b.version))
+                    .with_context(|| format!("no {name} in {suite} for {}", arch.debian()))?;
+                picked.push(entry.into());
+            }
+            let cached = fs::read_to_string(&record_path)
+                .ok()
+                .and_then(|t| serde_json::from_str::<Vec<PackageRef>>(&t).ok());
+            if cached.as_ref() == Some(&picked) && dir.is_dir() {
+                return Ok(dir.clone());
+            }
+            let _ = fs::remove_file(&record_path);
+            if dir.exists() {
+                fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
+            }
+            for name in packages {
+                let entry = entries
+                    .iter()
+                    .filter(|e| e.package == *name)
+                    .max_by(|a, b| debian_index::compare_versions(&a.version, &b.version))
+                    .expect("picked above");
+                let deb = self.download_deb(entry, suite, &|_, _, _| {})?;
+                source::write_members(&dir, deb::members(&deb)?).with_context(|| {
+                    format!("unpacking {} into {}", entry.package, dir.display())
+                })?;
+            }
+            write_json(&record_path, &picked)?;
+            Ok(dir.clone())
+        })
+    }
+
     pub fn fetch_userland(
         &self,
         arch: Arch,

@@ -194,7 +194,9 @@ fn walk(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) -> Result<()> {
         // A results directory holds no further runs (its `cells/` are not runs).
         return Ok(());
     }
-    if depth >= MAX_DEPTH {
+    // A peers run's results were measured with a peer attached (bpftrace beside a
+    // baseline loop): its `peers.json` says what they mean, and no dataset holds them.
+    if depth >= MAX_DEPTH || dir.join(results::store::PEERS_FILE).is_file() {
         return Ok(());
     }
     let entries = fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))?;

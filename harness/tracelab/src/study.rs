@@ -117,6 +117,21 @@ impl TargetSpec {
             release: None,
         }
     }
+
+    /// The arch and kernel line of a `vm:<arch>/<version>` target: what the commands that
+    /// boot a Debian userland beside the kernel (`command`) take.
+    pub fn debian_guest(&self, command: &str) -> anyhow::Result<(Arch, KernelVersion)> {
+        match self {
+            TargetSpec::Vm {
+                arch,
+                kernel: Some(kernel),
+                release: None,
+            } => Ok((*arch, *kernel)),
+            _ => anyhow::bail!(
+                "{command} needs a Debian guest, vm:<arch>/<version> (arch x86_64|arm64, version 6.1|6.12|7.2|7.3), not {self}"
+            ),
+        }
+    }
 }
 
 impl fmt::Display for TargetSpec {

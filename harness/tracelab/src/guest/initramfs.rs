@@ -6,6 +6,7 @@
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::Path;
+use tracelab_kernels::userland::Tree;
 
 /// `/init`: mounts what the agent needs, runs it, and powers off (QEMU runs with
 /// `-no-reboot`, so a reboot ends it). The console is the agent's report channel.
@@ -18,12 +19,6 @@ pub const INIT_SCRIPT: &str = "#!/bin/busybox sh
 /tracelab-agent --plan /plan.json
 /bin/busybox reboot -f
 ";
-
-enum Entry<'a> {
-    Dir,
-    File(&'a [u8], u32),
-    CharDev(u32, u32),
-}
 
 /// Builds the archive (uncompressed newc cpio; the kernel takes it as is).
 pub fn build(agent: &Path, busybox: &Path, plan_json: &str) -> Result<Vec<u8>> {
@@ -41,45 +36,17 @@ pub fn build_with_init(
         std::fs::read(agent).with_context(|| format!("reading agent {}", agent.display()))?;
     let busybox =
         std::fs::read(busybox).with_context(|| format!("reading busybox {}", busybox.display()))?;
-    let entries: Vec<(&str, Entry)> = vec![
-        ("bin", Entry::Dir),
-        ("bin/busybox", Entry::File(&busybox, 0o755)),
-        ("dev", Entry::Dir),
-        // The kernel opens /dev/console for init before anything can mount devtmpfs.
-        ("dev/console", Entry::CharDev(5, 1)),
-        ("init", Entry::File(init.as_bytes(), 0o755)),
-        ("plan.json", Entry::File(plan_json.as_bytes(), 0o644)),
-        ("proc", Entry::Dir),
-        ("sys", Entry::Dir),
-        ("tmp", Entry::Dir),
-        ("tracelab-agent", Entry::File(&agent, 0o755)),
-    ];
-    let mut out = Vec::new();
-    for (ino, (name, entry)) in entries.iter().enumerate() {
-        let b = cpio::newc::Builder::new(name)
-            .ino(ino as u32 + 1)
-            .uid(0)
-            .gid(0)
-            .mtime(0)
-            .dev_major(0)
-            .dev_minor(0);
-        let (b, data): (_, &[u8]) = match entry {
-            Entry::Dir => (b.mode(0o040755).nlink(2), &[]),
-            Entry::File(data, perm) => (b.mode(0o100000 | perm).nlink(1), data),
-            Entry::CharDev(major, minor) => (
-                b.mode(0o020600)
-                    .nlink(1)
-                    .rdev_major(*major)
-                    .rdev_minor(*minor),
-                &[],
-            ),
-        };
-        let mut w = b.write(&mut out, data.len() as u32);
-        w.write_all(data).context("writing initramfs entry")?;
-        w.finish().context("finishing initramfs entry")?;
+    let mut tree = Tree::default();
+    for dir in ["proc", "sys", "tmp"] {
+        tree.dir(dir);
     }
-    cpio::newc::trailer(&mut out).context("writing initramfs trailer")?;
-    Ok(out)
+    tree.file("bin/busybox", 0o755, busybox);
+    // The kernel opens /dev/console for init before anything can mount devtmpfs.
+    tree.char_device("dev/console", 5, 1);
+    tree.file("init", 0o755, init.as_bytes().to_vec());
+    tree.file("plan.json", 0o644, plan_json.as_bytes().to_vec());
+    tree.file("tracelab-agent", 0o755, agent);
+    tree.archive()
 }
 
 /// A newc archive of plain files, to append to an initramfs (the kernel unpacks every
@@ -130,5 +97,11 @@ mod tests {
         }
         assert!(text.contains("AGENT") && text.contains("{\"plan\":1}"));
         assert_ne!(one, build(&a, &b, "{\"plan\":2}").expect("build"));
+        // The bytes every guest booted before the archive was built as a `Tree`: the
+        // figures of an icount guest depend on them.
+        assert_eq!(
+            tracelab_kernels::cache::sha256_bytes(&one),
+            "3df3ea76d36e3dbd64fd098536ae5ca19be45528d99823b87670ab4bbeedd2d4"
+        );
     }
 }

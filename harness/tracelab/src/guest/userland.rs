@@ -177,6 +177,8 @@ pub struct Guest<'a> {
     pub tracelab: &'a Path,
     /// Guest memory: the lab's usual 1024 MiB unless a userland needs more.
     pub memory_mib: u32,
+    /// More executables for the guest: (path in the guest without the leading `/`, host file).
+    pub files: Vec<(String, PathBuf)>,
 }
 
 /// What a userland guest did: its steps, and how long it took (host seconds).
@@ -272,6 +274,10 @@ fn extras(guest: &Guest<'_>, steps: &[Step]) -> Result<Vec<u8>> {
     let binary = std::fs::read(guest.tracelab)
         .with_context(|| format!("reading {}", guest.tracelab.display()))?;
     tree.file(TRACELAB, 0o755, binary);
+    for (path, host) in &guest.files {
+        let bytes = std::fs::read(host).with_context(|| format!("reading {}", host.display()))?;
+        tree.file(path, 0o755, bytes);
+    }
     let config = std::fs::read(&guest.kernel.config)
         .with_context(|| format!("reading {}", guest.kernel.config.display()))?;
     tree.file(

@@ -8,6 +8,7 @@
 //! instruction, so its `ns` are instructions and the two sides are comparable number
 //! for number.
 
+mod counters;
 mod script;
 mod table;
 
@@ -60,14 +61,7 @@ impl Rehearsal {
         out: PathBuf,
         tracelab: Option<PathBuf>,
     ) -> Result<Rehearsal> {
-        let TargetSpec::Vm {
-            arch,
-            kernel: Some(kernel),
-            release: None,
-        } = target
-        else {
-            bail!("rehearse needs a Debian guest, vm:<arch>/<version> (arch x86_64|arm64, version 6.1|6.12|7.2|7.3), not {target}");
-        };
+        let (arch, kernel) = target.debian_guest("rehearse")?;
         for flag in &run_flags {
             let name = flag.split('=').next().unwrap_or(flag);
             if OWN_FLAGS.contains(&name) {
@@ -98,10 +92,10 @@ impl Rehearsal {
             &["--out", &agent_out.to_string_lossy()],
         )
         .context("the flags for the agent guest")?;
-        let tracelab = guest::userland::tracelab_for(*arch, tracelab)?;
+        let tracelab = guest::userland::tracelab_for(arch, tracelab)?;
         Ok(Rehearsal {
-            arch: *arch,
-            kernel: *kernel,
+            arch,
+            kernel,
             run_flags,
             agent,
             out,
@@ -114,6 +108,7 @@ impl Rehearsal {
 pub struct Rehearsed {
     pub steps: Vec<StepOutput>,
     pub table: Table,
+    pub counters: counters::Counters,
     /// Guest seconds of host time: the agent guest, and the userland guest.
     pub agent_secs: f64,
     pub native_secs: f64,
@@ -143,6 +138,7 @@ pub fn run(r: &Rehearsal, observer: &dyn Observer) -> Result<Rehearsed> {
         userland: &land,
         tracelab: &r.tracelab,
         memory_mib: 1024,
+        files: Vec::new(),
     };
     let booted = guest::userland::boot(
         &guest,
@@ -152,9 +148,17 @@ pub fn run(r: &Rehearsal, observer: &dyn Observer) -> Result<Rehearsed> {
         observer,
     )?;
     let table = table::build(&agent.cells, &native)?;
+    let doctor = booted
+        .steps
+        .iter()
+        .find(|s| s.name == "doctor")
+        .map(|s| s.output.as_str())
+        .unwrap_or("");
+    let counters = counters::check(doctor, &native.join("night-1"))?;
     let done = Rehearsed {
         steps: booted.steps,
         table,
+        counters,
         agent_secs,
         native_secs: booted.secs,
         userland: land.record,
@@ -166,6 +170,7 @@ pub fn run(r: &Rehearsal, observer: &dyn Observer) -> Result<Rehearsed> {
         "steps": done.steps.iter().map(|s| serde_json::json!({"name": s.name, "rc": s.rc})).collect::<Vec<_>>(),
         "rows": done.table.rows,
         "agreeing": done.table.agreeing(),
+        "counters": done.counters,
         "tolerance": TOLERANCE,
         "agent_secs": done.agent_secs,
         "native_secs": done.native_secs,
@@ -179,9 +184,12 @@ pub fn run(r: &Rehearsal, observer: &dyn Observer) -> Result<Rehearsed> {
 }
 
 impl Rehearsed {
-    /// Every step ended with status 0 and every cell agrees.
+    /// Every step ended with status 0, every cell agrees, and every counter `doctor`
+    /// found counting was measured.
     pub fn passed(&self) -> bool {
-        self.steps.iter().all(|s| s.rc == Some(0)) && self.table.agreeing() == self.table.rows.len()
+        self.steps.iter().all(|s| s.rc == Some(0))
+            && self.table.agreeing() == self.table.rows.len()
+            && self.counters.missing.is_empty()
     }
 }
 
@@ -209,6 +217,22 @@ fn render(r: &Rehearsal, done: &Rehearsed) -> String {
         ));
     }
     s.push('\n');
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    s.push_str(&format!(
+        "Perf counters `doctor` found counting: {}. Recorded by the native run: {}. Counting but not recorded: {}.\n\n",
+        list(&done.counters.counting),
+        list(&done.counters.measured),
+        list(&done.counters.missing)
+    ));
     s.push_str(&done.table.markdown());
     s
 }

@@ -11,6 +11,7 @@
 mod html;
 mod markdown;
 pub mod model;
+mod peers;
 
 use crate::dataset::{self, Run};
 use crate::plot::figures::{self, Bar, Grouped, Heatmap, Tile};
@@ -774,9 +775,21 @@ pub struct Made {
 /// Loads `inputs` and writes the report (`report.html`, `report.md`, `figures/`, and PNGs
 /// when asked) into `out`.
 pub fn make(inputs: &[PathBuf], out: &Path, title: &str, png: bool) -> Result<Made> {
-    let runs = dataset::load_all(inputs)?;
+    let mut runs = Vec::new();
+    let mut found = Vec::new();
+    for input in inputs {
+        let here = crate::peers::find(input)?;
+        match dataset::load(input) {
+            Ok(r) => runs.extend(r),
+            // A peers directory alone holds no run the report draws.
+            Err(_) if !here.is_empty() => {}
+            Err(e) => return Err(e),
+        }
+        found.extend(here);
+    }
     let names: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
-    let report = build(title, &names, &runs);
+    let mut report = build(title, &names, &runs);
+    peers::add(&mut report, &found);
     write(out, &report)?;
     if png {
         write_png(out, &report)?;

@@ -14,6 +14,8 @@ use tracelab_model::cell::Cell;
 use tracelab_model::schema::SCHEMA_VERSION;
 
 pub const META_FILE: &str = "meta.json";
+/// What `tracelab peers` writes beside the results it measured with a peer attached.
+pub const PEERS_FILE: &str = "peers.json";
 pub const CELLS_DIR: &str = "cells";
 pub const SAMPLES_FILE: &str = "samples.parquet";
 pub const SUMMARY_FILE: &str = "summary.parquet";
