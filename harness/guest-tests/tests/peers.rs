@@ -1,7 +1,8 @@
-//! bpftrace beside the lab (`tracelab peers`): in one guest with a Debian userland, each
-//! trig-* attach point's bpftrace figure next to the lab's cell, within 3% except where
-//! the program bodies differ in kind (bpftrace's tracepoint programs return 1, so perf
-//! also records each event), and fmod_ret reported as a probe bpftrace does not have.
+//! The selftests bench and bpftrace beside the lab (`tracelab peers`): in one guest with a
+//! Debian userland, each trig-* attach point's figures next to the lab's cells, within 3%
+//! except where the programs or drivers differ in kind (bpftrace's tracepoint programs
+//! return 1, so perf also records each event; the bench has no baseline for its kfunc
+//! driver), and fmod_ret reported as a probe bpftrace does not have.
 
 mod common;
 
@@ -80,6 +81,39 @@ fn peers(target: &str) {
         tp["note"].as_str().unwrap_or("").contains("return 1"),
         "{tp}"
     );
+    // The selftests bench, built from the kernel's own Debian source, beside the lab's
+    // `empty` cells: every trig-* bench gives a rate, and its figure is within 3% or the
+    // few insn its different baseline or driver accounts for (then the note says which).
+    assert!(
+        p["selftests"]["built"]["source"]["name"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("linux-source-"),
+        "{}",
+        p["selftests"]
+    );
+    for r in rows {
+        let bench = r["bench"].as_str().unwrap_or("?");
+        let (lab, peer) = (
+            r["lab_empty"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{target} {bench}: {r}")),
+            r["selftests"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{target} {bench}: {r}")),
+        );
+        assert!(
+            (peer - lab).abs() <= (0.03 * lab).max(15.0),
+            "{target} {bench}: {r}"
+        );
+        if (peer - lab).abs() > 0.03 * lab {
+            let note = r["note"].as_str().unwrap_or("");
+            assert!(
+                note.contains("bench differs beyond 3%, likely a different"),
+                "{r}"
+            );
+        }
+    }
     let fmodret = row("fmodret");
     assert!(fmodret["bpftrace"].is_null(), "{fmodret}");
     assert!(
