@@ -126,11 +126,11 @@ fn peers(target: &str) {
 }
 
 #[test]
-fn x86_64_6_12_bpftrace_beside_the_lab() {
+fn x86_64_6_12_peers_beside_the_lab() {
     peers("vm:x86_64/6.12");
 }
 
 #[test]
-fn x86_64_7_3_bpftrace_beside_the_lab() {
+fn x86_64_7_3_peers_beside_the_lab() {
     peers("vm:x86_64/7.3");
 }
