@@ -101,7 +101,8 @@ mod tests {
         std::fs::write(peers.join("guest/bpftrace-fentry/meta.json"), "{}").expect("write");
         std::fs::write(peers.join("peers.json"), RECORD).expect("write");
         let out = dir.path().join("report");
-        let made = super::super::make(&[peers.clone()], &out, "t", false).expect("report");
+        let made =
+            super::super::make(std::slice::from_ref(&peers), &out, "t", false).expect("report");
         assert_eq!(made.runs, 0);
         let md = std::fs::read_to_string(out.join("report.md")).expect("md");
         assert!(md.contains("## Peers\n\n### vm:x86_64/7.3 (from `"), "{md}");
