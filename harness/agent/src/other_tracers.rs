@@ -22,6 +22,11 @@ const PREFIX: &str = "tracelab_other_";
 /// Per-CPU ring buffer of each instance, in KB: its events are never wanted, only
 /// counted, and 200 instances of the default 1.4 MB per CPU would not fit a guest.
 const BUFFER_KB: &str = "4";
+/// Free memory kept for the cells when instances are made (MiB). Before eventfs (6.6)
+/// an instance makes every event's files at once and they stay: on x86_64 6.1 each took
+/// about 9 MiB, and 99 of them left a 1 GiB guest deadlocked on memory (the kernel
+/// panics, or the agent is never heard from).
+const RESERVE_MIB: u64 = 64;
 
 /// The other tracers of a run: created (tracers off), switched on for a cell's first M.
 pub(crate) struct OtherTracers {
@@ -32,6 +37,8 @@ pub(crate) struct OtherTracers {
     created: usize,
     /// How many have their tracer on (the first ones).
     on: usize,
+    /// Why fewer than asked were made (memory), if so.
+    short: Option<String>,
 }
 
 impl OtherTracers {
@@ -60,8 +67,22 @@ impl OtherTracers {
             functions: functions.iter().map(|(f, _)| f.clone()).collect(),
             created: 0,
             on: 0,
+            short: None,
         };
+        // MemFree, not MemAvailable: the instances' files count as reclaimable slab,
+        // yet tracefs pins them.
+        let before = free_mib();
         for (i, (function, spelled)) in functions.iter().enumerate() {
+            if let (Some(start), Some(now), true) = (before, free_mib(), i > 0) {
+                let each = start.saturating_sub(now).div_ceil(i as u64);
+                if now < RESERVE_MIB + each {
+                    made.short = Some(format!(
+                        "only {i} of {} trace instances fit: each took {each} MiB of this guest's memory (before eventfs, 6.6, an instance makes every event's files at once), and {now} MiB were left, {RESERVE_MIB} of them kept for the cells",
+                        functions.len()
+                    ));
+                    break;
+                }
+            }
             let dir = tracefs.root().join(made.dir(i));
             std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
             made.created = i + 1;
@@ -93,6 +114,14 @@ impl OtherTracers {
 
     fn dir(&self, i: usize) -> String {
         format!("instances/{PREFIX}{i}")
+    }
+
+    /// Whether `m` instances exist, or why fewer fit.
+    pub(crate) fn fits(&self, m: usize) -> std::result::Result<(), String> {
+        match &self.short {
+            Some(why) if m > self.created => Err(why.clone()),
+            _ => Ok(()),
+        }
     }
 
     fn file(&self, i: usize, name: &str) -> String {
@@ -174,6 +203,22 @@ impl Drop for OtherTracers {
     }
 }
 
+/// `MemFree` of `/proc/meminfo`, in MiB.
+fn free_mib() -> Option<u64> {
+    meminfo_mib(&std::fs::read_to_string("/proc/meminfo").ok()?, "MemFree:")
+}
+
+fn meminfo_mib(text: &str, field: &str) -> Option<u64> {
+    let kb: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(field))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kb / 1024)
+}
+
 /// The events written since the buffer was last emptied, from the `trace` file's header
 /// (`# entries-in-buffer/entries-written: 0/0   #P:2`).
 fn entries_written(header: &str) -> Option<u64> {
@@ -224,5 +269,12 @@ mod tests {
             Some(0)
         );
         assert_eq!(entries_written("# tracer: nop\n"), None);
+    }
+
+    #[test]
+    fn reads_free_memory() {
+        let meminfo = "MemTotal:        1012345 kB\nMemFree:          614400 kB\nMemAvailable:     900000 kB\n";
+        assert_eq!(meminfo_mib(meminfo, "MemFree:"), Some(600));
+        assert_eq!(meminfo_mib("MemTotal: 1 kB\n", "MemFree:"), None);
     }
 }

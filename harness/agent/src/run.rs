@@ -405,8 +405,8 @@ fn run_cell(
     // The other tracers beside the cell: the run's first `other_tracers` of them.
     let (tracers, beside_set) = match (spec.other_tracers, beside, kernel.functions) {
         (0, _, _) => (None, None),
-        (m, Ok(Some(t)), Ok(set)) => match set.beside(m) {
-            Ok(_) => (Some(t), set.traced_beside(m)),
+        (m, Ok(Some(t)), Ok(set)) => match set.beside(m).and_then(|_| t.fits(m as usize)) {
+            Ok(()) => (Some(t), set.traced_beside(m)),
             Err(why) => return status_only(plan, workload.kind(), spec, Status::Unsupported, why),
         },
         (_, Err((status, why)), _) => {

@@ -82,3 +82,39 @@ fn arm64_6_12_per_callsite_ops_do_not() {
     );
     assert!((ten.1 - none.1).abs() < 20.0, "kprobe: {none:?} → {ten:?}");
 }
+
+/// x86_64 6.1 predates eventfs: each trace instance keeps every event's files (about
+/// 9 MiB), and 100 of them do not fit a 1 GiB guest. The agent makes those that fit and
+/// says so; the cells beside fewer are measured.
+#[test]
+fn x86_64_6_1_makes_the_instances_that_fit_and_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, rows) = common::study(
+        &[
+            "--target",
+            "vm:x86_64/6.1",
+            "--mechanisms",
+            "function",
+            "--other-tracers",
+            "10,100",
+            "--calls",
+            "200",
+            "--repeats",
+            "1",
+        ],
+        dir.path(),
+    );
+    let find = |others: u64| -> &Value {
+        rows.iter()
+            .find(|r| r["other_tracers"] == others)
+            .unwrap_or_else(|| panic!("beside {others}: {rows:?}"))
+    };
+    assert_eq!(find(10)["status"], "ok", "{}", find(10));
+    let hundred = find(100);
+    assert_eq!(hundred["status"], "unsupported", "{hundred}");
+    let reason = hundred["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("only ") && reason.contains("of 100 trace instances fit"),
+        "{reason}"
+    );
+}
