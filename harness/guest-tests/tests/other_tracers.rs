@@ -89,19 +89,12 @@ fn arm64_6_12_per_callsite_ops_do_not() {
 #[test]
 fn x86_64_6_1_makes_the_instances_that_fit_and_says_so() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_, rows) = common::study(
-        &[
-            "--target",
-            "vm:x86_64/6.1",
-            "--mechanisms",
-            "function",
-            "--other-tracers",
-            "10,100",
-            "--calls",
-            "200",
-            "--repeats",
-            "1",
-        ],
+    let (_, rows) = common::small_study(
+        "vm:x86_64/6.1",
+        "getppid",
+        "function",
+        200,
+        &["--other-tracers", "10,100"],
         dir.path(),
     );
     let find = |others: u64| -> &Value {
