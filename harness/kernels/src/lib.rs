@@ -545,15 +545,17 @@ impl Catalog {
         let record_path = top.join("sysroot.json");
         let keep = |p: &str| packages.contains(&p);
         self.with_index_retry(suite, arch, false, &keep, &|_, _, _| {}, |entries| {
-            let mut picked: Vec<PackageRef> = Vec::new();
-            for name in packages {
-                let entry = entries
-                    .iter()
-                    .filter(|e| e.package == *name)
-                    .max_by(|a, b| debian_index::compare_versions(&a.version, &b.version))
-                    .with_context(|| format!("no {name} in {suite} for {}", arch.debian()))?;
-                picked.push(entry.into());
-            }
+            let newest = packages
+                .iter()
+                .map(|name| {
+                    entries
+                        .iter()
+                        .filter(|e| e.package == *name)
+                        .max_by(|a, b| debian_index::compare_versions(&a.version, &b.version))
+                        .with_context(|| format!("no {name} in {suite} for {}", arch.debian()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let picked: Vec<PackageRef> = newest.iter().map(|e| PackageRef::from(*e)).collect();
             let cached = fs::read_to_string(&record_path)
                 .ok()
                 .and_then(|t| serde_json::from_str::<Vec<PackageRef>>(&t).ok());
@@ -564,12 +566,7 @@ impl Catalog {
             if dir.exists() {
                 fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
             }
-            for name in packages {
-                let entry = entries
-                    .iter()
-                    .filter(|e| e.package == *name)
-                    .max_by(|a, b| debian_index::compare_versions(&a.version, &b.version))
-                    .expect("picked above");
+            for entry in newest {
                 let deb = self.download_deb(entry, suite, &|_, _, _| {})?;
                 source::write_members(&dir, deb::members(&deb)?).with_context(|| {
                     format!("unpacking {} into {}", entry.package, dir.display())

@@ -191,7 +191,7 @@ pub fn run(p: &Peers, observer: &dyn Observer) -> Result<Stored> {
     for probe in PROBES {
         let mut r = row(probe, &lab[probe.workload], &dir, &outputs, p.calls);
         match &bench {
-            Err(why) => r.note = Some(join_notes(format!("bench: not built ({why})"), r.note)),
+            Err(why) => prepend_notes(&mut r, vec![format!("bench: not built ({why})")]),
             Ok(built) => selftests_figure(&mut r, probe, built, baseline, &outputs),
         }
         rows.push(r);
@@ -369,11 +369,10 @@ fn row(
     r
 }
 
-fn join_notes(first: String, rest: Option<String>) -> String {
-    match rest {
-        Some(rest) => format!("{first}; {rest}"),
-        None => first,
-    }
+/// Puts `notes` before what the row's note already says.
+fn prepend_notes(r: &mut Row, mut notes: Vec<String>) {
+    notes.extend(r.note.take());
+    r.note = (!notes.is_empty()).then(|| notes.join("; "));
 }
 
 /// A bench's rate, M calls/s with its spread, from its step's output.
@@ -421,13 +420,7 @@ fn selftests_figure(
             selftests::likely(probe.workload == bpftrace::KFUNC, built)
         ));
     }
-    if !notes.is_empty() {
-        let mine = notes.join("; ");
-        r.note = Some(match r.note.take() {
-            Some(other) => format!("{mine}; {other}"),
-            None => mine,
-        });
-    }
+    prepend_notes(r, notes);
 }
 
 /// The columns of [`table`] that hold figures.
@@ -513,13 +506,18 @@ pub fn method(done: &Stored) -> String {
 }
 
 fn render(done: &Stored) -> String {
-    let (headers, rows) = table(done);
-    let mut s = format!(
-        "# Peers beside the lab: {}\n\n{}\n\n",
+    format!(
+        "# Peers beside the lab: {}\n\n{}\n\n{}",
         done.target,
-        method(done)
-    );
-    s.push_str(&format!("| {} |\n|", headers.join(" | ")));
+        method(done),
+        markdown_table(done)
+    )
+}
+
+/// [`table`] as Markdown, the figures right-aligned.
+pub fn markdown_table(done: &Stored) -> String {
+    let (headers, rows) = table(done);
+    let mut s = format!("| {} |\n|", headers.join(" | "));
     for i in 0..headers.len() {
         // The figures, right-aligned; the names and the note, left.
         s.push_str(if NUMERIC.contains(&i) {

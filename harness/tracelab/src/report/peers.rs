@@ -16,25 +16,13 @@ pub(super) fn add(report: &mut Report, found: &[(PathBuf, Stored)]) {
     let mut html = String::from("<h2>Peers</h2>\n");
     for (dir, done) in found {
         let (headers, rows) = peers::table(done);
-        let source = format!("from `{}`", dir.display());
         md.push_str(&format!(
-            "### {} ({source})\n\n{}\n\n| {} |\n|",
+            "### {} (from `{}`)\n\n{}\n\n{}\n",
             done.target,
+            dir.display(),
             peers::method(done),
-            headers.join(" | ")
+            peers::markdown_table(done)
         ));
-        for i in 0..headers.len() {
-            md.push_str(if peers::NUMERIC.contains(&i) {
-                "---:|"
-            } else {
-                "---|"
-            });
-        }
-        md.push('\n');
-        for r in &rows {
-            md.push_str(&format!("| {} |\n", r.join(" | ")));
-        }
-        md.push('\n');
         html.push_str(&format!(
             "<h3>{} (from <code>{}</code>)</h3>\n<p>{}</p>\n<table>\n<tr>{}</tr>\n",
             escape(&done.target),
