@@ -342,7 +342,7 @@ fn pairs(loops: &mut Loops<'_>, installs: Installs<'_>, out: &mut Measured) -> R
                 // On several functions, a loop in which one of the others ran (a timer's
                 // function the screening's rehearsal did not meet) is contaminated like
                 // one with a switch: thrown away and run again, a bounded number of times.
-                Err(_) if out.functions != 1 && tries < MAX_RERUNS => {
+                Err(_) if !out.functions.is_one() && tries < MAX_RERUNS => {
                     tries += 1;
                     loops.clean.reruns += 1;
                 }

@@ -30,12 +30,23 @@ impl TargetFunction {
     }
 
     /// The function's addresses, where kallsyms shows them.
-    pub(crate) fn range(&self) -> Option<crate::ring_buffer::Range> {
-        Some(crate::ring_buffer::Range {
+    pub(crate) fn range(&self) -> Option<Range> {
+        Some(Range {
             start: self.address?,
             end: self.end?,
         })
     }
+}
+
+/// Where the traced addresses must lie: the target function, `[start, end)`.
+///
+/// Kept beside [`TargetFunction`], which it is cut from, so that the ring-buffer check and
+/// the BPF cells depend on this module and it on neither (it was in `ring_buffer`, which
+/// made the two modules import each other).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Range {
+    pub start: u64,
+    pub end: u64,
 }
 
 /// Text symbols of `/proc/kallsyms`: (address, name), module symbols excluded.

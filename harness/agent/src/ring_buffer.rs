@@ -7,6 +7,7 @@
 //! event exactly) and by the address it recorded (which must lie inside the target
 //! function), with the field offsets read from the event's `format` file.
 
+use crate::resolve::Range;
 use crate::tracefs::Tracefs;
 use anyhow::{bail, Context, Result};
 use std::io::Read;
@@ -109,13 +110,6 @@ impl Tally {
     pub(crate) fn events(&self) -> u64 {
         self.calls + self.entries + self.returns
     }
-}
-
-/// Where the traced addresses must lie: the target function, `[start, end)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Range {
-    pub start: u64,
-    pub end: u64,
 }
 
 /// Sizes from `events/header_page`: where the commit word and the data start, and how

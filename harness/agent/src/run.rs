@@ -10,7 +10,7 @@ use crate::other_tracers::{self, OtherTracers};
 use crate::resolve::{self, TargetFunction};
 use crate::tracefs::{KernelEnv, Tracefs};
 use anyhow::{bail, Context, Result};
-use tracelab_model::cell_id::ALL_FUNCTIONS;
+use tracelab_model::cell_id::Functions;
 use tracelab_model::mechanism::MechanismKind;
 use tracelab_model::plan::{AgentPlan, CellSpec, Fault};
 use tracelab_model::protocol::Record;
@@ -365,9 +365,9 @@ fn run_cell(
     let kind = spec.mechanism;
     let id = spec.id();
     let (others, traced) = match (spec.functions, kernel.functions) {
-        (1, _) => (&[][..], None),
+        (Functions::Count(1), _) => (&[][..], None),
         // The tracers take every function unfiltered; kprobe_multi is given them all.
-        (ALL_FUNCTIONS, _) if kind == MechanismKind::BpfKprobeMulti => {
+        (Functions::All, _) if kind == MechanismKind::BpfKprobeMulti => {
             let every = kernel.every.get_or_init(|| match (tracefs, target) {
                 (Some(t), Ok(target)) => {
                     function_set::every(t, target).map_err(|e| format!("{e:#}"))
@@ -381,8 +381,8 @@ fn run_cell(
                 }
             }
         }
-        (ALL_FUNCTIONS, _) if kind.traces_everything() => (&[][..], None),
-        (ALL_FUNCTIONS, _) => {
+        (Functions::All, _) if kind.traces_everything() => (&[][..], None),
+        (Functions::All, _) => {
             let able: Vec<&str> = MechanismKind::ALL
                 .iter()
                 .filter(|k| k.traces_everything())
@@ -394,7 +394,7 @@ fn run_cell(
             );
             return status_only(plan, workload.kind(), spec, Status::Unsupported, why);
         }
-        (n, Ok(set)) => match set.others(n) {
+        (Functions::Count(n), Ok(set)) => match set.others(n) {
             Ok(others) => (others, set.traced(n)),
             Err(why) => return status_only(plan, workload.kind(), spec, Status::Unsupported, why),
         },
@@ -463,7 +463,7 @@ fn run_cell(
         mid_attach: plan
             .fault
             .filter(|f| matches!(f, Fault::KillMidAttach | Fault::HangMidAttach)),
-        every_function: spec.functions == ALL_FUNCTIONS,
+        every_function: spec.functions == Functions::All,
     };
     let ready = same_domain(kind, workload.kind())
         .and_then(|()| mechanism.check_support(env, workload.kind()))

@@ -81,6 +81,42 @@ fn shards_merged_equal_the_unsharded_matrix() {
     assert!(refused(&[&d("s1"), &d("whole")]).contains("not a shard"));
 }
 
+/// Runners of one arch each: `matrix --arch x86_64,arm64 --shard i/2` gives shard 1 the
+/// x86_64 guest and shard 2 the arm64 one, so each records only its own arch's agent; the
+/// merge compares agents per arch and keeps both (it once refused them as "another lab
+/// build").
+#[test]
+fn shards_of_one_arch_each_merge() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = |n: &str| dir.path().join(n);
+    let matrix = ["matrix", "--arch", "x86_64,arm64", "--kernels", "6.12"];
+    let shard = |i: &str, out: &Path| {
+        let args: Vec<&str> = matrix
+            .iter()
+            .chain(PLAN)
+            .chain(&["--shard", i, "--out"])
+            .copied()
+            .collect();
+        ok(&args, &[out]);
+    };
+    shard("1/2", &d("x86"));
+    shard("2/2", &d("arm"));
+    let merged = ok(&["merge", "--out"], &[&d("merged"), &d("arm"), &d("x86")]);
+    assert!(merged.contains("merged 2 shards, 2 guests"), "{merged}");
+    let index: Value = serde_json::from_slice(
+        &std::fs::read(d("merged").join("dataset.json")).expect("dataset.json"),
+    )
+    .expect("json");
+    let agents = index["agents"].as_object().expect("agents");
+    assert!(
+        agents.contains_key("x86_64") && agents.contains_key("arm64"),
+        "{agents:?}"
+    );
+    for part in ["arch=x86_64/kernel=6.12", "arch=arm64/kernel=6.12"] {
+        assert!(!figures(&d("merged").join(part)).is_empty(), "{part}");
+    }
+}
+
 /// One night per arch: `run --target vm:<arch>/<release> --store <store> --night …`, the
 /// two arches at once (two cores).
 fn nights(dir: &Path, store: &Path, release: &str, night: &str) {

@@ -2,8 +2,9 @@
 //! names a cell through this one type (progress lines, file names, table rows, chart
 //! series, compare keys), so a new axis is added here once.
 
-use serde::{Deserialize, Serialize};
-use std::fmt::Write;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt::{self, Write};
+use std::str::FromStr;
 
 /// Mechanism, for BPF cells payload and stack, the number of functions traced at once and
 /// the number of other ftrace users beside it.
@@ -14,39 +15,115 @@ pub struct CellId {
     pub mechanism: String,
     pub payload: Option<String>,
     pub stack: u32,
-    /// Functions the mechanism traces at once: the workload's own and `functions − 1`
-    /// others (`--functions`; 1 for every cell before the axis existed), or
-    /// [`ALL_FUNCTIONS`]: every function the kernel can trace.
-    #[serde(default = "one", skip_serializing_if = "is_one")]
-    pub functions: u32,
+    /// Functions the mechanism traces at once (`--functions`; one for every cell before
+    /// the axis existed).
+    #[serde(default, skip_serializing_if = "Functions::is_one")]
+    pub functions: Functions,
     /// Other ftrace users on the kernel while the cell runs, each tracing one function of
     /// its own (`--other-tracers`; 0 for every cell before the axis existed).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub other_tracers: u32,
 }
 
-/// `functions` of a cell that traces every function (`--functions all`).
-pub const ALL_FUNCTIONS: u32 = 0;
+/// How many functions a cell traces at once: the workload's own and N − 1 others the
+/// agent chooses, or every function the kernel can trace (`--functions all`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Functions {
+    /// N functions, N ≥ 1.
+    Count(u32),
+    /// Every function the kernel lists (how many that was is in the cell's attach text).
+    All,
+}
 
-/// A number of functions as it is written: `all` for [`ALL_FUNCTIONS`].
-pub fn functions_word(n: u32) -> String {
-    if n == ALL_FUNCTIONS {
-        "all".into()
-    } else {
-        n.to_string()
+impl Default for Functions {
+    fn default() -> Functions {
+        Functions::ONE
+    }
+}
+
+impl Functions {
+    /// The workload's function alone: every cell before the axis existed.
+    pub const ONE: Functions = Functions::Count(1);
+
+    pub fn is_one(&self) -> bool {
+        *self == Functions::ONE
+    }
+
+    /// N, or None for every function.
+    pub fn count(self) -> Option<u32> {
+        match self {
+            Functions::Count(n) => Some(n),
+            Functions::All => None,
+        }
+    }
+
+    /// The number in a numeric column (Parquet's `functions`), where `all` is 0.
+    pub fn column(self) -> u32 {
+        self.count().unwrap_or(0)
+    }
+
+    /// The inverse of [`Functions::column`].
+    pub fn from_column(n: u32) -> Functions {
+        match n {
+            0 => Functions::All,
+            n => Functions::Count(n),
+        }
+    }
+}
+
+impl fmt::Display for Functions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Functions::Count(n) => write!(f, "{n}"),
+            Functions::All => f.write_str("all"),
+        }
+    }
+}
+
+impl FromStr for Functions {
+    type Err = String;
+    /// `all`, or a number of functions from 1.
+    fn from_str(s: &str) -> Result<Functions, String> {
+        match s.trim() {
+            "all" => Ok(Functions::All),
+            n => match n.parse::<u32>() {
+                Ok(n) if n >= 1 => Ok(Functions::Count(n)),
+                _ => Err(format!(
+                    "`{n}` is not a number of functions (1 or more, or all)"
+                )),
+            },
+        }
+    }
+}
+
+/// JSON: a number, or `"all"`.
+impl Serialize for Functions {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Functions::Count(n) => s.serialize_u32(*n),
+            Functions::All => s.serialize_str("all"),
+        }
+    }
+}
+
+/// Reads a number, `"all"`, or the 0 that meant `all` in results written before this type.
+impl<'de> Deserialize<'de> for Functions {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Functions, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u32),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(Functions::from_column(n)),
+            Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
+        }
     }
 }
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
-}
-
-fn one() -> u32 {
-    1
-}
-
-fn is_one(n: &u32) -> bool {
-    *n == 1
 }
 
 impl CellId {
@@ -66,8 +143,8 @@ impl CellId {
             Some(p) => format!("{}{sep}{p}{sep}k{}", self.mechanism, self.stack),
             None => self.mechanism.clone(),
         };
-        if self.functions != 1 {
-            let _ = write!(s, "{sep}n{}", functions_word(self.functions));
+        if !self.functions.is_one() {
+            let _ = write!(s, "{sep}n{}", self.functions);
         }
         if self.other_tracers != 0 {
             let _ = write!(s, "{sep}m{}", self.other_tracers);
@@ -87,9 +164,9 @@ impl CellId {
             let _ = write!(s, " ×{}", self.stack);
         }
         match self.functions {
-            1 => {}
-            ALL_FUNCTIONS => s.push_str(" on every function"),
-            n => {
+            Functions::Count(1) => {}
+            Functions::All => s.push_str(" on every function"),
+            Functions::Count(n) => {
                 let _ = write!(s, " on {n} functions");
             }
         }
@@ -103,7 +180,7 @@ impl CellId {
     /// functions left out): what a figure of a figure against N draws as one line.
     pub fn across_functions(&self) -> String {
         CellId {
-            functions: 1,
+            functions: Functions::ONE,
             ..self.clone()
         }
         .series()
@@ -129,8 +206,8 @@ impl CellId {
         if self.stack != 1 {
             let _ = write!(s, " stack={}", self.stack);
         }
-        if self.functions != 1 {
-            let _ = write!(s, " functions={}", functions_word(self.functions));
+        if !self.functions.is_one() {
+            let _ = write!(s, " functions={}", self.functions);
         }
         if self.other_tracers != 0 {
             let _ = write!(s, " other_tracers={}", self.other_tracers);
@@ -149,7 +226,7 @@ mod tests {
             mechanism: "bpf-fentry".into(),
             payload: Some("count".into()),
             stack: 4,
-            functions: 1,
+            functions: Functions::ONE,
             other_tracers: 0,
         };
         assert_eq!(bpf.label(), "bpf-fentry/count/k4");
@@ -160,7 +237,7 @@ mod tests {
             mechanism: "kprobe".into(),
             payload: None,
             stack: 1,
-            functions: 1,
+            functions: Functions::ONE,
             other_tracers: 0,
         };
         assert_eq!(
@@ -178,7 +255,7 @@ mod tests {
             )
         );
         let wide = CellId {
-            functions: 100,
+            functions: Functions::Count(100),
             ..plain
         };
         assert_eq!(
@@ -221,7 +298,7 @@ mod tests {
             mechanism: "function".into(),
             payload: None,
             stack: 1,
-            functions: ALL_FUNCTIONS,
+            functions: Functions::All,
             other_tracers: 0,
         };
         assert_eq!(
@@ -237,5 +314,14 @@ mod tests {
             !json.contains("functions") && !json.contains("other"),
             "{json}"
         );
+        let json = serde_json::to_string(&all).expect("json");
+        assert!(json.contains(r#""functions":"all""#), "{json}");
+        assert_eq!(serde_json::from_str::<CellId>(&json).expect("back"), all);
+        // Results written before the type stored `all` as 0.
+        let old = json.replace(r#""all""#, "0");
+        assert_eq!(serde_json::from_str::<CellId>(&old).expect("old"), all);
+        assert!(Functions::Count(1000) < Functions::All);
+        assert_eq!("all".parse(), Ok(Functions::All));
+        assert!("0".parse::<Functions>().is_err());
     }
 }

@@ -26,25 +26,66 @@ pub trait Named: Copy + PartialEq + VariantArray + Into<&'static str> + 'static 
     }
 }
 
-/// A name that is not in its set; the message lists the valid ones.
+/// A name that is not in its set; the message offers the nearest name, if one is near,
+/// then lists the valid ones.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {what} `{given}` (valid: {valid}{more})")]
+#[error("unknown {what} `{given}` ({}valid: {valid}{more})", .suggestion.map(|s| format!("did you mean {s}? ")).unwrap_or_default())]
 pub struct UnknownName {
     pub what: &'static str,
     pub given: String,
+    pub suggestion: Option<&'static str>,
     pub valid: String,
     pub more: &'static str,
 }
 
 impl UnknownName {
     pub fn of<T: Named>(given: &str) -> UnknownName {
+        let names = T::VARIANTS.iter().map(|v| v.label());
         UnknownName {
             what: T::WHAT,
             given: given.to_string(),
+            suggestion: nearest(given, names),
             valid: T::valid_names(),
             more: T::MORE,
         }
     }
+}
+
+/// The name nearest to `given`: one it begins or ends, or one within a third of its
+/// length in edits (at least 1, at most 3); None when nothing is that near.
+fn nearest(given: &str, names: impl Iterator<Item = &'static str>) -> Option<&'static str> {
+    let given = given.trim().to_ascii_lowercase();
+    if given.is_empty() {
+        return None;
+    }
+    let limit = (given.chars().count() / 3).clamp(1, 3);
+    names
+        .map(|n| {
+            let prefix = given.len() >= 3 && (n.starts_with(&given) || given.starts_with(n));
+            let d = if prefix { 0 } else { edit_distance(&given, n) };
+            (d, n)
+        })
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, n)| (*d, n.len()))
+        .map(|(_, n)| n)
+}
+
+/// Levenshtein distance over chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let here = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(here + 1);
+            prev = here;
+        }
+    }
+    row[b.len()]
 }
 
 /// Parses a member by its name or one of its aliases.
@@ -108,4 +149,26 @@ macro_rules! named {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mechanism::MechanismKind;
+
+    #[test]
+    fn a_near_miss_is_offered_before_the_list() {
+        let err = "kprob".parse::<MechanismKind>().unwrap_err().to_string();
+        assert!(
+            err.starts_with("unknown mechanism `kprob` (did you mean kprobe? valid: baseline"),
+            "{err}"
+        );
+        let names = || MechanismKind::VARIANTS.iter().map(|v| v.label());
+        assert_eq!(nearest("fprobes", names()), Some("fprobe"));
+        assert_eq!(nearest("functon-graph", names()), Some("function-graph"));
+        assert_eq!(nearest("bpf-fentri", names()), Some("bpf-fentry"));
+        assert_eq!(nearest("zzzzzz", names()), None);
+        assert_eq!(nearest("", names()), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
 }

@@ -1,6 +1,6 @@
 //! What to measure: the plan handed to the agent (in a guest or in-process).
 
-use crate::cell_id::CellId;
+use crate::cell_id::{CellId, Functions};
 use crate::mechanism::MechanismKind;
 use crate::names::UnknownName;
 use crate::payload::Payload;
@@ -46,8 +46,8 @@ fn default_stacks() -> Vec<u32> {
     vec![1]
 }
 
-fn default_functions() -> Vec<u32> {
-    vec![1]
+fn default_functions() -> Vec<Functions> {
+    vec![Functions::ONE]
 }
 
 fn default_other_tracers() -> Vec<u32> {
@@ -81,7 +81,7 @@ pub struct AgentPlan {
     /// Functions each cell traces at once: the workload's own and N − 1 others the agent
     /// chooses (one cell per value; the baseline runs once).
     #[serde(default = "default_functions")]
-    pub functions: Vec<u32>,
+    pub functions: Vec<Functions>,
     /// Other ftrace users on the kernel while a cell runs: M trace instances, each with
     /// the `function` tracer on one function of its own that the loops never call (one
     /// cell per value; the baseline runs once).
@@ -164,7 +164,7 @@ pub struct CellSpec {
     pub mechanism: MechanismKind,
     pub payload: Option<Payload>,
     pub stack: u32,
-    pub functions: u32,
+    pub functions: Functions,
     pub other_tracers: u32,
 }
 
@@ -199,9 +199,13 @@ pub enum PlanError {
     #[error("stack sizes must be 1 to {MAX_STACK} programs, each listed once (got {0:?})")]
     BadStacks(Vec<u32>),
     #[error("--functions takes numbers of functions from 1 to {MAX_FUNCTIONS} or `all`, each listed once, e.g. --functions 1,10,100,all (got {0:?})")]
-    BadFunctions(Vec<u32>),
+    BadFunctions(Vec<Functions>),
     #[error("--functions above 1 traces kernel functions, and workload {0} traces one of the agent's own")]
     FunctionsOnUserWorkload(String),
+    #[error("workload {0} calls one of the agent's own functions, and none of the mechanisms asked traces user space: every cell would be unsupported; add --mechanisms user (uprobe, uretprobe, bpf-uprobe, ...)")]
+    NoUserMechanism(String),
+    #[error("only user-space probes are asked, and workload {0} calls the kernel: every cell would be unsupported; use a user-space workload (user-nop, user-push, user-ret, user-nop5, usdt) or kernel mechanisms")]
+    OnlyUserMechanisms(String),
     #[error("--other-tracers takes numbers of other ftrace users from 0 to {MAX_OTHER_TRACERS}, each listed once, e.g. --other-tracers 0,1,10,100 (got {0:?})")]
     BadOtherTracers(Vec<u32>),
     #[error("--other-tracers above 0 traces kernel functions beside the workload's, and workload {0} traces one of the agent's own")]
@@ -260,15 +264,33 @@ impl AgentPlan {
         if !distinct_within(&self.stacks, 1, MAX_STACK) {
             return Err(PlanError::BadStacks(self.stacks.clone()));
         }
-        // 0 is `all` (ALL_FUNCTIONS).
-        if !distinct_within(&self.functions, 0, MAX_FUNCTIONS) {
+        let in_range = |f: &Functions| f.count().is_none_or(|n| (1..=MAX_FUNCTIONS).contains(&n));
+        if self.functions.is_empty()
+            || !self.functions.iter().all(in_range)
+            || (1..self.functions.len()).any(|i| self.functions[..i].contains(&self.functions[i]))
+        {
             return Err(PlanError::BadFunctions(self.functions.clone()));
         }
         if !distinct_within(&self.other_tracers, 0, MAX_OTHER_TRACERS) {
             return Err(PlanError::BadOtherTracers(self.other_tracers.clone()));
         }
         let workload = self.workload.parse::<Workload>()?;
-        if workload.is_user() && self.functions.iter().any(|&n| n != 1) {
+        // Caught before a guest boots: a plan whose every cell would be unsupported.
+        let traced: Vec<MechanismKind> = self
+            .mechanisms
+            .iter()
+            .copied()
+            .filter(|m| *m != MechanismKind::Baseline)
+            .collect();
+        if workload.is_user() && !traced.is_empty() && !traced.iter().any(|m| m.traces_user_space())
+        {
+            return Err(PlanError::NoUserMechanism(workload.name().to_string()));
+        }
+        if !workload.is_user() && !traced.is_empty() && traced.iter().all(|m| m.traces_user_space())
+        {
+            return Err(PlanError::OnlyUserMechanisms(workload.name().to_string()));
+        }
+        if workload.is_user() && self.functions.iter().any(|n| !n.is_one()) {
             return Err(PlanError::FunctionsOnUserWorkload(
                 workload.name().to_string(),
             ));
@@ -317,8 +339,8 @@ impl AgentPlan {
     pub fn cells(&self) -> Vec<CellSpec> {
         let mut cells = Vec::new();
         for &m in &self.mechanisms {
-            let (functions, others): (&[u32], &[u32]) = if m == MechanismKind::Baseline {
-                (&[1], &[0])
+            let (functions, others): (&[Functions], &[u32]) = if m == MechanismKind::Baseline {
+                (&[Functions::ONE], &[0])
             } else {
                 (&self.functions, &self.other_tracers)
             };
@@ -378,13 +400,17 @@ impl AgentPlan {
     /// The most functions any cell traces at once that the agent chooses (`all` takes
     /// the kernel's whole list, unchosen).
     pub fn max_functions(&self) -> u32 {
-        self.functions.iter().copied().max().unwrap_or(1).max(1)
+        self.functions
+            .iter()
+            .filter_map(|f| f.count())
+            .max()
+            .unwrap_or(1)
     }
 
     /// Whether some cell traces more than one function (N > 1 or `all`): those install
     /// from nothing in every repeat, and record attach and detach times.
     pub fn many_functions(&self) -> bool {
-        self.functions.iter().any(|&n| n != 1)
+        self.functions.iter().any(|n| !n.is_one())
     }
 
     /// The most other tracers beside any cell.
@@ -419,7 +445,7 @@ mod tests {
             fault: None,
             payloads: vec![Payload::Count],
             stacks: vec![1],
-            functions: vec![1],
+            functions: vec![Functions::ONE],
             other_tracers: vec![0],
             adaptive: None,
             peer_cpu: None,
@@ -469,11 +495,11 @@ mod tests {
         );
         let mut p = plan();
         p.mechanisms = vec![MechanismKind::Baseline, MechanismKind::Kprobe];
-        p.functions = vec![1, 10];
+        p.functions = vec![Functions::ONE, Functions::Count(10)];
         let labels: Vec<String> = p.cells().iter().map(|c| c.id().label()).collect();
         assert_eq!(labels, ["baseline", "kprobe", "kprobe/n10"]);
         assert_eq!(p.max_functions(), 10);
-        p.functions = vec![1];
+        p.functions = vec![Functions::ONE];
         p.other_tracers = vec![0, 100];
         p.validate().expect("valid");
         let labels: Vec<String> = p.cells().iter().map(|c| c.id().label()).collect();
@@ -488,6 +514,7 @@ mod tests {
         assert!(p.validate().is_err());
         p.other_tracers = vec![1];
         p.workload = "user-nop".into();
+        p.mechanisms = vec![MechanismKind::Baseline, MechanismKind::Uprobe];
         assert_eq!(
             p.validate(),
             Err(PlanError::OtherTracersOnUserWorkload("user-nop".into()))
@@ -540,20 +567,38 @@ mod tests {
             p.stacks = stacks.clone();
             assert_eq!(p.validate(), Err(PlanError::BadStacks(stacks)));
         }
-        // 0 is `all`, valid once.
-        for functions in [vec![], vec![0, 0], vec![10, 10], vec![MAX_FUNCTIONS + 1]] {
+        let n = Functions::Count;
+        for functions in [
+            vec![],
+            vec![Functions::All, Functions::All],
+            vec![n(10), n(10)],
+            vec![n(MAX_FUNCTIONS + 1)],
+            vec![n(0)],
+        ] {
             let mut p = plan();
             p.functions = functions.clone();
             assert_eq!(p.validate(), Err(PlanError::BadFunctions(functions)));
         }
         let mut p = plan();
-        p.functions = vec![1, crate::cell_id::ALL_FUNCTIONS];
+        p.functions = vec![n(1), Functions::All];
         assert_eq!(p.validate(), Ok(()));
         assert!(p.many_functions());
         assert_eq!(p.max_functions(), 1, "all chooses nothing");
         let mut p = plan();
         p.workload = "user-nop".into();
-        p.functions = vec![1, 10];
+        p.mechanisms = vec![MechanismKind::Baseline, MechanismKind::Kprobe];
+        assert_eq!(
+            p.validate(),
+            Err(PlanError::NoUserMechanism("user-nop".into()))
+        );
+        p.mechanisms = vec![MechanismKind::Uprobe];
+        p.workload = "getppid".into();
+        assert_eq!(
+            p.validate(),
+            Err(PlanError::OnlyUserMechanisms("getppid".into()))
+        );
+        p.workload = "user-nop".into();
+        p.functions = vec![n(1), n(10)];
         assert_eq!(
             p.validate(),
             Err(PlanError::FunctionsOnUserWorkload("user-nop".into()))
@@ -570,7 +615,7 @@ mod tests {
         let p: AgentPlan = serde_json::from_value(json).expect("parse");
         assert_eq!(
             (p.payloads, p.stacks, p.functions),
-            (vec![Payload::Count], vec![1], vec![1])
+            (vec![Payload::Count], vec![1], vec![Functions::ONE])
         );
     }
 

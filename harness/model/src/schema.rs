@@ -155,10 +155,10 @@ pub struct Measured {
     /// How many programs/probes are attached to the function at once.
     #[serde(default = "one")]
     pub stack: u32,
-    /// Functions traced at once: the workload's own and `functions − 1` others
-    /// (`--functions`); 1 in results written before the axis existed.
-    #[serde(default = "one", skip_serializing_if = "is_one")]
-    pub functions: u32,
+    /// Functions traced at once (`--functions`); one in results written before the axis
+    /// existed.
+    #[serde(default, skip_serializing_if = "crate::cell_id::Functions::is_one")]
+    pub functions: crate::cell_id::Functions,
     /// The other functions traced beside the workload's (cells with `functions` > 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traced: Option<TracedSet>,
@@ -212,10 +212,6 @@ pub struct Measured {
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
-}
-
-fn is_one(n: &u32) -> bool {
-    *n == 1
 }
 
 /// The functions a cell traced beside the workload's own, and how they were chosen.
@@ -360,7 +356,7 @@ impl Measured {
             mechanism: mechanism.to_string(),
             payload: None,
             stack: 1,
-            functions: 1,
+            functions: crate::cell_id::Functions::ONE,
             traced: None,
             other_tracers: 0,
             beside: None,

@@ -10,7 +10,8 @@
 //! the same `--out` reuses the steps done (an interrupted bisect loses nothing). The tree
 //! is put back on the branch or commit it was on, whatever happens.
 
-use crate::study::{Observer, Study};
+use crate::progress::Observer;
+use crate::study::Study;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -395,13 +396,9 @@ mod tests {
 
     #[test]
     fn a_dirty_tree_is_refused_and_left_alone() {
-        use clap::Parser;
         let r = repo(&["a", "b"]);
         std::fs::write(r.path().join("which"), "edited").expect("write");
-        let study = crate::cli::Cli::try_parse_from(["tracelab", "run"]).map(|c| match c.command {
-            crate::cli::Command::Run(a) => a.into_study(vec![]).expect("study"),
-            _ => unreachable!(),
-        });
+        let study = crate::cli::run::parse_study(&["tracelab".into(), "run".into()]);
         let b = Bisect {
             source: Source::Git {
                 repo: r.path().to_path_buf(),
@@ -418,7 +415,7 @@ mod tests {
         };
         struct Quiet;
         impl Observer for Quiet {
-            fn event(&self, _: Option<&str>, _: crate::study::Event<'_>) {}
+            fn event(&self, _: Option<&str>, _: crate::progress::Event<'_>) {}
         }
         let err = format!("{:#}", run(&b, &Quiet, &mut |_| {}).unwrap_err());
         assert!(err.contains("uncommitted changes"), "{err}");

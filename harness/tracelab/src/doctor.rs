@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use tracelab_agent::mechanism::REGISTRY;
 use tracelab_agent::tracefs::{KernelEnv, Tracefs};
+use tracelab_model::arch::Arch;
 use tracelab_model::kconfig;
 use tracelab_model::workload::Workload;
 
@@ -35,9 +36,17 @@ pub fn capabilities(env: &KernelEnv) -> Vec<Capability> {
         .collect()
 }
 
-/// What a kernel of this config would offer in a guest: tracefs mounted by the lab, the
-/// tracers and probe files its options build.
-pub fn guest_env(config: &BTreeMap<String, String>, release: &str) -> KernelEnv {
+/// Whether a study can run on a kernel with these capabilities: at least one mechanism
+/// besides the baseline.
+pub fn can_run(caps: &[Capability]) -> bool {
+    caps.iter()
+        .any(|c| c.supported && c.mechanism != "baseline")
+}
+
+/// What a kernel of this config would offer in a guest of `arch`: tracefs mounted by the
+/// lab, the tracers and probe files its options build. Judged from the config alone, never
+/// from this host's tracefs.
+pub fn guest_env(config: &BTreeMap<String, String>, release: &str, arch: Arch) -> KernelEnv {
     let on = |o: &str| kconfig::enabled(config, o) == Some(true);
     let mut tracers = vec!["nop".to_string()];
     if on("CONFIG_FUNCTION_TRACER") {
@@ -48,23 +57,29 @@ pub fn guest_env(config: &BTreeMap<String, String>, release: &str) -> KernelEnv 
     }
     KernelEnv {
         release: release.to_string(),
+        machine: match arch {
+            Arch::X86_64 => "x86_64",
+            Arch::Arm64 => "aarch64",
+        }
+        .to_string(),
         config: config.clone(),
         tracefs: on("CONFIG_TRACING"),
         tracers,
         kprobe_events: on("CONFIG_KPROBE_EVENTS"),
         dynamic_events: on("CONFIG_KPROBE_EVENTS") || on("CONFIG_FPROBE_EVENTS"),
+        uprobe_events: on("CONFIG_UPROBE_EVENTS"),
         ftrace_filter: on("CONFIG_DYNAMIC_FTRACE"),
         readme: if on("CONFIG_FPROBE_EVENTS") {
             "f[:[<group>/][<event>]]".into()
         } else {
             String::new()
         },
-        ..KernelEnv::default()
     }
 }
 
-/// This host: the preflight's blockers, then per-mechanism support, counters, noise.
-pub fn local_report() -> String {
+/// This host: the preflight's blockers, then per-mechanism support, counters, noise; and
+/// whether the local target can run (no blocker).
+pub fn local_report() -> (String, bool) {
     let mut out = String::new();
     let (release, machine) = tracelab_agent::tracefs::uname();
     let _ = writeln!(out, "host kernel {release} ({machine})");
@@ -108,7 +123,7 @@ pub fn local_report() -> String {
     for w in tracelab_agent::environment::capture().warnings {
         let _ = writeln!(out, "warning: {w}");
     }
-    out
+    (out, problems.is_empty())
 }
 
 /// The capability table as aligned text.
@@ -130,7 +145,7 @@ mod tests {
         let config = kconfig::parse(
             "CONFIG_TRACING=y\nCONFIG_FUNCTION_TRACER=y\nCONFIG_FUNCTION_GRAPH_TRACER=y\nCONFIG_DYNAMIC_FTRACE=y\nCONFIG_KPROBES=y\nCONFIG_KPROBE_EVENTS=y\n# CONFIG_FPROBE is not set\n",
         );
-        let caps = capabilities(&guest_env(&config, "6.12"));
+        let caps = capabilities(&guest_env(&config, "6.12", Arch::Arm64));
         let get = |m: &str| caps.iter().find(|c| c.mechanism == m).cloned();
         assert!(get("kprobe").is_some_and(|c| c.supported));
         assert!(get("function-graph").is_some_and(|c| c.supported));
@@ -140,5 +155,27 @@ mod tests {
             "{fprobe:?}"
         );
         assert!(table(&caps).contains("unsupported"));
+        assert!(can_run(&caps));
+    }
+
+    /// A guest is judged from its config: this host's tracefs (none, here) once made
+    /// uprobes look unsupported on kernels that have them.
+    #[test]
+    fn a_guest_with_uprobe_events_supports_uprobes() {
+        let config = kconfig::parse(
+            "CONFIG_TRACING=y\nCONFIG_UPROBES=y\nCONFIG_UPROBE_EVENTS=y\nCONFIG_FUNCTION_TRACER=y\n",
+        );
+        let caps = capabilities(&guest_env(&config, "6.12", Arch::X86_64));
+        let uprobe = caps
+            .iter()
+            .find(|c| c.mechanism == "uprobe")
+            .expect("uprobe row");
+        assert!(uprobe.supported, "{uprobe:?}");
+        let none = capabilities(&guest_env(
+            &kconfig::parse("# CONFIG_TRACING is not set\n"),
+            "6.12",
+            Arch::X86_64,
+        ));
+        assert!(!can_run(&none), "{}", table(&none));
     }
 }

@@ -7,7 +7,6 @@
 //! → model.
 
 pub mod bisect;
-pub mod chaos;
 pub mod cli;
 pub mod compare;
 pub mod dataset;
@@ -17,13 +16,16 @@ pub mod history;
 pub mod interrupt;
 pub mod matrix;
 pub mod merge;
-pub mod peers;
 pub mod plot;
+pub mod progress;
 pub mod publish;
-pub mod rehearsal;
 pub mod render;
 pub mod report;
 pub mod results;
+pub mod self_study;
 pub mod study;
+/// Fabricated results for tests and benchmarks (the `test-support` feature), never part
+/// of a measurement.
+#[cfg(any(test, feature = "test-support"))]
 pub mod synthetic;
 pub mod target;

@@ -6,8 +6,9 @@
 //! own (its error is in `dataset.json`, its cells say why) and the others go on.
 
 use crate::dataset::{self, DatasetIndex, GuestEntry, INDEX_VERSION};
+use crate::progress::{Event, Observer};
 use crate::render::Table;
-use crate::study::{self, Event, Observer, Study, TargetSpec};
+use crate::study::{self, Study, TargetSpec};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -469,7 +470,6 @@ mod tests {
         };
         assert_eq!(order, foreign_first);
     }
-    use clap::Parser;
 
     struct Quiet;
     impl Observer for Quiet {
@@ -477,10 +477,6 @@ mod tests {
     }
 
     fn matrix(arches: &[Arch], kernels: &[KernelVersion]) -> Matrix {
-        let cli = crate::cli::Cli::try_parse_from(["tracelab", "run"]).expect("default run");
-        let crate::cli::Command::Run(run) = cli.command else {
-            panic!("run");
-        };
         let guests: Vec<Guest> = arches
             .iter()
             .flat_map(|&arch| kernels.iter().map(move |&kernel| Guest { arch, kernel }))
@@ -489,7 +485,7 @@ mod tests {
             all_guests: guests.clone(),
             guests,
             shard: None,
-            study: run.into_study(vec![]).expect("study"),
+            study: crate::cli::run::parse_study(&["tracelab".into(), "run".into()]).expect("study"),
             out: PathBuf::new(),
             jobs: 2,
         }

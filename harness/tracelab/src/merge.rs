@@ -51,18 +51,32 @@ fn check(shards: &[(PathBuf, DatasetIndex)]) -> Result<usize> {
                 short(&first.plan_sha256)
             );
         }
-        if idx.git_revision != first.git_revision
-            || idx.tracelab_version != first.tracelab_version
-            || idx.agents != first.agents
+        if idx.git_revision != first.git_revision || idx.tracelab_version != first.tracelab_version
         {
             bail!(
-                "{} was made by another lab build than {} (revision {} vs {}, agents differ: {}): rerun the shards from one build",
+                "{} was made by another lab build than {} (revision {} vs {}): rerun the shards from one build",
                 dir.display(),
                 first_dir.display(),
                 idx.git_revision.as_deref().unwrap_or("unknown"),
                 first.git_revision.as_deref().unwrap_or("unknown"),
-                idx.agents != first.agents
             );
+        }
+        // Agents are compared per arch: a shard holds the agents of the arches it ran, so
+        // shards of one arch each have disjoint sets, and that is one build.
+        for (arch, build) in &idx.agents {
+            if let Some((other_dir, other)) = shards
+                .iter()
+                .find_map(|(d, i)| i.agents.get(arch).map(|b| (d, b)))
+                .filter(|(_, b)| b.sha256 != build.sha256)
+            {
+                bail!(
+                    "{} ran another {arch} agent than {} (sha256 {} vs {}): give every shard the same agent files (build them once, set TRACELAB_AGENT_DIR)",
+                    dir.display(),
+                    other_dir.display(),
+                    short(&Some(build.sha256.clone())),
+                    short(&Some(other.sha256.clone()))
+                );
+            }
         }
         if seen.contains(&shard.index) {
             bail!("shard {shard} is given twice ({})", dir.display());
@@ -107,6 +121,11 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<Merged> {
     merged.shard = None;
     merged.guests.clear();
     for (dir, idx) in &indexed {
+        merged.agents.extend(idx.agents.clone());
+        let agents = dir.join(crate::matrix::AGENTS_DIR);
+        if agents.is_dir() {
+            dataset::copy_tree(&agents, &root.join(crate::matrix::AGENTS_DIR))?;
+        }
         for g in &idx.guests {
             // A guest that could not start has no directory.
             if dir.join(&g.dir).is_dir() {
@@ -120,10 +139,6 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<Merged> {
         let label = format!("{} {}", g.arch, g.kernel);
         order.iter().position(|l| *l == label)
     });
-    let agents = indexed[0].0.join(crate::matrix::AGENTS_DIR);
-    if agents.is_dir() {
-        dataset::copy_tree(&agents, &root.join(crate::matrix::AGENTS_DIR))?;
-    }
     dataset::write_index(&root, &merged)?;
     crate::results::atomic::publish_dir(staging, out)?;
     Ok(Merged {
@@ -177,5 +192,61 @@ mod tests {
         let mut whole = index("1/2", "p");
         whole.shard = None;
         assert!(err(&[whole]).contains("not a shard"));
+    }
+
+    fn agent(sha: &str) -> dataset::AgentBuild {
+        dataset::AgentBuild {
+            sha256: sha.into(),
+            lab_revision: Some("abc".into()),
+        }
+    }
+
+    /// `matrix --arch x86_64,arm64 --shard i/2` gives each shard one arch and so only that
+    /// arch's agent: the shards were once refused as "another lab build".
+    #[test]
+    fn shards_of_one_arch_each_merge_and_agents_compare_per_arch() {
+        let mut x86 = index("1/2", "p");
+        x86.agents.insert("x86_64".into(), agent("aaaa"));
+        let mut arm = index("2/2", "p");
+        arm.agents.insert("arm64".into(), agent("bbbb"));
+        assert_eq!(check(&set(&[x86.clone(), arm.clone()])).expect("merges"), 2);
+        let mut other = arm.clone();
+        other.agents.insert("x86_64".into(), agent("cccc"));
+        let err = format!("{:#}", check(&set(&[x86, other])).unwrap_err());
+        assert!(err.contains("another x86_64 agent"), "{err}");
+    }
+
+    /// A real merge of two one-arch shards on disk: every guest and both agents are kept.
+    #[test]
+    fn merging_one_arch_shards_keeps_both_agents() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut shards = Vec::new();
+        for (i, arch, sha) in [(1, "x86_64", "aaaa"), (2, "arm64", "bbbb")] {
+            let shard = dir.path().join(format!("s{i}"));
+            let mut idx = index(&format!("{i}/2"), "p");
+            idx.matrix_guests = vec!["x86_64 6.12".into(), "arm64 6.12".into()];
+            idx.agents.insert(arch.into(), agent(sha));
+            std::fs::create_dir_all(shard.join(crate::matrix::AGENTS_DIR)).expect("mkdir");
+            std::fs::write(
+                shard
+                    .join(crate::matrix::AGENTS_DIR)
+                    .join(format!("tracelab-agent-{arch}")),
+                sha,
+            )
+            .expect("agent");
+            dataset::write_index(&shard, &idx).expect("index");
+            shards.push(shard);
+        }
+        let out = dir.path().join("merged");
+        let m = merge(&shards, &out).expect("merge");
+        assert_eq!(m.shards, 2);
+        let idx = dataset::read_index(&out).expect("read").expect("index");
+        assert_eq!(idx.agents.len(), 2, "{:?}", idx.agents);
+        for arch in ["x86_64", "arm64"] {
+            assert!(out
+                .join(crate::matrix::AGENTS_DIR)
+                .join(format!("tracelab-agent-{arch}"))
+                .is_file());
+        }
     }
 }

@@ -1,6 +1,5 @@
 //! A study: one plan on one target, stored as it runs.
 
-use crate::dataset::GuestEntry;
 use crate::guest::console::Timeouts;
 use crate::guest::qemu::Mode;
 use crate::results::RunMeta;
@@ -63,27 +62,6 @@ impl Study {
     pub fn default_out(run_id: &str) -> PathBuf {
         PathBuf::from("results").join(run_id)
     }
-}
-
-/// What a running study or matrix reports as it goes, typed: the one progress observer
-/// of `run` and `matrix` (the CLI's draws the bars; tests record or ignore them).
-#[derive(Debug, Clone, Copy)]
-pub enum Event<'a> {
-    /// A step before or between cells (fetching, booting, a warning).
-    Stage(&'a str),
-    /// A cell finished and is stored.
-    Cell {
-        cell: &'a Cell,
-        done: usize,
-        total: usize,
-    },
-    /// A matrix guest finished (done or error: the entry says which).
-    GuestDone(&'a GuestEntry),
-}
-
-pub trait Observer: Sync {
-    /// `guest` names the matrix guest the event is about; None for a lone study.
-    fn event(&self, guest: Option<&str>, event: Event<'_>);
 }
 
 /// A finished (or partly finished) study.

@@ -91,34 +91,53 @@ fn local_target_refuses_where_tracing_is_forbidden() {
     }
 }
 
+/// A fabricated night: x86_64 on `kernels`, run ids made unique by `tag` (the same
+/// dataset added twice is refused).
+fn night_dataset(dir: &std::path::Path, kernels: &[&str], tag: &str) {
+    let mut runs = tracelab::synthetic::matrix(&["x86_64"], kernels, 3, 0.0);
+    for r in &mut runs {
+        r.meta.run_id.push_str(tag);
+    }
+    tracelab::synthetic::write_dataset(dir, &runs).expect("dataset");
+}
+
 #[test]
 fn add_night_appends_a_dataset_once_and_history_reads_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ds = dir.path().join("night");
-    let runs = tracelab::synthetic::matrix(&["x86_64"], &["6.12", "7.3"], 3, 0.0);
-    tracelab::synthetic::write_dataset(&ds, &runs).expect("dataset");
+    night_dataset(&ds, &["6.12", "7.3"], "-1");
     let store = dir.path().join("store");
-    let add = |night: &str| {
+    let add = |night: &str, ds: &std::path::Path| {
         tracelab()
             .arg("add-night")
             .arg(&store)
-            .arg(&ds)
+            .arg(ds)
             .args(["--night", night])
             .assert()
     };
-    add("2026-12-01-a")
+    add("2026-12-01-a", &ds)
         .success()
         .stdout(contains("night=2026-12-01-a"));
-    add("2026-12-01-a")
+    add("2026-12-01-a", &ds)
         .code(2)
         .stderr(contains("already in").and(contains("--night")));
-    add("2026-12-02-a").success();
+    // The same dataset under another night's name would read as a night of no change.
+    add("2026-12-02-a", &ds)
+        .code(2)
+        .stderr(contains("the same runs as night 2026-12-01-a"));
+    let second = dir.path().join("second");
+    night_dataset(&second, &["6.12", "7.3"], "-2");
+    add("2026-12-02-a", &second).success();
     tracelab()
         .arg("history")
         .arg(&store)
         .assert()
         .success()
-        .stdout(contains("2 nights, 14 series, 28 points: 0 changes"));
+        .stdout(
+            contains("2 nights, 14 series, 28 points: 0 changes").and(contains(
+                "newest night 2026-12-02-a: complete (14 series of the night before all measured",
+            )),
+        );
     tracelab()
         .arg("add-night")
         .arg(&store)
@@ -126,4 +145,137 @@ fn add_night_appends_a_dataset_once_and_history_reads_it() {
         .assert()
         .code(2)
         .stderr(contains("is not a directory"));
+    // A dataset is not a store: say so, and how to make one.
+    tracelab()
+        .arg("history")
+        .arg(&ds)
+        .assert()
+        .code(2)
+        .stderr(contains("is a dataset").and(contains("add-night")));
+}
+
+/// `history` on a store whose newest night lacks most series once printed "0 changes"
+/// and exited 0: a gate that passed on a night that measured almost nothing.
+#[test]
+fn history_fails_the_gate_on_an_incomplete_newest_night() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    for (night, kernels, tag) in [
+        ("2026-12-01-a", &["6.12", "7.3"][..], "-1"),
+        ("2026-12-02-a", &["6.12"][..], "-2"),
+    ] {
+        let ds = dir.path().join(tag);
+        night_dataset(&ds, kernels, tag);
+        tracelab()
+            .arg("add-night")
+            .arg(&store)
+            .arg(&ds)
+            .args(["--night", night])
+            .assert()
+            .success();
+    }
+    tracelab()
+        .arg("history")
+        .arg(&store)
+        .assert()
+        .code(3)
+        .stdout(contains(
+            "newest night 2026-12-02-a is INCOMPLETE: 7 of 14 series of night 2026-12-01-a missing",
+        ))
+        .stderr(contains("--allow-incomplete"));
+    tracelab()
+        .args(["history", "--allow-incomplete"])
+        .arg(&store)
+        .assert()
+        .success();
+    // A failed cell in the newest night fails the gate too.
+    let ds = dir.path().join("failed");
+    let mut runs = tracelab::synthetic::matrix(&["x86_64"], &["6.12", "7.3"], 3, 0.0);
+    for r in &mut runs {
+        r.meta.run_id.push_str("-3");
+        if let Some(c) = r
+            .cells
+            .iter_mut()
+            .find(|c| c.measured.mechanism == "kprobe")
+        {
+            c.measured.status = tracelab_model::schema::Status::Failed;
+            c.measured.reason = Some("fired 19999 times for an expected 20000".into());
+        }
+    }
+    tracelab::synthetic::write_dataset(&ds, &runs).expect("dataset");
+    tracelab()
+        .arg("add-night")
+        .arg(&store)
+        .arg(&ds)
+        .args(["--night", "2026-12-03-a"])
+        .assert()
+        .success();
+    tracelab()
+        .arg("history")
+        .arg(&store)
+        .assert()
+        .code(3)
+        .stdout(contains("failed cells").and(contains("fired 19999 times")));
+}
+
+/// A reader that closes the pipe (`| head -1`) ends the printing quietly; the exit status
+/// is the command's own (so `compare … | head` under pipefail still fails a gate).
+#[test]
+fn a_closed_pipe_ends_quietly_and_keeps_the_exit_status() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (base, cand) = (dir.path().join("base"), dir.path().join("cand"));
+    tracelab::synthetic::write_dataset(
+        &base,
+        &tracelab::synthetic::matrix(&["x86_64"], &["6.12"], 3, 0.0),
+    )
+    .expect("base");
+    let mut worse = tracelab::synthetic::matrix(&["x86_64"], &["6.12"], 3, 0.0);
+    worse[0].cells = worse[0]
+        .cells
+        .iter()
+        .map(|c| {
+            let mut spec = tracelab::synthetic::CellSpec::ok(&c.measured.mechanism, 0.0);
+            if let Some(s) = &c.summary {
+                spec = tracelab::synthetic::CellSpec::ok(&c.measured.mechanism, s.overhead * 1.5);
+            }
+            tracelab::synthetic::cell(&worse[0].meta, &spec, 3, 1000)
+        })
+        .collect();
+    tracelab::synthetic::write_dataset(&cand, &worse).expect("cand");
+    let guest = base.join("arch=x86_64/kernel=6.12");
+    for (args, code) in [
+        (
+            vec![
+                "show".into(),
+                guest.clone().into_os_string(),
+                "--format".into(),
+                "json".into(),
+            ],
+            0,
+        ),
+        (
+            vec![
+                "compare".into(),
+                base.clone().into_os_string(),
+                cand.clone().into_os_string(),
+            ],
+            1,
+        ),
+    ] {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("tracelab"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        // Close the reading end before the command writes anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{args:?}: {stderr}"
+        );
+    }
 }

@@ -32,7 +32,7 @@ pub struct CellKey {
     pub mechanism: String,
     pub payload: Option<String>,
     pub stack: u32,
-    pub functions: u32,
+    pub functions: tracelab_model::cell_id::Functions,
     /// Other tracers beside the cell (left out of the JSON when 0).
     #[serde(skip_serializing_if = "is_zero")]
     pub other_tracers: u32,
@@ -104,7 +104,9 @@ impl Threshold {
     }
 }
 
-/// Parses a relative threshold: `5%`, `0.05` or `5 %`. Errors say what is accepted.
+/// Parses a relative threshold: `5%`, `5 %` or the fraction `0.05`. A bare number above 1
+/// is refused, not read as a fraction: `--threshold 5` would mean 500 %, and a CI gate
+/// written so would never fire.
 pub fn parse_relative(s: &str) -> Result<f64, String> {
     let t = s.trim();
     let (number, scale) = match t.strip_suffix('%') {
@@ -112,9 +114,14 @@ pub fn parse_relative(s: &str) -> Result<f64, String> {
         None => (t, 1.0),
     };
     match number.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 && scale == 1.0 && x > 1.0 => Err(format!(
+            "invalid threshold `{s}`: a bare number is a fraction and {x} would mean {}%; write {x}% (or {} as a fraction)",
+            x * 100.0,
+            x / 100.0
+        )),
         Ok(x) if x.is_finite() && x >= 0.0 => Ok(x * scale),
         _ => Err(format!(
-            "invalid threshold `{s}`: give a non-negative fraction or percentage, e.g. 5% or 0.05"
+            "invalid threshold `{s}`: give a percentage or a fraction up to 1, e.g. 5% or 0.05"
         )),
     }
 }
@@ -510,11 +517,8 @@ pub fn reproduce(meta: &RunMeta, key: &CellKey) -> String {
     if let Some(p) = &key.payload {
         cmd.push_str(&format!(" --payloads {p}"));
     }
-    if key.functions != 1 {
-        cmd.push_str(&format!(
-            " --functions {}",
-            tracelab_model::cell_id::functions_word(key.functions)
-        ));
+    if !key.functions.is_one() {
+        cmd.push_str(&format!(" --functions {}", key.functions));
     }
     if key.other_tracers != 0 {
         cmd.push_str(&format!(" --other-tracers {}", key.other_tracers));

@@ -31,7 +31,7 @@ fn key() -> CellKey {
         mechanism: "kprobe".into(),
         payload: None,
         stack: 1,
-        functions: 1,
+        functions: tracelab_model::cell_id::Functions::ONE,
         other_tracers: 0,
         workload: "getppid".into(),
     }
@@ -148,6 +148,11 @@ fn thresholds_parse_and_name_what_is_accepted() {
     assert_eq!(parse_relative("0.1"), Ok(0.1));
     assert_eq!(parse_relative(" 2.5 % "), Ok(0.025));
     assert!(parse_relative("-1%").unwrap_err().contains("e.g. 5%"));
+    // A gate written `--threshold 5` once meant 500 % and never fired.
+    let err = parse_relative("5").unwrap_err();
+    assert!(err.contains("500%") && err.contains("5%"), "{err}");
+    assert_eq!(parse_relative("1"), Ok(1.0));
+    assert_eq!(parse_relative("150%"), Ok(1.5));
     assert!(parse_relative("five").is_err());
     assert_eq!(parse_floor("0.5"), Ok(0.5));
     assert!(parse_floor("inf").unwrap_err().contains("insn or ns"));

@@ -4,7 +4,7 @@
 
 use crate::guest::console::{self, Event as ConsoleEvent, Timeouts};
 use crate::guest::qemu::{Accel, Mode, Setup};
-use crate::study::{Event, Observer};
+use crate::progress::{Event, Observer};
 use anyhow::{bail, Context, Result};
 use base64::Engine;
 use std::collections::BTreeMap;

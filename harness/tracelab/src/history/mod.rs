@@ -17,10 +17,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use tracelab_model::schema::Status;
 
-fn is_one(n: &u32) -> bool {
-    *n == 1
-}
-
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
@@ -36,8 +32,8 @@ pub struct SeriesKey {
     pub payload: Option<String>,
     pub stack: u32,
     /// Functions traced at once (`--functions`; left out of the JSON when 1).
-    #[serde(skip_serializing_if = "is_one")]
-    pub functions: u32,
+    #[serde(skip_serializing_if = "tracelab_model::cell_id::Functions::is_one")]
+    pub functions: tracelab_model::cell_id::Functions,
     /// Other tracers beside the cell (`--other-tracers`; left out of the JSON when 0).
     #[serde(skip_serializing_if = "is_zero")]
     pub other_tracers: u32,
@@ -60,9 +56,11 @@ impl SeriesKey {
             s.push_str(&format!(" ×{}", self.stack));
         }
         match self.functions {
-            1 => {}
-            tracelab_model::cell_id::ALL_FUNCTIONS => s.push_str(" on every function"),
-            n => s.push_str(&format!(" on {n} functions")),
+            tracelab_model::cell_id::Functions::Count(1) => {}
+            tracelab_model::cell_id::Functions::All => s.push_str(" on every function"),
+            tracelab_model::cell_id::Functions::Count(n) => {
+                s.push_str(&format!(" on {n} functions"))
+            }
         }
         if self.other_tracers != 0 {
             s.push_str(&format!(" beside {} other tracers", self.other_tracers));
@@ -119,6 +117,8 @@ pub struct History {
     pub series: usize,
     pub points: usize,
     pub changes: Vec<Found>,
+    /// Whether the newest night is whole (set by the caller from [`load_checked`]).
+    pub completeness: Completeness,
 }
 
 impl History {
@@ -194,9 +194,84 @@ pub struct Grouping {
     pub across_kernels: bool,
 }
 
+/// Whether the store's newest night is whole: a gate must not read "0 changes" off a
+/// night that measured almost nothing. Made by [`load_checked`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Completeness {
+    /// The newest night and the one before it (the reference for what should be there).
+    pub newest: Option<String>,
+    pub previous: Option<String>,
+    /// Series of the night before with no figure in the newest night.
+    pub missing: Vec<String>,
+    /// How many series the night before had.
+    pub expected: usize,
+    /// Cells of the newest night that failed (label: reason).
+    pub failed: Vec<String>,
+    /// An earlier night holding exactly the same runs (the same dataset added twice).
+    pub duplicate_of: Option<String>,
+}
+
+impl Completeness {
+    pub fn is_complete(&self) -> bool {
+        self.missing.is_empty() && self.failed.is_empty() && self.duplicate_of.is_none()
+    }
+
+    /// One line for the top of `history`'s output: the verdict on the newest night.
+    pub fn line(&self) -> String {
+        let Some(newest) = &self.newest else {
+            return "no nights".into();
+        };
+        if self.is_complete() {
+            return format!(
+                "newest night {newest}: complete ({} series of the night before all measured, no failed cells)",
+                self.expected
+            );
+        }
+        let mut what = Vec::new();
+        if !self.missing.is_empty() {
+            what.push(format!(
+                "{} of {} series of night {} missing (e.g. {})",
+                self.missing.len(),
+                self.expected,
+                self.previous.as_deref().unwrap_or("-"),
+                self.missing
+                    .iter()
+                    .take(3)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ));
+        }
+        if !self.failed.is_empty() {
+            what.push(format!(
+                "{} failed cells (e.g. {})",
+                self.failed.len(),
+                self.failed
+                    .iter()
+                    .take(3)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ));
+        }
+        if let Some(d) = &self.duplicate_of {
+            what.push(format!("the same runs as night {d} (added twice)"));
+        }
+        format!("newest night {newest} is INCOMPLETE: {}", what.join("; "))
+    }
+}
+
 /// Reads every night of `store` into series (in parallel; each results directory by its
 /// `summary.parquet`, or its cells where that is missing or stale).
 pub fn load(store: &Path, grouping: Grouping) -> Result<(usize, Vec<Series>)> {
+    load_checked(store, grouping).map(|(n, s, _)| (n, s))
+}
+
+/// [`load`], and whether the newest night is whole ([`Completeness`]).
+pub fn load_checked(
+    store: &Path,
+    grouping: Grouping,
+) -> Result<(usize, Vec<Series>, Completeness)> {
     let nights = store::nights(store)?;
     let mut dirs = Vec::new();
     for (label, dir, info) in &nights {
@@ -216,11 +291,37 @@ pub fn load(store: &Path, grouping: Grouping) -> Result<(usize, Vec<Series>)> {
         })
         .into_iter()
         .collect::<Result<_>>()?;
+    let labels: Vec<&String> = nights.iter().map(|(l, _, _)| l).collect();
+    let newest = labels.last().map(|l| l.to_string());
+    let previous = labels.len().checked_sub(2).map(|i| labels[i].to_string());
+    let mut check = Completeness {
+        newest: newest.clone(),
+        previous: previous.clone(),
+        ..Completeness::default()
+    };
+    let mut runs: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
     let mut series: BTreeMap<SeriesKey, Vec<Point>> = BTreeMap::new();
     for (night, host, meta, rows) in &loaded {
+        runs.entry(night.as_str())
+            .or_default()
+            .insert(meta.run_id.as_str());
         let f = facts(meta, host);
         // A baseline cell's overhead is 0 by construction: no series of its own.
         for row in rows.iter().filter(|r| r.mechanism != "baseline") {
+            if row.status == Status::Failed && newest.as_deref() == Some(night.as_str()) {
+                let mut k = key(row, meta, host);
+                if grouping.across_kernels {
+                    k.kernel = "any kernel".into();
+                }
+                check.failed.push(format!(
+                    "{}: {}",
+                    k.label(),
+                    row.reason
+                        .as_deref()
+                        .map(crate::results::row::one_line)
+                        .unwrap_or_default()
+                ));
+            }
             let (Status::Ok, Some(value)) = (row.status, row.overhead) else {
                 continue;
             };
@@ -251,7 +352,21 @@ pub fn load(store: &Path, grouping: Grouping) -> Result<(usize, Vec<Series>)> {
         })
         .collect();
     out.sort_by(|a, b| a.key.cmp(&b.key));
-    Ok((nights.len(), out))
+    if let (Some(newest), Some(previous)) = (&newest, &previous) {
+        let has = |s: &Series, n: &str| s.points.iter().any(|p| p.night == n);
+        check.expected = out.iter().filter(|s| has(s, previous)).count();
+        check.missing = out
+            .iter()
+            .filter(|s| has(s, previous) && !has(s, newest))
+            .map(|s| s.key.label())
+            .collect();
+        let newest_runs = runs.get(newest.as_str());
+        check.duplicate_of = runs
+            .iter()
+            .find(|(n, r)| *n != newest && Some(*r) == newest_runs && !r.is_empty())
+            .map(|(n, _)| n.to_string());
+    }
+    Ok((nights.len(), out, check))
 }
 
 /// Finds the changes of every series. `relative` and `floor` are the smallest change
@@ -306,6 +421,7 @@ pub fn analyse(nights: usize, series: &[Series], relative: f64, floor: f64) -> H
         series: series.len(),
         points: series.iter().map(|s| s.points.len()).sum(),
         changes,
+        completeness: Completeness::default(),
     }
 }
 
@@ -376,6 +492,11 @@ pub fn render(h: &History, format: Format) -> Result<String> {
         Format::Markdown => t.markdown(),
         Format::Csv => return Ok(t.csv()),
         _ => t.text(true),
+    };
+    // The verdict on the newest night first: a night that measured little shows no change.
+    let head = match &h.completeness.newest {
+        Some(_) => format!("{}\n{head}", h.completeness.line()),
+        None => head,
     };
     Ok(if h.changes.is_empty() {
         head

@@ -81,6 +81,19 @@ pub fn append(
             store.display()
         );
     }
+    // The same dataset added twice would read as a night in which nothing changed.
+    let ids = run_ids(source)?;
+    if store.is_dir() && !ids.is_empty() {
+        for (label, dir, _) in nights(store).unwrap_or_default() {
+            if run_ids(&dir)? == ids {
+                bail!(
+                    "{} holds the same runs as night {label} of {}: a dataset is added once",
+                    source.display(),
+                    store.display()
+                );
+            }
+        }
+    }
     let staging = tempfile::Builder::new()
         .prefix(&format!(".{NIGHT_PREFIX}{night}.partial-"))
         .tempdir_in(store)
@@ -118,11 +131,41 @@ pub fn append(
     Ok(dest)
 }
 
+/// The run ids of the results directories at or under `path` (from their `meta.json`).
+fn run_ids(path: &Path) -> Result<std::collections::BTreeSet<String>> {
+    #[derive(Deserialize)]
+    struct Id {
+        run_id: String,
+    }
+    dataset::results_dirs(path)?
+        .into_iter()
+        .map(|d| {
+            let file = d.join(crate::results::store::META_FILE);
+            let bytes = fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let id: Id = serde_json::from_slice(&bytes)
+                .with_context(|| format!("parsing {}", file.display()))?;
+            Ok(id.run_id)
+        })
+        .collect()
+}
+
 /// Every night of a store, oldest first: (label, directory, info). Anything else in the
 /// store but hidden entries is refused, so a stray copy cannot pass for a night.
 pub fn nights(store: &Path) -> Result<Vec<(String, PathBuf, Option<NightInfo>)>> {
     let entries = fs::read_dir(store)
         .with_context(|| format!("{} is not a store directory", store.display()))?;
+    let dataset = store.join(crate::dataset::INDEX_FILE).is_file()
+        || store.join(crate::results::store::META_FILE).is_file()
+        || fs::read_dir(store)?
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("arch="));
+    if dataset {
+        bail!(
+            "{} is a dataset (or a results directory), not a store of nights: add it to a store with `tracelab add-night <store> {}`",
+            store.display(),
+            store.display()
+        );
+    }
     let mut out = Vec::new();
     for e in entries {
         let e = e?;

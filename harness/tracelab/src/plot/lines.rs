@@ -17,6 +17,9 @@ pub struct Lines {
     pub log_y: bool,
     /// (name, points (x, y)); points that cannot be placed are left out.
     pub series: Vec<(String, Vec<(f64, f64)>)>,
+    /// An x that stands for a category rather than a count (`--functions all` drawn a
+    /// decade beyond the largest N): its tick reads `all`.
+    pub all_at: Option<f64>,
 }
 
 pub fn lines(fig: &Lines) -> String {
@@ -92,7 +95,10 @@ fn draw(fig: &Lines) -> DrawResult<String> {
                     .configure_mesh()
                     .x_desc(fig.x_label.clone())
                     .y_desc(fig.y_label.clone())
-                    .x_label_formatter(&|v| tick(*v))
+                    .x_label_formatter(&|v| match fig.all_at {
+                        Some(a) if (v - a).abs() <= a * 1e-9 => "all".to_string(),
+                        _ => tick(*v),
+                    })
                     .y_label_formatter(&|v| tick(*v))
                     .label_style((FONT, 12))
                     .draw()?;
@@ -144,6 +150,7 @@ mod tests {
     #[test]
     fn draws_log_log_and_leaves_out_what_it_cannot_place() {
         let svg = lines(&Lines {
+            all_at: None,
             title: "attach time (insn)".into(),
             subtitle: "per mechanism".into(),
             x_label: "functions".into(),
@@ -170,6 +177,7 @@ mod tests {
                 subtitle: String::new(),
                 x_label: String::new(),
                 y_label: String::new(),
+                all_at: None,
                 log_y: true,
                 series: Vec::new(),
             }

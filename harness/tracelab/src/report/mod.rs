@@ -19,6 +19,7 @@ use crate::plot::lines::{self, Lines};
 use anyhow::{bail, Context, Result};
 use model::Point;
 use std::path::{Path, PathBuf};
+use tracelab_model::cell_id::Functions;
 use tracelab_model::schema::{Status, Unit};
 
 /// One figure of the report.
@@ -202,7 +203,7 @@ fn primary_payload(cells: &[&Point]) -> Option<String> {
 fn primary<'a>(cells: &[&'a Point]) -> Vec<&'a Point> {
     one_program(cells)
         .into_iter()
-        .filter(|p| p.functions == 1 && p.other_tracers == 0)
+        .filter(|p| p.functions.is_one() && p.other_tracers == 0)
         .collect()
 }
 
@@ -225,7 +226,7 @@ fn primary_note(cells: &[&Point]) -> String {
         (Some(p), true) => format!("; BPF: payload {p}, one program attached (others below)"),
         _ => String::new(),
     };
-    if cells.iter().any(|p| p.functions != 1) {
+    if cells.iter().any(|p| !p.functions.is_one()) {
         note.push_str("; one function traced (more below)");
     }
     if cells.iter().any(|p| p.other_tracers != 0) {
@@ -238,7 +239,7 @@ fn primary_note(cells: &[&Point]) -> String {
 /// functions traced (log–log), and the overhead per call of the workload's function
 /// against it. One line per mechanism measured at more than one N.
 fn functions_figures(arch: &str, unit: Unit, cells: &[&Point]) -> Vec<Figure> {
-    if !cells.iter().any(|p| p.functions != 1) {
+    if !cells.iter().any(|p| !p.functions.is_one()) {
         return Vec::new();
     }
     let cells: Vec<&Point> = one_program(cells)
@@ -247,7 +248,8 @@ fn functions_figures(arch: &str, unit: Unit, cells: &[&Point]) -> Vec<Figure> {
         .collect();
     let axis = Axis {
         across: |p| p.id().across_functions(),
-        x: |p| f64::from(p.functions),
+        // `all` has no count: it is drawn a decade beyond the largest N, its tick `all`.
+        x: |p| p.functions.count().map_or(f64::INFINITY, f64::from),
     };
     let mut out = Vec::new();
     for kernel in model::kernels(cells.iter().copied()) {
@@ -259,7 +261,21 @@ fn functions_figures(arch: &str, unit: Unit, cells: &[&Point]) -> Vec<Figure> {
         if axis.series(&here, &|p| p.overhead).is_empty() {
             continue;
         }
-        let line = |value: &dyn Fn(&Point) -> Option<f64>| axis.series(&here, value);
+        let all_at = all_position(&here);
+        let line = |value: &dyn Fn(&Point) -> Option<f64>| {
+            let mut series = axis.series(&here, value);
+            for (_, points) in &mut series {
+                for p in points.iter_mut().filter(|p| p.0.is_infinite()) {
+                    p.0 = all_at;
+                }
+            }
+            series
+        };
+        let all_note = if here.iter().any(|p| p.functions == Functions::All) {
+            "; all: every function, drawn a decade right of the largest N"
+        } else {
+            ""
+        };
         let clock = if unit == Unit::Insn {
             "elapsed guest time under icount (a wait counts at its virtual length)"
         } else {
@@ -285,11 +301,12 @@ fn functions_figures(arch: &str, unit: Unit, cells: &[&Point]) -> Vec<Figure> {
                 section: "Functions traced",
                 svg: lines::lines(&Lines {
                     title,
-                    subtitle: format!("{step}; median over repeats; {clock}; log–log"),
+                    subtitle: format!("{step}; median over repeats; {clock}; log–log{all_note}"),
                     x_label: "functions traced at once".into(),
                     y_label: format!("{what} time ({unit})"),
                     log_y: true,
                     series: line(&value),
+                    all_at: Some(all_at),
                 }),
             });
         }
@@ -302,15 +319,28 @@ fn functions_figures(arch: &str, unit: Unit, cells: &[&Point]) -> Vec<Figure> {
             section: "Functions traced",
             svg: lines::lines(&Lines {
                 title,
-                subtitle: "the others attached but never called; median paired overhead".into(),
+                subtitle: format!(
+                    "the others attached but never called; median paired overhead{all_note}"
+                ),
                 x_label: "functions traced at once".into(),
                 y_label: format!("overhead per call ({unit})"),
                 log_y: false,
                 series: line(&|p: &Point| p.overhead),
+                all_at: Some(all_at),
             }),
         });
     }
     out
+}
+
+/// Where `--functions all` is drawn: the decade after the largest N among `cells`.
+fn all_position(cells: &[&Point]) -> f64 {
+    let largest = cells
+        .iter()
+        .filter_map(|p| p.functions.count())
+        .max()
+        .unwrap_or(1);
+    10f64.powf((f64::from(largest)).log10().floor() + 1.0)
 }
 
 /// Cells along one axis: a line per series (the cell's identity without the axis)
@@ -360,7 +390,7 @@ fn other_tracers_figures(arch: &str, unit: Unit, cells: &[&Point]) -> Vec<Figure
     }
     let cells: Vec<&Point> = one_program(cells)
         .into_iter()
-        .filter(|p| p.functions == 1)
+        .filter(|p| p.functions.is_one())
         .collect();
     // The x axis is logarithmic: none (M = 0) is drawn at 1.
     let axis = Axis {
@@ -392,6 +422,7 @@ fn other_tracers_figures(arch: &str, unit: Unit, cells: &[&Point]) -> Vec<Figure
                 y_label: format!("overhead per call ({unit})"),
                 log_y: false,
                 series,
+                all_at: None,
             }),
         });
     }
@@ -778,7 +809,7 @@ pub fn make(inputs: &[PathBuf], out: &Path, title: &str, png: bool) -> Result<Ma
     let mut runs = Vec::new();
     let mut found = Vec::new();
     for input in inputs {
-        let here = crate::peers::find(input)?;
+        let here = crate::self_study::peers::find(input)?;
         match dataset::load(input) {
             Ok(r) => runs.extend(r),
             // A peers directory alone holds no run the report draws.

@@ -19,7 +19,7 @@ pub struct Point {
     pub payload: Option<String>,
     pub stack: u32,
     /// Functions traced at once (`--functions`).
-    pub functions: u32,
+    pub functions: tracelab_model::cell_id::Functions,
     /// Other tracers beside the cell (`--other-tracers`).
     pub other_tracers: u32,
     /// Median attach and detach times, where the cell installed and removed.

@@ -3,8 +3,8 @@
 //! was made, in both documents.
 
 use super::Report;
-use crate::peers::{self, Stored};
 use crate::render::escape_html as escape;
+use crate::self_study::peers::{self, Stored};
 use std::path::PathBuf;
 
 /// Appends one Peers section per run to the report's Markdown and HTML.

@@ -243,7 +243,13 @@ fn the_functions_axis_gets_curves_and_leaves_the_overview_alone() {
         .find(|c| c.measured.mechanism == "kprobe" && c.summary.is_some())
         .expect("a kprobe cell")
         .clone();
-    for (n, attach) in [(1u32, 3e7), (10, 1.3e8), (100, 1.2e9)] {
+    use tracelab_model::cell_id::Functions;
+    for (n, attach) in [
+        (Functions::Count(1), 3e7),
+        (Functions::Count(10), 1.3e8),
+        (Functions::Count(100), 1.2e9),
+        (Functions::All, 4.1e9),
+    ] {
         let mut c = one.clone();
         c.measured.functions = n;
         if let Some(s) = c.summary.as_mut() {
@@ -254,7 +260,7 @@ fn the_functions_axis_gets_curves_and_leaves_the_overview_alone() {
                 detach_thread: attach / 10.0,
             });
         }
-        if n == 1 {
+        if n.is_one() {
             run.cells.retain(|x| x.measured.mechanism != "kprobe");
         }
         run.cells.push(c);
@@ -276,6 +282,22 @@ fn the_functions_axis_gets_curves_and_leaves_the_overview_alone() {
     assert!(
         !overview.svg.contains("on 10 functions"),
         "the overview keeps N = 1"
+    );
+    // `--functions all` was stored as 0 and vanished from the log axis; it is a point
+    // of its own, a decade beyond N = 100, its tick `all`.
+    let attach = r
+        .figures
+        .iter()
+        .find(|f| f.title.starts_with("x86_64, kernel 6.12: attach time"))
+        .expect("attach figure");
+    assert!(
+        attach.svg.split(['<', '>']).any(|t| t.trim() == "all"),
+        "no `all` tick"
+    );
+    assert_eq!(
+        attach.svg.matches("<circle").count(),
+        4,
+        "four points: 1, 10, 100 and all"
     );
 }
 

@@ -129,7 +129,7 @@ pub fn summary_frame(rows: &[SummaryRow]) -> Result<DataFrame> {
             r.overhead_per_traced_call
         }),
         col(rows, "slowdown_pct", |r| r.slowdown_pct),
-        col(rows, "functions", |r| r.functions),
+        col(rows, "functions", |r| r.functions.column()),
         col(rows, "other_tracers", |r| r.other_tracers),
         col(rows, "attach_time", |r| r.attach_time),
         col(rows, "detach_time", |r| r.detach_time),
@@ -334,7 +334,10 @@ pub fn read_summary(path: &Path) -> Result<Vec<SummaryRow>> {
             traced_per_op: traced_per_op[i],
             overhead_per_traced_call: overhead_per_traced_call[i],
             slowdown_pct: slowdown_pct[i],
-            functions: functions[i].unwrap_or(1),
+            functions: functions[i].map_or(
+                tracelab_model::cell_id::Functions::ONE,
+                tracelab_model::cell_id::Functions::from_column,
+            ),
             other_tracers: other_tracers[i].unwrap_or(0),
             attach_time: attach_time[i],
             detach_time: detach_time[i],

@@ -116,7 +116,7 @@ fn grid(rows: &[SummaryRow], unit: Option<Unit>) -> Table {
         .iter()
         .any(|r| r.workload.parse::<Workload>().is_ok_and(Workload::is_macro));
     // The functions axis: how many, and what attaching and detaching them took.
-    let many = rows.iter().any(|r| r.functions != 1);
+    let many = rows.iter().any(|r| !r.functions.is_one());
     // The other-tracers axis: how many were beside the cell.
     let beside = rows.iter().any(|r| r.other_tracers != 0);
     // The stack-trace payloads: how deep the stacks they took were.
@@ -180,7 +180,7 @@ fn grid(rows: &[SummaryRow], unit: Option<Unit>) -> Table {
         }
         if many {
             line.extend([
-                tracelab_model::cell_id::functions_word(r.functions),
+                r.functions.to_string(),
                 millions(r.attach_time),
                 millions(r.detach_time),
             ]);

@@ -56,7 +56,7 @@ pub struct SummaryRow {
     /// baseline rate = overhead / armed cost per operation.
     pub slowdown_pct: Option<f64>,
     /// Functions traced at once (`--functions`; 1 in summaries written before).
-    pub functions: u32,
+    pub functions: tracelab_model::cell_id::Functions,
     /// Other tracers beside the cell (`--other-tracers`; 0 in summaries written before).
     pub other_tracers: u32,
     /// Median time from nothing to armed and from armed to nothing, in the cell's unit

@@ -24,6 +24,61 @@ pub const COUNTERS_FILE: &str = "counters.parquet";
 /// Per-cell counter summaries, one row per (cell, counter): what `report` reads.
 pub const COUNTER_SUMMARY_FILE: &str = "counter_summary.parquet";
 pub const CHART_FILE: &str = "overhead.svg";
+/// What the derived files were made from: every cell file's name, size and SHA256,
+/// written last, so derived files are trusted only while the cells still hash to it.
+pub const DERIVED_FILE: &str = "derived.json";
+
+/// The content of [`DERIVED_FILE`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Derived {
+    cells: Vec<CellFile>,
+}
+
+/// One cell file as the derived files saw it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct CellFile {
+    file: String,
+    bytes: u64,
+    sha256: String,
+}
+
+impl Derived {
+    /// The cell files of `path` as they are now.
+    fn of(path: &Path) -> Result<Derived> {
+        use sha2::{Digest, Sha256};
+        let cells = cell_files(path)?
+            .into_iter()
+            .map(|f| {
+                let bytes = fs::read(&f).with_context(|| format!("reading {}", f.display()))?;
+                let sha256 = Sha256::digest(&bytes)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                Ok(CellFile {
+                    file: f
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    bytes: bytes.len() as u64,
+                    sha256,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Derived { cells })
+    }
+
+    /// Whether the derived files of `path` were made from exactly its cell files. A
+    /// directory written before this record existed is not current: its cells are read.
+    fn current(path: &Path) -> Result<bool> {
+        let Ok(text) = fs::read_to_string(path.join(DERIVED_FILE)) else {
+            return Ok(false);
+        };
+        let Ok(recorded) = serde_json::from_str::<Derived>(&text) else {
+            return Ok(false);
+        };
+        Ok(recorded == Derived::of(path)?)
+    }
+}
 
 /// An open results directory being filled by a run.
 #[derive(Debug)]
@@ -126,7 +181,13 @@ fn write_derived(path: &Path, meta: &RunMeta, cells: &[Cell]) -> Result<()> {
     atomic::write(
         &path.join(CHART_FILE),
         crate::plot::run_chart::overhead_svg(&meta.heading(), cells).as_bytes(),
-    )
+    )?;
+    // Last: a run killed before this line leaves a record the cells no longer match, so
+    // readers go back to the cells.
+    let mut json =
+        serde_json::to_vec_pretty(&Derived::of(path)?).context("serializing derived.json")?;
+    json.push(b'\n');
+    atomic::write(&path.join(DERIVED_FILE), &json)
 }
 
 /// `NNN-<mechanism>.json`, with the mechanism reduced to characters safe in a file name.
@@ -211,20 +272,26 @@ pub fn load(path: &Path) -> Result<(RunMeta, Vec<Cell>)> {
     for file in files {
         let text =
             fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-        let cell: Cell =
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+        let cell: Cell = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is damaged (it is the record of a cell; the derived files are not used in its place): restore it from a good copy, or remove it and lose that cell",
+                file.display()
+            )
+        })?;
         cells.push(cell);
     }
     Ok((meta, cells))
 }
 
 /// The summary rows of a results directory, read from `summary.parquet` where it is
-/// current (one row per cell file), else derived from the cells' JSON.
+/// current (made from exactly the cell files there are, by [`DERIVED_FILE`]), else
+/// derived from the cells' JSON, which fails naming a damaged cell file.
 pub fn load_rows(path: &Path) -> Result<(RunMeta, Vec<SummaryRow>)> {
     let meta = read_meta(path)?;
     let cells = cell_files(path)?.len();
+    let current = Derived::current(path)?;
     match parquet::read_summary(&path.join(SUMMARY_FILE)) {
-        Ok(rows) if rows.len() == cells => Ok((meta, rows)),
+        Ok(rows) if current && rows.len() == cells => Ok((meta, rows)),
         _ => {
             let (meta, cells) = load(path)?;
             Ok((meta, rows(&cells)))
@@ -234,10 +301,14 @@ pub fn load_rows(path: &Path) -> Result<(RunMeta, Vec<SummaryRow>)> {
 
 /// A results directory's cells with their summaries but without samples, read through
 /// polars from `summary.parquet` and `counter_summary.parquet` (what `report` and
-/// `compare` need); from the cells' JSON where those are missing or not current.
+/// `compare` need); from the cells' JSON where those are missing or not current (see
+/// [`load_rows`]).
 pub fn load_summaries(path: &Path) -> Result<(RunMeta, Vec<Cell>)> {
     let meta = read_meta(path)?;
     let files = cell_files(path)?.len();
+    if !Derived::current(path)? {
+        return load(path);
+    }
     let parquet = parquet::read_summary(&path.join(SUMMARY_FILE)).and_then(|rows| {
         let counters = parquet::read_counter_summary(&path.join(COUNTER_SUMMARY_FILE))?;
         Ok((rows, counters))

@@ -3,8 +3,9 @@
 //! A preflight runs first; on a machine that forbids tracing it stops with one message
 //! naming everything that is missing, before anything is written to tracefs.
 
+use crate::progress::{Event, Observer};
 use crate::results::{self, ResultsDir, RunMeta};
-use crate::study::{Event, Finished, Observer, Study};
+use crate::study::{Finished, Study};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::io::Read;

@@ -4,8 +4,9 @@
 pub mod local;
 pub mod vm;
 
+use crate::progress::Observer;
 use crate::results::RunMeta;
-use crate::study::{Finished, Observer, Study, TargetSpec};
+use crate::study::{Finished, Study, TargetSpec};
 use std::collections::BTreeMap;
 use tracelab_model::plan::AgentPlan;
 
@@ -69,19 +70,14 @@ fn base_meta(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
     /// A real-time plan's adaptive rule reaches `meta.json` beside the target's own
     /// extras (it once was overwritten by them, so the table never said how repeats
     /// adapted).
     #[test]
     fn the_adaptive_rule_is_recorded_with_the_targets_extras() {
-        let cli =
-            crate::cli::Cli::try_parse_from(["tracelab", "run", "--mode", "wall"]).expect("flags");
-        let crate::cli::Command::Run(args) = cli.command else {
-            panic!("run");
-        };
-        let study = args.into_study(vec![]).expect("study");
+        let argv = ["tracelab", "run", "--mode", "wall"].map(String::from);
+        let study = crate::cli::run::parse_study(&argv).expect("study");
         let extra = BTreeMap::from([("kernel_suite".to_string(), serde_json::json!("x"))]);
         let meta = base_meta(&study, &study.plan, "id", ("x86_64", "6.12"), extra);
         assert!(meta.extra.contains_key("kernel_suite"));

@@ -341,7 +341,7 @@ pub(super) struct BpfSpec {
     pub workload: Workload,
     /// Over every function (`--functions all`, kprobe_multi): the target's addresses,
     /// which the program counts apart from every other function's.
-    pub every: Option<crate::ring_buffer::Range>,
+    pub every: Option<crate::resolve::Range>,
 }
 
 impl BpfSpec {

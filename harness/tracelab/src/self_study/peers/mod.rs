@@ -13,9 +13,10 @@ mod selftests;
 pub use bpftrace::{Probe, PROBES};
 
 use crate::guest::userland::{self, Guest, StepOutput};
+use crate::progress::{Event, Observer};
 use crate::render::number::fixed;
 use crate::results::store::PEERS_FILE as FILE;
-use crate::study::{Event, Observer, TargetSpec};
+use crate::study::TargetSpec;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

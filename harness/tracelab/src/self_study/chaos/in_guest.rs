@@ -55,7 +55,7 @@ fn plan(kill: &Kill, config: &BTreeMap<String, String>) -> AgentPlan {
         kernel_config: config.clone(),
         payloads: vec![tracelab_model::payload::Payload::Count],
         stacks: vec![1],
-        functions: vec![1],
+        functions: vec![tracelab_model::cell_id::Functions::ONE],
         other_tracers: vec![0],
         alone: true,
         fault: None,

@@ -17,7 +17,8 @@ pub use table::{Row, Table, TOLERANCE};
 
 use crate::guest::userland::Guest;
 use crate::guest::{self, userland::StepOutput};
-use crate::study::{Event, Observer, Study, TargetSpec};
+use crate::progress::{Event, Observer};
+use crate::study::{Study, TargetSpec};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -53,13 +54,15 @@ pub struct Rehearsal {
 }
 
 impl Rehearsal {
-    /// Checks the flags by parsing them as both a local and a guest `run`, and builds the
-    /// agent side's study.
+    /// Checks the flags by parsing them as both a local and a guest `run` with
+    /// `parse_study` (the command line's own parser, given by the caller so this module
+    /// does not import the CLI), and builds the agent side's study.
     pub fn new(
         target: &TargetSpec,
         run_flags: Vec<String>,
         out: PathBuf,
         tracelab: Option<PathBuf>,
+        parse_study: &dyn Fn(&[String]) -> Result<Study>,
     ) -> Result<Rehearsal> {
         let (arch, kernel) = target.debian_guest("rehearse")?;
         for flag in &run_flags {
@@ -78,12 +81,7 @@ impl Rehearsal {
                 .map(|s| s.to_string())
                 .collect();
             argv.extend(run_flags.iter().cloned());
-            let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(&argv)
-                .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))?;
-            let crate::cli::Command::Run(run) = cli.command else {
-                unreachable!("parsed as run");
-            };
-            run.into_study(argv)
+            parse_study(&argv)
         };
         parse("local", &[]).context("the flags for the native run")?;
         let agent_out = out.join("agent");
