@@ -198,12 +198,13 @@ pub struct Grouping {
 /// night that measured almost nothing. Made by [`load_checked`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Completeness {
-    /// The newest night and the one before it (the reference for what should be there).
+    /// The newest night, and the latest earlier night of its arches and hosts (the
+    /// reference for what should be there).
     pub newest: Option<String>,
     pub previous: Option<String>,
-    /// Series of the night before with no figure in the newest night.
+    /// Series of the earlier night (per arch and host) with no figure in the newest.
     pub missing: Vec<String>,
-    /// How many series the night before had.
+    /// How many series those earlier nights had.
     pub expected: usize,
     /// Cells of the newest night that failed (label: reason).
     pub failed: Vec<String>,
@@ -223,7 +224,7 @@ impl Completeness {
         };
         if self.is_complete() {
             return format!(
-                "newest night {newest}: complete ({} series of the night before all measured, no failed cells)",
+                "newest night {newest}: complete ({} series of the night before all measured, no failed cells or guests)",
                 self.expected
             );
         }
@@ -244,7 +245,7 @@ impl Completeness {
         }
         if !self.failed.is_empty() {
             what.push(format!(
-                "{} failed cells (e.g. {})",
+                "{} failed cells or guests (e.g. {})",
                 self.failed.len(),
                 self.failed
                     .iter()
@@ -293,10 +294,8 @@ pub fn load_checked(
         .collect::<Result<_>>()?;
     let labels: Vec<&String> = nights.iter().map(|(l, _, _)| l).collect();
     let newest = labels.last().map(|l| l.to_string());
-    let previous = labels.len().checked_sub(2).map(|i| labels[i].to_string());
     let mut check = Completeness {
         newest: newest.clone(),
-        previous: previous.clone(),
         ..Completeness::default()
     };
     let mut runs: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
@@ -352,14 +351,56 @@ pub fn load_checked(
         })
         .collect();
     out.sort_by(|a, b| a.key.cmp(&b.key));
-    if let (Some(newest), Some(previous)) = (&newest, &previous) {
+    if let Some(newest) = &newest {
+        // Judged per (arch, host): a store may keep one night per arch, so what the newest
+        // night should hold is what the last earlier night of the same arch and host held.
         let has = |s: &Series, n: &str| s.points.iter().any(|p| p.night == n);
-        check.expected = out.iter().filter(|s| has(s, previous)).count();
-        check.missing = out
+        let group = |k: &SeriesKey| (k.arch.clone(), k.host.clone());
+        let groups: std::collections::BTreeSet<(String, String)> = out
             .iter()
-            .filter(|s| has(s, previous) && !has(s, newest))
-            .map(|s| s.key.label())
+            .filter(|s| has(s, newest))
+            .map(|s| group(&s.key))
             .collect();
+        check.previous = None;
+        for g in groups {
+            let here: Vec<&Series> = out.iter().filter(|s| group(&s.key) == g).collect();
+            let before = here
+                .iter()
+                .flat_map(|s| s.points.iter().map(|p| p.night.as_str()))
+                .filter(|n| *n < newest.as_str())
+                .max()
+                .map(str::to_string);
+            let Some(before) = before else { continue };
+            check.expected += here.iter().filter(|s| has(s, &before)).count();
+            check.missing.extend(
+                here.iter()
+                    .filter(|s| has(s, &before) && !has(s, newest))
+                    .map(|s| s.key.label()),
+            );
+            if check.previous.as_ref().is_none_or(|p| *p < before) {
+                check.previous = Some(before);
+            }
+        }
+        // A guest of the newest night that could not run has no cells to miss: its
+        // dataset index says so.
+        if let Some((_, dir, _)) = nights.last() {
+            if let Ok(Some(index)) = crate::dataset::read_index(dir) {
+                check
+                    .failed
+                    .extend(index.guests.iter().filter(|g| g.state != "done").map(|g| {
+                        format!(
+                            "guest {} {}: {} ({})",
+                            g.arch,
+                            g.kernel,
+                            g.state,
+                            g.error
+                                .as_deref()
+                                .map(crate::results::row::one_line)
+                                .unwrap_or_default()
+                        )
+                    }));
+            }
+        }
         let newest_runs = runs.get(newest.as_str());
         check.duplicate_of = runs
             .iter()
@@ -593,5 +634,41 @@ mod tests {
         night(dir.path(), "2026-11-08-a", 1400.0, "7.2.14");
         let (nights, series) = load(dir.path(), Grouping::default()).expect("load");
         assert_eq!(analyse(nights, &series, 0.01, 1.0).new_regressions(), 1);
+    }
+
+    /// A store of one night per arch: the newest night (x86_64) is judged against the last
+    /// x86_64 night, not against the arm64 night that sorts just before it.
+    #[test]
+    fn completeness_is_judged_per_arch_and_host() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let put = |label: &str, arch: &str, cells: &[CellSpec]| {
+            let mut run = synthetic::run(arch, "6.12", Unit::Insn, cells, 3);
+            run.meta.run_id = format!("{label}-{arch}");
+            let d = dir.path().join(format!("{}{label}", store::NIGHT_PREFIX));
+            synthetic::write_dataset(&d, &[run]).expect("night");
+        };
+        let both = [
+            CellSpec::ok("kprobe", 820.0),
+            CellSpec::ok("fprobe-exit", 1106.0),
+        ];
+        put("2026-11-01-arm64", "arm64", &both);
+        put("2026-11-01-x86_64", "x86_64", &both);
+        put("2026-11-02-arm64", "arm64", &both);
+        put("2026-11-02-x86_64", "x86_64", &both);
+        let (_, _, c) = load_checked(dir.path(), Grouping::default()).expect("load");
+        assert!(c.is_complete(), "{}", c.line());
+        assert_eq!(
+            (c.expected, c.previous.as_deref()),
+            (2, Some("2026-11-01-x86_64"))
+        );
+        put("2026-11-03-x86_64", "x86_64", &both[..1]);
+        let (_, _, c) = load_checked(dir.path(), Grouping::default()).expect("load");
+        assert_eq!(c.missing.len(), 1, "{}", c.line());
+        assert!(
+            c.line()
+                .contains("1 of 2 series of night 2026-11-02-x86_64 missing"),
+            "{}",
+            c.line()
+        );
     }
 }
