@@ -15,6 +15,7 @@ mod cpu;
 pub mod environment;
 mod function_set;
 pub mod kernel_state;
+mod marker;
 mod measure;
 pub mod mechanism;
 mod other_tracers;

@@ -88,9 +88,14 @@ impl Loops<'_> {
         self.counters.start();
         let switches0 = thread_switches();
         let thread0 = thread_time_ns();
+        // The plugin's markers sit just outside the clock reads (`--attribution`).
+        let loop_serial = self.plan.attribution.then(crate::marker::start);
         let start = now_ns();
         let ran = self.workload.run(calls);
         let elapsed = now_ns().saturating_sub(start);
+        if loop_serial.is_some() {
+            crate::marker::end();
+        }
         let thread_time = thread_time_ns().saturating_sub(thread0);
         let switches = thread_switches().saturating_sub(switches0);
         let counts = self.counters.stop();
@@ -116,6 +121,7 @@ impl Loops<'_> {
             thread_time: Some(thread_time),
             switches: Some(switches),
             rcu_softirqs,
+            loop_serial,
         })
     }
 

@@ -7,6 +7,7 @@
 
 pub mod arch;
 pub mod atomic;
+pub mod attribution;
 pub mod cell;
 pub mod cell_id;
 pub mod environment;

@@ -107,6 +107,11 @@ pub struct AgentPlan {
     /// restarted it for the rest (a cell that hung).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skip: Vec<CellId>,
+    /// Mark every timed loop for the QEMU plugin (`--attribution`): a start and an end
+    /// marker instruction around the timed span, outside the clock reads, each loop
+    /// numbered so the plugin's record of it joins its sample.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub attribution: bool,
 }
 
 /// What the agent does to itself once armed, or to its kernel (see [`AgentPlan::fault`]).
@@ -450,6 +455,7 @@ mod tests {
             adaptive: None,
             peer_cpu: None,
             skip: Vec::new(),
+            attribution: false,
         }
     }
 

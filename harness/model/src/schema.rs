@@ -100,6 +100,10 @@ pub struct Sample {
     /// with any ran RCU's work inside it, with or without a switch, and was rerun.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rcu_softirqs: Option<u64>,
+    /// The loop's number among the marked loops of its boot (`--attribution`): the QEMU
+    /// plugin's record of the loop carries the same number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loop_serial: Option<u64>,
 }
 
 impl Sample {
@@ -122,6 +126,7 @@ impl Sample {
             thread_time: None,
             switches: None,
             rcu_softirqs: None,
+            loop_serial: None,
         }
     }
 }

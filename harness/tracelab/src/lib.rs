@@ -6,6 +6,7 @@
 //! results → show / report / compare. Crates point one way: tracelab → {agent, kernels}
 //! → model.
 
+pub mod attribution;
 pub mod bisect;
 pub mod cli;
 pub mod compare;

@@ -369,6 +369,13 @@ fn snapshot_agents(
             );
         }
     }
+    // The plugin of --attribution goes with them, so every guest loads the same file.
+    if matrix.study.plan.attribution {
+        if let Ok(src) = crate::target::vm::plugin_binary(matrix.study.agent_dir.as_deref()) {
+            let dest = dir.join(crate::attribution::PLUGIN_FILE);
+            let _ = std::fs::create_dir_all(dir).and_then(|()| std::fs::copy(&src, &dest));
+        }
+    }
     out
 }
 

@@ -215,6 +215,12 @@ pub struct RunArgs {
     /// The night's label in the store: YYYY-MM-DD-<id> (default: now, UTC).
     #[arg(long, requires = "store", value_parser = super::parse_night)]
     pub night: Option<String>,
+    /// Count every timed loop's instructions with the lab's QEMU TCG plugin too: kernel
+    /// and user instructions as emulated counters (`tcg-plugin:…`) in each sample, each
+    /// loop checked against the icount clock, and the blocks it ran kept per boot in
+    /// `plugin/`. Guests under icount only.
+    #[arg(long)]
+    pub attribution: bool,
     /// Fault injection for `tracelab chaos` (`panic-after-ms=N`: the guest kernel panics N
     /// ms after the agent starts). Not for measurements.
     #[arg(long, hide = true)]
@@ -252,6 +258,12 @@ impl RunArgs {
         }
         if target == TargetSpec::Local && self.vcpus != 1 {
             bail!("--vcpus applies to guests only (a host has the CPUs it has)");
+        }
+        if self.attribution && target == TargetSpec::Local {
+            bail!("--attribution counts with a QEMU TCG plugin: it needs a guest (--target vm:<arch>/<version>), not --target local");
+        }
+        if self.attribution && self.mode == Some(Mode::Wall) {
+            bail!("--attribution needs --mode icount (the plugin's counts are checked against the icount clock; under --mode wall a guest may run on KVM, which loads no TCG plugin)");
         }
         if target == TargetSpec::Local && self.kernel_args.is_some() {
             bail!("--kernel-args applies to guests only (a host boots with its own)");
@@ -293,6 +305,7 @@ impl RunArgs {
             // The agent runs on CPU 0 and the workload's peer on the second CPU.
             peer_cpu: (self.vcpus == 2).then_some(1),
             skip: Vec::new(),
+            attribution: self.attribution,
         };
         plan.validate()?;
         let mut timeouts = Study::default_timeouts(&plan);

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use tracelab_model::arch::Arch;
 use tracelab_model::schema::Unit;
@@ -75,6 +75,8 @@ pub struct Setup {
     pub kernel_args: Vec<String>,
     /// Guest CPUs (`-smp`): 1, or 2 when the workload's peer runs on a CPU of its own.
     pub vcpus: u32,
+    /// The TCG plugin and the file it writes its loop records to (`--attribution`).
+    pub plugin: Option<(PathBuf, PathBuf)>,
 }
 
 /// Kernel parameters the lab sets itself and a user may not override: the console
@@ -128,6 +130,7 @@ impl Setup {
             seed: 1,
             kernel_args: Vec::new(),
             vcpus: 1,
+            plugin: None,
         }
     }
 
@@ -193,6 +196,12 @@ impl Setup {
         ]);
         if self.mode == Mode::Icount {
             push(&["-icount", "shift=0,sleep=off"]);
+        }
+        if let Some((plugin, out)) = &self.plugin {
+            push(&[
+                "-plugin",
+                &format!("{},out={}", plugin.display(), out.display()),
+            ]);
         }
         push(&[
             "-nographic",

@@ -24,8 +24,9 @@ pub const AGENT_DIR_ENV: &str = "TRACELAB_AGENT_DIR";
 
 /// Finds the static agent for `arch`: in `dir` when given (a matrix's snapshot), else in
 /// `$TRACELAB_AGENT_DIR`, else beside this binary.
-pub fn agent_binary(arch: Arch, dir: Option<&Path>) -> Result<PathBuf> {
-    let name = format!("tracelab-agent-{}", arch.name());
+/// Where the agents and the plugin are looked for: `dir` (a matrix's snapshot), else
+/// `$TRACELAB_AGENT_DIR`; then beside this binary.
+fn search_dirs(dir: Option<&Path>) -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     if let Some(d) = dir {
         dirs.push(d.to_path_buf());
@@ -38,6 +39,12 @@ pub fn agent_binary(arch: Arch, dir: Option<&Path>) -> Result<PathBuf> {
     {
         dirs.push(d);
     }
+    dirs
+}
+
+pub fn agent_binary(arch: Arch, dir: Option<&Path>) -> Result<PathBuf> {
+    let name = format!("tracelab-agent-{}", arch.name());
+    let dirs = search_dirs(dir);
     for d in &dirs {
         let path = d.join(&name);
         if path.is_file() {
@@ -51,6 +58,29 @@ pub fn agent_binary(arch: Arch, dir: Option<&Path>) -> Result<PathBuf> {
     let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
     bail!(
         "no static agent `{name}` (looked in {}): build it with `scripts/build-agents` or set {AGENT_DIR_ENV}",
+        looked.join(", ")
+    )
+}
+
+/// The QEMU plugin of `--attribution`, found as the agents are.
+pub fn plugin_binary(dir: Option<&Path>) -> Result<PathBuf> {
+    let name = crate::attribution::PLUGIN_FILE;
+    let dirs = search_dirs(dir);
+    for d in &dirs {
+        let path = d.join(name);
+        if path.is_file() {
+            if path.to_string_lossy().contains(',') {
+                bail!(
+                    "the plugin's path {} holds a comma, which QEMU's -plugin option cannot take",
+                    path.display()
+                );
+            }
+            return Ok(path);
+        }
+    }
+    let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    bail!(
+        "--attribution needs the QEMU plugin `{name}` (looked in {}): build it with `scripts/build-agents`",
         looked.join(", ")
     )
 }
@@ -105,6 +135,11 @@ pub fn run(
         Accel::Tcg
     };
     let mut setup = guest_setup(study, arch, accel);
+    let plugin = if plan.attribution {
+        Some(plugin_binary(study.agent_dir.as_deref())?)
+    } else {
+        None
+    };
     let label = kernel.version.clone();
     let run_id = results::new_run_id(&format!("{arch}-{label}"));
     let mut meta = RunMeta {
@@ -128,6 +163,20 @@ pub fn run(
         .clone()
         .unwrap_or_else(|| Study::default_out(&run_id));
     let mut store = ResultsDir::create(&dir, &meta)?;
+    // One record file per boot: the plugin and the agent both number loops from 1 in each.
+    let mut boots = 0;
+    let mut next_boot = |setup: &mut Setup| -> Result<Option<PathBuf>> {
+        let Some(plugin) = &plugin else {
+            return Ok(None);
+        };
+        boots += 1;
+        let out = dir.join(PLUGIN_DIR).join(format!("boot-{boots}.txt"));
+        std::fs::create_dir_all(dir.join(PLUGIN_DIR))
+            .with_context(|| format!("creating {}", dir.join(PLUGIN_DIR).display()))?;
+        setup.plugin = Some((plugin.clone(), out.clone()));
+        Ok(Some(out))
+    };
+    let first = next_boot(&mut setup)?;
     let context = CellContext {
         target: meta.target.clone(),
         arch: meta.arch.clone(),
@@ -143,6 +192,7 @@ pub fn run(
         fatal: None,
         garbled: None,
         hello: false,
+        plugin_out: first,
     };
 
     observer.event(
@@ -173,6 +223,7 @@ pub fn run(
             StudyEvent::Stage("the guest did not start under KVM; falling back to TCG"),
         );
         setup = guest_setup(study, arch, Accel::Tcg);
+        boot.plugin_out = next_boot(&mut setup)?;
         boot.meta.accel = Some(Accel::Tcg.name().to_string());
         boot.meta.cpu = setup.cpu().to_string();
         results::update_meta(boot.store.path(), boot.meta)?;
@@ -228,6 +279,7 @@ pub fn run(
             &initramfs::build(&agent, &busybox, &serde_json::to_string_pretty(&rest)?)?,
         )?;
         boot.hello = false;
+        boot.plugin_out = next_boot(&mut setup)?;
         outcome = console::run(
             setup.command(&kernel.image, &initrd),
             study.timeouts,
@@ -257,6 +309,8 @@ struct Boot<'a> {
     fatal: Option<String>,
     garbled: Option<String>,
     hello: bool,
+    /// The plugin's record file of this boot (`--attribution`).
+    plugin_out: Option<PathBuf>,
 }
 
 impl Boot<'_> {
@@ -303,7 +357,16 @@ impl Boot<'_> {
         Ok(())
     }
 
-    fn add(&mut self, measured: Measured, tail: Option<String>) -> Result<()> {
+    fn add(&mut self, mut measured: Measured, tail: Option<String>) -> Result<()> {
+        if let Some(out) = &self.plugin_out {
+            let records = crate::attribution::read(out)?;
+            if let Err(why) = crate::attribution::attach(&mut measured, &records) {
+                if measured.status == Status::Ok {
+                    measured.status = Status::Failed;
+                    measured.reason = Some(why);
+                }
+            }
+        }
         let cell = Cell::new(self.context.clone(), measured, tail);
         self.store.add_cell(cell)?;
         let done = self.store.cells().len();
@@ -370,6 +433,9 @@ impl Boot<'_> {
         Ok(())
     }
 }
+
+/// Where a run keeps the plugin's records, one file per boot (`--attribution`).
+const PLUGIN_DIR: &str = "plugin";
 
 /// How long a KVM guest gets to start its agent before the run falls back to TCG.
 const KVM_BOOT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);

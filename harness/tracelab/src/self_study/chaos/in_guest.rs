@@ -62,6 +62,7 @@ fn plan(kill: &Kill, config: &BTreeMap<String, String>) -> AgentPlan {
         adaptive: None,
         peer_cpu: None,
         skip: Vec::new(),
+        attribution: false,
     }
 }
 

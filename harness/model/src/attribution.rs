@@ -1,0 +1,228 @@
+//! Emulated counters from the QEMU TCG plugin (`harness/plugin`), defined once for the
+//! three sides that meet here: the agent executes a marker instruction before and after
+//! every timed loop, the plugin recognises those instructions when it translates them and
+//! writes one record per loop, and the host reads the records back.
+//!
+//! The markers are instructions no compiler emits and that do nothing: on x86_64 a
+//! `nopl 0x7ace000N(%rax)` (a long NOP whose displacement carries the marker), on arm64 a
+//! `movz xzr, #0x7acN` (a write to the zero register). Each is alone in a function of its
+//! own, so it ends up in a translation block of its own.
+//!
+//! A record is text, one per loop, written and flushed when the end marker executes:
+//! ```text
+//! L <serial> <kernel insns> <user insns>
+//! B <block address, hex> <instructions in the block> <executions>
+//! E
+//! ```
+//! `serial` counts start markers from 1 in one QEMU process (one boot of a guest), as the
+//! agent counts the markers it executes, so a record joins the loop that made it. A record
+//! cut short by a killed QEMU has no `E` and is not read.
+
+use std::fmt::Write as _;
+
+/// The start marker on x86_64: `nopl 0x7ace0001(%rax)`.
+pub const START_X86_64: [u8; 7] = [0x0f, 0x1f, 0x80, 0x01, 0x00, 0xce, 0x7a];
+/// The end marker on x86_64: `nopl 0x7ace0002(%rax)`.
+pub const END_X86_64: [u8; 7] = [0x0f, 0x1f, 0x80, 0x02, 0x00, 0xce, 0x7a];
+/// The start marker on arm64: `movz xzr, #0x7ac1` (0xd28f583f, little-endian).
+pub const START_ARM64: [u8; 4] = [0x3f, 0x58, 0x8f, 0xd2];
+/// The end marker on arm64: `movz xzr, #0x7ac2` (0xd28f585f).
+pub const END_ARM64: [u8; 4] = [0x5f, 0x58, 0x8f, 0xd2];
+
+/// Which marker an instruction is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    Start,
+    End,
+}
+
+/// The marker an instruction's bytes are, on either arch (their encodings cannot be
+/// confused: the lengths differ).
+pub fn marker(insn: &[u8]) -> Option<Marker> {
+    if insn == START_X86_64 || insn == START_ARM64 {
+        Some(Marker::Start)
+    } else if insn == END_X86_64 || insn == END_ARM64 {
+        Some(Marker::End)
+    } else {
+        None
+    }
+}
+
+/// Whether a guest virtual address is the kernel's (the upper half, on both arches).
+pub fn is_kernel(vaddr: u64) -> bool {
+    vaddr >> 63 == 1
+}
+
+/// One translation block's executions within a loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockCount {
+    pub vaddr: u64,
+    pub insns: u32,
+    pub execs: u64,
+}
+
+impl BlockCount {
+    /// The instructions the block executed in the loop.
+    pub fn total(&self) -> u64 {
+        u64::from(self.insns).saturating_mul(self.execs)
+    }
+}
+
+/// What the plugin counted between one start marker and the next end marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoopCounts {
+    pub serial: u64,
+    pub kernel_insns: u64,
+    pub user_insns: u64,
+    /// Every block that executed, by address.
+    pub blocks: Vec<BlockCount>,
+}
+
+impl LoopCounts {
+    pub fn insns(&self) -> u64 {
+        self.kernel_insns.saturating_add(self.user_insns)
+    }
+
+    /// The record's text (see the module header).
+    pub fn record(&self) -> String {
+        let mut s = format!(
+            "L {} {} {}\n",
+            self.serial, self.kernel_insns, self.user_insns
+        );
+        for b in &self.blocks {
+            let _ = writeln!(s, "B {:x} {} {}", b.vaddr, b.insns, b.execs);
+        }
+        s.push_str("E\n");
+        s
+    }
+}
+
+/// A line the reader could not take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("plugin record line {line}: {what}")]
+pub struct ParseError {
+    pub line: usize,
+    pub what: String,
+}
+
+/// Reads every complete record of a plugin's output, in order; a record cut short at the
+/// end (no `E`) is left out.
+pub fn parse(text: &str) -> Result<Vec<LoopCounts>, ParseError> {
+    let mut out = Vec::new();
+    let mut open: Option<LoopCounts> = None;
+    // A line without its newline was being written when QEMU stopped.
+    let whole = match text.rfind('\n') {
+        Some(end) => &text[..=end],
+        None => "",
+    };
+    for (i, line) in whole.lines().enumerate() {
+        let bad = |what: &str| ParseError {
+            line: i + 1,
+            what: format!("{what}: `{}`", line.chars().take(80).collect::<String>()),
+        };
+        let mut words = line.split(' ');
+        let mut number = |radix: u32| -> Result<u64, ParseError> {
+            words
+                .next()
+                .and_then(|w| u64::from_str_radix(w, radix).ok())
+                .ok_or_else(|| bad("a number is missing or malformed"))
+        };
+        match line.as_bytes().first() {
+            Some(b'L') => {
+                let _ = number(10);
+                if open.is_some() {
+                    return Err(bad("a record starts inside another"));
+                }
+                open = Some(LoopCounts {
+                    serial: number(10)?,
+                    kernel_insns: number(10)?,
+                    user_insns: number(10)?,
+                    blocks: Vec::new(),
+                });
+            }
+            Some(b'B') => {
+                let _ = number(16);
+                let b = BlockCount {
+                    vaddr: number(16)?,
+                    insns: u32::try_from(number(10)?).map_err(|_| bad("too many instructions"))?,
+                    execs: number(10)?,
+                };
+                open.as_mut()
+                    .ok_or_else(|| bad("a block outside a record"))?
+                    .blocks
+                    .push(b);
+            }
+            Some(b'E') if line == "E" => {
+                out.push(open.take().ok_or_else(|| bad("an end outside a record"))?);
+            }
+            _ => return Err(bad("not a plugin record line")),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn markers_are_told_apart_and_nothing_else_is_one() {
+        assert_eq!(marker(&START_X86_64), Some(Marker::Start));
+        assert_eq!(marker(&END_ARM64), Some(Marker::End));
+        // A plain long NOP and arm64's NOP are not markers.
+        assert_eq!(marker(&[0x0f, 0x1f, 0x80, 0, 0, 0, 0]), None);
+        assert_eq!(marker(&[0x1f, 0x20, 0x03, 0xd5]), None);
+        // movz xzr, #0x7ac1 and #0x7ac2, as the arm64 encoding gives them.
+        let movz = |imm: u32| (0xd280_0000u32 | (imm << 5) | 31).to_le_bytes();
+        assert_eq!(movz(0x7ac1), START_ARM64);
+        assert_eq!(movz(0x7ac2), END_ARM64);
+        assert!(is_kernel(0xffff_ffff_8100_0000) && !is_kernel(0x5555_5555_0000));
+    }
+
+    #[test]
+    fn a_cut_record_is_left_out_and_garbage_is_refused() {
+        let one = LoopCounts {
+            serial: 1,
+            kernel_insns: 300,
+            user_insns: 27,
+            blocks: vec![BlockCount {
+                vaddr: 0xffff_ffff_8100_0000,
+                insns: 3,
+                execs: 100,
+            }],
+        };
+        let text = format!("{}L 2 5 5\nB 10 1", one.record());
+        assert_eq!(parse(&text), Ok(vec![one.clone()]));
+        assert_eq!(one.blocks[0].total(), 300);
+        assert!(parse("L 1 2\nE\n").is_err());
+        assert!(parse("B 10 1 1\n").is_err());
+        assert!(parse("hello\n").unwrap_err().to_string().contains("line 1"));
+    }
+
+    proptest! {
+        #[test]
+        fn records_round_trip(
+            serial in 1u64..1_000_000,
+            k in any::<u64>(),
+            u in any::<u64>(),
+            blocks in proptest::collection::vec((any::<u64>(), 1u32..512, any::<u64>()), 0..20),
+        ) {
+            let l = LoopCounts {
+                serial,
+                kernel_insns: k,
+                user_insns: u,
+                blocks: blocks
+                    .into_iter()
+                    .map(|(vaddr, insns, execs)| BlockCount { vaddr, insns, execs })
+                    .collect(),
+            };
+            prop_assert_eq!(parse(&l.record()), Ok(vec![l]));
+        }
+
+        #[test]
+        fn any_text_is_read_or_refused_without_a_panic(text in "\\PC{0,200}") {
+            let _ = parse(&text);
+        }
+    }
+}
