@@ -19,8 +19,16 @@ pub const KERNEL_INSN: &str = "tcg-plugin:insn-kernel";
 /// Instructions the loop executed in user space.
 pub const USER_INSN: &str = "tcg-plugin:insn-user";
 /// The plugin's count less the clock's: the markers' and one clock read's instructions,
-/// the same for every loop of a boot.
+/// nearly the same for every loop of a boot (see [`CLOCK_JITTER_INSN`]).
 pub const OUTSIDE_CLOCK: &str = "tcg-plugin:insn-outside-clock";
+
+/// How far the plugin-minus-clock difference may wander between the loops of a cell.
+/// The plugin counts every executed instruction exactly; the guest's clock under icount
+/// is exact only to a few instructions: QEMU ends a translation block early when the host
+/// interrupts the vCPU (its timers, I/O), which moves where within the block the clock
+/// read is resolved. Seen on x86_64 6.12 with the host busy: 89 to 92 over one cell's
+/// loops (every loop 92 on an idle host). A lost block or a clock jump moves it by far more.
+pub const CLOCK_JITTER_INSN: i128 = 8;
 
 /// The plugin's file name, as `scripts/build-agents` installs it beside the agents.
 pub const PLUGIN_FILE: &str = "libtracelab_plugin.so";
@@ -60,7 +68,11 @@ pub fn attach(measured: &mut Measured, records: &BTreeMap<u64, LoopCounts>) -> R
         }
         offsets.entry(offset).or_default().push(serial);
     }
-    if offsets.len() > 1 || offsets.keys().any(|o| *o < 0) {
+    let (lo, hi) = match (offsets.keys().next(), offsets.keys().next_back()) {
+        (Some(&lo), Some(&hi)) => (lo, hi),
+        _ => return Ok(()),
+    };
+    if hi - lo > CLOCK_JITTER_INSN || lo < 0 {
         let seen: Vec<String> = offsets
             .iter()
             .map(|(o, loops)| {
@@ -72,7 +84,7 @@ pub fn attach(measured: &mut Measured, records: &BTreeMap<u64, LoopCounts>) -> R
             })
             .collect();
         return Err(format!(
-            "the QEMU plugin's instruction counts disagree with the icount clock beyond one constant: plugin − clock = {}",
+            "the QEMU plugin's instruction counts disagree with the icount clock by more than {CLOCK_JITTER_INSN} insn between loops: plugin − clock = {}",
             seen.join(", ")
         ));
     }
@@ -120,7 +132,10 @@ mod tests {
             (c[KERNEL_INSN], c[USER_INSN], c[OUTSIDE_CLOCK]),
             (1900, 230, 30)
         );
-        // A loop whose count strays from the constant fails the cell with both numbers.
+        // The clock's few instructions of jitter pass; a loop that strays further fails
+        // the cell with both numbers.
+        let mut m = measured(&[(1, 1000), (2, 2095)]);
+        attach(&mut m, &records).expect("within the clock's jitter");
         let mut m = measured(&[(1, 1000), (2, 2000)]);
         let err = attach(&mut m, &records).unwrap_err();
         assert!(
