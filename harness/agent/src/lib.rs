@@ -23,6 +23,7 @@ mod quiesce;
 pub mod resolve;
 mod ring_buffer;
 mod run;
+mod symbols;
 pub mod tracefs;
 
 pub use run::{clear_leftovers, run, Completion};

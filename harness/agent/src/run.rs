@@ -85,6 +85,14 @@ pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion
         boot_id: crate::environment::read("/proc/sys/kernel/random/boot_id"),
         uptime: crate::environment::read("/proc/uptime"),
     });
+    // The host names the plugin's blocks by these (sent after the hello, before any cell).
+    if plan.attribution {
+        // Without them the host names every kernel block `[kernel]` and says so.
+        if let Ok(records) = crate::symbols::kernel_text().and_then(|t| crate::symbols::records(&t))
+        {
+            records.iter().for_each(&mut *emit);
+        }
+    }
     for spec in plan.cells_to_run() {
         let cell = match &mut runner {
             Ok(runner) => run_cell(

@@ -79,6 +79,53 @@ fn check(target: &str) {
         );
         assert_eq!(user, 0.0, "{target} {label}");
     }
+    // Each cell's breakdown by symbol adds up to its overhead, and names what a kernel
+    // engineer expects: the kprobe handlers for the probes, BPF code made at run time
+    // (trampoline and program) or the BPF entry helpers first for fentry.
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("meta.json")).expect("meta"))
+            .expect("json");
+    let symbols = meta["extra"]["kernel_symbols"].as_u64().unwrap_or(0);
+    assert!(
+        symbols > 10_000,
+        "{target}: {symbols} kernel symbols received"
+    );
+    for f in std::fs::read_dir(dir.path().join("cells")).expect("cells") {
+        let cell: Value =
+            serde_json::from_slice(&std::fs::read(f.expect("entry").path()).expect("cell"))
+                .expect("json");
+        let mechanism = cell["mechanism"].as_str().unwrap_or_default().to_string();
+        if mechanism == "baseline" {
+            continue;
+        }
+        let b = &cell["attribution"];
+        let rows = b["rows"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{target} {mechanism}: {b}"));
+        let total: f64 = rows
+            .iter()
+            .map(|r| r["overhead_insn"].as_f64().unwrap_or(0.0))
+            .sum();
+        let overhead = cell["summary"]["overhead"].as_f64().expect("overhead");
+        assert!(
+            (total - overhead).abs() <= 8.0 / CALLS as f64,
+            "{target} {mechanism}: rows {total} vs overhead {overhead}"
+        );
+        let names: Vec<&str> = rows.iter().filter_map(|r| r["symbol"].as_str()).collect();
+        let top = names.first().copied().unwrap_or_default();
+        if mechanism.starts_with("kprobe") {
+            assert!(
+                names.iter().any(|n| n.contains("kprobe")),
+                "{target} {mechanism}: {names:?}"
+            );
+        } else {
+            assert!(
+                top.starts_with("[kernel code outside the image") || top.contains("bpf"),
+                "{target} {mechanism}: {names:?}"
+            );
+        }
+        eprintln!("{target} {mechanism}: {:?}", &names[..names.len().min(6)]);
+    }
 }
 
 #[test]

@@ -97,6 +97,38 @@ impl LoopCounts {
     }
 }
 
+/// Where a cell's overhead goes, per traced call, by the symbol each executed block
+/// starts in (`--attribution`): armed loops less baseline loops, averaged over the loops
+/// of each phase. Instructions (the plugin's exact count), never time.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Breakdown {
+    /// How the blocks were named: `kallsyms` (the guest kernel's own symbols), or why not.
+    pub symbols: String,
+    /// Calls per loop, and the loops averaged in each phase.
+    pub calls: u64,
+    pub baseline_loops: usize,
+    pub armed_loops: usize,
+    /// The symbols, largest overhead first; what is left is summed into one `[other]` row,
+    /// so the rows add up to the whole overhead.
+    pub rows: Vec<SymbolCost>,
+}
+
+/// One symbol's instructions per call.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SymbolCost {
+    pub symbol: String,
+    pub baseline_insn: f64,
+    pub armed_insn: f64,
+    pub overhead_insn: f64,
+}
+
+impl Breakdown {
+    /// The overhead per call the rows add up to.
+    pub fn total(&self) -> f64 {
+        self.rows.iter().map(|r| r.overhead_insn).sum()
+    }
+}
+
 /// A line the reader could not take.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("plugin record line {line}: {what}")]

@@ -16,6 +16,9 @@ pub struct Cell {
     pub measured: Measured,
     pub summary: Option<Summary>,
     pub console_tail: Option<String>,
+    /// Where the overhead goes by kernel symbol (`--attribution`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<crate::attribution::Breakdown>,
 }
 
 impl Cell {
@@ -42,6 +45,7 @@ impl Cell {
             measured,
             summary,
             console_tail,
+            attribution: None,
         }
     }
 }

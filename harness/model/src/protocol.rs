@@ -47,6 +47,9 @@ pub enum Record {
     },
     /// One finished cell (boxed: it is by far the largest record).
     Cell(Box<Measured>),
+    /// Part `part` of `parts` of the kernel image's function symbols (`--attribution`):
+    /// base64 of the deflated `address name` lines; the host joins the parts in order.
+    Symbols { part: u32, parts: u32, data: String },
     /// The agent could not run its plan at all.
     Fatal { message: String },
     /// All cells are done and everything the agent installed was removed.

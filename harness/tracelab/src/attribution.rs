@@ -91,6 +91,213 @@ pub fn attach(measured: &mut Measured, records: &BTreeMap<u64, LoopCounts>) -> R
     Ok(())
 }
 
+/// The kernel image's function symbols, by address (from the agent's `Symbols` records).
+#[derive(Debug, Clone, Default)]
+pub struct Symbols {
+    /// (address, name), sorted by address.
+    by_address: Vec<(u64, String)>,
+    /// Where the image's text ends (`_etext`, else the last symbol).
+    end: u64,
+}
+
+/// What a block outside every known symbol is counted as: code the kernel made at run
+/// time (BPF programs and trampolines, kprobe and ftrace trampolines), or an image
+/// without symbols.
+pub const OUTSIDE_IMAGE: &str = "[kernel code outside the image: BPF, trampolines, probe slots]";
+/// User-space blocks (the agent and its libc).
+pub const USER: &str = "[user]";
+/// What is left after the largest rows.
+pub const OTHER: &str = "[other]";
+
+impl Symbols {
+    /// Parses `address name` lines.
+    pub fn parse(text: &str) -> Symbols {
+        let mut by_address: Vec<(u64, String)> = text
+            .lines()
+            .filter_map(|l| {
+                let (a, n) = l.split_once(' ')?;
+                Some((u64::from_str_radix(a, 16).ok()?, n.trim().to_string()))
+            })
+            .collect();
+        by_address.sort();
+        let end = by_address
+            .iter()
+            .find(|(_, n)| n == "_etext")
+            .or(by_address.last())
+            .map_or(0, |(a, _)| *a);
+        Symbols { by_address, end }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_address.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_address.len()
+    }
+
+    /// The symbol a kernel address lies in: the last at or below it, within the image's
+    /// text (up to `_etext`, else the last symbol).
+    pub fn name(&self, vaddr: u64) -> &str {
+        if !tracelab_model::attribution::is_kernel(vaddr) {
+            return USER;
+        }
+        if vaddr >= self.end {
+            return OUTSIDE_IMAGE;
+        }
+        match self.by_address.partition_point(|(a, _)| *a <= vaddr) {
+            0 => OUTSIDE_IMAGE,
+            i => &self.by_address[i - 1].1,
+        }
+    }
+}
+
+/// Joins a boot's symbol records (parts in order) into the symbols' text.
+pub fn unpack(parts: &[String]) -> Result<String> {
+    use base64::Engine as _;
+    use std::io::Read as _;
+    let packed = base64::engine::general_purpose::STANDARD
+        .decode(parts.concat())
+        .context("decoding the kernel symbols (base64)")?;
+    let mut text = String::new();
+    flate2::read::DeflateDecoder::new(&packed[..])
+        .read_to_string(&mut text)
+        .context("inflating the kernel symbols")?;
+    Ok(text)
+}
+
+/// The most rows a breakdown keeps before `[other]`.
+const ROWS: usize = 40;
+
+/// Where a cell's overhead goes, by symbol: the blocks of its armed loops less those of
+/// its baseline loops, per call. None without marked loops in both phases.
+pub fn breakdown(
+    measured: &Measured,
+    records: &BTreeMap<u64, LoopCounts>,
+    symbols: &Symbols,
+) -> Option<tracelab_model::attribution::Breakdown> {
+    use tracelab_model::attribution::{Breakdown, SymbolCost};
+    use tracelab_model::schema::Phase;
+    let mut per: BTreeMap<String, [f64; 2]> = BTreeMap::new();
+    let mut loops = [0usize; 2];
+    let mut calls = 0;
+    for s in &measured.samples {
+        let (Some(serial), true) = (s.loop_serial, s.calls > 0) else {
+            continue;
+        };
+        let Some(r) = records.get(&serial) else {
+            continue;
+        };
+        let side = usize::from(s.phase == Phase::Mechanism);
+        loops[side] += 1;
+        calls = s.calls;
+        for b in &r.blocks {
+            let name = if symbols.is_empty() && tracelab_model::attribution::is_kernel(b.vaddr) {
+                "[kernel]"
+            } else {
+                symbols.name(b.vaddr)
+            };
+            per.entry(name.to_string()).or_default()[side] += b.total() as f64 / s.calls as f64;
+        }
+    }
+    if loops[0] == 0 || loops[1] == 0 {
+        return None;
+    }
+    let mut rows: Vec<SymbolCost> = per
+        .into_iter()
+        .map(|(symbol, [b, a])| {
+            let (baseline_insn, armed_insn) = (b / loops[0] as f64, a / loops[1] as f64);
+            SymbolCost {
+                symbol,
+                baseline_insn,
+                armed_insn,
+                overhead_insn: armed_insn - baseline_insn,
+            }
+        })
+        .filter(|r| r.baseline_insn != 0.0 || r.armed_insn != 0.0)
+        .collect();
+    rows.sort_by(|a, b| {
+        b.overhead_insn
+            .abs()
+            .total_cmp(&a.overhead_insn.abs())
+            .then_with(|| a.symbol.cmp(&b.symbol))
+    });
+    if rows.len() > ROWS {
+        let rest = rows.split_off(ROWS);
+        let sum = |f: fn(&SymbolCost) -> f64| rest.iter().map(f).sum::<f64>();
+        rows.push(SymbolCost {
+            symbol: format!("{OTHER} ({} symbols)", rest.len()),
+            baseline_insn: sum(|r| r.baseline_insn),
+            armed_insn: sum(|r| r.armed_insn),
+            overhead_insn: sum(|r| r.overhead_insn),
+        });
+    }
+    Some(Breakdown {
+        symbols: if symbols.is_empty() {
+            "none received: kernel blocks are counted as [kernel]".into()
+        } else {
+            "kallsyms of the guest kernel (nokaslr)".into()
+        },
+        calls,
+        baseline_loops: loops[0],
+        armed_loops: loops[1],
+        rows,
+    })
+}
+
+/// A cell's breakdown as a table: symbol, insn per call in baseline and armed loops, the
+/// overhead and its share; a heading says what was measured and how blocks were named.
+pub fn render_breakdown(
+    label: &str,
+    b: &tracelab_model::attribution::Breakdown,
+    format: crate::render::Format,
+) -> Result<String> {
+    use crate::render::{fixed, table::Table, Format};
+    if format == Format::Json {
+        return Ok(serde_json::to_string_pretty(b)? + "\n");
+    }
+    let total = b.total();
+    let mut t = Table::new(
+        [
+            "symbol",
+            "baseline (insn/call)",
+            "armed (insn/call)",
+            "overhead (insn/call)",
+            "share",
+        ]
+        .map(String::from)
+        .to_vec(),
+        vec![false, true, true, true, true],
+    );
+    for r in &b.rows {
+        let share = if total.abs() > 0.0 {
+            format!("{:.1}%", r.overhead_insn / total * 100.0)
+        } else {
+            "-".into()
+        };
+        t.push(vec![
+            r.symbol.clone(),
+            fixed(r.baseline_insn, 2),
+            fixed(r.armed_insn, 2),
+            fixed(r.overhead_insn, 2),
+            share,
+        ]);
+    }
+    let head = format!(
+        "{label}: overhead {} insn per call by symbol (the TCG plugin's exact instruction counts: armed loops less baseline loops, {} and {} loops of {} calls); blocks named by {}\n\n",
+        fixed(total, 2),
+        b.armed_loops,
+        b.baseline_loops,
+        b.calls,
+        b.symbols
+    );
+    Ok(match format {
+        Format::Markdown => head + &t.markdown(),
+        Format::Csv => t.csv(),
+        _ => head + &t.text(true),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +327,78 @@ mod tests {
                 blocks: Vec::new(),
             },
         )
+    }
+
+    #[test]
+    fn blocks_are_named_by_the_symbol_they_start_in_and_the_rows_add_up() {
+        let symbols = Symbols::parse(
+            "ffffffff81000000 _stext\nffffffff81000100 do_syscall_64\nffffffff81000200 kprobe_ftrace_handler\nffffffff81000300 _etext\n",
+        );
+        assert_eq!(symbols.name(0xffff_ffff_8100_0150), "do_syscall_64");
+        assert_eq!(symbols.name(0xffff_ffff_a000_0000), OUTSIDE_IMAGE);
+        assert_eq!(symbols.name(0x5555_0000), USER);
+        let block = |vaddr: u64, insns: u32, execs: u64| tracelab_model::attribution::BlockCount {
+            vaddr,
+            insns,
+            execs,
+        };
+        let records: BTreeMap<_, _> = [
+            (
+                1,
+                LoopCounts {
+                    serial: 1,
+                    kernel_insns: 0,
+                    user_insns: 0,
+                    blocks: vec![
+                        block(0xffff_ffff_8100_0100, 10, 100),
+                        block(0x5555_0000, 3, 100),
+                    ],
+                },
+            ),
+            (
+                2,
+                LoopCounts {
+                    serial: 2,
+                    kernel_insns: 0,
+                    user_insns: 0,
+                    blocks: vec![
+                        block(0xffff_ffff_8100_0100, 10, 100),
+                        block(0xffff_ffff_8100_0200, 7, 100),
+                        block(0xffff_ffff_a000_0000, 5, 100),
+                        block(0x5555_0000, 3, 100),
+                    ],
+                },
+            ),
+        ]
+        .into();
+        let mut m = measured(&[(1, 1300), (2, 2500)]);
+        m.samples[0].phase = Phase::Baseline;
+        m.samples.iter_mut().for_each(|s| s.calls = 100);
+        let b = breakdown(&m, &records, &symbols).expect("both phases");
+        let row = |name: &str| {
+            b.rows
+                .iter()
+                .find(|r| r.symbol == name)
+                .map(|r| r.overhead_insn)
+        };
+        assert_eq!(row("kprobe_ftrace_handler"), Some(7.0));
+        assert_eq!(row(OUTSIDE_IMAGE), Some(5.0));
+        assert_eq!(row("do_syscall_64"), Some(0.0));
+        assert_eq!(b.total(), 12.0);
+        assert_eq!(b.rows[0].symbol, "kprobe_ftrace_handler");
+        let packed = {
+            use base64::Engine as _;
+            use std::io::Write as _;
+            let mut z =
+                flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+            z.write_all(b"ffffffff81000000 _stext\n").expect("deflate");
+            base64::engine::general_purpose::STANDARD.encode(z.finish().expect("finish"))
+        };
+        let (a, c) = packed.split_at(4);
+        assert_eq!(
+            unpack(&[a.into(), c.into()]).expect("unpack"),
+            "ffffffff81000000 _stext\n"
+        );
     }
 
     #[test]

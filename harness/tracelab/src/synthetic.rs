@@ -160,6 +160,7 @@ pub fn cell(meta: &RunMeta, spec: &CellSpec, repeats: u32, calls: u64) -> Cell {
         },
         summary,
         console_tail: None,
+        attribution: None,
     }
 }
 

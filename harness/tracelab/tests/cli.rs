@@ -101,20 +101,32 @@ fn night_dataset(dir: &std::path::Path, kernels: &[&str], tag: &str) {
     tracelab::synthetic::write_dataset(dir, &runs).expect("dataset");
 }
 
+/// `tracelab add-night <store> <dataset> --night <night>`, to assert on.
+fn add_night(
+    store: &std::path::Path,
+    ds: &std::path::Path,
+    night: &str,
+) -> assert_cmd::assert::Assert {
+    tracelab()
+        .arg("add-night")
+        .arg(store)
+        .arg(ds)
+        .args(["--night", night])
+        .assert()
+}
+
+/// `tracelab history <store>` with `flags`, to assert on.
+fn history(store: &std::path::Path, flags: &[&str]) -> assert_cmd::assert::Assert {
+    tracelab().arg("history").args(flags).arg(store).assert()
+}
+
 #[test]
 fn add_night_appends_a_dataset_once_and_history_reads_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ds = dir.path().join("night");
     night_dataset(&ds, &["6.12", "7.3"], "-1");
     let store = dir.path().join("store");
-    let add = |night: &str, ds: &std::path::Path| {
-        tracelab()
-            .arg("add-night")
-            .arg(&store)
-            .arg(ds)
-            .args(["--night", night])
-            .assert()
-    };
+    let add = |night: &str, ds: &std::path::Path| add_night(&store, ds, night);
     add("2026-12-01-a", &ds)
         .success()
         .stdout(contains("night=2026-12-01-a"));
@@ -166,28 +178,15 @@ fn history_fails_the_gate_on_an_incomplete_newest_night() {
     ] {
         let ds = dir.path().join(tag);
         night_dataset(&ds, kernels, tag);
-        tracelab()
-            .arg("add-night")
-            .arg(&store)
-            .arg(&ds)
-            .args(["--night", night])
-            .assert()
-            .success();
+        add_night(&store, &ds, night).success();
     }
-    tracelab()
-        .arg("history")
-        .arg(&store)
-        .assert()
+    history(&store, &[])
         .code(3)
         .stdout(contains(
             "newest night 2026-12-02-a is INCOMPLETE: 7 of 14 series of night 2026-12-01-a missing",
         ))
         .stderr(contains("--allow-incomplete"));
-    tracelab()
-        .args(["history", "--allow-incomplete"])
-        .arg(&store)
-        .assert()
-        .success();
+    history(&store, &["--allow-incomplete"]).success();
     // A failed cell in the newest night fails the gate too.
     let ds = dir.path().join("failed");
     let mut runs = tracelab::synthetic::matrix(&["x86_64"], &["6.12", "7.3"], 3, 0.0);
@@ -203,17 +202,8 @@ fn history_fails_the_gate_on_an_incomplete_newest_night() {
         }
     }
     tracelab::synthetic::write_dataset(&ds, &runs).expect("dataset");
-    tracelab()
-        .arg("add-night")
-        .arg(&store)
-        .arg(&ds)
-        .args(["--night", "2026-12-03-a"])
-        .assert()
-        .success();
-    tracelab()
-        .arg("history")
-        .arg(&store)
-        .assert()
+    add_night(&store, &ds, "2026-12-03-a").success();
+    history(&store, &[])
         .code(3)
         .stdout(contains("failed cells").and(contains("fired 19999 times")));
 }

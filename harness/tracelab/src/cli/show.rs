@@ -12,9 +12,34 @@ pub struct ShowArgs {
     pub dir: PathBuf,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// One cell's breakdown by kernel symbol instead (a cell label as the table names it,
+    /// e.g. kprobe or bpf-fentry/count/k1; the run needs --attribution).
+    #[arg(long, value_name = "CELL")]
+    pub breakdown: Option<String>,
 }
 
 pub(super) fn run(args: ShowArgs) -> Result<Exit> {
+    if let Some(label) = &args.breakdown {
+        let (_, cells) = crate::results::load(&args.dir)?;
+        let labels: Vec<String> = cells.iter().map(|c| c.measured.id().label()).collect();
+        let Some(cell) = cells.iter().find(|c| c.measured.id().label() == *label) else {
+            anyhow::bail!(
+                "no cell `{label}` in {} (its cells: {})",
+                args.dir.display(),
+                labels.join(", ")
+            );
+        };
+        let Some(b) = &cell.attribution else {
+            anyhow::bail!(
+                "cell `{label}` has no breakdown: run it with --attribution (in a guest under icount)"
+            );
+        };
+        out!(
+            "{}",
+            crate::attribution::render_breakdown(label, b, args.format)?
+        );
+        return Ok(Exit::Ok);
+    }
     let (meta, rows) = crate::results::load_rows(&args.dir)?;
     out!(
         "{}",

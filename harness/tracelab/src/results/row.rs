@@ -260,6 +260,7 @@ impl SummaryRow {
             },
             summary,
             console_tail: None,
+            attribution: None,
         }
     }
 }

@@ -193,6 +193,9 @@ pub fn run(
         garbled: None,
         hello: false,
         plugin_out: first,
+        symbol_parts: Vec::new(),
+        symbols: Default::default(),
+        cache: catalog.cache_dir().join("symbols"),
     };
 
     observer.event(
@@ -311,6 +314,12 @@ struct Boot<'a> {
     hello: bool,
     /// The plugin's record file of this boot (`--attribution`).
     plugin_out: Option<PathBuf>,
+    /// The kernel's symbols as their parts arrive, then parsed.
+    symbol_parts: Vec<Option<String>>,
+    symbols: crate::attribution::Symbols,
+    /// Where received symbols are kept: the user's cache, by content (not every results
+    /// directory: they are about 0.7 MB deflated, and each cell keeps its breakdown).
+    cache: PathBuf,
 }
 
 impl Boot<'_> {
@@ -349,6 +358,9 @@ impl Boot<'_> {
                 results::update_meta(self.store.path(), self.meta)?;
             }
             Event::Record(Record::Cell(measured)) => self.add(*measured, None)?,
+            Event::Record(Record::Symbols { part, parts, data }) => {
+                self.symbols_part(part, parts, data)?
+            }
             Event::Record(Record::Fatal { message }) => self.fatal = Some(message),
             Event::Record(Record::Done) => {}
             Event::Garbled(why) => self.garbled = Some(why),
@@ -357,17 +369,59 @@ impl Boot<'_> {
         Ok(())
     }
 
+    /// One part of the kernel's symbols; with the last, they are parsed, kept in the cache
+    /// under their SHA256, and named in `meta.json` (`extra.kernel_symbols_sha256`).
+    fn symbols_part(&mut self, part: u32, parts: u32, data: String) -> Result<()> {
+        let (part, parts) = (part as usize, parts as usize);
+        if part >= parts || parts > 100_000 {
+            return Ok(());
+        }
+        self.symbol_parts.resize(parts, None);
+        self.symbol_parts[part] = Some(data);
+        if let Some(all) = self
+            .symbol_parts
+            .iter()
+            .cloned()
+            .collect::<Option<Vec<String>>>()
+        {
+            let text = crate::attribution::unpack(&all)?;
+            self.symbols = crate::attribution::Symbols::parse(&text);
+            let sha = sha256_bytes(text.as_bytes());
+            let path = self.cache.join(format!("{sha}.txt.gz"));
+            if !path.is_file() {
+                std::fs::create_dir_all(&self.cache)
+                    .with_context(|| format!("creating {}", self.cache.display()))?;
+                let mut z =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                std::io::Write::write_all(&mut z, text.as_bytes())?;
+                results::atomic::write(&path, &z.finish()?)?;
+            }
+            let extra = &mut self.meta.extra;
+            extra.insert("kernel_symbols_sha256".into(), serde_json::json!(sha));
+            extra.insert(
+                "kernel_symbols".into(),
+                serde_json::json!(self.symbols.len()),
+            );
+            results::update_meta(self.store.path(), self.meta)?;
+            self.symbol_parts.clear();
+        }
+        Ok(())
+    }
+
     fn add(&mut self, mut measured: Measured, tail: Option<String>) -> Result<()> {
+        let mut breakdown = None;
         if let Some(out) = &self.plugin_out {
             let records = crate::attribution::read(out)?;
-            if let Err(why) = crate::attribution::attach(&mut measured, &records) {
-                if measured.status == Status::Ok {
+            match crate::attribution::attach(&mut measured, &records) {
+                Err(why) if measured.status == Status::Ok => {
                     measured.status = Status::Failed;
                     measured.reason = Some(why);
                 }
+                _ => breakdown = crate::attribution::breakdown(&measured, &records, &self.symbols),
             }
         }
-        let cell = Cell::new(self.context.clone(), measured, tail);
+        let mut cell = Cell::new(self.context.clone(), measured, tail);
+        cell.attribution = breakdown;
         self.store.add_cell(cell)?;
         let done = self.store.cells().len();
         if let Some(c) = self.store.cells().last() {
