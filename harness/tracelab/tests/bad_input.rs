@@ -185,8 +185,14 @@ const FLAG_CASES: &[(&[&str], &str)] = &[
         "use a user-space workload",
     ),
     (&["run", "--mechanisms", "kprob"], "did you mean kprobe?"),
-    (&["run", "--attribution", "--target", "local"], "it needs a guest"),
-    (&["run", "--attribution", "--mode", "wall"], "needs --mode icount"),
+    (
+        &["run", "--attribution", "--target", "local"],
+        "it needs a guest",
+    ),
+    (
+        &["run", "--attribution", "--mode", "wall"],
+        "needs --mode icount",
+    ),
     (&["run", "--payloads", "foo"], "valid: empty, count, record"),
     (&["run", "--payloads", "count,count"], "listed twice"),
     (&["run", "--mechanisms", ""], "valid: baseline"),

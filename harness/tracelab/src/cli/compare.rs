@@ -23,14 +23,26 @@ pub struct CompareArgs {
     pub floor: f64,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Compare cells across kernels (e.g. a 6.12 run with a 7.3 run): the kernel line
+    /// leaves the cell's identity, and a different release or config is what is compared.
+    #[arg(long)]
+    pub across_kernels: bool,
+    /// List the cells found on one side only too (by default a line counts them; JSON
+    /// always lists every cell).
+    #[arg(long)]
+    pub all: bool,
 }
 
 pub(super) fn run(args: CompareArgs) -> Result<Exit> {
     let threshold = Threshold {
         relative: args.threshold,
         floor: args.floor,
+        across_kernels: args.across_kernels,
     };
-    let report = crate::compare::load_and_compare(&args.baseline, &args.candidate, &threshold)?;
+    let mut report = crate::compare::load_and_compare(&args.baseline, &args.candidate, &threshold)?;
+    if !args.all && args.format != Format::Json {
+        report.fold_one_sided();
+    }
     out!("{}", crate::compare::render::render(&report, args.format)?);
     Ok(if report.regressions() > 0 {
         Exit::Regression

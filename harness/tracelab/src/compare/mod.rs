@@ -81,11 +81,15 @@ impl fmt::Display for CellKey {
 
 /// When a change counts: more than `relative` × |baseline overhead|, and at least `floor`
 /// per call (in the cell's own unit), so that a near-zero baseline does not turn noise
-/// into a verdict.
+/// into a verdict; and which cells are one cell.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Threshold {
     pub relative: f64,
     pub floor: f64,
+    /// Cells of different kernels are one cell (`--across-kernels`): the kernel line
+    /// leaves the key, and a different release, config or traced function is what is
+    /// compared, not a reason to refuse.
+    pub across_kernels: bool,
 }
 
 impl Default for Threshold {
@@ -93,6 +97,7 @@ impl Default for Threshold {
         Threshold {
             relative: 0.05,
             floor: 1.0,
+            across_kernels: false,
         }
     }
 }
@@ -281,6 +286,44 @@ pub struct Comparison {
     /// The command that measures this cell again as the candidate did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reproduce: Option<String>,
+    /// Where a change went, by kernel symbol, largest first (both sides measured with
+    /// `--attribution`): candidate less baseline overhead per call.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub movers: Vec<Mover>,
+}
+
+/// One symbol's part in a change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mover {
+    pub symbol: String,
+    pub change_insn: f64,
+}
+
+/// The symbols whose part of the overhead moved most between two breakdowns: at most
+/// `most`, each by at least half an instruction per call.
+pub fn movers(
+    base: &tracelab_model::attribution::Breakdown,
+    cand: &tracelab_model::attribution::Breakdown,
+    most: usize,
+) -> Vec<Mover> {
+    let mut by: BTreeMap<&str, f64> = BTreeMap::new();
+    for r in &base.rows {
+        *by.entry(&r.symbol).or_default() -= r.overhead_insn;
+    }
+    for r in &cand.rows {
+        *by.entry(&r.symbol).or_default() += r.overhead_insn;
+    }
+    let mut out: Vec<Mover> = by
+        .into_iter()
+        .filter(|(_, d)| d.abs() >= 0.5)
+        .map(|(s, d)| Mover {
+            symbol: s.to_string(),
+            change_insn: d,
+        })
+        .collect();
+    out.sort_by(|a, b| b.change_insn.abs().total_cmp(&a.change_insn.abs()));
+    out.truncate(most);
+    out
 }
 
 /// Judges one matched pair. Pure: no I/O, no global state.
@@ -299,8 +342,9 @@ pub fn judge(key: CellKey, base: Side, cand: Side, threshold: &Threshold) -> Com
         minimum_change: None,
         test: None,
         reproduce: None,
+        movers: Vec::new(),
     };
-    if let Some(why) = not_comparable(&base, &cand) {
+    if let Some(why) = not_comparable(&base, &cand, threshold.across_kernels) {
         c.reason = Some(why);
         c.baseline = Some(base);
         c.candidate = Some(cand);
@@ -327,7 +371,8 @@ pub fn judge(key: CellKey, base: Side, cand: Side, threshold: &Threshold) -> Com
         Verdict::Unchanged
     };
     c.change = Some(change);
-    c.relative_change = (b != 0.0).then(|| change / b.abs());
+    // Relative to a baseline below the floor, a change of nothing reads as +100 %.
+    c.relative_change = (b.abs() >= threshold.floor && b != 0.0).then(|| change / b.abs());
     c.change_low = Some(low);
     c.change_high = Some(high);
     c.minimum_change = Some(minimum);
@@ -336,8 +381,9 @@ pub fn judge(key: CellKey, base: Side, cand: Side, threshold: &Threshold) -> Com
     c
 }
 
-/// Why two sides cannot be compared, or None when they can.
-pub fn not_comparable(base: &Side, cand: &Side) -> Option<String> {
+/// Why two sides cannot be compared, or None when they can. `across_kernels`: a different
+/// kernel (release, config, the name of the traced function) is what is compared.
+pub fn not_comparable(base: &Side, cand: &Side, across_kernels: bool) -> Option<String> {
     if base.unit != cand.unit {
         return Some(format!(
             "different units: {} in the baseline, {} in the candidate",
@@ -354,7 +400,8 @@ pub fn not_comparable(base: &Side, cand: &Side) -> Option<String> {
             return Some(format!("{side} is {} ({why})", s.status));
         }
     }
-    if let (Some(a), Some(b)) = (&base.kernel_release, &cand.kernel_release) {
+    if let (Some(a), Some(b), false) = (&base.kernel_release, &cand.kernel_release, across_kernels)
+    {
         if a != b {
             return Some(format!("different kernel releases: {a} → {b}"));
         }
@@ -366,10 +413,10 @@ pub fn not_comparable(base: &Side, cand: &Side) -> Option<String> {
         ));
     }
     let config = config_changes(&base.kernel_config, &cand.kernel_config);
-    if !config.is_empty() {
+    if !config.is_empty() && !across_kernels {
         return Some(format!("different kernel config: {}", config.join(", ")));
     }
-    if let (Some(a), Some(b)) = (&base.function, &cand.function) {
+    if let (Some(a), Some(b), false) = (&base.function, &cand.function, across_kernels) {
         if a != b {
             return Some(format!("different traced functions: {a} → {b}"));
         }
@@ -393,6 +440,9 @@ pub fn config_changes(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>
         .collect()
 }
 
+/// The kernel of a key when cells of different kernels are one cell.
+pub const ANY_KERNEL: &str = "any kernel";
+
 /// The whole comparison of two sets of runs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompareReport {
@@ -406,9 +456,32 @@ pub struct CompareReport {
     pub environment: Vec<String>,
     /// Sorted by verdict (regressed first), then key.
     pub cells: Vec<Comparison>,
+    /// Cells on one side only that a view left out (`compare` without `--all`): how many
+    /// were only in the baseline and only in the candidate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub one_sided: Option<(usize, usize)>,
 }
 
 impl CompareReport {
+    /// Leaves out the cells found on one side only, counting them in `one_sided`: a
+    /// guest compared against a whole dataset would otherwise list the dataset's every
+    /// other cell before the few it compared.
+    pub fn fold_one_sided(&mut self) {
+        let (mut b, mut c) = (0, 0);
+        self.cells.retain(|x| match (&x.baseline, &x.candidate) {
+            (Some(_), None) => {
+                b += 1;
+                false
+            }
+            (None, Some(_)) => {
+                c += 1;
+                false
+            }
+            _ => true,
+        });
+        self.one_sided = Some((b, c));
+    }
+
     pub fn regressions(&self) -> usize {
         self.cells
             .iter()
@@ -425,8 +498,8 @@ pub fn compare(
     candidate: &[Run],
     threshold: &Threshold,
 ) -> CompareReport {
-    let base = index(baseline);
-    let cand = index(candidate);
+    let base = index(baseline, threshold.across_kernels);
+    let cand = index(candidate, threshold.across_kernels);
     let mut keys: Vec<&CellKey> = base.keys().chain(cand.keys()).collect();
     keys.sort();
     keys.dedup();
@@ -460,18 +533,21 @@ pub fn compare(
         counts,
         environment: environment_changes(baseline, candidate),
         cells,
+        one_sided: None,
     }
 }
 
 type Indexed<'a> = BTreeMap<CellKey, Vec<(&'a RunMeta, &'a Cell)>>;
 
-fn index(runs: &[Run]) -> Indexed<'_> {
+fn index(runs: &[Run], across_kernels: bool) -> Indexed<'_> {
     let mut map: Indexed<'_> = BTreeMap::new();
     for run in runs {
         for cell in &run.cells {
-            map.entry(CellKey::of(cell))
-                .or_default()
-                .push((&run.meta, cell));
+            let mut key = CellKey::of(cell);
+            if across_kernels {
+                key.kernel = ANY_KERNEL.into();
+            }
+            map.entry(key).or_default().push((&run.meta, cell));
         }
     }
     map
@@ -505,6 +581,7 @@ fn unmatched(key: &CellKey, base: &[(&RunMeta, &Cell)], cand: &[(&RunMeta, &Cell
         minimum_change: None,
         test: None,
         reproduce: None,
+        movers: Vec::new(),
     }
 }
 
@@ -613,7 +690,50 @@ pub fn load_and_compare(
         let (b, k) = (paired_by_key(&base)?, paired_by_key(&cand)?);
         add_rank_tests(&mut report, &b, &k);
     }
+    add_movers(&mut report, &base, &cand)?;
     Ok(report)
+}
+
+/// The symbols that moved in each changed cell whose runs carry breakdowns (read from the
+/// cells' JSON: the summaries loaded for the verdicts leave them out).
+fn add_movers(report: &mut CompareReport, base: &[Run], cand: &[Run]) -> anyhow::Result<()> {
+    let mut loaded: BTreeMap<std::path::PathBuf, Vec<Cell>> = BTreeMap::new();
+    let mut breakdown = |runs: &[Run],
+                         run_id: &str,
+                         key: &CellKey|
+     -> anyhow::Result<Option<tracelab_model::attribution::Breakdown>> {
+        let Some(run) = runs.iter().find(|r| r.meta.run_id == run_id) else {
+            return Ok(None);
+        };
+        if !loaded.contains_key(&run.dir) {
+            loaded.insert(run.dir.clone(), crate::results::load(&run.dir)?.1);
+        }
+        Ok(loaded[&run.dir]
+            .iter()
+            .find(|c| {
+                let mut k = CellKey::of(c);
+                k.kernel.clone_from(&key.kernel);
+                k == *key
+            })
+            .and_then(|c| c.attribution.clone()))
+    };
+    for c in report
+        .cells
+        .iter_mut()
+        .filter(|c| matches!(c.verdict, Verdict::Regressed | Verdict::Improved))
+    {
+        let (Some(b), Some(k)) = (&c.baseline, &c.candidate) else {
+            continue;
+        };
+        let (b_id, k_id) = (b.run_id.clone(), k.run_id.clone());
+        if let (Some(bb), Some(kb)) = (
+            breakdown(base, &b_id, &c.key)?,
+            breakdown(cand, &k_id, &c.key)?,
+        ) {
+            c.movers = movers(&bb, &kb, 5);
+        }
+    }
+    Ok(())
 }
 
 /// Paired overheads per cell of the real-time runs (read from their cells' samples).

@@ -27,16 +27,29 @@ pub fn render(report: &CompareReport, format: Format) -> Result<String> {
     }
 }
 
-/// `12 regressed, 3 improved, …` in the fixed verdict order.
+/// `12 regressed, 3 improved, …` in the fixed verdict order (over every cell, those a
+/// view leaves out too).
 pub fn counts_line(report: &CompareReport) -> String {
     Verdict::ALL
         .iter()
         .map(|v| {
-            let n = report.cells.iter().filter(|c| c.verdict == *v).count();
+            let n = report
+                .counts
+                .get(&v.name().replace(' ', "_"))
+                .copied()
+                .unwrap_or_else(|| report.cells.iter().filter(|c| c.verdict == *v).count());
             format!("{n} {v}")
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The line that says which one-sided cells a view left out.
+fn one_sided_line(report: &CompareReport) -> Option<String> {
+    let (b, c) = report.one_sided?;
+    (b + c > 0).then(|| {
+        format!("{b} cells only in the baseline and {c} only in the candidate are not listed (--all lists them)")
+    })
 }
 
 fn threshold_line(report: &CompareReport) -> String {
@@ -186,12 +199,29 @@ fn row(c: &Comparison, with_payload: bool, with_stack: bool, with_test: bool) ->
     if with_test {
         r.push(test_text(c));
     }
-    r.extend([c
+    let mut note = c
         .reason
         .as_deref()
         .map(crate::results::row::one_line)
-        .unwrap_or_default()]);
+        .unwrap_or_default();
+    if !c.movers.is_empty() {
+        if !note.is_empty() {
+            note.push_str("; ");
+        }
+        note.push_str(&movers_text(c));
+    }
+    r.push(note);
     r
+}
+
+/// `by symbol: +181.00 in rb_reserve, -3.00 in …` (insn per call).
+fn movers_text(c: &Comparison) -> String {
+    let parts: Vec<String> = c
+        .movers
+        .iter()
+        .map(|m| format!("{} in {}", signed_fixed(m.change_insn, 2), m.symbol))
+        .collect();
+    format!("by symbol (insn/call): {}", parts.join(", "))
 }
 
 fn markdown(report: &CompareReport) -> String {
@@ -231,7 +261,10 @@ fn markdown(report: &CompareReport) -> String {
     }
     out.push_str(&t.markdown());
     if t.is_empty() {
-        out.push_str("\n(no cells on either side)\n");
+        out.push_str("\n(no cells on both sides)\n");
+    }
+    if let Some(line) = one_sided_line(report) {
+        out.push_str(&format!("\n{line}.\n"));
     }
     out.push_str(&changes_section(report));
     out
@@ -273,6 +306,9 @@ fn changes_section(report: &CompareReport) -> String {
                 String::new()
             }
         ));
+        if !c.movers.is_empty() {
+            out.push_str(&format!("  {}\n", esc(&movers_text(c))));
+        }
         if let Some(cmd) = &c.reproduce {
             out.push_str(&format!("  reproduce: `{cmd}`\n"));
         }
@@ -300,5 +336,8 @@ fn table(report: &CompareReport) -> String {
         out.push('\n');
     }
     out.push_str(&t.text(false));
+    if let Some(line) = one_sided_line(report) {
+        out.push_str(&format!("{line}\n"));
+    }
     out
 }

@@ -78,8 +78,8 @@ fn absolute_floor_protects_near_zero_baselines() {
     let c = verdict(side(0.1, 0.1, 0.1), side(0.4, 0.4, 0.4));
     assert_eq!(c.verdict, Verdict::Unchanged);
     let strict = Threshold {
-        relative: 0.05,
         floor: 0.0,
+        ..Threshold::default()
     };
     let c = judge(key(), side(0.1, 0.1, 0.1), side(0.4, 0.4, 0.4), &strict);
     assert_eq!(c.verdict, Verdict::Regressed);
@@ -348,4 +348,102 @@ fn real_time_cells_get_a_rank_test_beside_the_verdict() {
     let insn = synthetic::matrix(&["x86_64"], &["6.12"], 3, 0.0);
     let r = compare("b", &insn, "c", &insn, &Threshold::default());
     assert!(r.cells.iter().all(|c| c.test.is_none()));
+}
+
+/// One guest against a whole dataset once listed every other guest's cells, as "not
+/// comparable", before the few compared: they are counted in one line instead.
+#[test]
+fn one_sided_cells_are_counted_not_listed_unless_asked() {
+    let all = synthetic::matrix(&["x86_64", "arm64"], &["6.1", "7.3"], 3, 0.0);
+    let one: Vec<Run> = all.iter().take(1).cloned().collect();
+    let mut r = compare("guest", &one, "dataset", &all, &Threshold::default());
+    let listed = r.cells.len();
+    r.fold_one_sided();
+    let (b, c) = r.one_sided.expect("folded");
+    assert_eq!((b, c + r.cells.len()), (0, listed));
+    let text = render(&r, Format::Table).expect("table");
+    assert!(
+        text.contains(&format!(
+            "0 cells only in the baseline and {c} only in the candidate are not listed"
+        )),
+        "{text}"
+    );
+    assert!(text.starts_with("0 regressed"), "the verdict first: {text}");
+    assert!(render(&r, Format::Markdown)
+        .expect("md")
+        .contains("--all lists them"));
+}
+
+/// Against a baseline overhead below the floor, a change of nothing once read +100 %.
+#[test]
+fn no_percentage_against_a_baseline_below_the_floor() {
+    let (base, cand) = (
+        synthetic::run(
+            "x86_64",
+            "6.12",
+            Unit::Insn,
+            &[CellSpec::ok("baseline", 0.0), CellSpec::ok("kprobe", 0.004)],
+            3,
+        ),
+        synthetic::run(
+            "x86_64",
+            "6.12",
+            Unit::Insn,
+            &[CellSpec::ok("baseline", 0.0), CellSpec::ok("kprobe", 0.008)],
+            3,
+        ),
+    );
+    let r = compare("a", &[base], "b", &[cand], &Threshold::default());
+    let kprobe = r
+        .cells
+        .iter()
+        .find(|c| c.key.mechanism == "kprobe")
+        .expect("kprobe");
+    assert_eq!(kprobe.relative_change, None, "{kprobe:?}");
+    assert!(!render(&r, Format::Table).expect("table").contains("100.0%"));
+}
+
+#[test]
+fn movers_name_the_symbols_whose_part_changed_most() {
+    use tracelab_model::attribution::{Breakdown, SymbolCost};
+    let b = |rows: &[(&str, f64)]| Breakdown {
+        symbols: "kallsyms".into(),
+        calls: 1000,
+        baseline_loops: 2,
+        armed_loops: 2,
+        rows: rows
+            .iter()
+            .map(|(s, o)| SymbolCost {
+                symbol: s.to_string(),
+                baseline_insn: 0.0,
+                armed_insn: *o,
+                overhead_insn: *o,
+            })
+            .collect(),
+    };
+    let m = super::movers(
+        &b(&[
+            ("ring_buffer_lock_reserve", 100.0),
+            ("fprobe_handler", 50.0),
+            ("x", 1.0),
+        ]),
+        &b(&[
+            ("ring_buffer_lock_reserve", 100.2),
+            ("ftrace_graph_func", 181.0),
+            ("fprobe_handler", 40.0),
+        ]),
+        5,
+    );
+    let named: Vec<(&str, f64)> = m
+        .iter()
+        .map(|m| (m.symbol.as_str(), m.change_insn))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("ftrace_graph_func", 181.0),
+            ("fprobe_handler", -10.0),
+            ("x", -1.0)
+        ]
+    );
 }
