@@ -98,13 +98,15 @@ impl LoopCounts {
 }
 
 /// Where a cell's overhead goes, per traced call, by the symbol each executed block
-/// starts in (`--attribution`): armed loops less baseline loops, averaged over the loops
-/// of each phase. Instructions (the plugin's exact count), never time.
+/// starts in (`--attribution`): the armed loop less the baseline loop of the pair whose
+/// paired overhead is the cell's median (the two middle pairs, averaged, for an even
+/// count), so the rows add up to the cell's overhead. Instructions (the plugin's count),
+/// never time.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Breakdown {
     /// How the blocks were named: `kallsyms` (the guest kernel's own symbols), or why not.
     pub symbols: String,
-    /// Calls per loop, and the loops averaged in each phase.
+    /// Calls per loop, and the loops used in each phase (the median pair or pairs).
     pub calls: u64,
     pub baseline_loops: usize,
     pub armed_loops: usize,
