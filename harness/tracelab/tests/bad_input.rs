@@ -347,6 +347,10 @@ fn broken_results_directories() {
         std::fs::write(&p, &text[..text.len() / 2]).expect("write");
     });
     let good = case("good", &|_| {});
+    let reference_dataset = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../results/reference/dataset")
+        .to_string_lossy()
+        .into_owned();
     for (args, needle) in [
         (vec!["show", no_meta.as_str()], "no meta.json"),
         (
@@ -372,6 +376,11 @@ fn broken_results_directories() {
             "001-kprobe.json",
         ),
         (vec!["show", "/etc"], "not a tracelab results directory"),
+        (
+            vec!["show", "/nonexistent/run"],
+            "/nonexistent/run does not exist",
+        ),
+        (vec!["show", reference_dataset.as_str()], "is a dataset of"),
         (
             vec!["compare", "/etc", "/tmp"],
             "neither a results directory",
