@@ -106,10 +106,10 @@ impl LoopCounts {
 pub struct Breakdown {
     /// How the blocks were named: `kallsyms` (the guest kernel's own symbols), or why not.
     pub symbols: String,
-    /// Calls per loop, and the loops used in each phase (the median pair or pairs).
+    /// Calls per loop, and the pairs (a baseline and an armed loop each) the rows come
+    /// from: the median pair, or the two middle pairs.
     pub calls: u64,
-    pub baseline_loops: usize,
-    pub armed_loops: usize,
+    pub pairs: usize,
     /// The symbols, largest overhead first; what is left is summed into one `[other]` row,
     /// so the rows add up to the whole overhead.
     pub rows: Vec<SymbolCost>,

@@ -10,7 +10,7 @@
 
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::PathBuf;
 use tracelab_model::attribution::{self, LoopCounts};
 use tracelab_model::schema::Measured;
 
@@ -45,15 +45,60 @@ pub const TICK_INSN: u64 = 4_000_000;
 /// The plugin's file name, as `scripts/build-agents` installs it beside the agents.
 pub const PLUGIN_FILE: &str = "libtracelab_plugin.so";
 
-/// Reads a plugin's records so far, by serial.
-pub fn read(path: &Path) -> Result<BTreeMap<u64, LoopCounts>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    let records = attribution::parse(&text).with_context(|| path.display().to_string())?;
-    Ok(records.into_iter().map(|r| (r.serial, r)).collect())
+/// One boot's plugin records, read as the plugin appends them: each update reads only
+/// what came after the last complete record (a matrix guest writes thousands of loops;
+/// reading the whole file again for every cell would grow with their square).
+#[derive(Debug)]
+pub struct Reader {
+    path: PathBuf,
+    /// Bytes of the file already taken, up to the end of a complete record.
+    offset: u64,
+    /// Records not yet joined to a cell, by serial.
+    records: BTreeMap<u64, LoopCounts>,
+}
+
+impl Reader {
+    pub fn new(path: PathBuf) -> Reader {
+        Reader {
+            path,
+            offset: 0,
+            records: BTreeMap::new(),
+        }
+    }
+
+    /// Takes the complete records appended since the last update; returns all not yet
+    /// forgotten.
+    pub fn update(&mut self) -> Result<&BTreeMap<u64, LoopCounts>> {
+        use std::io::{Read as _, Seek as _};
+        let mut file = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(&self.records),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", self.path.display())),
+        };
+        let mut text = String::new();
+        file.seek(std::io::SeekFrom::Start(self.offset))
+            .and_then(|_| file.read_to_string(&mut text))
+            .with_context(|| format!("reading {}", self.path.display()))?;
+        // Up to the last complete record: an `E` line (records start with `L`).
+        let end = text
+            .match_indices("E\n")
+            .filter(|(i, _)| *i == 0 || text.as_bytes()[i - 1] == b'\n')
+            .last()
+            .map_or(0, |(i, _)| i + 2);
+        let records = attribution::parse(&text[..end])
+            .with_context(|| format!("{} after byte {}", self.path.display(), self.offset))?;
+        self.records
+            .extend(records.into_iter().map(|r| (r.serial, r)));
+        self.offset += end as u64;
+        Ok(&self.records)
+    }
+
+    /// Drops the records of a cell's loops once joined (no later cell shares them).
+    pub fn forget(&mut self, measured: &Measured) {
+        for serial in measured.samples.iter().filter_map(|s| s.loop_serial) {
+            self.records.remove(&serial);
+        }
+    }
 }
 
 /// Puts the plugin's counts of each marked loop into its sample's counters and checks
@@ -241,7 +286,6 @@ pub fn breakdown(
             }
         }
     }
-    let loops = [middle.len(), middle.len()];
     let mut rows: Vec<SymbolCost> = per
         .into_iter()
         .map(|(symbol, [b, a])| {
@@ -278,8 +322,7 @@ pub fn breakdown(
             "kallsyms of the guest kernel (nokaslr)".into()
         },
         calls,
-        baseline_loops: loops[0],
-        armed_loops: loops[1],
+        pairs: middle.len(),
         rows,
     })
 }
@@ -325,7 +368,7 @@ pub fn render_breakdown(
     let head = format!(
         "{label}: overhead {} insn per call by symbol (the TCG plugin's instruction counts: the armed loop less the baseline loop of the median pair{}, {} calls each); blocks named by {}\n\n",
         fixed(total, 2),
-        if b.armed_loops > 1 { "s, averaged" } else { "" },
+        if b.pairs > 1 { "s, averaged" } else { "" },
         b.calls,
         b.symbols
     );
@@ -436,6 +479,33 @@ mod tests {
         assert_eq!(
             unpack(&[a.into(), c.into()]).expect("unpack"),
             "ffffffff81000000 _stext\n"
+        );
+    }
+
+    /// The reader takes complete records only, and only what came after the last one.
+    #[test]
+    fn the_reader_takes_what_was_appended_and_waits_for_a_cut_record() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("boot-1.txt");
+        let (one, two) = (record(1, 5, 6).1.record(), record(2, 7, 8).1.record());
+        let mut reader = Reader::new(path.clone());
+        assert!(reader.update().expect("no file yet").is_empty());
+        std::fs::write(&path, format!("{one}{}", &two[..4])).expect("write");
+        assert_eq!(
+            reader.update().expect("one").keys().collect::<Vec<_>>(),
+            [&1]
+        );
+        std::fs::write(&path, format!("{one}{two}")).expect("write");
+        assert_eq!(
+            reader.update().expect("two").keys().collect::<Vec<_>>(),
+            [&1, &2]
+        );
+        let mut m = measured(&[(1, 1000)]);
+        m.samples[0].loop_serial = Some(1);
+        reader.forget(&m);
+        assert_eq!(
+            reader.update().expect("again").keys().collect::<Vec<_>>(),
+            [&2]
         );
     }
 

@@ -40,6 +40,24 @@ pub(super) fn run(args: ShowArgs) -> Result<Exit> {
         );
         return Ok(Exit::Ok);
     }
+    // A dataset holds results directories: name them rather than the meta.json it lacks.
+    if args.dir.is_dir() && !args.dir.join(crate::results::store::META_FILE).is_file() {
+        let guests = crate::dataset::results_dirs(&args.dir).unwrap_or_default();
+        if !guests.is_empty() {
+            let names: Vec<String> = guests
+                .iter()
+                .take(4)
+                .map(|g| g.strip_prefix(&args.dir).unwrap_or(g).display().to_string())
+                .collect();
+            anyhow::bail!(
+                "{} is a dataset of {} results directories, not one: show one of them, e.g. {}{}",
+                args.dir.display(),
+                guests.len(),
+                names.join(", "),
+                if guests.len() > 4 { ", …" } else { "" }
+            );
+        }
+    }
     let (meta, rows) = crate::results::load_rows(&args.dir)?;
     out!(
         "{}",

@@ -409,8 +409,7 @@ fn movers_name_the_symbols_whose_part_changed_most() {
     let b = |rows: &[(&str, f64)]| Breakdown {
         symbols: "kallsyms".into(),
         calls: 1000,
-        baseline_loops: 2,
-        armed_loops: 2,
+        pairs: 1,
         rows: rows
             .iter()
             .map(|(s, o)| SymbolCost {

@@ -361,7 +361,6 @@ pub fn load_checked(
             .filter(|s| has(s, newest))
             .map(|s| group(&s.key))
             .collect();
-        check.previous = None;
         for g in groups {
             let here: Vec<&Series> = out.iter().filter(|s| group(&s.key) == g).collect();
             let before = here

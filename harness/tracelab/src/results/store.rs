@@ -232,22 +232,6 @@ fn read_meta(path: &Path) -> Result<RunMeta> {
         bail!("{} does not exist", path.display());
     }
     if !file.is_file() {
-        // A dataset holds results directories: name them rather than the file it lacks.
-        let guests = hive_guests(path);
-        if !guests.is_empty() {
-            let names: Vec<String> = guests
-                .iter()
-                .take(4)
-                .map(|g| g.strip_prefix(path).unwrap_or(g).display().to_string())
-                .collect();
-            bail!(
-                "{} is a dataset of {} results directories, not one: show one of them, e.g. {}{}",
-                path.display(),
-                guests.len(),
-                names.join(", "),
-                if guests.len() > 4 { ", …" } else { "" }
-            );
-        }
         bail!(
             "{} is not a tracelab results directory (no {META_FILE})",
             path.display()
@@ -264,27 +248,6 @@ fn read_meta(path: &Path) -> Result<RunMeta> {
         );
     }
     Ok(meta)
-}
-
-/// The results directories of a dataset's Hive layout (`arch=…/kernel=…/`), if `path`
-/// is one.
-fn hive_guests(path: &Path) -> Vec<PathBuf> {
-    let dirs = |p: &Path, prefix: &str| -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = fs::read_dir(p)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
-            .map(|e| e.path())
-            .collect();
-        v.sort();
-        v
-    };
-    dirs(path, "arch=")
-        .iter()
-        .flat_map(|a| dirs(a, "kernel="))
-        .filter(|k| k.join(META_FILE).is_file())
-        .collect()
 }
 
 /// The cell files of a results directory in run order.

@@ -192,7 +192,7 @@ pub fn run(
         fatal: None,
         garbled: None,
         hello: false,
-        plugin_out: first,
+        plugin: first.map(crate::attribution::Reader::new),
         symbol_parts: Vec::new(),
         symbols: Default::default(),
         cache: catalog.cache_dir().join("symbols"),
@@ -226,7 +226,7 @@ pub fn run(
             StudyEvent::Stage("the guest did not start under KVM; falling back to TCG"),
         );
         setup = guest_setup(study, arch, Accel::Tcg);
-        boot.plugin_out = next_boot(&mut setup)?;
+        boot.plugin = next_boot(&mut setup)?.map(crate::attribution::Reader::new);
         boot.meta.accel = Some(Accel::Tcg.name().to_string());
         boot.meta.cpu = setup.cpu().to_string();
         results::update_meta(boot.store.path(), boot.meta)?;
@@ -282,7 +282,7 @@ pub fn run(
             &initramfs::build(&agent, &busybox, &serde_json::to_string_pretty(&rest)?)?,
         )?;
         boot.hello = false;
-        boot.plugin_out = next_boot(&mut setup)?;
+        boot.plugin = next_boot(&mut setup)?.map(crate::attribution::Reader::new);
         outcome = console::run(
             setup.command(&kernel.image, &initrd),
             study.timeouts,
@@ -312,8 +312,8 @@ struct Boot<'a> {
     fatal: Option<String>,
     garbled: Option<String>,
     hello: bool,
-    /// The plugin's record file of this boot (`--attribution`).
-    plugin_out: Option<PathBuf>,
+    /// The plugin's records of this boot, read as they are written (`--attribution`).
+    plugin: Option<crate::attribution::Reader>,
     /// The kernel's symbols as their parts arrive, then parsed.
     symbol_parts: Vec<Option<String>>,
     symbols: crate::attribution::Symbols,
@@ -410,15 +410,16 @@ impl Boot<'_> {
 
     fn add(&mut self, mut measured: Measured, tail: Option<String>) -> Result<()> {
         let mut breakdown = None;
-        if let Some(out) = &self.plugin_out {
-            let records = crate::attribution::read(out)?;
-            match crate::attribution::attach(&mut measured, &records) {
+        if let Some(reader) = &mut self.plugin {
+            let records = reader.update()?;
+            match crate::attribution::attach(&mut measured, records) {
                 Err(why) if measured.status == Status::Ok => {
                     measured.status = Status::Failed;
                     measured.reason = Some(why);
                 }
-                _ => breakdown = crate::attribution::breakdown(&measured, &records, &self.symbols),
+                _ => breakdown = crate::attribution::breakdown(&measured, records, &self.symbols),
             }
+            reader.forget(&measured);
         }
         let mut cell = Cell::new(self.context.clone(), measured, tail);
         cell.attribution = breakdown;
