@@ -355,6 +355,15 @@ fn pairs(loops: &mut Loops<'_>, installs: Installs<'_>, out: &mut Measured) -> R
                 Err(e) => return Err(e),
             }
         };
+        // While armed, the code the install made at run time has its kallsyms names
+        // (`--attribution` names the plugin's blocks by them); kept from every repeat,
+        // since a re-install may place it elsewhere.
+        if plan.attribution {
+            out.runtime_symbols
+                .extend(crate::symbols::runtime().context("reading run-time symbols")?);
+            out.runtime_symbols.sort();
+            out.runtime_symbols.dedup();
+        }
         // The kernel's own count and clock (BPF): an untimed-for-the-summary loop with
         // statistics on. For programs that count nothing themselves it is the proof, in
         // every repeat; for the others a cross-check, once per cell.

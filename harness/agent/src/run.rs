@@ -435,6 +435,7 @@ fn run_cell(
         beside: beside_set,
         attach_times: Vec::new(),
         stack_traces: None,
+        runtime_symbols: Vec::new(),
         workload: workload.kind().name().to_string(),
         function: (kind != MechanismKind::Baseline)
             .then(|| target.as_ref().map(|t| t.symbol.to_string()).ok())

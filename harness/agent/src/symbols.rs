@@ -37,6 +37,16 @@ fn text_symbols(kallsyms: &str) -> String {
     out
 }
 
+/// Kernel code made at run time (BPF programs and trampolines, kprobe slots, ftrace
+/// trampolines), as `/proc/kallsyms` lists it now.
+pub(crate) fn runtime() -> Result<Vec<tracelab_model::attribution::RuntimeSymbol>> {
+    let all = std::fs::read_to_string("/proc/kallsyms").context("reading /proc/kallsyms")?;
+    Ok(all
+        .lines()
+        .filter_map(tracelab_model::attribution::RuntimeSymbol::from_kallsyms)
+        .collect())
+}
+
 /// The records that carry `text` (deflated, base64, in parts).
 pub(crate) fn records(text: &str) -> Result<Vec<Record>> {
     let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());

@@ -113,12 +113,34 @@ pub struct Breakdown {
     /// The symbols, largest overhead first; what is left is summed into one `[other]` row,
     /// so the rows add up to the whole overhead.
     pub rows: Vec<SymbolCost>,
+    /// The same instructions by family (every symbol, before the `[other]` row), largest
+    /// overhead first; absent from breakdowns made before families existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub families: Vec<FamilyCost>,
+    /// Exceptions entered per call, armed less baseline: int3 and #DB on x86_64, every
+    /// synchronous exception on arm64 (BRK, single step; the syscall's own SVC cancels
+    /// out). None when the kernel's symbols did not arrive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traps_per_call: Option<f64>,
 }
 
 /// One symbol's instructions per call.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SymbolCost {
     pub symbol: String,
+    /// The symbol's family (`other-kernel` in breakdowns made before families existed;
+    /// the `[other]` row's is that of most of its instructions).
+    #[serde(default)]
+    pub family: crate::family::Family,
+    pub baseline_insn: f64,
+    pub armed_insn: f64,
+    pub overhead_insn: f64,
+}
+
+/// One family's instructions per call.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FamilyCost {
+    pub family: crate::family::Family,
     pub baseline_insn: f64,
     pub armed_insn: f64,
     pub overhead_insn: f64,
@@ -129,6 +151,52 @@ impl Breakdown {
     pub fn total(&self) -> f64 {
         self.rows.iter().map(|r| r.overhead_insn).sum()
     }
+}
+
+/// Kernel code made at run time, as `/proc/kallsyms` lists it with a module in
+/// brackets (`[bpf]`, `[__builtin__kprobes]`, `[__builtin__ftrace]`): where it starts,
+/// and its name with the module. Names that carry a per-kernel or per-build number are
+/// reduced to what stays the same across kernels, so that `compare` of two kernels
+/// matches them: `bpf_trampoline_6442491932` → `bpf_trampoline`, and
+/// `bpf_prog_6deef7357e7b4530_tracelab_fentry` → `bpf_prog_tracelab_fentry`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct RuntimeSymbol {
+    pub address: u64,
+    pub name: String,
+}
+
+impl RuntimeSymbol {
+    /// One `/proc/kallsyms` line, if it is a text symbol with a module.
+    pub fn from_kallsyms(line: &str) -> Option<RuntimeSymbol> {
+        let mut w = line.split_whitespace();
+        let (addr, kind, name, module) = (w.next()?, w.next()?, w.next()?, w.next()?);
+        if !matches!(kind, "t" | "T") || !module.starts_with('[') {
+            return None;
+        }
+        let address = u64::from_str_radix(addr, 16).ok().filter(|a| *a != 0)?;
+        Some(RuntimeSymbol {
+            address,
+            name: format!("{} {module}", stable_name(name)),
+        })
+    }
+}
+
+/// A run-time symbol's name without the numbers that differ between kernels or builds.
+fn stable_name(name: &str) -> String {
+    let is_hex = |s: &str| s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if let Some(rest) = name.strip_prefix("bpf_prog_") {
+        // bpf_prog_<16-hex tag>_<name>; the name may be empty.
+        let (tag, prog) = rest.split_once('_').unwrap_or((rest, ""));
+        if is_hex(tag) {
+            return format!("bpf_prog_{prog}");
+        }
+    }
+    if let Some(key) = name.strip_prefix("bpf_trampoline_") {
+        if key.bytes().all(|b| b.is_ascii_digit()) {
+            return "bpf_trampoline".into();
+        }
+    }
+    name.to_string()
 }
 
 /// A line the reader could not take.
@@ -232,6 +300,27 @@ mod tests {
         assert!(parse("L 1 2\nE\n").is_err());
         assert!(parse("B 10 1 1\n").is_err());
         assert!(parse("hello\n").unwrap_err().to_string().contains("line 1"));
+    }
+
+    #[test]
+    fn run_time_symbols_keep_their_module_and_lose_their_numbers() {
+        let read = |l: &str| RuntimeSymbol::from_kallsyms(l).map(|s| s.name);
+        assert_eq!(
+            read("ffffffffa0001000 t bpf_prog_6deef7357e7b4530_tracelab_fentry\t[bpf]"),
+            Some("bpf_prog_tracelab_fentry [bpf]".into())
+        );
+        assert_eq!(
+            read("ffffffffa0002000 t bpf_trampoline_6442491932\t[bpf]"),
+            Some("bpf_trampoline [bpf]".into())
+        );
+        assert_eq!(
+            read("ffffffffa0003000 t kprobe_insn_page\t[__builtin__kprobes]"),
+            Some("kprobe_insn_page [__builtin__kprobes]".into())
+        );
+        // The image's own symbols, data and hidden addresses are not run-time code.
+        assert_eq!(read("ffffffff81000000 T _stext"), None);
+        assert_eq!(read("ffffffffa0004000 d some_map\t[bpf]"), None);
+        assert_eq!(read("0000000000000000 t bpf_prog_x\t[bpf]"), None);
     }
 
     proptest! {

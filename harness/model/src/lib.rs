@@ -11,6 +11,7 @@ pub mod attribution;
 pub mod cell;
 pub mod cell_id;
 pub mod environment;
+pub mod family;
 pub mod kconfig;
 pub mod kernel_state;
 pub mod mechanism;

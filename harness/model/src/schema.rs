@@ -181,6 +181,11 @@ pub struct Measured {
     /// The stack traces a stack-trace payload took (`stacktrace`, `stackid`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stack_traces: Option<StackTraces>,
+    /// Kernel code the cell's install made at run time, as `/proc/kallsyms` named it while
+    /// armed (`--attribution`): BPF programs and trampolines, kprobe slots, ftrace
+    /// trampolines. The host names the plugin's blocks outside the image by them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runtime_symbols: Vec<crate::attribution::RuntimeSymbol>,
     pub workload: String,
     /// The kernel function traced, as the kernel names it.
     pub function: Option<String>,
@@ -367,6 +372,7 @@ impl Measured {
             beside: None,
             attach_times: Vec::new(),
             stack_traces: None,
+            runtime_symbols: Vec::new(),
             workload: workload.to_string(),
             function: None,
             attach: None,

@@ -11,7 +11,7 @@
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use tracelab_model::attribution::{self, LoopCounts};
+use tracelab_model::attribution::{self, LoopCounts, RuntimeSymbol};
 use tracelab_model::schema::Measured;
 
 /// Instructions the loop executed in the kernel's half of the address space.
@@ -162,14 +162,31 @@ pub struct Symbols {
     by_address: Vec<(u64, String)>,
     /// Where the image's text ends (`_etext`, else the last symbol).
     end: u64,
+    /// Where the exception entries that count as traps start ([`TRAP_ENTRIES`]).
+    traps: Vec<u64>,
 }
+
+/// The exception entries whose executions are a breakdown's traps: x86_64's int3 and
+/// debug-exception entries, and arm64's synchronous-exception vectors from EL1 and EL0
+/// (BRK and single step as well as the syscall's SVC, which the baseline cancels out).
+pub const TRAP_ENTRIES: &[&str] = &[
+    "asm_exc_int3",
+    "asm_exc_debug",
+    "el1h_64_sync",
+    "el0t_64_sync",
+];
+
+/// How far past a run-time symbol's start a block may lie and still be named by it:
+/// kallsyms gives no sizes, and BPF programs and trampolines, kprobe slot pages and ftrace
+/// trampolines each fit in a page.
+const RUNTIME_SPAN: u64 = 4096;
 
 /// What a block outside every known symbol is counted as: code the kernel made at run
 /// time (BPF programs and trampolines, kprobe and ftrace trampolines), or an image
 /// without symbols.
-pub const OUTSIDE_IMAGE: &str = "[kernel code outside the image: BPF, trampolines, probe slots]";
+pub const OUTSIDE_IMAGE: &str = "[kernel code outside the image, unnamed]";
 /// User-space blocks (the agent and its libc).
-pub const USER: &str = "[user]";
+pub const USER: &str = tracelab_model::family::USER_ROW;
 /// What is left after the largest rows.
 pub const OTHER: &str = "[other]";
 
@@ -189,7 +206,16 @@ impl Symbols {
             .find(|(_, n)| n == "_etext")
             .or(by_address.last())
             .map_or(0, |(a, _)| *a);
-        Symbols { by_address, end }
+        let traps = by_address
+            .iter()
+            .filter(|(_, n)| TRAP_ENTRIES.contains(&n.as_str()))
+            .map(|(a, _)| *a)
+            .collect();
+        Symbols {
+            by_address,
+            end,
+            traps,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -201,18 +227,26 @@ impl Symbols {
     }
 
     /// The symbol a kernel address lies in: the last at or below it, within the image's
-    /// text (up to `_etext`, else the last symbol).
-    pub fn name(&self, vaddr: u64) -> &str {
+    /// text (up to `_etext`, else the last symbol); outside the image, the run-time
+    /// symbol (sorted by address) it lies in, within a page.
+    pub fn name<'a>(&'a self, vaddr: u64, runtime: &'a [RuntimeSymbol]) -> &'a str {
         if !tracelab_model::attribution::is_kernel(vaddr) {
             return USER;
         }
-        if vaddr >= self.end {
-            return OUTSIDE_IMAGE;
+        let i = self.by_address.partition_point(|(a, _)| *a <= vaddr);
+        if i > 0 && vaddr < self.end {
+            return &self.by_address[i - 1].1;
         }
-        match self.by_address.partition_point(|(a, _)| *a <= vaddr) {
+        match runtime.partition_point(|r| r.address <= vaddr) {
             0 => OUTSIDE_IMAGE,
-            i => &self.by_address[i - 1].1,
+            j if vaddr - runtime[j - 1].address < RUNTIME_SPAN => &runtime[j - 1].name,
+            _ => OUTSIDE_IMAGE,
         }
+    }
+
+    /// Whether a block starting at `vaddr` is a trap's entry ([`TRAP_ENTRIES`]).
+    fn is_trap(&self, vaddr: u64) -> bool {
+        self.traps.contains(&vaddr)
     }
 }
 
@@ -233,20 +267,22 @@ pub fn unpack(parts: &[String]) -> Result<String> {
 /// The most rows a breakdown keeps before `[other]`.
 const ROWS: usize = 40;
 
-/// Where a cell's overhead goes, by symbol: the blocks of its armed loops less those of
-/// its baseline loops, per call. None without marked loops in both phases.
+/// Where a cell's overhead goes, by symbol and family: the blocks of its armed loops less
+/// those of its baseline loops, per call, with the traps per call. None without marked
+/// loops in both phases.
 pub fn breakdown(
     measured: &Measured,
     records: &BTreeMap<u64, LoopCounts>,
     symbols: &Symbols,
 ) -> Option<tracelab_model::attribution::Breakdown> {
-    use tracelab_model::attribution::{Breakdown, SymbolCost};
-    use tracelab_model::schema::Phase;
+    use tracelab_model::attribution::{Breakdown, FamilyCost, SymbolCost};
+    use tracelab_model::family::Family;
+    use tracelab_model::schema::{Phase, Sample};
     // The same loops the cell's figure comes from: the pair (repeat) whose paired
     // overhead is the median, or the two middle pairs for an even count (as
     // `tracelab_model::summary` defines `per_call` and `baseline_per_call`), so the rows
     // add up to the published overhead even when the repeats are in two states.
-    let mut pairs: BTreeMap<u32, [Option<&tracelab_model::schema::Sample>; 2]> = BTreeMap::new();
+    let mut pairs: BTreeMap<u32, [Option<&Sample>; 2]> = BTreeMap::new();
     for s in measured
         .samples
         .iter()
@@ -254,62 +290,83 @@ pub fn breakdown(
     {
         pairs.entry(s.repeat).or_default()[usize::from(s.phase == Phase::Mechanism)] = Some(s);
     }
-    let mut pairs: Vec<[&tracelab_model::schema::Sample; 2]> = pairs
+    let mut pairs: Vec<[&Sample; 2]> = pairs
         .into_values()
         .filter_map(|[b, a]| Some([b?, a?]))
         .collect();
-    let per_call = |p: &[&tracelab_model::schema::Sample; 2]| {
+    let per_call = |p: &[&Sample; 2]| {
         p[1].elapsed as f64 / p[1].calls as f64 - p[0].elapsed as f64 / p[0].calls as f64
     };
     pairs.sort_by(|x, y| per_call(x).total_cmp(&per_call(y)));
-    let n = pairs.len();
-    let middle = match n {
+    let middle = match pairs.len() {
         0 => return None,
         n if n % 2 == 1 => &pairs[n / 2..=n / 2],
         n => &pairs[n / 2 - 1..=n / 2],
     };
-    let mut per: BTreeMap<String, [f64; 2]> = BTreeMap::new();
+    let mut runtime = measured.runtime_symbols.clone();
+    runtime.sort();
+    let mut per: BTreeMap<&str, [f64; 2]> = BTreeMap::new();
+    let mut traps = [0.0; 2];
     let mut calls = 0;
     for pair in middle {
         for (side, s) in pair.iter().enumerate() {
             let r = records.get(&s.loop_serial?)?;
             calls = s.calls;
+            let weight = 1.0 / s.calls as f64 / middle.len() as f64;
             for b in &r.blocks {
                 let name = if symbols.is_empty() && tracelab_model::attribution::is_kernel(b.vaddr)
                 {
                     "[kernel]"
                 } else {
-                    symbols.name(b.vaddr)
+                    symbols.name(b.vaddr, &runtime)
                 };
-                per.entry(name.to_string()).or_default()[side] +=
-                    b.total() as f64 / s.calls as f64 / middle.len() as f64;
+                per.entry(name).or_default()[side] += b.total() as f64 * weight;
+                if symbols.is_trap(b.vaddr) {
+                    traps[side] += b.execs as f64 * weight;
+                }
             }
         }
     }
     let mut rows: Vec<SymbolCost> = per
         .into_iter()
-        .map(|(symbol, [b, a])| {
-            let (baseline_insn, armed_insn) = (b, a);
-            SymbolCost {
-                symbol,
-                baseline_insn,
-                armed_insn,
-                overhead_insn: armed_insn - baseline_insn,
-            }
+        .filter(|(_, [b, a])| *b != 0.0 || *a != 0.0)
+        .map(|(symbol, [baseline_insn, armed_insn])| SymbolCost {
+            symbol: symbol.to_string(),
+            family: Family::of(symbol),
+            baseline_insn,
+            armed_insn,
+            overhead_insn: armed_insn - baseline_insn,
         })
-        .filter(|r| r.baseline_insn != 0.0 || r.armed_insn != 0.0)
         .collect();
+    let by_overhead = |a: f64, b: f64| b.abs().total_cmp(&a.abs());
+    let mut families: BTreeMap<Family, [f64; 2]> = BTreeMap::new();
+    for r in &rows {
+        let f = families.entry(r.family).or_default();
+        f[0] += r.baseline_insn;
+        f[1] += r.armed_insn;
+    }
+    let mut families: Vec<FamilyCost> = families
+        .into_iter()
+        .map(|(family, [baseline_insn, armed_insn])| FamilyCost {
+            family,
+            baseline_insn,
+            armed_insn,
+            overhead_insn: armed_insn - baseline_insn,
+        })
+        .collect();
+    families.sort_by(|a, b| {
+        by_overhead(a.overhead_insn, b.overhead_insn).then_with(|| a.family.cmp(&b.family))
+    });
     rows.sort_by(|a, b| {
-        b.overhead_insn
-            .abs()
-            .total_cmp(&a.overhead_insn.abs())
-            .then_with(|| a.symbol.cmp(&b.symbol))
+        by_overhead(a.overhead_insn, b.overhead_insn).then_with(|| a.symbol.cmp(&b.symbol))
     });
     if rows.len() > ROWS {
         let rest = rows.split_off(ROWS);
         let sum = |f: fn(&SymbolCost) -> f64| rest.iter().map(f).sum::<f64>();
         rows.push(SymbolCost {
             symbol: format!("{OTHER} ({} symbols)", rest.len()),
+            // The rest is sorted by size: its first row's family is its largest part's.
+            family: rest[0].family,
             baseline_insn: sum(|r| r.baseline_insn),
             armed_insn: sum(|r| r.armed_insn),
             overhead_insn: sum(|r| r.overhead_insn),
@@ -318,12 +375,16 @@ pub fn breakdown(
     Some(Breakdown {
         symbols: if symbols.is_empty() {
             "none received: kernel blocks are counted as [kernel]".into()
-        } else {
+        } else if runtime.is_empty() {
             "kallsyms of the guest kernel (nokaslr)".into()
+        } else {
+            "kallsyms of the guest kernel (nokaslr), and its run-time code as kallsyms named it while armed".into()
         },
         calls,
         pairs: middle.len(),
         rows,
+        families,
+        traps_per_call: (!symbols.traps.is_empty()).then(|| traps[1] - traps[0]),
     })
 }
 
@@ -351,18 +412,20 @@ pub fn render_breakdown(
         .to_vec(),
         vec![false, true, true, true, true],
     );
-    for r in &b.rows {
-        let share = if total.abs() > 0.0 {
-            format!("{:.1}%", r.overhead_insn / total * 100.0)
+    let share = |overhead: f64| {
+        if total.abs() > 0.0 {
+            format!("{:.1}%", overhead / total * 100.0)
         } else {
             "-".into()
-        };
+        }
+    };
+    for r in &b.rows {
         t.push(vec![
             r.symbol.clone(),
             fixed(r.baseline_insn, 2),
             fixed(r.armed_insn, 2),
             fixed(r.overhead_insn, 2),
-            share,
+            share(r.overhead_insn),
         ]);
     }
     let head = format!(
@@ -372,10 +435,50 @@ pub fn render_breakdown(
         b.calls,
         b.symbols
     );
+    let mut f = Table::new(
+        [
+            "family",
+            "baseline (insn/call)",
+            "armed (insn/call)",
+            "overhead (insn/call)",
+            "share",
+        ]
+        .map(String::from)
+        .to_vec(),
+        vec![false, true, true, true, true],
+    );
+    for r in &b.families {
+        f.push(vec![
+            r.family.label().to_string(),
+            fixed(r.baseline_insn, 2),
+            fixed(r.armed_insn, 2),
+            fixed(r.overhead_insn, 2),
+            share(r.overhead_insn),
+        ]);
+    }
+    let traps = match b.traps_per_call {
+        Some(t) => format!(
+            "traps per call (exceptions entered, armed less baseline): {}; on real hardware a trap costs far more time than its instructions say\n",
+            fixed(t, 2)
+        ),
+        None => "traps per call: not counted (no kernel symbols)\n".into(),
+    };
     Ok(match format {
-        Format::Markdown => head + &t.markdown(),
+        Format::Markdown => {
+            let mut out = head + &t.markdown();
+            if !b.families.is_empty() {
+                out += &format!("\nBy family:\n\n{}", f.markdown());
+            }
+            out + "\n" + &traps
+        }
         Format::Csv => t.csv(),
-        _ => head + &t.text(true),
+        _ => {
+            let mut out = head + &t.text(true);
+            if !b.families.is_empty() {
+                out += &format!("\nBy family:\n{}", f.text(true));
+            }
+            out + "\n" + &traps
+        }
     })
 }
 
@@ -413,11 +516,21 @@ mod tests {
     #[test]
     fn blocks_are_named_by_the_symbol_they_start_in_and_the_rows_add_up() {
         let symbols = Symbols::parse(
-            "ffffffff81000000 _stext\nffffffff81000100 do_syscall_64\nffffffff81000200 kprobe_ftrace_handler\nffffffff81000300 _etext\n",
+            "ffffffff81000000 _stext\nffffffff81000100 do_syscall_64\nffffffff81000200 kprobe_ftrace_handler\nffffffff81000280 asm_exc_int3\nffffffff81000300 _etext\n",
         );
-        assert_eq!(symbols.name(0xffff_ffff_8100_0150), "do_syscall_64");
-        assert_eq!(symbols.name(0xffff_ffff_a000_0000), OUTSIDE_IMAGE);
-        assert_eq!(symbols.name(0x5555_0000), USER);
+        let runtime = [RuntimeSymbol {
+            address: 0xffff_ffff_a000_1000,
+            name: "bpf_prog_tracelab_fentry [bpf]".into(),
+        }];
+        assert_eq!(symbols.name(0xffff_ffff_8100_0150, &[]), "do_syscall_64");
+        assert_eq!(symbols.name(0xffff_ffff_a000_0000, &runtime), OUTSIDE_IMAGE);
+        assert_eq!(
+            symbols.name(0xffff_ffff_a000_1040, &runtime),
+            "bpf_prog_tracelab_fentry [bpf]"
+        );
+        // Beyond a page past the last run-time symbol, nothing names it.
+        assert_eq!(symbols.name(0xffff_ffff_a000_3000, &runtime), OUTSIDE_IMAGE);
+        assert_eq!(symbols.name(0x5555_0000, &[]), USER);
         let block = |vaddr: u64, insns: u32, execs: u64| tracelab_model::attribution::BlockCount {
             vaddr,
             insns,
@@ -445,14 +558,17 @@ mod tests {
                     blocks: vec![
                         block(0xffff_ffff_8100_0100, 10, 100),
                         block(0xffff_ffff_8100_0200, 7, 100),
+                        block(0xffff_ffff_8100_0280, 4, 100),
                         block(0xffff_ffff_a000_0000, 5, 100),
+                        block(0xffff_ffff_a000_1000, 6, 100),
                         block(0x5555_0000, 3, 100),
                     ],
                 },
             ),
         ]
         .into();
-        let mut m = measured(&[(1, 1300), (2, 2500)]);
+        let mut m = measured(&[(1, 1300), (2, 3500)]);
+        m.runtime_symbols = runtime.to_vec();
         m.samples[0].phase = Phase::Baseline;
         m.samples.iter_mut().for_each(|s| s.calls = 100);
         let b = breakdown(&m, &records, &symbols).expect("both phases");
@@ -464,9 +580,28 @@ mod tests {
         };
         assert_eq!(row("kprobe_ftrace_handler"), Some(7.0));
         assert_eq!(row(OUTSIDE_IMAGE), Some(5.0));
+        assert_eq!(row("bpf_prog_tracelab_fentry [bpf]"), Some(6.0));
         assert_eq!(row("do_syscall_64"), Some(0.0));
-        assert_eq!(b.total(), 12.0);
+        assert_eq!(b.total(), 22.0);
         assert_eq!(b.rows[0].symbol, "kprobe_ftrace_handler");
+        // The families hold the same instructions, and the int3 entry is one trap a call.
+        let family = |f: tracelab_model::family::Family| {
+            b.families
+                .iter()
+                .find(|c| c.family == f)
+                .map(|c| c.overhead_insn)
+        };
+        use tracelab_model::family::Family;
+        assert_eq!(family(Family::Kprobes), Some(7.0));
+        assert_eq!(family(Family::Exceptions), Some(4.0));
+        assert_eq!(family(Family::BpfProgram), Some(6.0));
+        assert_eq!(family(Family::RuntimeCode), Some(5.0));
+        assert_eq!(family(Family::SyscallEntryExit), Some(0.0));
+        assert_eq!(
+            b.families.iter().map(|f| f.overhead_insn).sum::<f64>(),
+            b.total()
+        );
+        assert_eq!(b.traps_per_call, Some(1.0));
         let packed = {
             use base64::Engine as _;
             use std::io::Write as _;

@@ -414,11 +414,14 @@ fn movers_name_the_symbols_whose_part_changed_most() {
             .iter()
             .map(|(s, o)| SymbolCost {
                 symbol: s.to_string(),
+                family: tracelab_model::family::Family::of(s),
                 baseline_insn: 0.0,
                 armed_insn: *o,
                 overhead_insn: *o,
             })
             .collect(),
+        families: Vec::new(),
+        traps_per_call: None,
     };
     let m = super::movers(
         &b(&[

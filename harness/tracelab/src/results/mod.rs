@@ -16,7 +16,9 @@ pub mod store;
 pub use meta::{new_run_id, rfc3339_utc, RunMeta};
 pub use render::{render, render_rows};
 pub use row::SummaryRow;
-pub use store::{load, load_rows, load_summaries, regenerate, update_meta, ResultsDir};
+pub use store::{
+    load, load_rows, load_summaries, regenerate, update_meta, ResultsDir, ATTRIBUTION_FILE,
+};
 
 #[cfg(test)]
 mod tests;

@@ -177,6 +177,65 @@ pub fn counters_frame(cells: &[Cell]) -> Result<DataFrame> {
     DataFrame::new(height, columns).context("building the counters table")
 }
 
+/// One row per (cell, symbol) of each cell's breakdown (`--attribution`): the cell's
+/// axes, the symbol and its family, and its instructions per call in the armed and the
+/// baseline loops and their difference. None when no cell has a breakdown.
+pub fn attribution_frame(cells: &[Cell]) -> Result<Option<DataFrame>> {
+    if cells.iter().all(|c| c.attribution.is_none()) {
+        return Ok(None);
+    }
+    let (mut cell, mut arch, mut kernel, mut kernel_release) = (vec![], vec![], vec![], vec![]);
+    let (mut mechanism, mut payload, mut stack, mut functions, mut other_tracers, mut workload) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut symbol, mut family, mut armed, mut baseline, mut overhead, mut traps) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for (i, c) in cells.iter().enumerate() {
+        let Some(b) = &c.attribution else { continue };
+        let m = &c.measured;
+        for r in &b.rows {
+            cell.push(u32::try_from(i).unwrap_or(u32::MAX));
+            arch.push(c.context.arch.clone());
+            kernel.push(c.context.kernel.clone());
+            kernel_release.push(c.context.kernel_release.clone());
+            mechanism.push(m.mechanism.clone());
+            payload.push(m.payload.clone());
+            stack.push(m.stack);
+            functions.push(m.functions.column());
+            other_tracers.push(m.other_tracers);
+            workload.push(m.workload.clone());
+            symbol.push(r.symbol.clone());
+            let f: &str = r.family.into();
+            family.push(f.to_string());
+            armed.push(r.armed_insn);
+            baseline.push(r.baseline_insn);
+            overhead.push(r.overhead_insn);
+            traps.push(b.traps_per_call);
+        }
+    }
+    let height = cell.len();
+    let columns = vec![
+        Column::new("cell".into(), cell),
+        Column::new("arch".into(), arch),
+        Column::new("kernel".into(), kernel),
+        Column::new("kernel_release".into(), kernel_release),
+        Column::new("mechanism".into(), mechanism),
+        Column::new("payload".into(), payload),
+        Column::new("stack".into(), stack),
+        Column::new("functions".into(), functions),
+        Column::new("other_tracers".into(), other_tracers),
+        Column::new("workload".into(), workload),
+        Column::new("symbol".into(), symbol),
+        Column::new("family".into(), family),
+        Column::new("armed_per_call".into(), armed),
+        Column::new("baseline_per_call".into(), baseline),
+        Column::new("overhead_per_call".into(), overhead),
+        Column::new("cell_traps_per_call".into(), traps),
+    ];
+    DataFrame::new(height, columns)
+        .map(Some)
+        .context("building the attribution table")
+}
+
 /// One row per (cell, perf counter) of each cell's summary: median count per call armed,
 /// and median paired overhead per call. What `report` reads instead of the cells' JSON.
 pub fn counter_summary_frame(cells: &[Cell]) -> Result<DataFrame> {

@@ -243,6 +243,7 @@ impl SummaryRow {
                 beside: None,
                 attach_times: Vec::new(),
                 stack_traces: None,
+                runtime_symbols: Vec::new(),
                 workload: self.workload,
                 function: self.function,
                 attach: self.attach,

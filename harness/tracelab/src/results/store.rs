@@ -21,6 +21,8 @@ pub const SAMPLES_FILE: &str = "samples.parquet";
 pub const SUMMARY_FILE: &str = "summary.parquet";
 /// Raw perf counter counts, one row per (sample, counter).
 pub const COUNTERS_FILE: &str = "counters.parquet";
+/// One row per cell and symbol of the cells' breakdowns (`--attribution` only).
+pub const ATTRIBUTION_FILE: &str = "attribution.parquet";
 /// Per-cell counter summaries, one row per (cell, counter): what `report` reads.
 pub const COUNTER_SUMMARY_FILE: &str = "counter_summary.parquet";
 pub const CHART_FILE: &str = "overhead.svg";
@@ -178,6 +180,9 @@ fn write_derived(path: &Path, meta: &RunMeta, cells: &[Cell]) -> Result<()> {
     parquet::write(&path.join(COUNTERS_FILE), &mut counters)?;
     let mut counter_summary = parquet::counter_summary_frame(cells)?;
     parquet::write(&path.join(COUNTER_SUMMARY_FILE), &mut counter_summary)?;
+    if let Some(mut attribution) = parquet::attribution_frame(cells)? {
+        parquet::write(&path.join(ATTRIBUTION_FILE), &mut attribution)?;
+    }
     atomic::write(
         &path.join(CHART_FILE),
         crate::plot::run_chart::overhead_svg(&meta.heading(), cells).as_bytes(),

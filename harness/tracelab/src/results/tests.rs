@@ -71,6 +71,7 @@ fn ok_cell(mechanism: &str, unit: Unit) -> Cell {
         beside: None,
         attach_times: Vec::new(),
         stack_traces: None,
+        runtime_symbols: Vec::new(),
         workload: "getpid".into(),
         function: Some("__x64_sys_getpid".into()),
         attach: Some("p:tracelab/kp __x64_sys_getpid".into()),
@@ -596,4 +597,61 @@ fn summaries_read_through_parquet_equal_the_cells_json() {
     std::fs::remove_file(dir.path().join("counter_summary.parquet")).expect("rm");
     let (_, fallback) = load_summaries(dir.path()).expect("json fallback");
     assert_eq!(fallback, full);
+}
+
+/// A cell's breakdown comes back from `attribution.parquet` row for row, with its axes,
+/// family and traps; the file exists only once a cell has a breakdown.
+#[test]
+fn attribution_parquet_round_trips_a_breakdown() {
+    use polars::prelude::AnyValue;
+    use tracelab_model::attribution::{Breakdown, SymbolCost};
+    use tracelab_model::family::Family;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut dir = ResultsDir::create(&tmp.path().join("run"), &meta()).expect("create");
+    dir.add_cell(unsupported_cell()).expect("add fprobe");
+    assert!(!dir.path().join(ATTRIBUTION_FILE).exists());
+    let mut cell = ok_cell("kprobe-offset", Unit::Insn);
+    let row = |symbol: &str, baseline_insn: f64, armed_insn: f64| SymbolCost {
+        symbol: symbol.into(),
+        family: Family::of(symbol),
+        baseline_insn,
+        armed_insn,
+        overhead_insn: armed_insn - baseline_insn,
+    };
+    cell.attribution = Some(Breakdown {
+        symbols: "kallsyms".into(),
+        calls: 1000,
+        pairs: 1,
+        rows: vec![
+            row("asm_exc_int3", 0.0, 40.5),
+            row("kprobe_int3_handler", 0.0, 120.25),
+            row("do_syscall_64", 30.0, 30.0),
+        ],
+        families: Vec::new(),
+        traps_per_call: Some(1.0),
+    });
+    dir.add_cell(cell).expect("add kprobe-offset");
+    let df = read_parquet(&dir.path().join(ATTRIBUTION_FILE));
+    assert_eq!(df.height(), 3);
+    let at = |column: &str, i: usize| {
+        df.column(column)
+            .expect(column)
+            .get(i)
+            .expect("row")
+            .to_string()
+    };
+    assert_eq!(at("cell", 0), "1");
+    assert_eq!(at("mechanism", 1), "\"kprobe-offset\"");
+    assert_eq!(at("symbol", 1), "\"kprobe_int3_handler\"");
+    assert_eq!(at("family", 0), "\"exceptions\"");
+    assert_eq!(at("family", 2), "\"syscall-entry-exit\"");
+    assert_eq!(
+        df.column("overhead_per_call")
+            .expect("overhead")
+            .get(1)
+            .expect("row"),
+        AnyValue::Float64(120.25)
+    );
+    assert_eq!(at("cell_traps_per_call", 2), "1.0");
+    assert_eq!(at("arch", 0), "\"x86_64\"");
 }
