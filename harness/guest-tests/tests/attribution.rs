@@ -203,3 +203,42 @@ fn x86_64_6_12_plugin_counts_agree_with_the_clock_and_two_boots_agree() {
 fn arm64_7_3_plugin_counts_agree_with_the_clock() {
     check("vm:arm64/7.3");
 }
+
+/// A plugin QEMU cannot load is a one-line error naming QEMU's reason, before any
+/// download or boot (the run takes milliseconds and writes nothing).
+#[test]
+fn a_plugin_qemu_cannot_load_is_refused_before_any_boot() {
+    let agents = std::env::var_os("TRACELAB_AGENT_DIR")
+        .expect("TRACELAB_AGENT_DIR is not set: run the tests with `./lab test`");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for e in std::fs::read_dir(&agents).expect("agents") {
+        let path = e.expect("entry").path();
+        if let Some(name) = path.file_name() {
+            std::fs::copy(&path, dir.path().join(name)).expect("copy");
+        }
+    }
+    std::fs::write(dir.path().join("libtracelab_plugin.so"), "not a plugin").expect("write");
+    let out = dir.path().join("out");
+    let run = common::tracelab()
+        .env("TRACELAB_AGENT_DIR", dir.path())
+        .args([
+            "run",
+            "--target",
+            "vm:x86_64/6.12",
+            "--mechanisms",
+            "kprobe",
+        ])
+        .arg("--attribution")
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run tracelab");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("cannot load the TCG plugin") && stderr.contains("libtracelab_plugin.so"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+}

@@ -1,6 +1,6 @@
 //! The QEMU command line for a measurement guest.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -234,6 +234,60 @@ pub fn version(binary: &str) -> Result<String> {
     })?;
     let text = String::from_utf8_lossy(&out.stdout);
     Ok(text.lines().next().unwrap_or("unknown").trim().to_string())
+}
+
+/// Whether `binary` loads the TCG plugin at `plugin`: QEMU starts with no machine, loads
+/// it, and quits at once on a QMP command (about 30 ms), so a QEMU built without plugin
+/// support, a plugin of another API version or a damaged file is a one-line error
+/// before any guest boots.
+pub fn check_plugin(binary: &str, plugin: &Path) -> Result<()> {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = Command::new(binary)
+        .args([
+            "-M",
+            "none",
+            "-accel",
+            "tcg",
+            "-display",
+            "none",
+            "-nodefaults",
+        ])
+        .arg("-plugin")
+        .arg(format!("{},out=/dev/null", plugin.display()))
+        .args(["-qmp", "stdio"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("{binary} not found: install QEMU (run scripts/install-deps)"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // QEMU may already have exited (the plugin failed to load): a closed pipe here
+        // is that failure, reported from its status below.
+        let _ = stdin.write_all(b"{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"quit\"}\n");
+    }
+    let out = child
+        .wait_with_output()
+        .with_context(|| format!("running {binary} to load the plugin"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let first = stderr
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no message")
+        .trim();
+    let first = first.strip_prefix(&format!("{binary}: ")).unwrap_or(first);
+    if stderr.contains("invalid option") {
+        bail!(
+            "--attribution: {binary} has no TCG plugin support (-plugin is not an option); install a QEMU built with plugins (Debian's qemu-system from bookworm-backports is)"
+        );
+    }
+    bail!(
+        "--attribution: {binary} cannot load the TCG plugin {}: {first}",
+        plugin.display()
+    )
 }
 
 /// KVM is worth trying only for the host's own arch and when /dev/kvm opens read-write.

@@ -92,6 +92,15 @@ pub fn run(
     release: Option<&str>,
     observer: &dyn Observer,
 ) -> Result<Finished> {
+    // The plugin first: a QEMU that cannot load it fails in milliseconds, before any
+    // download or boot.
+    let plugin = if study.plan.attribution {
+        let plugin = plugin_binary(study.agent_dir.as_deref())?;
+        qemu::check_plugin(guest_setup(study, arch, Accel::Tcg).binary(), &plugin)?;
+        Some(plugin)
+    } else {
+        None
+    };
     let catalog = Catalog::new(study.mirror.clone())?;
     let kernel = match (&study.custom_kernel, version) {
         (Some((image, config)), _) => tracelab_kernels::user_kernel(image, config, arch)?,
@@ -135,11 +144,6 @@ pub fn run(
         Accel::Tcg
     };
     let mut setup = guest_setup(study, arch, accel);
-    let plugin = if plan.attribution {
-        Some(plugin_binary(study.agent_dir.as_deref())?)
-    } else {
-        None
-    };
     let label = kernel.version.clone();
     let run_id = results::new_run_id(&format!("{arch}-{label}"));
     let mut meta = RunMeta {
