@@ -110,11 +110,12 @@ pub struct Breakdown {
     /// from: the median pair, or the two middle pairs.
     pub calls: u64,
     pub pairs: usize,
-    /// The symbols, largest overhead first; what is left is summed into one `[other]` row,
-    /// so the rows add up to the whole overhead.
+    /// The symbols, largest overhead first; what is left is summed into one
+    /// `[other] <family>: N symbols` row per family, so the rows add up to the whole
+    /// overhead and to each family's.
     pub rows: Vec<SymbolCost>,
-    /// The same instructions by family (every symbol, before the `[other]` row), largest
-    /// overhead first; absent from breakdowns made before families existed.
+    /// The same instructions by family, largest overhead first; absent from breakdowns
+    /// made before families existed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub families: Vec<FamilyCost>,
     /// Exceptions entered per call, armed less baseline: int3 and #DB on x86_64, every
@@ -128,8 +129,7 @@ pub struct Breakdown {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SymbolCost {
     pub symbol: String,
-    /// The symbol's family (`other-kernel` in breakdowns made before families existed;
-    /// the `[other]` row's is that of most of its instructions).
+    /// The symbol's family (`other-kernel` in breakdowns made before families existed).
     #[serde(default)]
     pub family: crate::family::Family,
     pub baseline_insn: f64,

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
     Deserialize,
     strum::EnumIter,
     strum::IntoStaticStr,
+    strum::EnumString,
 )]
 #[serde(rename_all = "kebab-case")]
 #[strum(serialize_all = "kebab-case")]
@@ -589,5 +590,6 @@ mod tests {
         );
         let name: &str = Family::BpfDispatch.into();
         assert_eq!(name, "bpf-dispatch");
+        assert_eq!("bpf-dispatch".parse::<Family>(), Ok(Family::BpfDispatch));
     }
 }

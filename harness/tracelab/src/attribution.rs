@@ -187,7 +187,7 @@ const RUNTIME_SPAN: u64 = 4096;
 pub const OUTSIDE_IMAGE: &str = "[kernel code outside the image, unnamed]";
 /// User-space blocks (the agent and its libc).
 pub const USER: &str = tracelab_model::family::USER_ROW;
-/// What is left after the largest rows.
+/// What is left after the largest rows, per family: `[other] <family>: N symbols`.
 pub const OTHER: &str = "[other]";
 
 impl Symbols {
@@ -361,16 +361,23 @@ pub fn breakdown(
         by_overhead(a.overhead_insn, b.overhead_insn).then_with(|| a.symbol.cmp(&b.symbol))
     });
     if rows.len() > ROWS {
-        let rest = rows.split_off(ROWS);
-        let sum = |f: fn(&SymbolCost) -> f64| rest.iter().map(f).sum::<f64>();
-        rows.push(SymbolCost {
-            symbol: format!("{OTHER} ({} symbols)", rest.len()),
-            // The rest is sorted by size: its first row's family is its largest part's.
-            family: rest[0].family,
-            baseline_insn: sum(|r| r.baseline_insn),
-            armed_insn: sum(|r| r.armed_insn),
-            overhead_insn: sum(|r| r.overhead_insn),
-        });
+        // What is left is summed per family, so that the rows still add up to each
+        // family's total (a notebook grouping `attribution.parquet` by family is exact).
+        let mut rest: BTreeMap<Family, (usize, [f64; 3])> = BTreeMap::new();
+        for r in rows.split_off(ROWS) {
+            let e = rest.entry(r.family).or_default();
+            e.0 += 1;
+            e.1[0] += r.baseline_insn;
+            e.1[1] += r.armed_insn;
+            e.1[2] += r.overhead_insn;
+        }
+        rows.extend(rest.into_iter().map(|(family, (n, [b, a, o]))| SymbolCost {
+            symbol: format!("{OTHER} {}: {n} symbols", family.label()),
+            family,
+            baseline_insn: b,
+            armed_insn: a,
+            overhead_insn: o,
+        }));
     }
     Some(Breakdown {
         symbols: if symbols.is_empty() {

@@ -690,32 +690,23 @@ pub fn load_and_compare(
         let (b, k) = (paired_by_key(&base)?, paired_by_key(&cand)?);
         add_rank_tests(&mut report, &b, &k);
     }
-    add_movers(&mut report, &base, &cand)?;
+    add_movers(&mut report, &base, &cand);
     Ok(report)
 }
 
-/// The symbols that moved in each changed cell whose runs carry breakdowns (read from the
-/// cells' JSON: the summaries loaded for the verdicts leave them out).
-fn add_movers(report: &mut CompareReport, base: &[Run], cand: &[Run]) -> anyhow::Result<()> {
-    let mut loaded: BTreeMap<std::path::PathBuf, Vec<Cell>> = BTreeMap::new();
-    let mut breakdown = |runs: &[Run],
-                         run_id: &str,
-                         key: &CellKey|
-     -> anyhow::Result<Option<tracelab_model::attribution::Breakdown>> {
-        let Some(run) = runs.iter().find(|r| r.meta.run_id == run_id) else {
-            return Ok(None);
-        };
-        if !loaded.contains_key(&run.dir) {
-            loaded.insert(run.dir.clone(), crate::results::load(&run.dir)?.1);
-        }
-        Ok(loaded[&run.dir]
-            .iter()
+/// The symbols that moved in each changed cell whose runs carry breakdowns (loaded with
+/// the summaries, from `attribution.parquet`).
+fn add_movers(report: &mut CompareReport, base: &[Run], cand: &[Run]) {
+    let breakdown = |runs: &[Run], run_id: &str, key: &CellKey| {
+        runs.iter()
+            .filter(|r| r.meta.run_id == run_id)
+            .flat_map(|r| &r.cells)
             .find(|c| {
                 let mut k = CellKey::of(c);
                 k.kernel.clone_from(&key.kernel);
                 k == *key
             })
-            .and_then(|c| c.attribution.clone()))
+            .and_then(|c| c.attribution.clone())
     };
     for c in report
         .cells
@@ -725,15 +716,13 @@ fn add_movers(report: &mut CompareReport, base: &[Run], cand: &[Run]) -> anyhow:
         let (Some(b), Some(k)) = (&c.baseline, &c.candidate) else {
             continue;
         };
-        let (b_id, k_id) = (b.run_id.clone(), k.run_id.clone());
         if let (Some(bb), Some(kb)) = (
-            breakdown(base, &b_id, &c.key)?,
-            breakdown(cand, &k_id, &c.key)?,
+            breakdown(base, &b.run_id, &c.key),
+            breakdown(cand, &k.run_id, &c.key),
         ) {
             c.movers = movers(&bb, &kb, 5);
         }
     }
-    Ok(())
 }
 
 /// Paired overheads per cell of the real-time runs (read from their cells' samples).

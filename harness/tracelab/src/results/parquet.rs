@@ -179,7 +179,9 @@ pub fn counters_frame(cells: &[Cell]) -> Result<DataFrame> {
 
 /// One row per (cell, symbol) of each cell's breakdown (`--attribution`): the cell's
 /// axes, the symbol and its family, and its instructions per call in the armed and the
-/// baseline loops and their difference. None when no cell has a breakdown.
+/// baseline loops and their difference; with what [`read_attribution`] needs to rebuild
+/// each breakdown (calls, pairs, how blocks were named, traps). None when no cell has a
+/// breakdown.
 pub fn attribution_frame(cells: &[Cell]) -> Result<Option<DataFrame>> {
     if cells.iter().all(|c| c.attribution.is_none()) {
         return Ok(None);
@@ -187,8 +189,9 @@ pub fn attribution_frame(cells: &[Cell]) -> Result<Option<DataFrame>> {
     let (mut cell, mut arch, mut kernel, mut kernel_release) = (vec![], vec![], vec![], vec![]);
     let (mut mechanism, mut payload, mut stack, mut functions, mut other_tracers, mut workload) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
-    let (mut symbol, mut family, mut armed, mut baseline, mut overhead, mut traps) =
-        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut symbol, mut family, mut armed, mut baseline, mut overhead) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    let (mut traps, mut calls, mut pairs, mut named_by) = (vec![], vec![], vec![], vec![]);
     for (i, c) in cells.iter().enumerate() {
         let Some(b) = &c.attribution else { continue };
         let m = &c.measured;
@@ -210,6 +213,9 @@ pub fn attribution_frame(cells: &[Cell]) -> Result<Option<DataFrame>> {
             baseline.push(r.baseline_insn);
             overhead.push(r.overhead_insn);
             traps.push(b.traps_per_call);
+            calls.push(b.calls);
+            pairs.push(u32::try_from(b.pairs).unwrap_or(u32::MAX));
+            named_by.push(b.symbols.clone());
         }
     }
     let height = cell.len();
@@ -230,10 +236,81 @@ pub fn attribution_frame(cells: &[Cell]) -> Result<Option<DataFrame>> {
         Column::new("baseline_per_call".into(), baseline),
         Column::new("overhead_per_call".into(), overhead),
         Column::new("cell_traps_per_call".into(), traps),
+        Column::new("cell_calls".into(), calls),
+        Column::new("cell_pairs".into(), pairs),
+        Column::new("cell_named_by".into(), named_by),
     ];
     DataFrame::new(height, columns)
         .map(Some)
         .context("building the attribution table")
+}
+
+/// Reads `attribution.parquet` back into each cell's breakdown (the inverse of
+/// [`attribution_frame`]; the families are the rows summed by family, which the rows
+/// allow exactly).
+pub fn read_attribution(
+    path: &Path,
+) -> Result<BTreeMap<u32, tracelab_model::attribution::Breakdown>> {
+    use tracelab_model::attribution::{Breakdown, FamilyCost, SymbolCost};
+    use tracelab_model::family::Family;
+    let df = read_frame(path)?;
+    let cell = numbers::<UInt32Type>(&df, "cell")?;
+    let symbol = required(strings(&df, "symbol")?, "symbol")?;
+    let family = required(strings(&df, "family")?, "family")?;
+    let armed = numbers::<Float64Type>(&df, "armed_per_call")?;
+    let baseline = numbers::<Float64Type>(&df, "baseline_per_call")?;
+    let overhead = numbers::<Float64Type>(&df, "overhead_per_call")?;
+    let traps = numbers::<Float64Type>(&df, "cell_traps_per_call")?;
+    let calls = numbers::<UInt64Type>(&df, "cell_calls")?;
+    let pairs = numbers::<UInt32Type>(&df, "cell_pairs")?;
+    let named_by = required(strings(&df, "cell_named_by")?, "cell_named_by")?;
+    let mut out: BTreeMap<u32, Breakdown> = BTreeMap::new();
+    for i in 0..df.height() {
+        let b = out
+            .entry(cell[i].unwrap_or_default())
+            .or_insert_with(|| Breakdown {
+                symbols: named_by[i].clone(),
+                calls: calls[i].unwrap_or_default(),
+                pairs: pairs[i].unwrap_or_default() as usize,
+                rows: Vec::new(),
+                families: Vec::new(),
+                traps_per_call: traps[i],
+            });
+        let family: Family = family[i]
+            .parse()
+            .with_context(|| format!("unknown family `{}` in {}", family[i], path.display()))?;
+        b.rows.push(SymbolCost {
+            symbol: symbol[i].clone(),
+            family,
+            baseline_insn: baseline[i].unwrap_or_default(),
+            armed_insn: armed[i].unwrap_or_default(),
+            overhead_insn: overhead[i].unwrap_or_default(),
+        });
+    }
+    for b in out.values_mut() {
+        let mut sums: BTreeMap<Family, [f64; 2]> = BTreeMap::new();
+        for r in &b.rows {
+            let s = sums.entry(r.family).or_default();
+            s[0] += r.baseline_insn;
+            s[1] += r.armed_insn;
+        }
+        b.families = sums
+            .into_iter()
+            .map(|(family, [baseline_insn, armed_insn])| FamilyCost {
+                family,
+                baseline_insn,
+                armed_insn,
+                overhead_insn: armed_insn - baseline_insn,
+            })
+            .collect();
+        b.families.sort_by(|x, y| {
+            y.overhead_insn
+                .abs()
+                .total_cmp(&x.overhead_insn.abs())
+                .then_with(|| x.family.cmp(&y.family))
+        });
+    }
+    Ok(out)
 }
 
 /// One row per (cell, perf counter) of each cell's summary: median count per call armed,

@@ -8,6 +8,7 @@ use super::meta::RunMeta;
 use super::row::{finite, rows, SummaryRow};
 use super::{atomic, parquet};
 use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use tracelab_model::cell::Cell;
@@ -307,9 +308,9 @@ pub fn load_rows(path: &Path) -> Result<(RunMeta, Vec<SummaryRow>)> {
     }
 }
 
-/// A results directory's cells with their summaries but without samples, read through
-/// polars from `summary.parquet` and `counter_summary.parquet` (what `report` and
-/// `compare` need); from the cells' JSON where those are missing or not current (see
+/// A results directory's cells with their summaries and breakdowns but without samples,
+/// read through polars from `summary.parquet`, `counter_summary.parquet` and
+/// `attribution.parquet` (what `report` and `compare` need); from the cells' JSON where those are missing or not current (see
 /// [`load_rows`]).
 pub fn load_summaries(path: &Path) -> Result<(RunMeta, Vec<Cell>)> {
     let meta = read_meta(path)?;
@@ -323,11 +324,18 @@ pub fn load_summaries(path: &Path) -> Result<(RunMeta, Vec<Cell>)> {
     });
     match parquet {
         Ok((rows, mut counters)) if rows.len() == files => {
+            let mut breakdowns = match path.join(ATTRIBUTION_FILE) {
+                p if p.is_file() => parquet::read_attribution(&p)?,
+                _ => BTreeMap::new(),
+            };
             let cells = rows
                 .into_iter()
                 .map(|r| {
                     let c = counters.remove(&r.cell).unwrap_or_default();
-                    r.into_summary_cell(c)
+                    let b = breakdowns.remove(&r.cell);
+                    let mut cell = r.into_summary_cell(c);
+                    cell.attribution = b;
+                    cell
                 })
                 .collect();
             Ok((meta, cells))

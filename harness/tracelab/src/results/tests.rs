@@ -654,4 +654,23 @@ fn attribution_parquet_round_trips_a_breakdown() {
     );
     assert_eq!(at("cell_traps_per_call", 2), "1.0");
     assert_eq!(at("arch", 0), "\"x86_64\"");
+    // Read back through polars as `report` and `compare` read it: the same rows, the
+    // families summed from them, the traps.
+    let (_, cells) = load_summaries(dir.path()).expect("load summaries");
+    let back = cells[1].attribution.as_ref().expect("breakdown read back");
+    let stored = dir.cells()[1].attribution.as_ref().expect("stored");
+    assert_eq!(back.rows, stored.rows);
+    assert_eq!(
+        (back.calls, back.pairs, back.traps_per_call),
+        (1000, 1, Some(1.0))
+    );
+    let family = |f: Family| {
+        back.families
+            .iter()
+            .find(|c| c.family == f)
+            .map(|c| c.overhead_insn)
+    };
+    assert_eq!(family(Family::Kprobes), Some(120.25));
+    assert_eq!(family(Family::SyscallEntryExit), Some(0.0));
+    assert!(cells[0].attribution.is_none());
 }
