@@ -306,19 +306,27 @@ pub fn movers(
     cand: &tracelab_model::attribution::Breakdown,
     most: usize,
 ) -> Vec<Mover> {
-    let mut by: BTreeMap<&str, f64> = BTreeMap::new();
+    // A compiler's clone (`rb_commit.part.0`) is its function: kernels differ in which
+    // functions the compiler split, and a move between the two names is no change.
+    let function = |s: &str| -> String {
+        match s.split_once('.') {
+            Some((f, _)) if !s.starts_with('[') => f.to_string(),
+            _ => s.to_string(),
+        }
+    };
+    let mut by: BTreeMap<String, f64> = BTreeMap::new();
     for r in &base.rows {
-        *by.entry(&r.symbol).or_default() -= r.overhead_insn;
+        *by.entry(function(&r.symbol)).or_default() -= r.overhead_insn;
     }
     for r in &cand.rows {
-        *by.entry(&r.symbol).or_default() += r.overhead_insn;
+        *by.entry(function(&r.symbol)).or_default() += r.overhead_insn;
     }
     let mut out: Vec<Mover> = by
         .into_iter()
         .filter(|(_, d)| d.abs() >= 0.5)
-        .map(|(s, d)| Mover {
-            symbol: s.to_string(),
-            change_insn: d,
+        .map(|(symbol, change_insn)| Mover {
+            symbol,
+            change_insn,
         })
         .collect();
     out.sort_by(|a, b| b.change_insn.abs().total_cmp(&a.change_insn.abs()));

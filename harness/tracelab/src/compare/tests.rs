@@ -428,11 +428,14 @@ fn movers_name_the_symbols_whose_part_changed_most() {
             ("ring_buffer_lock_reserve", 100.0),
             ("fprobe_handler", 50.0),
             ("x", 1.0),
+            // The same function, split by the compiler in one kernel only: no move.
+            ("rb_commit.part.0", 49.0),
         ]),
         &b(&[
             ("ring_buffer_lock_reserve", 100.2),
             ("ftrace_graph_func", 181.0),
             ("fprobe_handler", 40.0),
+            ("rb_commit", 49.0),
         ]),
         5,
     );

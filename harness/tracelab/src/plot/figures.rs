@@ -223,6 +223,142 @@ where
     Ok(())
 }
 
+/// A stacked bar chart: for each category (y), one bar made of segments (colours),
+/// positive parts stacked right of zero and negative parts left of it.
+#[derive(Debug, Clone)]
+pub struct Stacked {
+    pub title: String,
+    pub subtitle: String,
+    /// The x axis label, with its unit: `overhead per call (insn, QEMU TCG plugin)`.
+    pub x_label: String,
+    pub categories: Vec<String>,
+    /// The segments' names, in legend (and stacking) order.
+    pub segments: Vec<String>,
+    /// `values[category][segment]`.
+    pub values: Vec<Vec<f64>>,
+}
+
+pub fn stacked_bars(fig: &Stacked) -> String {
+    guarded(|| draw_stacked(fig))
+}
+
+/// The colour of segment `i`: the palette, then its tints, then greys.
+fn segment_colour(i: usize) -> RGBColor {
+    let n = PALETTE.len();
+    let RGBColor(r, g, b) = PALETTE[i % n];
+    let lighten = |c: u8| (f64::from(c) + (255.0 - f64::from(c)) * 0.55).round() as u8;
+    match i / n {
+        0 => PALETTE[i],
+        1 => RGBColor(lighten(r), lighten(g), lighten(b)),
+        _ => {
+            let grey = u8::try_from(80 + (i % n) * 20).unwrap_or(200);
+            RGBColor(grey, grey, grey)
+        }
+    }
+}
+
+fn draw_stacked(fig: &Stacked) -> DrawResult<String> {
+    let n = fig.categories.len().max(1);
+    let longest = fig
+        .categories
+        .iter()
+        .map(|c| c.chars().count())
+        .max()
+        .unwrap_or(4) as u32;
+    let label_w = longest * 7 + 24;
+    let width = 1000u32;
+    // The legend wraps: four names a line (the longest family name is 36 characters).
+    let legend_lines = fig.segments.len().div_ceil(4).max(1) as u32;
+    let legend_h = legend_lines * 22 + 8;
+    let slot = 28u32;
+    let plot_h = slot * n as u32 + 60;
+    let height = TITLE_H + legend_h + plot_h;
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, (width, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        header(&root, width, &fig.title, &fig.subtitle)?;
+        for (i, name) in fig.segments.iter().enumerate() {
+            let x = 20 + i32::try_from(i % 4)? * 245;
+            let y = i32::try_from(TITLE_H)? + 4 + i32::try_from(i / 4)? * 22;
+            root.draw(&Rectangle::new(
+                [(x, y), (x + 14, y + 14)],
+                segment_colour(i).filled(),
+            ))?;
+            root.draw(&Text::new(
+                name.as_str(),
+                (x + 20, y + 1),
+                (FONT, 12).into_font().color(&BLACK),
+            ))?;
+        }
+        let (_, plot) = root.split_vertically(TITLE_H + legend_h);
+        let sums = fig.values.iter().flat_map(|row| {
+            let pos: f64 = row
+                .iter()
+                .filter_map(|v| plottable(*v))
+                .filter(|v| *v > 0.0)
+                .sum();
+            let neg: f64 = row
+                .iter()
+                .filter_map(|v| plottable(*v))
+                .filter(|v| *v < 0.0)
+                .sum();
+            [pos, neg]
+        });
+        let (lo, hi) = y_range(sums);
+        let mut chart = ChartBuilder::on(&plot)
+            .margin_right(30)
+            .margin_top(4)
+            .x_label_area_size(50)
+            .y_label_area_size(label_w)
+            .build_cartesian_2d(lo..hi, 0.0..n as f64)?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(0)
+            .x_desc(fig.x_label.as_str())
+            .axis_desc_style((FONT, 14))
+            .label_style((FONT, 12))
+            .light_line_style(WHITE)
+            .draw()?;
+        let top_of = |ci: usize| (n - ci) as f64;
+        for (ci, row) in fig.values.iter().enumerate() {
+            let (y0, y1) = (top_of(ci) - 0.85, top_of(ci) - 0.15);
+            let (mut right, mut left) = (0.0, 0.0);
+            for (si, v) in row.iter().enumerate() {
+                let Some(v) = plottable(*v).filter(|v| *v != 0.0) else {
+                    continue;
+                };
+                let (from, to) = if v > 0.0 {
+                    right += v;
+                    (right - v, right)
+                } else {
+                    left += v;
+                    (left - v, left)
+                };
+                chart.draw_series([Rectangle::new(
+                    [(from, y0), (to, y1)],
+                    segment_colour(si).filled(),
+                )])?;
+            }
+        }
+        let (dx, dy) = plot.get_base_pixel();
+        for (ci, label) in fig.categories.iter().enumerate() {
+            let (px, py) = chart.backend_coord(&(lo, top_of(ci) - 0.5));
+            plot.draw(&Text::new(
+                label.as_str(),
+                (px - dx - 8, py - dy),
+                (FONT, 13)
+                    .into_font()
+                    .color(&BLACK)
+                    .pos(Pos::new(HPos::Right, VPos::Center)),
+            ))?;
+        }
+        root.present()?;
+    }
+    Ok(buf)
+}
+
 /// A heatmap cell: a value (coloured by it) or a word (not measured).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Tile {

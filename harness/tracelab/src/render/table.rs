@@ -1,4 +1,4 @@
-//! A table of strings rendered as aligned text or as a Markdown table.
+//! A table of strings rendered as aligned text, CSV, a Markdown table or an HTML table.
 
 use super::escape_markdown;
 
@@ -86,6 +86,32 @@ impl Table {
         for row in &self.rows {
             out.push_str(&line(row));
         }
+        out
+    }
+
+    /// An HTML `<table>`; every cell escaped, numeric columns classed `num`.
+    pub(crate) fn html(&self) -> String {
+        let cell = |tag: &str, i: usize, c: &str| {
+            let class = if self.right.get(i) == Some(&true) {
+                " class=\"num\""
+            } else {
+                ""
+            };
+            format!("<{tag}{class}>{}</{tag}>", super::escape_html(c))
+        };
+        let mut out = String::from("<table><tr>");
+        for (i, h) in self.headers.iter().enumerate() {
+            out.push_str(&cell("th", i, h));
+        }
+        out.push_str("</tr>\n");
+        for row in &self.rows {
+            out.push_str("<tr>");
+            for (i, c) in row.iter().enumerate() {
+                out.push_str(&cell("td", i, c));
+            }
+            out.push_str("</tr>\n");
+        }
+        out.push_str("</table>\n");
         out
     }
 }

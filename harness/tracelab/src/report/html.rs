@@ -302,6 +302,15 @@ pub(super) fn page(
     }
     out.push_str("<h2 id=\"tables\">Tables</h2>\n<p>Median overhead per call [interval: bootstrap 95% CI, or min..max over repeats].</p>\n");
     out.push_str(&tables(points));
+    let changes = super::attribution::changes(points);
+    if !changes.is_empty() {
+        out.push_str(&format!(
+            "<h3>{}: what changed between kernels</h3>\n<p>{}.</p>\n{}",
+            escape(super::attribution::SECTION),
+            escape(super::attribution::WHAT),
+            super::attribution::changes_table(&changes).html()
+        ));
+    }
     out.push_str(&notes(runs, points));
     out.push_str(&environment(runs));
     out.push_str("</body>\n</html>\n");

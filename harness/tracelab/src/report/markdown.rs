@@ -74,6 +74,16 @@ pub(super) fn summary(
             out.push('\n');
         }
     }
+    let changes = super::attribution::changes(points);
+    if !changes.is_empty() {
+        out.push_str(&format!(
+            "## {}: what changed between kernels\n\n{}.\n\n",
+            super::attribution::SECTION,
+            super::attribution::WHAT
+        ));
+        out.push_str(&super::attribution::changes_table(&changes).markdown());
+        out.push('\n');
+    }
     let not_ok: Vec<&Point> = points.iter().filter(|p| p.status != Status::Ok).collect();
     if !not_ok.is_empty() {
         out.push_str("## Not measured\n\n");

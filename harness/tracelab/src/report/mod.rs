@@ -8,6 +8,7 @@
 //! cells have them; the stack axis (overhead against programs attached) and the payload
 //! axis when cells vary along them. Then each run's environment.
 
+mod attribution;
 mod html;
 mod markdown;
 pub mod model;
@@ -56,8 +57,9 @@ fn slug(s: &str) -> String {
 }
 
 /// Sections of the report, in page order.
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "Overhead",
+    attribution::SECTION,
     "Mechanism × kernel",
     "Workloads",
     "Payloads",
@@ -117,6 +119,7 @@ pub fn build(title: &str, inputs: &[String], runs: &[Run]) -> Report {
             }
         }
     }
+    figs.extend(attribution::figures(&points));
     // One section per kind of figure, arches in order inside it (the sort is stable).
     figs.sort_by_key(|f| SECTIONS.iter().position(|s| *s == f.section));
     let warnings = mixed_builds(runs);
@@ -616,7 +619,13 @@ fn counter_figures(arch: &str, cells: &[&Point]) -> Vec<Figure> {
         let per = with
             .first()
             .map_or("call", |p| model::per_what(&p.workload));
-        let title = format!("{arch}: perf counter {name}, overhead per {per} ({name} per {per})");
+        // The plugin's counts are emulated: never titled as a PMU's.
+        let kind = if name.starts_with("tcg-plugin:") {
+            "emulated counter (QEMU TCG plugin, not a PMU)"
+        } else {
+            "perf counter"
+        };
+        let title = format!("{arch}: {kind} {name}, overhead per {per} ({name} per {per})");
         let fig = Grouped {
             title: title.clone(),
             subtitle: format!("median over repeats of (armed − baseline) count per {per}"),

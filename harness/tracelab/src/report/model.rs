@@ -39,6 +39,8 @@ pub struct Point {
     pub vcpus: u32,
     /// Per perf counter: median (armed − baseline) count per call.
     pub counters: BTreeMap<String, f64>,
+    /// Where the overhead goes (`--attribution`).
+    pub attribution: Option<tracelab_model::attribution::Breakdown>,
 }
 
 impl Point {
@@ -135,6 +137,7 @@ pub fn points(runs: &[Run]) -> Vec<Point> {
                             .collect()
                     })
                     .unwrap_or_default(),
+                attribution: cell.attribution.clone(),
             });
         }
     }

@@ -341,3 +341,85 @@ fn the_other_tracers_axis_gets_a_curve_and_leaves_the_overview_alone() {
         "the overview keeps M = 0"
     );
 }
+
+/// Runs with breakdowns get a stacked figure by family per arch, and a table of what
+/// changed between kernels that names the symbols that moved.
+#[test]
+fn breakdowns_give_a_family_figure_and_the_symbols_that_moved_between_kernels() {
+    use tracelab_model::attribution::{Breakdown, FamilyCost, SymbolCost};
+    use tracelab_model::family::Family;
+    let breakdown = |rows: &[(&str, f64)]| {
+        let rows: Vec<SymbolCost> = rows
+            .iter()
+            .map(|(s, o)| SymbolCost {
+                symbol: s.to_string(),
+                family: Family::of(s),
+                baseline_insn: 0.0,
+                armed_insn: *o,
+                overhead_insn: *o,
+            })
+            .collect();
+        let mut families: Vec<FamilyCost> = Vec::new();
+        for r in &rows {
+            match families.iter_mut().find(|f| f.family == r.family) {
+                Some(f) => f.overhead_insn += r.overhead_insn,
+                None => families.push(FamilyCost {
+                    family: r.family,
+                    baseline_insn: 0.0,
+                    armed_insn: r.armed_insn,
+                    overhead_insn: r.overhead_insn,
+                }),
+            }
+        }
+        Breakdown {
+            symbols: "kallsyms".into(),
+            calls: 2000,
+            pairs: 1,
+            rows,
+            families,
+            traps_per_call: Some(0.0),
+        }
+    };
+    let mut old = synthetic::run(
+        "x86_64",
+        "6.12",
+        tracelab_model::schema::Unit::Insn,
+        &[CellSpec::ok("fprobe-exit", 300.0)],
+        3,
+    );
+    old.cells[0].attribution = Some(breakdown(&[
+        ("fprobe_handler", 120.0),
+        ("ring_buffer_lock_reserve", 180.0),
+    ]));
+    let mut new = synthetic::run(
+        "x86_64",
+        "7.2",
+        tracelab_model::schema::Unit::Insn,
+        &[CellSpec::ok("fprobe-exit", 440.0)],
+        3,
+    );
+    new.cells[0].attribution = Some(breakdown(&[
+        ("fprobe_handler", 46.0),
+        ("fprobe_fgraph_entry", 141.0),
+        ("function_graph_enter_regs", 73.0),
+        ("ring_buffer_lock_reserve", 180.0),
+    ]));
+    let r = build("t", &[], &[new, old]);
+    let fig = r
+        .figures
+        .iter()
+        .find(|f| f.id == "attribution-x86_64")
+        .expect("a family figure");
+    assert!(
+        fig.svg.contains("insn, QEMU TCG plugin"),
+        "no unit on the axis"
+    );
+    for family in ["fprobe/fgraph", "ring buffer/output"] {
+        assert!(fig.svg.contains(family), "{family} not in the legend");
+    }
+    assert!(r
+        .markdown
+        .contains("| x86_64 | fprobe-exit | 6.12 → 7.2 | 300.00 → 440.00 | +140.00 | +141.00 fprobe_fgraph_entry, -74.00 fprobe_handler, +73.00 function_graph_enter_regs |"),
+        "{}", r.markdown);
+    assert!(r.html.contains("what changed between kernels"));
+}
