@@ -71,6 +71,26 @@ pub struct Found {
     pub candidates: usize,
 }
 
+impl Found {
+    /// The symbols whose part of the cell's overhead moved most between the last good and
+    /// the first bad revision, when both were measured with `--attribution` (else none).
+    pub fn movers(&self) -> Result<Vec<crate::compare::Mover>> {
+        let breakdown = |s: &Step| -> Result<Option<tracelab_model::attribution::Breakdown>> {
+            let (_, cells) = crate::results::load_summaries(&s.results)?;
+            Ok(cells
+                .into_iter()
+                .filter(|c| c.measured.mechanism != "baseline")
+                .find_map(|c| c.attribution))
+        };
+        Ok(
+            match (breakdown(&self.last_good)?, breakdown(&self.first_bad)?) {
+                (Some(g), Some(b)) => crate::compare::movers(&g, &b, 5),
+                _ => Vec::new(),
+            },
+        )
+    }
+}
+
 fn git(repo: &Path, args: &[&str]) -> Result<String> {
     let out = Command::new("git")
         .arg("-C")

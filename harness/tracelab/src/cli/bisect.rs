@@ -164,5 +164,12 @@ pub(super) fn run(args: BisectArgs, command_line: Vec<String>) -> Result<Exit> {
         found.candidates,
         b.out.join("bisect.jsonl").display()
     );
+    let movers = found.movers()?;
+    if !movers.is_empty() {
+        outln!(
+            "  by symbol (insn/call): {}",
+            crate::compare::render::movers_text(&movers)
+        );
+    }
     Ok(Exit::Ok)
 }

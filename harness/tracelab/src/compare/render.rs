@@ -208,20 +208,27 @@ fn row(c: &Comparison, with_payload: bool, with_stack: bool, with_test: bool) ->
         if !note.is_empty() {
             note.push_str("; ");
         }
-        note.push_str(&movers_text(c));
+        note.push_str(&movers_line(c));
     }
     r.push(note);
     r
 }
 
-/// `by symbol: +181.00 in rb_reserve, -3.00 in …` (insn per call).
-fn movers_text(c: &Comparison) -> String {
-    let parts: Vec<String> = c
-        .movers
+/// `by symbol (insn/call): +181.00 in rb_reserve, -3.00 in …`.
+fn movers_line(c: &Comparison) -> String {
+    format!("by symbol (insn/call): {}", movers_text(&c.movers))
+}
+
+/// `+181.00 in rb_reserve, -3.00 in …` (insn per call), or `-` for none.
+pub fn movers_text(movers: &[super::Mover]) -> String {
+    if movers.is_empty() {
+        return "-".into();
+    }
+    movers
         .iter()
         .map(|m| format!("{} in {}", signed_fixed(m.change_insn, 2), m.symbol))
-        .collect();
-    format!("by symbol (insn/call): {}", parts.join(", "))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn markdown(report: &CompareReport) -> String {
@@ -307,7 +314,7 @@ fn changes_section(report: &CompareReport) -> String {
             }
         ));
         if !c.movers.is_empty() {
-            out.push_str(&format!("  {}\n", esc(&movers_text(c))));
+            out.push_str(&format!("  {}\n", esc(&movers_line(c))));
         }
         if let Some(cmd) = &c.reproduce {
             out.push_str(&format!("  reproduce: `{cmd}`\n"));

@@ -84,6 +84,9 @@ pub struct Point {
     pub half_width: f64,
     /// The facts of the run that made it (kernel release, config, QEMU, builds, host).
     pub facts: BTreeMap<String, String>,
+    /// Where the night's overhead went (`--attribution` nights).
+    #[serde(skip)]
+    pub attribution: Option<tracelab_model::attribution::Breakdown>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -108,6 +111,10 @@ pub struct Found {
     pub newest: bool,
     /// What else differs between the last night before and the night of the change.
     pub also_changed: Vec<String>,
+    /// The symbols whose part moved most between those two nights (both with
+    /// `--attribution`), insn per call.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub movers: Vec<crate::compare::Mover>,
 }
 
 /// A store's history: how much was read and every change found.
@@ -284,14 +291,16 @@ pub fn load_checked(
             dirs.push((label.clone(), host.clone(), d));
         }
     }
-    let loaded: Vec<(String, String, RunMeta, Vec<SummaryRow>)> =
-        crate::dataset::parallel_map(&dirs, |(night, host, d)| {
-            let (meta, rows) = crate::results::load_rows(d)
-                .with_context(|| format!("night {night}: {}", d.display()))?;
-            Ok((night.clone(), host.clone(), meta, rows))
-        })
-        .into_iter()
-        .collect::<Result<_>>()?;
+    type Loaded = (String, String, RunMeta, Vec<SummaryRow>, Breakdowns);
+    type Breakdowns = BTreeMap<u32, tracelab_model::attribution::Breakdown>;
+    let loaded: Vec<Loaded> = crate::dataset::parallel_map(&dirs, |(night, host, d)| {
+        let context = || format!("night {night}: {}", d.display());
+        let (meta, rows) = crate::results::load_rows(d).with_context(context)?;
+        let breakdowns = crate::results::load_breakdowns(d).with_context(context)?;
+        Ok((night.clone(), host.clone(), meta, rows, breakdowns))
+    })
+    .into_iter()
+    .collect::<Result<_>>()?;
     let labels: Vec<&String> = nights.iter().map(|(l, _, _)| l).collect();
     let newest = labels.last().map(|l| l.to_string());
     let mut check = Completeness {
@@ -300,7 +309,7 @@ pub fn load_checked(
     };
     let mut runs: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
     let mut series: BTreeMap<SeriesKey, Vec<Point>> = BTreeMap::new();
-    for (night, host, meta, rows) in &loaded {
+    for (night, host, meta, rows, breakdowns) in &loaded {
         runs.entry(night.as_str())
             .or_default()
             .insert(meta.run_id.as_str());
@@ -340,6 +349,7 @@ pub fn load_checked(
                 value,
                 half_width,
                 facts: f.clone(),
+                attribution: breakdowns.get(&row.cell).cloned(),
             });
         }
     }
@@ -451,6 +461,10 @@ pub fn analyse(nights: usize, series: &[Series], relative: f64, floor: f64) -> H
                     regression: c.after > c.before,
                     newest: newest.as_deref() == Some(now.night.as_str()),
                     also_changed,
+                    movers: match (&prev.attribution, &now.attribution) {
+                        (Some(b), Some(a)) => crate::compare::movers(b, a, 5),
+                        _ => Vec::new(),
+                    },
                 }
             })
         })
@@ -491,6 +505,17 @@ pub fn render(h: &History, format: Format) -> Result<String> {
         "also changed that night",
     ];
     let right = [false, false, true, true, false, true, true, false, false];
+    // The symbols that moved, where the nights were made with --attribution.
+    let by_symbol = h.changes.iter().any(|c| !c.movers.is_empty());
+    let (headers, right) = if by_symbol {
+        let mut hs = headers.to_vec();
+        hs.push("by symbol (insn/call, last night before → night of the change)");
+        let mut r = right.to_vec();
+        r.push(false);
+        (hs, r)
+    } else {
+        (headers.to_vec(), right.to_vec())
+    };
     let mut t = Table::new(
         headers.iter().map(|h| h.to_string()).collect(),
         right.to_vec(),
@@ -517,6 +542,11 @@ pub fn render(h: &History, format: Format) -> Result<String> {
                 c.also_changed.join("; ")
             },
         ]);
+        if by_symbol {
+            if let Some(row) = t.last_row_mut() {
+                row.push(crate::compare::render::movers_text(&c.movers));
+            }
+        }
     }
     let head = format!(
         "{} nights, {} series, {} points: {} changes ({} regressions, {} improvements; {} new regressions in the newest night). Change points: penalised piecewise-constant fit (optimal partitioning, as asv), scale = each series' own spread; overhead in each series' unit.\n",
@@ -565,6 +595,30 @@ mod tests {
             3,
         );
         run.meta.kernel_release = Some(release.to_string());
+        // Made with --attribution: 7.x kernels run fprobe on fgraph, 6.x on rethook.
+        let handler = if release.starts_with('7') {
+            "fprobe_fgraph_entry"
+        } else {
+            "rethook_trampoline_handler"
+        };
+        let row = |symbol: &str, o: f64| tracelab_model::attribution::SymbolCost {
+            symbol: symbol.into(),
+            family: tracelab_model::family::Family::of(symbol),
+            baseline_insn: 0.0,
+            armed_insn: o,
+            overhead_insn: o,
+        };
+        run.cells[1].attribution = Some(tracelab_model::attribution::Breakdown {
+            symbols: "kallsyms".into(),
+            calls: 2000,
+            pairs: 1,
+            rows: vec![
+                row("ring_buffer_lock_reserve", 500.0),
+                row(handler, exit - 500.0),
+            ],
+            families: Vec::new(),
+            traps_per_call: Some(0.0),
+        });
         let dir = store.join(format!("{}{label}", store::NIGHT_PREFIX));
         synthetic::write_dataset(&dir, &[run]).expect("write night");
     }
@@ -600,9 +654,25 @@ mod tests {
             c.also_changed
         );
         assert_eq!(h.new_regressions(), 0);
+        // The nights carry breakdowns: the change names the symbols that moved.
+        let moved: Vec<(&str, i64)> = c
+            .movers
+            .iter()
+            .map(|m| (m.symbol.as_str(), m.change_insn.round() as i64))
+            .collect();
+        assert_eq!(
+            moved,
+            [
+                ("fprobe_fgraph_entry", 783),
+                ("rethook_trampoline_handler", -606)
+            ]
+        );
         let text = render(&h, Format::Table).expect("render");
         assert!(
-            text.contains("7 nights, 2 series, 14 points: 1 changes"),
+            text.contains("7 nights, 2 series, 14 points: 1 changes")
+                && text.contains(
+                    "+783.37 in fprobe_fgraph_entry, -606.35 in rethook_trampoline_handler"
+                ),
             "{text}"
         );
         // A night where the cell is missing (a gap) does not move the change.

@@ -344,6 +344,25 @@ pub fn load_summaries(path: &Path) -> Result<(RunMeta, Vec<Cell>)> {
     }
 }
 
+/// The breakdowns (`--attribution`) of a results directory's cells, by cell index: from
+/// `attribution.parquet` where the derived files are current, else from the cells' JSON.
+pub fn load_breakdowns(
+    path: &Path,
+) -> Result<BTreeMap<u32, tracelab_model::attribution::Breakdown>> {
+    if !Derived::current(path)? {
+        let (_, cells) = load(path)?;
+        return Ok(cells
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, c)| Some((u32::try_from(i).ok()?, c.attribution?)))
+            .collect());
+    }
+    match path.join(ATTRIBUTION_FILE) {
+        p if p.is_file() => parquet::read_attribution(&p),
+        _ => Ok(BTreeMap::new()),
+    }
+}
+
 /// Rewrites `meta.json` of an existing results directory atomically.
 pub fn update_meta(path: &Path, meta: &RunMeta) -> Result<()> {
     read_meta(path)?;
