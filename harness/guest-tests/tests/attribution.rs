@@ -111,6 +111,13 @@ fn check(target: &str) -> tempfile::TempDir {
             (total - overhead).abs() <= 8.0 / CALLS as f64,
             "{target} {mechanism}: rows {total} vs overhead {overhead}"
         );
+        // Memory accesses are counted too: every traced call loads and stores.
+        for counter in ["tcg-plugin:loads-kernel", "tcg-plugin:stores-kernel"] {
+            let per_call = cell["summary"]["counter_overhead"][counter]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{target} {mechanism}: no {counter}"));
+            assert!(per_call > 1.0, "{target} {mechanism}: {counter} {per_call}");
+        }
         let names: Vec<&str> = rows.iter().filter_map(|r| r["symbol"].as_str()).collect();
         // The families hold the same instructions as the rows.
         let family = |name: &str| -> f64 {

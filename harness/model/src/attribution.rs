@@ -10,10 +10,13 @@
 //!
 //! A record is text, one per loop, written and flushed when the end marker executes:
 //! ```text
-//! L <serial> <kernel insns> <user insns>
+//! L <serial> <kernel insns> <user insns> [<kernel loads> <user loads> <kernel stores> <user stores>]
 //! B <block address, hex> <instructions in the block> <executions>
 //! E
 //! ```
+//! Loads and stores are memory accesses (an instruction that touches memory twice counts
+//! twice), split by where the instruction lies; records written before they were counted
+//! end the `L` line after the user instructions.
 //! `serial` counts start markers from 1 in one QEMU process (one boot of a guest), as the
 //! agent counts the markers it executes, so a record joins the loop that made it. A record
 //! cut short by a killed QEMU has no `E` and is not read.
@@ -74,8 +77,19 @@ pub struct LoopCounts {
     pub serial: u64,
     pub kernel_insns: u64,
     pub user_insns: u64,
+    /// Memory accesses; None in records written before they were counted.
+    pub memory: Option<MemoryAccesses>,
     /// Every block that executed, by address.
     pub blocks: Vec<BlockCount>,
+}
+
+/// Memory accesses of a loop, by kind and by where the accessing instruction lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MemoryAccesses {
+    pub kernel_loads: u64,
+    pub user_loads: u64,
+    pub kernel_stores: u64,
+    pub user_stores: u64,
 }
 
 impl LoopCounts {
@@ -86,9 +100,17 @@ impl LoopCounts {
     /// The record's text (see the module header).
     pub fn record(&self) -> String {
         let mut s = format!(
-            "L {} {} {}\n",
+            "L {} {} {}",
             self.serial, self.kernel_insns, self.user_insns
         );
+        if let Some(m) = self.memory {
+            let _ = write!(
+                s,
+                " {} {} {} {}",
+                m.kernel_loads, m.user_loads, m.kernel_stores, m.user_stores
+            );
+        }
+        s.push('\n');
         for b in &self.blocks {
             let _ = writeln!(s, "B {:x} {} {}", b.vaddr, b.insns, b.execs);
         }
@@ -235,10 +257,29 @@ pub fn parse(text: &str) -> Result<Vec<LoopCounts>, ParseError> {
                 if open.is_some() {
                     return Err(bad("a record starts inside another"));
                 }
+                let (serial, kernel_insns, user_insns) = (number(10)?, number(10)?, number(10)?);
+                let rest: Vec<&str> = words.by_ref().collect();
+                let memory = match rest[..] {
+                    [] => None,
+                    [kl, ul, ks, us] => {
+                        let n = |w: &str| {
+                            w.parse::<u64>()
+                                .map_err(|_| bad("a memory count is malformed"))
+                        };
+                        Some(MemoryAccesses {
+                            kernel_loads: n(kl)?,
+                            user_loads: n(ul)?,
+                            kernel_stores: n(ks)?,
+                            user_stores: n(us)?,
+                        })
+                    }
+                    _ => return Err(bad("a loop line has 3 or 7 numbers")),
+                };
                 open = Some(LoopCounts {
-                    serial: number(10)?,
-                    kernel_insns: number(10)?,
-                    user_insns: number(10)?,
+                    serial,
+                    kernel_insns,
+                    user_insns,
+                    memory,
                     blocks: Vec::new(),
                 });
             }
@@ -288,6 +329,7 @@ mod tests {
             serial: 1,
             kernel_insns: 300,
             user_insns: 27,
+            memory: None,
             blocks: vec![BlockCount {
                 vaddr: 0xffff_ffff_8100_0000,
                 insns: 3,
@@ -298,6 +340,20 @@ mod tests {
         assert_eq!(parse(&text), Ok(vec![one.clone()]));
         assert_eq!(one.blocks[0].total(), 300);
         assert!(parse("L 1 2\nE\n").is_err());
+        assert!(parse("L 1 2 3 4\nE\n").is_err());
+        // With memory accesses.
+        let two = LoopCounts {
+            serial: 2,
+            memory: Some(MemoryAccesses {
+                kernel_loads: 10,
+                user_loads: 2,
+                kernel_stores: 7,
+                user_stores: 1,
+            }),
+            ..one.clone()
+        };
+        assert_eq!(two.record().lines().next(), Some("L 2 300 27 10 2 7 1"));
+        assert_eq!(parse(&two.record()), Ok(vec![two]));
         assert!(parse("B 10 1 1\n").is_err());
         assert!(parse("hello\n").unwrap_err().to_string().contains("line 1"));
     }
@@ -329,12 +385,16 @@ mod tests {
             serial in 1u64..1_000_000,
             k in any::<u64>(),
             u in any::<u64>(),
+            memory in proptest::option::of(any::<[u64; 4]>()),
             blocks in proptest::collection::vec((any::<u64>(), 1u32..512, any::<u64>()), 0..20),
         ) {
             let l = LoopCounts {
                 serial,
                 kernel_insns: k,
                 user_insns: u,
+                memory: memory.map(|[kernel_loads, user_loads, kernel_stores, user_stores]| {
+                    MemoryAccesses { kernel_loads, user_loads, kernel_stores, user_stores }
+                }),
                 blocks: blocks
                     .into_iter()
                     .map(|(vaddr, insns, execs)| BlockCount { vaddr, insns, execs })

@@ -5,7 +5,9 @@
 //!
 //! Counting is inline, as QEMU's `contrib/plugins/hotblocks.c` does it: each distinct block
 //! (address, length) gets a per-vCPU scoreboard entry that the translated code itself
-//! increments on every execution, with no call into the plugin. The plugin runs code only
+//! increments on every execution, with no call into the plugin; every instruction adds
+//! its memory accesses, inline too, to one of four counters (loads and stores, kernel and
+//! user). The plugin runs code only
 //! when a block is translated and when a marker instruction executes: at a start marker it
 //! notes every block's count, at an end marker it writes the blocks whose count moved, as
 //! one record (format in `tracelab_model::attribution`), and flushes it.
@@ -15,7 +17,9 @@
 //! Memory is one scoreboard per distinct block, bounded by the code the guest runs.
 
 use qemu_plugin::plugin::{HasCallbacks, Register};
+use qemu_plugin::sys::qemu_plugin_mem_rw;
 use qemu_plugin::sys::{qemu_plugin_scoreboard, qemu_plugin_scoreboard_new};
+use qemu_plugin::{qemu_plugin_register_vcpu_mem_inline_per_vcpu, Instruction};
 use qemu_plugin::{
     qemu_plugin_register_vcpu_tb_exec_inline_per_vcpu, qemu_plugin_scoreboard_sum, Args, Info,
     PluginId, PluginOp, PluginU64, TranslationBlock, VCPUIndex,
@@ -24,7 +28,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::sync::{Arc, Mutex};
-use tracelab_model::attribution::{self, BlockCount, LoopCounts, Marker};
+use tracelab_model::attribution::{self, BlockCount, LoopCounts, Marker, MemoryAccesses};
 
 /// One distinct translation block and its execution counter.
 struct Block {
@@ -56,10 +60,25 @@ impl Counter {
     }
 }
 
+/// The four memory-access counters, and their sums at the last start marker.
+struct Memory {
+    /// Kernel loads, user loads, kernel stores, user stores.
+    counters: [Counter; 4],
+    at_start: [u64; 4],
+}
+
+impl Memory {
+    fn sums(&self) -> [u64; 4] {
+        [0, 1, 2, 3].map(|i| self.counters[i].sum())
+    }
+}
+
 #[derive(Default)]
 struct State {
     /// Every block seen, by (address, instructions).
     blocks: HashMap<(u64, u32), Block>,
+    /// Made at the first translation (QEMU allocates scoreboards only once running).
+    memory: Option<Memory>,
     /// Start markers executed so far (the serial of the open loop).
     serial: u64,
     /// Whether a start marker is waiting for its end.
@@ -76,16 +95,30 @@ impl State {
         for b in self.blocks.values_mut() {
             b.at_start = b.count.sum();
         }
+        if let Some(m) = &mut self.memory {
+            m.at_start = m.sums();
+        }
     }
 
     fn end(&mut self) {
         if !std::mem::take(&mut self.open) {
             return;
         }
+        let memory = self.memory.as_ref().map(|m| {
+            let now = m.sums();
+            let d = |i: usize| now[i].saturating_sub(m.at_start[i]);
+            MemoryAccesses {
+                kernel_loads: d(0),
+                user_loads: d(1),
+                kernel_stores: d(2),
+                user_stores: d(3),
+            }
+        });
         let mut record = LoopCounts {
             serial: self.serial,
             kernel_insns: 0,
             user_insns: 0,
+            memory,
             blocks: Vec::new(),
         };
         for b in self.blocks.values() {
@@ -165,7 +198,26 @@ impl HasCallbacks for Plugin {
             block.count.0,
             1,
         );
+        let memory = state.memory.get_or_insert_with(|| Memory {
+            counters: [(); 4].map(|()| Counter::new()),
+            at_start: [0; 4],
+        });
+        let (loads, stores) = if attribution::is_kernel(vaddr) {
+            (memory.counters[0].0, memory.counters[2].0)
+        } else {
+            (memory.counters[1].0, memory.counters[3].0)
+        };
         drop(state);
+        // Every access of every instruction, inline: one pass per kind (an instruction
+        // handle is consumed by the registration).
+        for (rw, counter) in [
+            (qemu_plugin_mem_rw::QEMU_PLUGIN_MEM_R, loads),
+            (qemu_plugin_mem_rw::QEMU_PLUGIN_MEM_W, stores),
+        ] {
+            for insn in tb.instructions() {
+                count_accesses(insn, rw, counter);
+            }
+        }
         for insn in tb.instructions() {
             let Some(m) = attribution::marker(&insn.data()) else {
                 continue;
@@ -182,6 +234,17 @@ impl HasCallbacks for Plugin {
         }
         Ok(())
     }
+}
+
+/// Adds one to `counter` on every access of kind `rw` the instruction makes.
+fn count_accesses(insn: Instruction<'_>, rw: qemu_plugin_mem_rw, counter: PluginU64) {
+    qemu_plugin_register_vcpu_mem_inline_per_vcpu(
+        insn,
+        rw,
+        PluginOp::QEMU_PLUGIN_INLINE_ADD_U64,
+        counter,
+        1,
+    );
 }
 
 qemu_plugin::register!(Plugin::default());

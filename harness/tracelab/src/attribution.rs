@@ -18,6 +18,12 @@ use tracelab_model::schema::Measured;
 pub const KERNEL_INSN: &str = "tcg-plugin:insn-kernel";
 /// Instructions the loop executed in user space.
 pub const USER_INSN: &str = "tcg-plugin:insn-user";
+/// Memory accesses (loads, stores) by instructions in the kernel and in user space: every
+/// access counts, so an instruction that touches memory twice counts twice.
+pub const KERNEL_LOADS: &str = "tcg-plugin:loads-kernel";
+pub const USER_LOADS: &str = "tcg-plugin:loads-user";
+pub const KERNEL_STORES: &str = "tcg-plugin:stores-kernel";
+pub const USER_STORES: &str = "tcg-plugin:stores-user";
 /// The plugin's count less the clock's: the markers' and one clock read's instructions,
 /// nearly the same for every loop of a boot (see [`CLOCK_JITTER_INSN`]).
 pub const OUTSIDE_CLOCK: &str = "tcg-plugin:insn-outside-clock";
@@ -126,6 +132,12 @@ pub fn attach(measured: &mut Measured, records: &BTreeMap<u64, LoopCounts>) -> R
         };
         s.counters.insert(KERNEL_INSN.into(), r.kernel_insns);
         s.counters.insert(USER_INSN.into(), r.user_insns);
+        if let Some(m) = r.memory {
+            s.counters.insert(KERNEL_LOADS.into(), m.kernel_loads);
+            s.counters.insert(USER_LOADS.into(), m.user_loads);
+            s.counters.insert(KERNEL_STORES.into(), m.kernel_stores);
+            s.counters.insert(USER_STORES.into(), m.user_stores);
+        }
         let offset = i128::from(r.insns()) - i128::from(s.elapsed);
         if let Ok(o) = u64::try_from(offset) {
             s.counters.insert(OUTSIDE_CLOCK.into(), o);
@@ -515,6 +527,12 @@ mod tests {
                 serial,
                 kernel_insns: kernel,
                 user_insns: user,
+                memory: Some(tracelab_model::attribution::MemoryAccesses {
+                    kernel_loads: kernel / 3,
+                    user_loads: user / 3,
+                    kernel_stores: kernel / 5,
+                    user_stores: user / 5,
+                }),
                 blocks: Vec::new(),
             },
         )
@@ -550,6 +568,7 @@ mod tests {
                     serial: 1,
                     kernel_insns: 0,
                     user_insns: 0,
+                    memory: None,
                     blocks: vec![
                         block(0xffff_ffff_8100_0100, 10, 100),
                         block(0x5555_0000, 3, 100),
@@ -562,6 +581,7 @@ mod tests {
                     serial: 2,
                     kernel_insns: 0,
                     user_insns: 0,
+                    memory: None,
                     blocks: vec![
                         block(0xffff_ffff_8100_0100, 10, 100),
                         block(0xffff_ffff_8100_0200, 7, 100),
@@ -660,6 +680,15 @@ mod tests {
         assert_eq!(
             (c[KERNEL_INSN], c[USER_INSN], c[OUTSIDE_CLOCK]),
             (1900, 230, 30)
+        );
+        assert_eq!(
+            (
+                c[KERNEL_LOADS],
+                c[USER_LOADS],
+                c[KERNEL_STORES],
+                c[USER_STORES]
+            ),
+            (633, 76, 380, 46)
         );
         // The clock's few instructions of jitter pass; a loop that strays further fails
         // the cell with both numbers.
