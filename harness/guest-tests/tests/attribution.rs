@@ -111,6 +111,17 @@ fn check(target: &str) -> tempfile::TempDir {
             (total - overhead).abs() <= 8.0 / CALLS as f64,
             "{target} {mechanism}: rows {total} vs overhead {overhead}"
         );
+        // Every block the install made at run time is named (kallsyms, read in the first
+        // repeat, names the code of every repeat: re-installs put it in the same place).
+        for r in rows {
+            let unnamed = r["symbol"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("[kernel code outside the image"));
+            assert!(
+                !unnamed || r["armed_insn"].as_f64() == Some(0.0),
+                "{target} {mechanism}: unnamed run-time code {r}"
+            );
+        }
         // Memory accesses are counted too: every traced call loads and stores.
         for counter in ["tcg-plugin:loads-kernel", "tcg-plugin:stores-kernel"] {
             let per_call = cell["summary"]["counter_overhead"][counter]
