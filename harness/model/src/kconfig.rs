@@ -48,9 +48,99 @@ pub fn enabled(config: &BTreeMap<String, String>, option: &str) -> Option<bool> 
     ))
 }
 
+/// Options that move figures without deciding whether a mechanism works: the tick rate,
+/// the preemption model, lazy RCU, KFENCE's sampling and the per-syscall random kernel
+/// stack offset. Recorded with every result and shown by `doctor`.
+pub const FACT_OPTIONS: &[&str] = &[
+    "CONFIG_HZ",
+    "CONFIG_PREEMPT_NONE",
+    "CONFIG_PREEMPT_VOLUNTARY",
+    "CONFIG_PREEMPT",
+    "CONFIG_PREEMPT_LAZY",
+    "CONFIG_PREEMPT_RT",
+    "CONFIG_PREEMPT_DYNAMIC",
+    "CONFIG_RCU_LAZY",
+    "CONFIG_KFENCE",
+    "CONFIG_KFENCE_SAMPLE_INTERVAL",
+    "CONFIG_RANDOMIZE_KSTACK_OFFSET",
+    "CONFIG_RANDOMIZE_KSTACK_OFFSET_DEFAULT",
+];
+
+/// The facts of [`FACT_OPTIONS`] in words, one `name: value` each, for `doctor` and for
+/// readers of `meta.json`: `HZ: 250`, `preemption: voluntary (PREEMPT_DYNAMIC: the boot
+/// may choose another)`, `RCU_LAZY: off`, `KFENCE: on, every 100 ms`,
+/// `RANDOMIZE_KSTACK_OFFSET: on by default`.
+pub fn facts(config: &BTreeMap<String, String>) -> Vec<(&'static str, String)> {
+    let on = |o: &str| enabled(config, o) == Some(true);
+    let onoff = |o: &str| if on(o) { "on" } else { "off" }.to_string();
+    let model = if on("CONFIG_PREEMPT_RT") {
+        "full real-time (PREEMPT_RT)"
+    } else if on("CONFIG_PREEMPT") {
+        "full"
+    } else if on("CONFIG_PREEMPT_LAZY") {
+        "lazy"
+    } else if on("CONFIG_PREEMPT_VOLUNTARY") {
+        "voluntary"
+    } else if on("CONFIG_PREEMPT_NONE") {
+        "none"
+    } else {
+        "unknown"
+    };
+    let preemption = if on("CONFIG_PREEMPT_DYNAMIC") {
+        format!("{model} (PREEMPT_DYNAMIC: preempt= on the command line may choose another)")
+    } else {
+        model.to_string()
+    };
+    let kfence = match (
+        on("CONFIG_KFENCE"),
+        config.get("CONFIG_KFENCE_SAMPLE_INTERVAL"),
+    ) {
+        (true, Some(ms)) if ms != "0" => format!("on, a sampled allocation every {ms} ms"),
+        (true, _) => "built, sampling off by default".into(),
+        (false, _) => "off".into(),
+    };
+    let kstack = match (
+        on("CONFIG_RANDOMIZE_KSTACK_OFFSET"),
+        on("CONFIG_RANDOMIZE_KSTACK_OFFSET_DEFAULT"),
+    ) {
+        (true, true) => "on by default (randomize_kstack_offset=off disables it)".into(),
+        (true, false) => "built, off by default".into(),
+        (false, _) => "off".into(),
+    };
+    vec![
+        (
+            "HZ",
+            config
+                .get("CONFIG_HZ")
+                .cloned()
+                .unwrap_or_else(|| "unknown".into()),
+        ),
+        ("preemption", preemption),
+        ("RCU_LAZY", onoff("CONFIG_RCU_LAZY")),
+        ("KFENCE", kfence),
+        ("RANDOMIZE_KSTACK_OFFSET", kstack),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn facts_read_the_options_that_move_figures() {
+        let c = parse(
+            "CONFIG_HZ=250\nCONFIG_PREEMPT_VOLUNTARY=y\nCONFIG_PREEMPT_DYNAMIC=y\n# CONFIG_RCU_LAZY is not set\nCONFIG_KFENCE=y\nCONFIG_KFENCE_SAMPLE_INTERVAL=100\nCONFIG_RANDOMIZE_KSTACK_OFFSET=y\nCONFIG_RANDOMIZE_KSTACK_OFFSET_DEFAULT=y\n",
+        );
+        let f: BTreeMap<&str, String> = facts(&c).into_iter().collect();
+        assert_eq!(f["HZ"], "250");
+        assert!(f["preemption"].starts_with("voluntary (PREEMPT_DYNAMIC"));
+        assert_eq!(f["RCU_LAZY"], "off");
+        assert_eq!(f["KFENCE"], "on, a sampled allocation every 100 ms");
+        assert!(f["RANDOMIZE_KSTACK_OFFSET"].starts_with("on by default"));
+        let rt: BTreeMap<&str, String> =
+            facts(&parse("CONFIG_PREEMPT_RT=y\n")).into_iter().collect();
+        assert_eq!(rt["preemption"], "full real-time (PREEMPT_RT)");
+    }
 
     #[test]
     fn parses_set_unset_and_values() {

@@ -278,12 +278,14 @@ const COMMON_OPTIONS: &[&str] = &[
 ];
 
 /// The kernel options recorded with every result: every option a mechanism requires,
-/// then the common ones, each once, sorted.
+/// then the common ones and the facts that move figures (`kconfig::FACT_OPTIONS`), each
+/// once, sorted.
 pub fn relevant_options() -> Vec<&'static str> {
     let mut all: Vec<&'static str> = REGISTRY
         .iter()
         .flat_map(|m| m.requires().iter().copied())
         .chain(COMMON_OPTIONS.iter().copied())
+        .chain(tracelab_model::kconfig::FACT_OPTIONS.iter().copied())
         .collect();
     all.sort_unstable();
     all.dedup();

@@ -47,12 +47,16 @@ fn doctor(target: &TargetSpec, mirror: Option<String>) -> Result<(String, bool)>
             )?;
             let text = std::fs::read_to_string(&k.config)
                 .with_context(|| format!("reading {}", k.config.display()))?;
-            let env =
-                crate::doctor::guest_env(&tracelab_model::kconfig::parse(&text), &k.release, *arch);
+            let config = tracelab_model::kconfig::parse(&text);
+            let env = crate::doctor::guest_env(&config, &k.release, *arch);
             let caps = crate::doctor::capabilities(&env);
+            let facts: String = tracelab_model::kconfig::facts(&config)
+                .into_iter()
+                .map(|(name, value)| format!("  {name}: {value}\n"))
+                .collect();
             Ok((
                 format!(
-                    "guest kernel {} ({arch}), judged from its config {}\n{}",
+                    "guest kernel {} ({arch}), judged from its config {}\n{}kernel facts that move figures:\n{facts}",
                     k.release,
                     k.config.display(),
                     crate::doctor::table(&caps)
