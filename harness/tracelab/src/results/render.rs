@@ -158,7 +158,7 @@ fn grid(rows: &[SummaryRow], unit: Option<Unit>) -> Table {
         numeric.extend([true, true, true]);
     }
     if kernel {
-        headers.push(u("kernel run"));
+        headers.push(u("bpf stats/run"));
         numeric.push(true);
     }
     if unit.is_none() {

@@ -44,9 +44,12 @@ pub struct SummaryRow {
     pub fired: Option<u64>,
     pub expected_fired: Option<u64>,
     pub attach: Option<String>,
-    /// The kernel's own time per program run (BPF `run_time_ns / run_cnt` with
+    /// The kernel's BPF statistics per program run (`run_time_ns / run_cnt` with
     /// `BPF_ENABLE_STATS`, in the cell's unit: guest sched_clock ns, instructions under
-    /// icount). It excludes the dispatch cost the overhead includes.
+    /// icount): the program and the two clock reads and the bookkeeping the statistics
+    /// add around each run (47–106 insn per run for an empty program), measured in loops
+    /// of their own. Not the program alone (`--attribution`'s `BPF program` family is),
+    /// and without most of the dispatch the overhead includes.
     pub kernel_run_time: Option<f64>,
     /// Calls of the traced function per operation of the workload, as counted.
     pub traced_per_op: Option<u64>,
