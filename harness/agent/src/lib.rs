@@ -13,6 +13,7 @@ mod clock;
 pub mod counters;
 mod cpu;
 pub mod environment;
+mod firing;
 mod function_set;
 pub mod kernel_state;
 mod marker;

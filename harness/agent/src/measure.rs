@@ -255,7 +255,7 @@ pub(crate) fn measure(
     // The slack an armed loop was allowed (0 in a guest; none without events).
     loops.clean.firing_slack = out
         .events_per_call
-        .map_or(0, |epc| slack(plan, plan.calls * epc));
+        .map_or(0, |epc| crate::firing::slack(plan.alone, plan.calls * epc));
     out.cleanliness = Some(loops.clean);
     result
 }
@@ -323,7 +323,7 @@ fn pairs(loops: &mut Loops<'_>, installs: Installs<'_>, out: &mut Measured) -> R
             // code defines it for every repeat).
             if repeat == 0 {
                 let idle = loops.once(Some(installed.as_mut()), repeat, Phase::Baseline, None)?;
-                check_fired(idle.fired.unwrap_or(0), 0, 0, Phase::Baseline)?;
+                check_fired(idle.fired.unwrap_or(0), 0, plan.alone, Phase::Baseline)?;
             }
         }
         let ((), arm_time) = timed(|| installed.arm())?;
@@ -336,9 +336,9 @@ fn pairs(loops: &mut Loops<'_>, installs: Installs<'_>, out: &mut Measured) -> R
             let Some(f) = armed.fired else { break armed };
             let mut check = || -> Result<()> {
                 let expected = per_op.expected(plan, epc, f)?;
-                check_fired(f, expected, slack(plan, expected), Phase::Mechanism)?;
+                check_fired(f, expected, plan.alone, Phase::Mechanism)?;
                 // Before disarming: switching the tracer off empties the trace buffer.
-                installed.check_trace(expected, slack(plan, expected))
+                installed.check_trace(expected, crate::firing::slack(plan.alone, expected))
             };
             match check() {
                 Ok(()) => {
@@ -387,7 +387,7 @@ fn pairs(loops: &mut Loops<'_>, installs: Installs<'_>, out: &mut Measured) -> R
                 // The kernel's count is this mechanism's only proof: check it here too.
                 let runs = k.run_cnt.saturating_sub(k.extra_runs);
                 let expected = per_op.expected(plan, epc, runs)?;
-                check_fired(runs, expected, slack(plan, expected), Phase::Mechanism)?;
+                check_fired(runs, expected, plan.alone, Phase::Mechanism)?;
                 out.events_per_call = Some(epc);
                 *total_fired.get_or_insert(0) += runs;
             }
@@ -529,26 +529,13 @@ fn inject(fault: Option<Fault>) {
     unsafe { libc::raise(sig) };
 }
 
-/// Events beyond the expected ones that a loop may show: none where the agent runs alone
-/// (a guest: nothing else calls the function, so any extra is an error); natively another
-/// process may call the function too, so a tiny amount is allowed (and recorded).
-fn slack(plan: &AgentPlan, expected: u64) -> u64 {
-    if plan.alone || expected == 0 {
-        0
-    } else {
-        expected / 1000 + 2
+/// The firing rule ([`crate::firing`]) for a loop of `phase`: disarmed, nothing may fire.
+fn check_fired(fired: u64, expected: u64, alone: bool, phase: Phase) -> Result<()> {
+    match phase {
+        Phase::Baseline if fired > 0 => bail!("fired {fired} times while disarmed (expected 0)"),
+        Phase::Baseline => Ok(()),
+        Phase::Mechanism => crate::firing::check("fired", fired, expected, alone),
     }
-}
-
-/// Fewer events than expected is always an error; more only within `slack`.
-fn check_fired(fired: u64, expected: u64, slack: u64, phase: Phase) -> Result<()> {
-    if fired < expected || fired > expected + slack {
-        match phase {
-            Phase::Baseline => bail!("fired {fired} times while disarmed (expected 0)"),
-            Phase::Mechanism => bail!("fired {fired} times for an expected {expected}: the measurement would not be of this mechanism"),
-        }
-    }
-    Ok(())
 }
 
 /// Runs the workload outside the timing (warmup).
@@ -563,21 +550,15 @@ mod tests {
 
     #[test]
     fn fired_must_match_calls_exactly_when_alone() {
-        let mut plan = plan(false);
-        assert_eq!(slack(&plan, 1000), 3);
-        assert!(check_fired(1000, 1000, slack(&plan, 1000), Phase::Mechanism).is_ok());
-        assert!(check_fired(1003, 1000, slack(&plan, 1000), Phase::Mechanism).is_ok());
-        assert!(check_fired(1004, 1000, slack(&plan, 1000), Phase::Mechanism).is_err());
-        assert!(check_fired(999, 1000, slack(&plan, 1000), Phase::Mechanism).is_err());
-        assert!(check_fired(0, 1000, slack(&plan, 1000), Phase::Mechanism).is_err());
-        plan.alone = true;
-        assert_eq!(slack(&plan, 1000), 0);
-        assert!(check_fired(1001, 1000, slack(&plan, 1000), Phase::Mechanism).is_err());
-        assert!(check_fired(1, 0, 0, Phase::Baseline)
+        // The rule itself is crate::firing's; here, its use for each phase.
+        assert!(check_fired(1000, 1000, true, Phase::Mechanism).is_ok());
+        assert!(check_fired(1001, 1000, true, Phase::Mechanism).is_err());
+        assert!(check_fired(1003, 1000, false, Phase::Mechanism).is_ok());
+        assert!(check_fired(1, 0, false, Phase::Baseline)
             .unwrap_err()
             .to_string()
             .contains("disarmed"));
-        assert!(check_fired(0, 0, 0, Phase::Baseline).is_ok());
+        assert!(check_fired(0, 0, true, Phase::Baseline).is_ok());
     }
 
     fn plan(alone: bool) -> AgentPlan {

@@ -160,6 +160,7 @@ fn choose_functions(
         others: &[],
         mid_attach: None,
         every_function: false,
+        alone: plan.alone,
     };
     let traced = tracer.check_support(env, runner.kind()).is_ok();
     // What a cell's armed loop runs, with the function tracer armed on the target.
@@ -473,6 +474,7 @@ fn run_cell(
             .fault
             .filter(|f| matches!(f, Fault::KillMidAttach | Fault::HangMidAttach)),
         every_function: spec.functions == Functions::All,
+        alone: plan.alone,
     };
     let ready = same_domain(kind, workload.kind())
         .and_then(|()| mechanism.check_support(env, workload.kind()))

@@ -77,6 +77,9 @@ pub struct CellSetup<'a> {
     pub mid_attach: Option<tracelab_model::plan::Fault>,
     /// Every function is traced (`--functions all`): the tracers run unfiltered.
     pub every_function: bool,
+    /// The agent runs alone (a guest): no event beyond the calls' is allowed
+    /// ([`crate::firing`]).
+    pub alone: bool,
 }
 
 impl CellSetup<'_> {

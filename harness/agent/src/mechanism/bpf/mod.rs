@@ -65,6 +65,7 @@ impl Bpf {
                 .every_function
                 .then(|| cell.target.as_ref().ok().and_then(|t| t.range()))
                 .flatten(),
+            alone: cell.alone,
         }
     }
 
@@ -342,6 +343,8 @@ pub(super) struct BpfSpec {
     /// Over every function (`--functions all`, kprobe_multi): the target's addresses,
     /// which the program counts apart from every other function's.
     pub every: Option<crate::resolve::Range>,
+    /// The agent runs alone: the statistics loops allow no extra run ([`crate::firing`]).
+    pub alone: bool,
 }
 
 impl BpfSpec {
@@ -896,6 +899,7 @@ mod tests {
             calls: 1,
             workload,
             every: None,
+            alone: true,
         };
         assert_eq!(spec(Workload::Getppid).program(), "tracelab_rawtp_count");
         assert_eq!(
@@ -940,6 +944,7 @@ mod tests {
             calls,
             workload: Workload::Getppid,
             every: None,
+            alone: true,
         };
         let page = page_size();
         assert_eq!(
