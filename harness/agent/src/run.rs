@@ -522,16 +522,56 @@ fn run_cell(
             }),
         None => crate::measure::measure(plan, workload, installs, counters, None, &mut measured),
     };
-    if let Err(e) = result {
-        measured.status = Status::Failed;
-        measured.reason = Some(format!("{e:#}"));
+    match result {
+        Err(e) => {
+            measured.status = Status::Failed;
+            measured.reason = Some(format!("{e:#}"));
+        }
+        Ok(()) => {
+            if let Some(why) = did_no_work(&measured) {
+                measured.status = Status::Unsupported;
+                measured.reason = Some(why);
+            }
+        }
     }
     measured
+}
+
+/// Why a measured cell's payload did none of its work, if it did none: a stack payload
+/// whose every trace held no frame (`bpf_get_stack` on a 6.1 raw tracepoint returns an
+/// empty stack). Its figure would say stacks are cheap on that kernel; it is a result
+/// (`unsupported`, with the reason), never a figure.
+fn did_no_work(m: &Measured) -> Option<String> {
+    let t = m.stack_traces?;
+    (t.traces > 0 && t.frames == 0).then(|| {
+        format!(
+            "the stack payload took 0 frames in all {} stack traces: this kernel gives this attach point an empty stack, so the payload did no work",
+            t.traces
+        )
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stack_payload_with_no_frame_did_no_work() {
+        use tracelab_model::schema::{StackTraces, Unit};
+        let mut m =
+            Measured::without_samples("bpf-tp", "getppid", Unit::Insn, Status::Ok, String::new());
+        assert_eq!(did_no_work(&m), None);
+        m.stack_traces = Some(StackTraces {
+            traces: 60_000,
+            frames: 0,
+        });
+        assert!(did_no_work(&m).is_some_and(|w| w.contains("0 frames in all 60000")));
+        m.stack_traces = Some(StackTraces {
+            traces: 60_000,
+            frames: 360_000,
+        });
+        assert_eq!(did_no_work(&m), None);
+    }
 
     #[test]
     fn mechanisms_apply_to_their_own_side() {

@@ -148,7 +148,12 @@ static __always_inline int payload_stacktrace(void *ctx)
 
 static __always_inline int payload_stackid(void *ctx)
 {
-	if (bpf_get_stackid(ctx, &tracelab_stacks, 0) < 0) {
+	/*
+	 * BPF_F_REUSE_STACKID: a different stack hashing to a bucket already taken replaces
+	 * it. With flags 0 the first collision makes every later call fail with -EEXIST
+	 * (seen on arm64 7.3 fexit), a failure that says nothing about what a stack costs.
+	 */
+	if (bpf_get_stackid(ctx, &tracelab_stacks, BPF_F_REUSE_STACKID) < 0) {
 		bump(SLOT_DROPS);
 		return 0;
 	}

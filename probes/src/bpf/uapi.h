@@ -37,6 +37,11 @@ enum {
 	BPF_RB_NO_WAKEUP = 1,
 };
 
+/* bpf_get_stackid() flags (include/uapi/linux/bpf.h). */
+enum {
+	BPF_F_REUSE_STACKID = 1ULL << 10,
+};
+
 /*
  * The user-space register layouts libbpf's bpf_tracing.h reads through (usdt.bpf.h's
  * argument helpers, which the lab's USDT programs never call; the layout is the UAPI's
