@@ -54,6 +54,9 @@ pub struct State {
     pub tracer: Option<String>,
     /// The lab wrote `set_ftrace_filter`.
     pub ftrace_filter: bool,
+    /// The lab wrote `set_graph_function`.
+    #[serde(default)]
+    pub graph_function: bool,
     /// The `kprobes-optimization` value to put back.
     pub kprobes_optimization: Option<String>,
     /// The ring buffer's `buffer_size_kb` to put back.
@@ -104,6 +107,10 @@ pub fn recover(tracefs: &Tracefs) -> Result<Vec<String>> {
     if state.ftrace_filter {
         tracefs.write("set_ftrace_filter", "")?;
         done.push("set_ftrace_filter cleared".into());
+    }
+    if state.graph_function {
+        tracefs.write("set_graph_function", "")?;
+        done.push("set_graph_function cleared".into());
     }
     if let Some(old) = &state.buffer_size_kb {
         tracefs.write("buffer_size_kb", old)?;

@@ -44,7 +44,11 @@ fn check_row(cells: &[Value], mechanism: &str, unsupported_because: Option<&str>
     }
     assert_eq!(c["status"], "ok", "{c}");
     let calls: u64 = CALLS.parse().expect("calls");
-    let per_call_events = if mechanism == "function-graph" { 2 } else { 1 };
+    let per_call_events = if mechanism.starts_with("function-graph") {
+        2
+    } else {
+        1
+    };
     assert_eq!(
         c["fired"].as_u64(),
         Some(REPEATS * calls * per_call_events),
@@ -191,4 +195,62 @@ fn guest_timeout_fails_cells_with_console_tail() {
     let cell: Value =
         serde_json::from_slice(&std::fs::read(cell_file.path()).expect("read")).expect("json");
     assert!(cell["console_tail"].is_string(), "{cell}");
+}
+
+/// function_graph as the lab filters it (`set_ftrace_filter`) and as trace-cmd -g and perf
+/// ftrace -G set it up (`set_graph_function`, the filter left empty): each install writes
+/// only its own file (the agent reads both back, and says so in `attach`), both fire
+/// exactly on the target, and the tools' setup costs more: every function is hooked and
+/// the target's callees are recorded too.
+fn function_graph_setups(target: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repeats = REPEATS.to_string();
+    let args = [
+        "--target",
+        target,
+        "--mechanisms",
+        "function-graph,function-graph-g",
+        "--calls",
+        CALLS,
+        "--repeats",
+        &repeats,
+    ];
+    let (_, cells) = common::study(&args, dir.path());
+    for m in ["function-graph", "function-graph-g"] {
+        check_row(&cells, m, None);
+    }
+    let attach = |m: &str| {
+        row(&cells, m)["attach"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        attach("function-graph").starts_with("current_tracer=function_graph set_ftrace_filter="),
+        "{}",
+        attach("function-graph")
+    );
+    assert!(
+        attach("function-graph-g").starts_with("current_tracer=function_graph set_graph_function=")
+            && attach("function-graph-g").contains("set_ftrace_filter empty"),
+        "{}",
+        attach("function-graph-g")
+    );
+    let overhead = |m: &str| row(&cells, m)["overhead"].as_f64().expect("overhead");
+    assert!(
+        overhead("function-graph-g") > 2.0 * overhead("function-graph"),
+        "{target}: {} vs {}",
+        overhead("function-graph-g"),
+        overhead("function-graph")
+    );
+}
+
+#[test]
+fn x86_64_6_12_function_graph_setups() {
+    function_graph_setups("vm:x86_64/6.12");
+}
+
+#[test]
+fn arm64_7_3_function_graph_setups() {
+    function_graph_setups("vm:arm64/7.3");
 }

@@ -20,8 +20,12 @@ pub enum MechanismKind {
     FprobeExit,
     /// The ftrace `function` tracer filtered to the target.
     Function,
-    /// The ftrace `function_graph` tracer filtered to the target.
+    /// The ftrace `function_graph` tracer filtered to the target (`set_ftrace_filter`).
     FunctionGraph,
+    /// The `function_graph` tracer as `trace-cmd record -p function_graph -g F` and `perf
+    /// ftrace -G F` run it: `set_graph_function` is the target, `set_ftrace_filter` stays
+    /// empty, so every function is hooked and the target's call graph is recorded.
+    FunctionGraphG,
     /// BPF program on a perf-event kprobe at the function entry.
     BpfKprobe,
     BpfKretprobe,
@@ -67,7 +71,7 @@ crate::named!(
 
 impl MechanismKind {
     /// Every mechanism (`--mechanisms all`).
-    pub const ALL: [MechanismKind; 26] = [
+    pub const ALL: [MechanismKind; 27] = [
         MechanismKind::Baseline,
         MechanismKind::Kprobe,
         MechanismKind::KprobeOffset,
@@ -76,6 +80,7 @@ impl MechanismKind {
         MechanismKind::FprobeExit,
         MechanismKind::Function,
         MechanismKind::FunctionGraph,
+        MechanismKind::FunctionGraphG,
         MechanismKind::BpfKprobe,
         MechanismKind::BpfKretprobe,
         MechanismKind::BpfKprobeMulti,
@@ -239,7 +244,7 @@ mod tests {
             MechanismKind::parse_list("kprobe, fprobe"),
             Ok(vec![MechanismKind::Kprobe, MechanismKind::Fprobe])
         );
-        assert_eq!(MechanismKind::parse_list("all").map(|v| v.len()), Ok(26));
+        assert_eq!(MechanismKind::parse_list("all").map(|v| v.len()), Ok(27));
         assert_eq!(MechanismKind::parse_list("bpf").map(|v| v.len()), Ok(11));
         assert_eq!(MechanismKind::parse_list("user").map(|v| v.len()), Ok(8));
         let kernel = MechanismKind::parse_list("kernel").expect("kernel");

@@ -1,9 +1,11 @@
 //! The ftrace `function` and `function_graph` tracers, filtered to the target (and to
-//! the functions axis' others), or unfiltered: every function (`--functions all`).
+//! the functions axis' others), or unfiltered: every function (`--functions all`); and
+//! `function_graph` as the tools set it up, on the target's call graph
+//! (`set_graph_function`).
 
 use super::{
     buffer_events_per_call, check_trace_exact, stack_event, trace_knobs, traceable_functions,
-    CellError, CellSetup, Every, Installed, Mechanism, Unsupported,
+    CellError, CellSetup, Every, Installed, Mechanism, Unsupported, EVERY_EVENTS_PER_CALL,
 };
 use crate::resolve::TargetFunction;
 use crate::ring_buffer::{EventSpec, Role};
@@ -15,15 +17,34 @@ use tracelab_model::schema::StackTraces;
 use tracelab_model::workload::Workload;
 use tracelab_probes::Symbol;
 
-/// An ftrace tracer (`function`, `function_graph`) filtered to the target.
+/// What a tracer's install writes besides `current_tracer`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Setup {
+    /// `set_ftrace_filter`: the target (and the functions axis' others), or nothing for
+    /// every function. Only the filtered functions are hooked.
+    Filter,
+    /// `set_graph_function` = the target, `set_ftrace_filter` left empty, as
+    /// `trace-cmd record -p function_graph -g F` and `perf ftrace -G F` do: every
+    /// function is hooked (the graph hash is checked on each entry and return), and the
+    /// target's call graph is recorded. The target's own events are counted in the raw
+    /// buffer, apart from its callees'.
+    GraphFunction,
+}
+
+/// An ftrace tracer (`function`, `function_graph`) on the target.
 pub(super) struct Tracer {
     kind: MechanismKind,
     tracer: &'static str,
+    setup: Setup,
 }
 
 impl Tracer {
-    pub(super) const fn new(kind: MechanismKind, tracer: &'static str) -> Tracer {
-        Tracer { kind, tracer }
+    pub(super) const fn new(kind: MechanismKind, tracer: &'static str, setup: Setup) -> Tracer {
+        Tracer {
+            kind,
+            tracer,
+            setup,
+        }
     }
 }
 
@@ -45,6 +66,19 @@ impl Mechanism for Tracer {
     }
 
     fn prepare(&self, cell: &CellSetup<'_>) -> Result<Option<Box<dyn std::any::Any>>, CellError> {
+        if self.setup == Setup::GraphFunction {
+            if cell.takes_stack() {
+                return Err(CellError::Unsupported(
+                    "function-graph-g with a stack trace: ftrace's func_stack_trace option is the function tracer's only".into(),
+                ));
+            }
+            cell.one_function(
+                self.kind,
+                "set_graph_function names the one function whose call graph is recorded",
+            )?;
+            // The target's callees are recorded too: room for them, as for every function.
+            return trace_knobs(cell, 2 * EVERY_EVENTS_PER_CALL, "");
+        }
         let per_call = buffer_events_per_call(cell)?;
         if self.tracer == "function_graph" {
             if cell.takes_stack() {
@@ -58,26 +92,35 @@ impl Mechanism for Tracer {
     }
 
     fn install(&self, cell: &CellSetup<'_>) -> Result<Box<dyn Installed>, CellError> {
+        let filter = match self.setup {
+            Setup::Filter => Filter::of(cell),
+            Setup::GraphFunction => Filter::GraphFunction,
+        };
         Ok(install(
             cell.tracefs()?,
             cell.target()?,
-            Filter::of(cell),
+            filter,
             self.tracer,
             cell.takes_stack(),
         )?)
     }
 }
 
-/// What `set_ftrace_filter` reads as when no filter is set.
+/// What `set_ftrace_filter` (and `set_graph_function`) reads as when no filter is set.
 const NO_FILTER: &str = "#### all functions enabled ####";
 
+/// The function_graph tracer's graph filter.
+const GRAPH_FUNCTION: &str = "set_graph_function";
+
 /// What the tracer is filtered to.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum Filter<'a> {
     /// The target and the functions axis' others.
     Functions(&'a [Symbol]),
     /// Nothing: every function.
     Every,
+    /// `set_graph_function` = the target; `set_ftrace_filter` empty.
+    GraphFunction,
 }
 
 impl<'a> Filter<'a> {
@@ -117,9 +160,12 @@ struct FtraceTracer {
     target: TargetFunction,
     /// Functions in the filter beside the target (`--functions`).
     others: usize,
-    /// Every function traced: the target's events are counted by draining the buffer
-    /// (with recording off), and other functions' events are expected.
+    /// Every function traced, or the target's call graph: the target's events are
+    /// counted by draining the buffer (with recording off), and other functions' events
+    /// are expected.
     every: Option<Every>,
+    /// `set_graph_function` holds the target (function-graph-g).
+    graph_function: bool,
     /// The tracer's events in the ring buffer, and the kernel stack entry that follows
     /// each with the stack-trace payload.
     events: Vec<EventSpec>,
@@ -144,7 +190,7 @@ fn install(
 ) -> Result<Box<dyn Installed>> {
     let others = match filter {
         Filter::Functions(others) => others,
-        Filter::Every => &[],
+        Filter::Every | Filter::GraphFunction => &[],
     };
     let current = tracefs.read("current_tracer")?;
     if current.trim() != "nop" {
@@ -158,6 +204,13 @@ fn install(
         bail!(
             "set_ftrace_filter is already set by someone else ({} entries); refusing to replace it",
             filter_lines(&before).len()
+        );
+    }
+    let graph = tracefs.read(GRAPH_FUNCTION)?;
+    if !filter_lines(&graph).is_empty() {
+        bail!(
+            "set_graph_function is already set by someone else ({} entries); refusing to replace it",
+            filter_lines(&graph).len()
         );
     }
     let mut events = if tracer == "function_graph" {
@@ -191,7 +244,8 @@ fn install(
         tracer,
         target: target.clone(),
         others: others.len(),
-        every: matches!(filter, Filter::Every).then(Every::default),
+        every: matches!(filter, Filter::Every | Filter::GraphFunction).then(Every::default),
+        graph_function: filter == Filter::GraphFunction,
         events,
         stacks: stack.then(Default::default),
         removed: false,
@@ -199,6 +253,30 @@ fn install(
     if let Filter::Every = filter {
         // Nothing to write: the filter is empty (checked above), so the tracer, once
         // armed, traces every function.
+        tracefs.clear_trace()?;
+        return Ok(Box::new(installed));
+    }
+    if let Filter::GraphFunction = filter {
+        // Only set_graph_function: set_ftrace_filter stays empty (checked above), as the
+        // tools leave it.
+        crate::cleanup::record(|s| s.graph_function = true)?;
+        tracefs.write(GRAPH_FUNCTION, target.symbol.as_str())?;
+        let applied = tracefs.read(GRAPH_FUNCTION)?;
+        if filter_lines(&applied) != [target.symbol.as_str()] {
+            bail!(
+                "set_graph_function did not apply: wrote {:?}, it reads {:?}",
+                target.symbol.as_str(),
+                applied.trim()
+            );
+        }
+        // The setup is exactly the tools': nothing else filtered.
+        let filter = tracefs.read("set_ftrace_filter")?;
+        if !filter_lines(&filter).is_empty() {
+            bail!(
+                "set_ftrace_filter is not empty beside set_graph_function: {:?}",
+                filter.trim()
+            );
+        }
         tracefs.clear_trace()?;
         return Ok(Box::new(installed));
     }
@@ -225,6 +303,14 @@ fn install(
             applied.trim()
         );
     }
+    // The filter setup writes the filter only: no graph function narrows it.
+    let graph = tracefs.read(GRAPH_FUNCTION)?;
+    if !filter_lines(&graph).is_empty() {
+        bail!(
+            "set_graph_function is not empty beside set_ftrace_filter: {:?}",
+            graph.trim()
+        );
+    }
     tracefs.clear_trace()?;
     Ok(Box::new(installed))
 }
@@ -237,20 +323,32 @@ impl FtraceTracer {
         self.removed = true;
         let stopped = self.tracefs.write("current_tracer", "nop");
         let cleared = self.tracefs.write("set_ftrace_filter", "");
+        let graph = if self.graph_function {
+            self.tracefs.write(GRAPH_FUNCTION, "")
+        } else {
+            Ok(())
+        };
         stopped?;
         cleared?;
+        graph?;
         let tracer = self.tracefs.read("current_tracer")?;
         let filter = self.tracefs.read("set_ftrace_filter")?;
-        if tracer.trim() != "nop" || !filter_lines(&filter).is_empty() {
+        let graph = self.tracefs.read(GRAPH_FUNCTION)?;
+        if tracer.trim() != "nop"
+            || !filter_lines(&filter).is_empty()
+            || !filter_lines(&graph).is_empty()
+        {
             bail!(
-                "ftrace not clean after removal: current_tracer {:?}, set_ftrace_filter {:?}",
+                "ftrace not clean after removal: current_tracer {:?}, set_ftrace_filter {:?}, set_graph_function {:?}",
                 tracer.trim(),
-                filter.trim()
+                filter.trim(),
+                graph.trim()
             );
         }
         crate::cleanup::record(|s| {
             s.tracer = None;
             s.ftrace_filter = false;
+            s.graph_function = false;
         })
     }
 }
@@ -261,6 +359,12 @@ impl Installed for FtraceTracer {
             0 => String::new(),
             n => format!(" and {n} other functions"),
         };
+        if self.graph_function {
+            return format!(
+                "current_tracer={} set_graph_function={} set_ftrace_filter empty (as trace-cmd -g and perf ftrace -G set it up): every function hooked, the target's call graph recorded; its own events counted in the raw buffer",
+                self.tracer, self.target.symbol
+            );
+        }
         if self.every.is_some() {
             let listed = traceable_functions(&self.tracefs);
             return format!(

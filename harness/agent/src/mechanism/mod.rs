@@ -207,10 +207,10 @@ fn require(env: &KernelEnv, options: &[&str]) -> Result<(), Unsupported> {
 use baseline::Baseline;
 use bpf::Bpf;
 use dynamic_probe::{Placement, TracefsProbe};
-use ftrace_tracer::Tracer;
+use ftrace_tracer::{Setup, Tracer};
 
 /// Every mechanism, in `MechanismKind::ALL` order (a test keeps them in step).
-pub static REGISTRY: [&dyn Mechanism; 26] = [
+pub static REGISTRY: [&dyn Mechanism; 27] = [
     &Baseline,
     &TracefsProbe::new(MechanismKind::Kprobe, Placement::Entry(ProbeKind::Kprobe)),
     &TracefsProbe::new(MechanismKind::KprobeOffset, Placement::Offset),
@@ -223,8 +223,17 @@ pub static REGISTRY: [&dyn Mechanism; 26] = [
         MechanismKind::FprobeExit,
         Placement::Entry(ProbeKind::FprobeExit),
     ),
-    &Tracer::new(MechanismKind::Function, "function"),
-    &Tracer::new(MechanismKind::FunctionGraph, "function_graph"),
+    &Tracer::new(MechanismKind::Function, "function", Setup::Filter),
+    &Tracer::new(
+        MechanismKind::FunctionGraph,
+        "function_graph",
+        Setup::Filter,
+    ),
+    &Tracer::new(
+        MechanismKind::FunctionGraphG,
+        "function_graph",
+        Setup::GraphFunction,
+    ),
     &Bpf::new(MechanismKind::BpfKprobe, Attach::Kprobe),
     &Bpf::new(MechanismKind::BpfKretprobe, Attach::Kretprobe),
     &Bpf::new(MechanismKind::BpfKprobeMulti, Attach::KprobeMulti),
@@ -444,7 +453,7 @@ fn trace_knobs(
 /// Events per call of the workload's function the ring buffer is sized for when every
 /// function is traced: a getppid call runs about 20 traced functions, the workloads
 /// people run more. A loop that still overflows it fails, naming the buffer.
-const EVERY_EVENTS_PER_CALL: u64 = 64;
+pub(super) const EVERY_EVENTS_PER_CALL: u64 = 64;
 
 /// Events per call of the target a tracefs mechanism's buffer must hold: one, or, with
 /// every function traced, the loop's calls of every function on its path. A stack trace
@@ -799,8 +808,7 @@ mod tests {
                 .starts_with("CONFIG_FPROBE is not set (no fprobe, fprobe-exit, bpf-kprobe-multi")),
             "{missing:?}"
         );
-        assert!(missing
-            .iter()
-            .any(|l| l == "CONFIG_FUNCTION_GRAPH_TRACER is not set (no function-graph)"));
+        assert!(missing.iter().any(|l| l
+            == "CONFIG_FUNCTION_GRAPH_TRACER is not set (no function-graph, function-graph-g)"));
     }
 }
