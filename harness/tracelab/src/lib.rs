@@ -30,3 +30,4 @@ pub mod study;
 #[cfg(any(test, feature = "test-support"))]
 pub mod synthetic;
 pub mod target;
+pub mod timing;

@@ -401,6 +401,9 @@ pub(super) fn run(args: RunArgs, command_line: Vec<String>) -> Result<Exit> {
         "{}",
         crate::results::render(&finished.meta, &finished.cells, Format::Table)?
     );
+    if let Some(t) = crate::timing::Timing::of(&finished.meta) {
+        outln!("{}", t.line());
+    }
     outln!("results: {}", finished.dir.display());
     if let Some(s) = store {
         let night =

@@ -200,6 +200,7 @@ pub fn run(
         symbol_parts: Vec::new(),
         symbols: Default::default(),
         cache: catalog.cache_dir().join("symbols"),
+        clock: crate::timing::Clock::start(),
     };
 
     observer.event(
@@ -231,6 +232,7 @@ pub fn run(
         );
         setup = guest_setup(study, arch, Accel::Tcg);
         boot.plugin = next_boot(&mut setup)?.map(crate::attribution::Reader::new);
+        boot.clock.boot_starts();
         boot.meta.accel = Some(Accel::Tcg.name().to_string());
         boot.meta.cpu = setup.cpu().to_string();
         results::update_meta(boot.store.path(), boot.meta)?;
@@ -286,6 +288,7 @@ pub fn run(
             &initramfs::build(&agent, &busybox, &serde_json::to_string_pretty(&rest)?)?,
         )?;
         boot.hello = false;
+        boot.clock.boot_starts();
         boot.plugin = next_boot(&mut setup)?.map(crate::attribution::Reader::new);
         outcome = console::run(
             setup.command(&kernel.image, &initrd),
@@ -302,6 +305,11 @@ pub fn run(
         .into());
     }
     boot.fail_missing(&outcome.ending, &outcome.tail)?;
+    let timing = boot.clock.finish(boot.store.cells(), plan.unit.name());
+    boot.meta
+        .extra
+        .insert("timing".into(), serde_json::to_value(&timing)?);
+    results::update_meta(boot.store.path(), boot.meta)?;
     let cells = store.cells().to_vec();
     Ok(Finished { dir, meta, cells })
 }
@@ -324,6 +332,8 @@ struct Boot<'a> {
     /// Where received symbols are kept: the user's cache, by content (not every results
     /// directory: they are about 0.7 MB deflated, and each cell keeps its breakdown).
     cache: PathBuf,
+    /// What the run's wall time went to.
+    clock: crate::timing::Clock,
 }
 
 impl Boot<'_> {
@@ -342,6 +352,7 @@ impl Boot<'_> {
                 ..
             }) => {
                 self.hello = true;
+                self.clock.hello();
                 self.context.kernel_release = Some(kernel_release.clone());
                 self.meta.kernel_release = Some(kernel_release);
                 let extra = &mut self.meta.extra;
@@ -427,7 +438,9 @@ impl Boot<'_> {
         }
         let mut cell = Cell::new(self.context.clone(), measured, tail);
         cell.attribution = breakdown;
+        let write = std::time::Instant::now();
         self.store.add_cell(cell)?;
+        self.clock.cell(write.elapsed());
         let done = self.store.cells().len();
         if let Some(c) = self.store.cells().last() {
             self.observer.event(
