@@ -175,6 +175,34 @@ impl Breakdown {
     }
 }
 
+/// The rows summed by family, largest overhead first (rows hold every symbol or one
+/// `[other]` row per family, so the sums are exact).
+pub fn families(rows: &[SymbolCost]) -> Vec<FamilyCost> {
+    let mut sums: std::collections::BTreeMap<crate::family::Family, [f64; 2]> =
+        std::collections::BTreeMap::new();
+    for r in rows {
+        let s = sums.entry(r.family).or_default();
+        s[0] += r.baseline_insn;
+        s[1] += r.armed_insn;
+    }
+    let mut out: Vec<FamilyCost> = sums
+        .into_iter()
+        .map(|(family, [baseline_insn, armed_insn])| FamilyCost {
+            family,
+            baseline_insn,
+            armed_insn,
+            overhead_insn: armed_insn - baseline_insn,
+        })
+        .collect();
+    out.sort_by(|x, y| {
+        y.overhead_insn
+            .abs()
+            .total_cmp(&x.overhead_insn.abs())
+            .then_with(|| x.family.cmp(&y.family))
+    });
+    out
+}
+
 /// Kernel code made at run time, as `/proc/kallsyms` lists it with a module in
 /// brackets (`[bpf]`, `[__builtin__kprobes]`, `[__builtin__ftrace]`): where it starts,
 /// and its name with the module. Names that carry a per-kernel or per-build number are

@@ -287,7 +287,7 @@ pub fn breakdown(
     records: &BTreeMap<u64, LoopCounts>,
     symbols: &Symbols,
 ) -> Option<tracelab_model::attribution::Breakdown> {
-    use tracelab_model::attribution::{Breakdown, FamilyCost, SymbolCost};
+    use tracelab_model::attribution::{Breakdown, SymbolCost};
     use tracelab_model::family::Family;
     use tracelab_model::schema::{Phase, Sample};
     // The same loops the cell's figure comes from: the pair (repeat) whose paired
@@ -351,24 +351,6 @@ pub fn breakdown(
         })
         .collect();
     let by_overhead = |a: f64, b: f64| b.abs().total_cmp(&a.abs());
-    let mut families: BTreeMap<Family, [f64; 2]> = BTreeMap::new();
-    for r in &rows {
-        let f = families.entry(r.family).or_default();
-        f[0] += r.baseline_insn;
-        f[1] += r.armed_insn;
-    }
-    let mut families: Vec<FamilyCost> = families
-        .into_iter()
-        .map(|(family, [baseline_insn, armed_insn])| FamilyCost {
-            family,
-            baseline_insn,
-            armed_insn,
-            overhead_insn: armed_insn - baseline_insn,
-        })
-        .collect();
-    families.sort_by(|a, b| {
-        by_overhead(a.overhead_insn, b.overhead_insn).then_with(|| a.family.cmp(&b.family))
-    });
     rows.sort_by(|a, b| {
         by_overhead(a.overhead_insn, b.overhead_insn).then_with(|| a.symbol.cmp(&b.symbol))
     });
@@ -391,6 +373,7 @@ pub fn breakdown(
             overhead_insn: o,
         }));
     }
+    let families = tracelab_model::attribution::families(&rows);
     Some(Breakdown {
         symbols: if symbols.is_empty() {
             "none received: kernel blocks are counted as [kernel]".into()
@@ -419,18 +402,23 @@ pub fn render_breakdown(
         return Ok(serde_json::to_string_pretty(b)? + "\n");
     }
     let total = b.total();
-    let mut t = Table::new(
-        [
-            "symbol",
-            "baseline (insn/call)",
-            "armed (insn/call)",
-            "overhead (insn/call)",
-            "share",
-        ]
-        .map(String::from)
-        .to_vec(),
-        vec![false, true, true, true, true],
-    );
+    // One shape for both tables: a name, its insn per call in each loop, the overhead
+    // and its share of the cell's.
+    let table = |first: &str| {
+        Table::new(
+            [
+                first,
+                "baseline (insn/call)",
+                "armed (insn/call)",
+                "overhead (insn/call)",
+                "share",
+            ]
+            .map(String::from)
+            .to_vec(),
+            vec![false, true, true, true, true],
+        )
+    };
+    let mut t = table("symbol");
     let share = |overhead: f64| {
         if total.abs() > 0.0 {
             format!("{:.1}%", overhead / total * 100.0)
@@ -454,18 +442,7 @@ pub fn render_breakdown(
         b.calls,
         b.symbols
     );
-    let mut f = Table::new(
-        [
-            "family",
-            "baseline (insn/call)",
-            "armed (insn/call)",
-            "overhead (insn/call)",
-            "share",
-        ]
-        .map(String::from)
-        .to_vec(),
-        vec![false, true, true, true, true],
-    );
+    let mut f = table("family");
     for r in &b.families {
         f.push(vec![
             r.family.label().to_string(),

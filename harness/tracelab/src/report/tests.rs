@@ -346,7 +346,7 @@ fn the_other_tracers_axis_gets_a_curve_and_leaves_the_overview_alone() {
 /// changed between kernels that names the symbols that moved.
 #[test]
 fn breakdowns_give_a_family_figure_and_the_symbols_that_moved_between_kernels() {
-    use tracelab_model::attribution::{Breakdown, FamilyCost, SymbolCost};
+    use tracelab_model::attribution::{Breakdown, SymbolCost};
     use tracelab_model::family::Family;
     let breakdown = |rows: &[(&str, f64)]| {
         let rows: Vec<SymbolCost> = rows
@@ -359,18 +359,7 @@ fn breakdowns_give_a_family_figure_and_the_symbols_that_moved_between_kernels() 
                 overhead_insn: *o,
             })
             .collect();
-        let mut families: Vec<FamilyCost> = Vec::new();
-        for r in &rows {
-            match families.iter_mut().find(|f| f.family == r.family) {
-                Some(f) => f.overhead_insn += r.overhead_insn,
-                None => families.push(FamilyCost {
-                    family: r.family,
-                    baseline_insn: 0.0,
-                    armed_insn: r.armed_insn,
-                    overhead_insn: r.overhead_insn,
-                }),
-            }
-        }
+        let families = tracelab_model::attribution::families(&rows);
         Breakdown {
             symbols: "kallsyms".into(),
             calls: 2000,

@@ -251,7 +251,7 @@ pub fn attribution_frame(cells: &[Cell]) -> Result<Option<DataFrame>> {
 pub fn read_attribution(
     path: &Path,
 ) -> Result<BTreeMap<u32, tracelab_model::attribution::Breakdown>> {
-    use tracelab_model::attribution::{Breakdown, FamilyCost, SymbolCost};
+    use tracelab_model::attribution::{Breakdown, SymbolCost};
     use tracelab_model::family::Family;
     let df = read_frame(path)?;
     let cell = numbers::<UInt32Type>(&df, "cell")?;
@@ -288,27 +288,7 @@ pub fn read_attribution(
         });
     }
     for b in out.values_mut() {
-        let mut sums: BTreeMap<Family, [f64; 2]> = BTreeMap::new();
-        for r in &b.rows {
-            let s = sums.entry(r.family).or_default();
-            s[0] += r.baseline_insn;
-            s[1] += r.armed_insn;
-        }
-        b.families = sums
-            .into_iter()
-            .map(|(family, [baseline_insn, armed_insn])| FamilyCost {
-                family,
-                baseline_insn,
-                armed_insn,
-                overhead_insn: armed_insn - baseline_insn,
-            })
-            .collect();
-        b.families.sort_by(|x, y| {
-            y.overhead_insn
-                .abs()
-                .total_cmp(&x.overhead_insn.abs())
-                .then_with(|| x.family.cmp(&y.family))
-        });
+        b.families = tracelab_model::attribution::families(&b.rows);
     }
     Ok(out)
 }
