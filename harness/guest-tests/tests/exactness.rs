@@ -53,9 +53,13 @@ fn exact(target: &str) {
     );
 
     // Every baseline loop of the run, per call: they agree within 0.5 insn/call on every
-    // guest but arm64 6.12, whose baseline loops take one of two lengths (2781 insn apart
-    // at 2000 calls, in every cell and in every boot alike: a deterministic effect the
-    // lab does not explain yet), so there the band may be two lengths wide.
+    // guest but arm64 6.12, whose baseline loops take one of two lengths, 2781 insn apart
+    // at 2000 calls. `--attribution` shows why: the per-syscall kernel stack offset
+    // (RANDOMIZE_KSTACK_OFFSET, on by default) draws get_random_u16 on every syscall, and
+    // every 48th draw refills the per-CPU batch with a ChaCha block (chacha_permute,
+    // chacha_block_generic, crng_*: the 2781 insn), so a loop holds one refill more or
+    // less depending on where the batch stood when it began. arm64 7.3 draws from
+    // prandom_u32_state instead, with no refill; x86_64 reads the TSC.
     let per_call =
         |s: &Value| s["elapsed"].as_f64().expect("elapsed") / s["calls"].as_f64().expect("calls");
     let baselines: Vec<f64> = ca
