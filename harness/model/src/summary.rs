@@ -118,6 +118,20 @@ fn pairs(samples: &[Sample]) -> Vec<(&Sample, &Sample)> {
         .collect()
 }
 
+/// How far a cell's paired overheads may spread and still be one state, in its unit:
+/// max(1, 0.1 % of the overhead). Under icount, pairs differ only by what lands in a loop
+/// (a timer tick) or by a state the cell's repeats can be in.
+pub fn unstable_bound(overhead: f64) -> f64 {
+    (overhead.abs() * 0.001).max(1.0)
+}
+
+/// Whether an icount cell's paired overheads (smallest and largest) spread beyond
+/// [`unstable_bound`]: its median is then one of several modes, not a stable figure, and
+/// every view flags it. Real-time cells have intervals for their noise instead.
+pub fn is_unstable(unit: crate::schema::Unit, min: f64, max: f64, overhead: f64) -> bool {
+    unit == crate::schema::Unit::Insn && max - min > unstable_bound(overhead)
+}
+
 /// The paired overheads per call (mechanism − baseline of each repeat): what the summary
 /// is made from, and what `compare`'s rank test compares.
 pub fn paired_overheads(samples: &[Sample]) -> Vec<f64> {

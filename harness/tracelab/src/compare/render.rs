@@ -204,6 +204,14 @@ fn row(c: &Comparison, with_payload: bool, with_stack: bool, with_test: bool) ->
         .as_deref()
         .map(crate::results::row::one_line)
         .unwrap_or_default();
+    for (name, side) in [("baseline", &c.baseline), ("candidate", &c.candidate)] {
+        if let Some(why) = side.as_ref().and_then(unstable) {
+            if !note.is_empty() {
+                note.push_str("; ");
+            }
+            note.push_str(&format!("{name} unstable ({why})"));
+        }
+    }
     if !c.movers.is_empty() {
         if !note.is_empty() {
             note.push_str("; ");
@@ -212,6 +220,22 @@ fn row(c: &Comparison, with_payload: bool, with_stack: bool, with_test: bool) ->
     }
     r.push(note);
     r
+}
+
+/// Why a side is `unstable`: its pairs (min..max, under icount) spread beyond
+/// max(1 insn, 0.1 %), so its median is one of several modes.
+fn unstable(s: &super::Side) -> Option<String> {
+    let i = s.interval?;
+    let o = s.overhead?;
+    (i.kind == super::IntervalKind::MinMax
+        && tracelab_model::summary::is_unstable(s.unit, i.low, i.high, o))
+    .then(|| {
+        format!(
+            "pairs span {}..{}",
+            crate::render::fixed(i.low, 2),
+            crate::render::fixed(i.high, 2)
+        )
+    })
 }
 
 /// `by symbol (insn/call): +181.00 in rb_reserve, -3.00 in …`.

@@ -172,11 +172,32 @@ fn counter_table(label: &str, here: &[&Point]) -> String {
 
 /// Cells that are not `ok`, with why.
 fn notes(runs: &[Run], points: &[Point]) -> String {
+    let mut out = String::new();
+    let mut unstable = crate::render::Table::new(
+        ["arch", "kernel", "mechanism", "pairs"]
+            .map(String::from)
+            .to_vec(),
+        vec![false; 4],
+    );
+    for p in points {
+        if let Some(why) = p.unstable() {
+            unstable.push(vec![
+                p.arch.clone(),
+                p.kernel.clone(),
+                model::listed_name(p, points),
+                why,
+            ]);
+        }
+    }
+    if !unstable.is_empty() {
+        out.push_str("<h2 id=\"unstable\">Unstable cells</h2>\n<p>Their pairs spread beyond max(1 insn, 0.1 % of the overhead): the median each figure shows is one of several modes.</p>\n");
+        out.push_str(&unstable.html());
+    }
     let not_ok: Vec<&Point> = points.iter().filter(|p| p.status != Status::Ok).collect();
     if not_ok.is_empty() {
-        return String::new();
+        return out;
     }
-    let mut out = String::from(
+    out.push_str(
         "<h2 id=\"not-measured\">Not measured</h2>\n<table><tr><th>run</th><th>arch</th><th>kernel</th><th>mechanism</th><th>status</th><th>reason</th></tr>\n",
     );
     for p in not_ok {

@@ -84,6 +84,26 @@ pub(super) fn summary(
         out.push_str(&super::attribution::changes_table(&changes).markdown());
         out.push('\n');
     }
+    let unstable: Vec<(&Point, String)> = points
+        .iter()
+        .filter_map(|p| Some((p, p.unstable()?)))
+        .collect();
+    if !unstable.is_empty() {
+        out.push_str("## Unstable cells\n\nTheir pairs spread beyond max(1 insn, 0.1 % of the overhead): the median each figure shows is one of several modes.\n\n");
+        let headers = ["arch", "kernel", "mechanism", "overhead", "pairs"];
+        let mut t = Table::new(headers.map(String::from).to_vec(), vec![false; 5]);
+        for (p, why) in unstable {
+            t.push(vec![
+                p.arch.clone(),
+                p.kernel.clone(),
+                model::listed_name(p, points),
+                cell_text(Some(p)),
+                why,
+            ]);
+        }
+        out.push_str(&t.markdown());
+        out.push('\n');
+    }
     let not_ok: Vec<&Point> = points.iter().filter(|p| p.status != Status::Ok).collect();
     if !not_ok.is_empty() {
         out.push_str("## Not measured\n\n");

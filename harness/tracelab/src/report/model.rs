@@ -44,6 +44,24 @@ pub struct Point {
 }
 
 impl Point {
+    /// Why an icount cell is `unstable`: its pairs (min..max) spread beyond
+    /// max(1 insn, 0.1 %), so its median is one of several modes.
+    pub fn unstable(&self) -> Option<String> {
+        let i = self.interval?;
+        let o = self.overhead?;
+        (self.status == Status::Ok
+            && i.kind == crate::compare::IntervalKind::MinMax
+            && tracelab_model::summary::is_unstable(self.unit, i.low, i.high, o))
+        .then(|| {
+            format!(
+                "pairs span {}..{} {}",
+                crate::render::fixed(i.low, 2),
+                crate::render::fixed(i.high, 2),
+                self.unit
+            )
+        })
+    }
+
     /// The series a cell belongs to: its mechanism, with payload and stack when given
     /// (`fentry/count ×4`).
     pub fn series(&self) -> String {

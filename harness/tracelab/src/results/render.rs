@@ -249,6 +249,7 @@ fn table(meta: &RunMeta, rows: &[SummaryRow]) -> String {
     if t.is_empty() {
         out.push_str("(no cells)\n");
     }
+    out.push_str(&unstable_lines(rows));
     out
 }
 
@@ -257,7 +258,29 @@ fn markdown(meta: &RunMeta, rows: &[SummaryRow]) -> String {
     let mut out = escape_markdown(&header_line(meta, rows, unit));
     out.push_str("\n\n");
     out.push_str(&grid(rows, unit).markdown());
+    let unstable = unstable_lines(rows);
+    if !unstable.is_empty() {
+        out.push('\n');
+        out.push_str(&escape_markdown(&unstable));
+    }
     out
+}
+
+/// One line per `unstable` cell, under the table: never silently a median.
+fn unstable_lines(rows: &[SummaryRow]) -> String {
+    rows.iter()
+        .filter_map(|r| {
+            let why = r.unstable()?;
+            let mut label = r.mechanism.clone();
+            if let Some(p) = &r.payload {
+                label = format!("{label}/{p}");
+            }
+            if r.stack != 1 {
+                label = format!("{label} ×{}", r.stack);
+            }
+            Some(format!("unstable: {label}: {why}\n"))
+        })
+        .collect()
 }
 
 /// RFC 4180 CSV with the columns of `summary.parquet`; missing values are empty fields.

@@ -7,6 +7,25 @@ use tracelab_model::cell::Cell;
 use tracelab_model::schema::{CellContext, Measured, Phase, Status, Unit, SCHEMA_VERSION};
 use tracelab_model::summary::{AttachSummary, Summary};
 
+impl SummaryRow {
+    /// Why an `ok` icount cell is flagged `unstable`: its pairs spread beyond
+    /// max(1 insn, 0.1 % of the overhead), so its median is one of several modes.
+    pub fn unstable(&self) -> Option<String> {
+        let (lo, hi, o) = (self.overhead_min?, self.overhead_max?, self.overhead?);
+        if self.status != Status::Ok || !tracelab_model::summary::is_unstable(self.unit, lo, hi, o)
+        {
+            return None;
+        }
+        Some(format!(
+            "pairs span {}..{} {} per call, beyond max(1, 0.1 %) = {}: the median is one of its modes",
+            crate::render::fixed(lo, 2),
+            crate::render::fixed(hi, 2),
+            self.unit,
+            crate::render::fixed(tracelab_model::summary::unstable_bound(o), 2)
+        ))
+    }
+}
+
 /// A cell flattened for export. `None` means "not measured" and is written as null,
 /// never as 0.
 #[derive(Debug, Clone, PartialEq, Serialize)]

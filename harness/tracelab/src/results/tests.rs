@@ -674,3 +674,31 @@ fn attribution_parquet_round_trips_a_breakdown() {
     assert_eq!(family(Family::SyscallEntryExit), Some(0.0));
     assert!(cells[0].attribution.is_none());
 }
+
+/// An icount cell whose pairs spread beyond max(1 insn, 0.1 %) is flagged under the
+/// table, never silently a median; a real-time cell's spread is noise its interval shows.
+#[test]
+fn unstable_cells_are_flagged_under_the_table_in_icount_only() {
+    // ok_cell's pairs: 50, 60 and 70 per call.
+    let text = render(&meta(), &[ok_cell("kprobe", Unit::Insn)], Format::Table).expect("table");
+    assert!(
+        text.contains(
+            "unstable: kprobe: pairs span 50.00..70.00 insn per call, beyond max(1, 0.1 %) = 1.00"
+        ),
+        "{text}"
+    );
+    let ns = render(&meta(), &[ok_cell("kprobe", Unit::Ns)], Format::Table).expect("table");
+    assert!(!ns.contains("unstable"), "{ns}");
+    assert!(!tracelab_model::summary::is_unstable(
+        Unit::Insn,
+        1106.37,
+        1106.38,
+        1106.38
+    ));
+    assert!(tracelab_model::summary::is_unstable(
+        Unit::Insn,
+        1523.69,
+        1535.69,
+        1535.69
+    ));
+}
