@@ -521,7 +521,7 @@ pub fn render(h: &History, format: Format) -> Result<String> {
         right.to_vec(),
     );
     for c in &h.changes {
-        t.push(vec![
+        let mut row = vec![
             c.night.clone(),
             c.series.clone(),
             fixed(c.before, 2),
@@ -541,12 +541,11 @@ pub fn render(h: &History, format: Format) -> Result<String> {
             } else {
                 c.also_changed.join("; ")
             },
-        ]);
+        ];
         if by_symbol {
-            if let Some(row) = t.last_row_mut() {
-                row.push(crate::compare::render::movers_text(&c.movers));
-            }
+            row.push(crate::compare::render::movers_text(&c.movers));
         }
+        t.push(row);
     }
     let head = format!(
         "{} nights, {} series, {} points: {} changes ({} regressions, {} improvements; {} new regressions in the newest night). Change points: penalised piecewise-constant fit (optimal partitioning, as asv), scale = each series' own spread; overhead in each series' unit.\n",

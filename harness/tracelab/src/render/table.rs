@@ -24,11 +24,6 @@ impl Table {
         self.rows.push(row);
     }
 
-    /// The last row pushed, to extend it.
-    pub(crate) fn last_row_mut(&mut self) -> Option<&mut Vec<String>> {
-        self.rows.last_mut()
-    }
-
     pub(crate) fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }

@@ -6,7 +6,7 @@ use super::model::{self, Point};
 use super::{slug, Figure};
 use crate::compare::{movers, Mover};
 use crate::plot::figures::{self, Stacked};
-use crate::render::{fixed, Table};
+use crate::render::{fixed, signed, Table};
 use tracelab_model::family::Family;
 use tracelab_model::schema::Status;
 
@@ -153,13 +153,7 @@ pub(super) fn changes_table(changes: &[Change]) -> Table {
         headers.map(String::from).to_vec(),
         vec![false, false, false, true, true, false],
     );
-    let signed = |x: f64| {
-        if x >= 0.0 {
-            format!("+{}", fixed(x, 2))
-        } else {
-            fixed(x, 2)
-        }
-    };
+    let signed = |x: f64| signed(x, 2);
     for c in changes {
         let moved: Vec<String> = c
             .movers
