@@ -371,8 +371,8 @@ fn pairs(loops: &mut Loops<'_>, installs: Installs<'_>, out: &mut Measured) -> R
         // (`--attribution` names the plugin's blocks by them). Read once per cell: reading
         // /proc/kallsyms formats every kernel symbol, about 1.3 s of an emulated guest's
         // time each. The names hold for the later repeats as long as a re-install puts its
-        // code where the first did (seen so in every guest tried: the two-boot test
-        // compares whole breakdowns); code placed beyond a page from every first-repeat
+        // code where the first did (the attribution guest test checks that no block of any
+        // repeat is left unnamed); code placed beyond a page from every first-repeat
         // symbol is counted as `[kernel code outside the image, unnamed]`.
         if plan.attribution && repeat == 0 {
             out.runtime_symbols = crate::symbols::runtime().context("reading run-time symbols")?;
