@@ -25,9 +25,6 @@ use tracelab_workloads::Runner;
 /// a quiet kernel (idle guest time is nearly free under icount).
 const MAX_RERUNS: u32 = 8;
 
-/// Busy ticks rehearsed at most before a loop starts anyway.
-const SETTLE_TICKS: u32 = 25;
-
 /// What every loop of a cell shares.
 struct Loops<'a> {
     plan: &'a AgentPlan,
@@ -72,7 +69,7 @@ impl Loops<'_> {
             if !waited.quiet {
                 self.clean.unquiet_starts += 1;
             }
-            if self.policy.settle && !self.monitor.settle(SETTLE_TICKS) {
+            if !self.monitor.start(self.policy.start) {
                 self.clean.unsettled_starts += 1;
             }
         }
