@@ -15,6 +15,7 @@ mod cpu;
 pub mod environment;
 mod firing;
 mod function_set;
+mod interrupts;
 pub mod kernel_state;
 mod marker;
 mod measure;

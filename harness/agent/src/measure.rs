@@ -10,6 +10,7 @@
 
 use crate::clock::{now_ns, thread_switches, thread_time_ns};
 use crate::counters::Counters;
+use crate::interrupts::Interrupts;
 use crate::mechanism::Installed;
 use crate::other_tracers::OtherTracers;
 use crate::quiesce::{Monitor, Policy};
@@ -35,6 +36,8 @@ struct Loops<'a> {
     clean: Cleanliness,
     /// The other tracers beside the cell, whose functions must not run in a loop.
     beside: Option<&'a OtherTracers>,
+    /// `/proc/interrupts` and `/proc/softirqs`, read around every loop in a guest.
+    interrupts: Option<Interrupts>,
     /// Which of their functions ran in the last loop.
     beside_ran: Vec<String>,
 }
@@ -74,10 +77,13 @@ impl Loops<'_> {
             }
         }
         // Alone on one CPU, every RCU softirq in the loop ran inside it.
-        let rcu0 = if self.plan.alone {
-            self.monitor.rcu_softirqs()
+        let (rcu0, interrupts0) = if self.plan.alone {
+            (
+                self.monitor.rcu_softirqs(),
+                self.interrupts.as_mut().and_then(Interrupts::read),
+            )
         } else {
-            None
+            (None, None)
         };
         if let Some(i) = installed {
             i.loop_starts()?;
@@ -97,6 +103,9 @@ impl Loops<'_> {
         let switches = thread_switches().saturating_sub(switches0);
         let counts = self.counters.stop();
         let rcu_softirqs = rcu0.and_then(|a| Some(self.monitor.rcu_softirqs()?.saturating_sub(a)));
+        let interrupts = interrupts0
+            .and_then(|a| Some(self.interrupts.as_mut()?.read()?.since(&a)))
+            .unwrap_or_default();
         ran.map_err(anyhow::Error::msg)?;
         let after = installed.map(|i| i.hits()).transpose()?.flatten();
         self.beside_ran = match self.beside {
@@ -118,19 +127,21 @@ impl Loops<'_> {
             thread_time: Some(thread_time),
             switches: Some(switches),
             rcu_softirqs,
+            interrupts,
             loop_serial,
         })
     }
 
     /// [`Loops::once`] until a loop runs with the measuring thread never switched out, no
-    /// RCU softirq inside it and no function of the other tracers called.
+    /// RCU softirq, no interrupt or softirq but the tick's inside it
+    /// ([`crate::interrupts::foreign`]) and no function of the other tracers called.
     fn clean(
         &mut self,
         mut installed: Option<&mut (dyn Installed + 'static)>,
         repeat: u32,
         phase: Phase,
     ) -> Result<Sample> {
-        let mut last = (0, 0);
+        let mut last = (0, 0, Vec::new());
         for attempt in 0..=MAX_RERUNS {
             let s = self.once(installed.as_deref_mut(), repeat, phase, Some(attempt))?;
             // A workload that switches tasks by design (the pipe's peer, forked children)
@@ -139,13 +150,15 @@ impl Loops<'_> {
             let kind = self.workload.kind();
             let switched = s.switches != Some(0) && !kind.blocks();
             let rcu = s.rcu_softirqs.unwrap_or(0) != 0 && !kind.defers_rcu_work();
-            if !switched && !rcu && self.beside_ran.is_empty() {
+            let foreign = crate::interrupts::foreign(&s.interrupts, kind);
+            if !switched && !rcu && foreign.is_empty() && self.beside_ran.is_empty() {
                 self.clean.reruns += attempt;
                 return Ok(s);
             }
             last = (
                 s.switches.unwrap_or_default(),
                 s.rcu_softirqs.unwrap_or_default(),
+                foreign,
             );
         }
         self.clean.reruns += MAX_RERUNS;
@@ -153,8 +166,12 @@ impl Loops<'_> {
             [] => String::new(),
             ran => format!(", and the other tracers' {} ran", ran.join(", ")),
         };
+        let interrupts = match last.2.as_slice() {
+            [] => String::new(),
+            rows => format!(", other interrupts and softirqs: {}", rows.join(", ")),
+        };
         bail!(
-            "every one of {} tries of a {} loop was interrupted by other work ({} context switches and {} RCU softirqs in the last{beside}): no clean figure",
+            "every one of {} tries of a {} loop was interrupted by other work ({} context switches and {} RCU softirqs in the last{interrupts}{beside}): no clean figure",
             MAX_RERUNS + 1,
             match phase {
                 Phase::Baseline => "baseline",
@@ -199,6 +216,7 @@ pub(crate) fn rehearse(
             Policy::NATIVE
         },
         monitor: Monitor::open(plan.peer_cpu),
+        interrupts: Interrupts::open(),
         clean: Cleanliness::default(),
         beside: None,
         beside_ran: Vec::new(),
@@ -241,6 +259,7 @@ pub(crate) fn measure(
         counters,
         policy,
         monitor: Monitor::open(plan.peer_cpu),
+        interrupts: Interrupts::open(),
         clean: Cleanliness::default(),
         beside,
         beside_ran: Vec::new(),

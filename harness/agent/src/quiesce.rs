@@ -118,7 +118,7 @@ impl Sources {
 }
 
 /// The whole file, read from offset 0 (a seq_file regenerates itself for a read there).
-fn read_from_start<'b>(file: &std::fs::File, buf: &'b mut Vec<u8>) -> Option<&'b str> {
+pub(crate) fn read_from_start<'b>(file: &std::fs::File, buf: &'b mut Vec<u8>) -> Option<&'b str> {
     use std::os::unix::fs::FileExt;
     let mut len = 0;
     loop {

@@ -1,6 +1,6 @@
 //! The instrument is exact: two boots of one plan give the same instruction count for
-//! every timed loop, every loop ran clean (the measuring thread never switched out, its
-//! own CPU time equals the loop's elapsed time up to the clock reads), and every cell's
+//! every timed loop, every loop ran clean (the measuring thread never switched out, no
+//! interrupt or softirq but the tick ran in it, its own CPU time equals the loop's elapsed time up to the clock reads), and every cell's
 //! baseline is the null cell's. On x86_64 and arm64, Debian 6.12 and 7.3.
 
 mod common;
@@ -114,6 +114,16 @@ fn exact(target: &str) {
             assert_eq!(
                 s["rcu_softirqs"].as_u64().unwrap_or(0),
                 0,
+                "{target} {m}: {s}"
+            );
+            // Nothing from interrupt context but the tick (#29 item 3): a loop in which a
+            // timer callback or another softirq ran was run again.
+            let rows: Vec<&String> = s["interrupts"]
+                .as_object()
+                .map(|o| o.keys().collect())
+                .unwrap_or_default();
+            assert!(
+                rows.iter().all(|r| *r == "LOC" || *r == "arch_timer"),
                 "{target} {m}: {s}"
             );
             let (e, t) = (

@@ -100,6 +100,11 @@ pub struct Sample {
     /// with any ran RCU's work inside it, with or without a switch, and was rerun.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rcu_softirqs: Option<u64>,
+    /// Every interrupt and softirq row of `/proc/interrupts` and `/proc/softirqs` that
+    /// moved during the loop (guests: `LOC`, `arch_timer`, `softirq:TIMER`, …), with by
+    /// how much; empty on a host or when nothing ran.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub interrupts: BTreeMap<String, u64>,
     /// The loop's number among the marked loops of its boot (`--attribution`): the QEMU
     /// plugin's record of the loop carries the same number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -126,6 +131,7 @@ impl Sample {
             thread_time: None,
             switches: None,
             rcu_softirqs: None,
+            interrupts: BTreeMap::new(),
             loop_serial: None,
         }
     }

@@ -134,6 +134,16 @@ impl Workload {
         matches!(self, Workload::Fork | Workload::OpenClose)
     }
 
+    /// The softirqs an operation raises by design, as named in `/proc/softirqs`: TCP over
+    /// loopback delivers every segment in `NET_RX`. In its loops they are its cost, not
+    /// foreign work.
+    pub fn own_softirqs(self) -> &'static [&'static str] {
+        match self {
+            Workload::Tcp => &["NET_RX", "NET_TX"],
+            _ => &[],
+        }
+    }
+
     /// Whether it is one of the workloads people run (pipe, file, TCP, fork, open),
     /// whose figure per operation covers several kernel functions: its results also
     /// give the overhead per traced call and the slowdown.
