@@ -56,3 +56,16 @@ pub(crate) fn align_to_tick(max_ns: u64) -> bool {
     }
     false
 }
+
+/// The timer tick's period in nanoseconds: the coarse clock's resolution is one jiffy
+/// (4 ms at HZ=250). None if the clock has no resolution to report.
+pub(crate) fn tick_period_ns() -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the coarse clock exists on Linux.
+    let rc = unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    let ns = (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64;
+    (rc == 0 && ns > 1).then_some(ns)
+}

@@ -58,12 +58,17 @@ impl Counts {
 /// after a tick holds as many as its length spans, the same in every repeat.
 const TICK: [&str; 2] = ["LOC", "arch_timer"];
 
-/// The rows of a loop's `moved` that are foreign work: anything but the tick, RCU's
-/// softirq (judged by its own rule, [`Workload::defers_rcu_work`]) and the softirqs the
-/// workload raises itself. A workload that blocks by design has none: its wake-ups
+/// The rows of a loop's `moved` that are foreign work: anything but the tick (unless the
+/// loop was sized to hold none, [`crate::loop_size`]: then a tick means it started late),
+/// RCU's softirq (judged by its own rule, [`Workload::defers_rcu_work`]) and the softirqs
+/// the workload raises itself. A workload that blocks by design has none: its wake-ups
 /// (reschedule IPIs), the scheduler's softirq of a second busy CPU and the timers of its
 /// sleeping tasks are its own, and its rows stay in the sample for the reader.
-pub(crate) fn foreign(moved: &BTreeMap<String, u64>, workload: Workload) -> Vec<String> {
+pub(crate) fn foreign(
+    moved: &BTreeMap<String, u64>,
+    workload: Workload,
+    tick_free: bool,
+) -> Vec<String> {
     if workload.blocks() {
         return Vec::new();
     }
@@ -71,7 +76,7 @@ pub(crate) fn foreign(moved: &BTreeMap<String, u64>, workload: Workload) -> Vec<
         .iter()
         .filter(|(name, _)| {
             let softirq = name.strip_prefix("softirq:");
-            !TICK.contains(&name.as_str())
+            (tick_free || !TICK.contains(&name.as_str()))
                 && softirq != Some("RCU")
                 && !softirq.is_some_and(|s| workload.own_softirqs().contains(&s))
         })
@@ -183,13 +188,14 @@ mod tests {
             ("softirq:TIMER".to_string(), 1),
         ]);
         assert_eq!(
-            foreign(&moved, Workload::Getppid),
+            foreign(&moved, Workload::Getppid, false),
             ["softirq:NET_RX 2000", "softirq:TIMER 1"]
         );
-        assert_eq!(foreign(&moved, Workload::Tcp), ["softirq:TIMER 1"]);
-        assert!(foreign(&moved, Workload::Pipe).is_empty());
+        assert_eq!(foreign(&moved, Workload::Tcp, false), ["softirq:TIMER 1"]);
+        assert!(foreign(&moved, Workload::Pipe, false).is_empty());
         let ticks = BTreeMap::from([("arch_timer".to_string(), 8)]);
-        assert!(foreign(&ticks, Workload::Getppid).is_empty());
+        assert!(foreign(&ticks, Workload::Getppid, false).is_empty());
+        assert_eq!(foreign(&ticks, Workload::Getppid, true), ["arch_timer 8"]);
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod firing;
 mod function_set;
 mod interrupts;
 pub mod kernel_state;
+mod loop_size;
 mod marker;
 mod measure;
 pub mod mechanism;

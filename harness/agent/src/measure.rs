@@ -8,7 +8,7 @@
 //! first in even repeats, armed first in odd ones), so whatever an install or a teardown
 //! leaves behind cannot fall on one side of every pair.
 
-use crate::clock::{now_ns, thread_switches, thread_time_ns};
+use crate::clock::{align_to_tick, now_ns, thread_switches, thread_time_ns};
 use crate::counters::Counters;
 use crate::interrupts::Interrupts;
 use crate::mechanism::Installed;
@@ -28,6 +28,11 @@ const MAX_RERUNS: u32 = 8;
 
 /// What every loop of a cell shares.
 struct Loops<'a> {
+    /// Calls per timed loop: the plan's, or in a guest what fits between two ticks
+    /// ([`crate::loop_size`]).
+    calls: u64,
+    /// Whether `calls` was sized so that no loop holds a tick.
+    tick_free: bool,
     plan: &'a AgentPlan,
     workload: &'a mut Runner,
     counters: &'a mut Counters,
@@ -54,7 +59,7 @@ impl Loops<'_> {
         // count), which needs no quiet kernel.
         attempt: Option<u32>,
     ) -> Result<Sample> {
-        let calls = self.plan.calls;
+        let calls = self.calls;
         run_workload(self.workload, (calls / 10).max(1))?;
         if let Some(i) = installed.as_mut() {
             i.before_loop()?;
@@ -150,7 +155,7 @@ impl Loops<'_> {
             let kind = self.workload.kind();
             let switched = s.switches != Some(0) && !kind.blocks();
             let rcu = s.rcu_softirqs.unwrap_or(0) != 0 && !kind.defers_rcu_work();
-            let foreign = crate::interrupts::foreign(&s.interrupts, kind);
+            let foreign = crate::interrupts::foreign(&s.interrupts, kind, self.tick_free);
             if !switched && !rcu && foreign.is_empty() && self.beside_ran.is_empty() {
                 self.clean.reruns += attempt;
                 return Ok(s);
@@ -207,6 +212,8 @@ pub(crate) fn rehearse(
     mut installed: Option<&mut (dyn Installed + 'static)>,
 ) -> Result<()> {
     let mut loops = Loops {
+        calls: plan.calls,
+        tick_free: false,
         plan,
         workload,
         counters,
@@ -254,6 +261,8 @@ pub(crate) fn measure(
         Policy::NATIVE
     };
     let mut loops = Loops {
+        calls: plan.calls,
+        tick_free: false,
         plan,
         workload,
         counters,
@@ -271,7 +280,7 @@ pub(crate) fn measure(
     // The slack an armed loop was allowed (0 in a guest; none without events).
     loops.clean.firing_slack = out
         .events_per_call
-        .map_or(0, |epc| crate::firing::slack(plan.alone, plan.calls * epc));
+        .map_or(0, |epc| crate::firing::slack(plan.alone, out.calls * epc));
     out.cleanliness = Some(loops.clean);
     result
 }
@@ -310,12 +319,43 @@ fn pairs(loops: &mut Loops<'_>, installs: Installs<'_>, out: &mut Measured) -> R
     // loop over the registered ops once for the first install and twice for every later
     // one, 12 insn per call), so every measured install is a later one. Not on the
     // functions axis, whose attach times start from nothing by definition.
+    // In a guest, the calls that fit between two ticks ([`crate::loop_size`]), sized on
+    // an armed run of the settling install (or of the kept one). Not for a workload that
+    // blocks (it sleeps through ticks by design) nor on the functions axis (no install
+    // may come before the first measured one there): those keep the plan's calls.
+    let period = crate::clock::tick_period_ns()
+        .filter(|_| plan.unit == Unit::Insn && !fresh && !loops.workload.kind().blocks());
+    let mut cost = None;
     if kept.is_none() && !fresh && out.mechanism != "baseline" {
         let mut settle = install().context("the settling install")?;
         settle.arm().context("arming the settling install")?;
+        if period.is_some() {
+            cost = Some(ns_per_call(loops.workload, plan.calls)?);
+        }
         settle.disarm().context("disarming the settling install")?;
         settle.remove().context("removing the settling install")?;
+    } else if period.is_some() {
+        cost = Some(match kept.as_mut() {
+            Some(k) => {
+                k.arm().context("arming for the loop's size")?;
+                let cost = ns_per_call(loops.workload, plan.calls);
+                k.disarm().context("disarming after the loop's size")?;
+                cost?
+            }
+            None => ns_per_call(loops.workload, plan.calls)?,
+        });
     }
+    let sized = match (period, cost) {
+        (Some(period), Some(cost)) => crate::loop_size::size(plan.calls, cost, period),
+        _ => crate::loop_size::Sized {
+            calls: plan.calls,
+            tick_free: false,
+        },
+    };
+    let calls = sized.calls;
+    loops.calls = calls;
+    loops.tick_free = sized.tick_free;
+    out.calls = calls;
     // The stack traces of the installs already removed (stack-trace payloads).
     let mut removed_traces = StackTraces::default();
     let started = now_ns();
@@ -363,7 +403,7 @@ fn pairs(loops: &mut Loops<'_>, installs: Installs<'_>, out: &mut Measured) -> R
             let armed = loops.clean(Some(installed.as_mut()), repeat, Phase::Mechanism)?;
             let Some(f) = armed.fired else { break armed };
             let mut check = || -> Result<()> {
-                let expected = per_op.expected(plan, epc, f)?;
+                let expected = per_op.expected(calls, plan.alone, epc, f)?;
                 check_fired(f, expected, plan.alone, Phase::Mechanism)?;
                 // Before disarming: switching the tracer off empties the trace buffer.
                 installed.check_trace(expected, crate::firing::slack(plan.alone, expected))
@@ -400,7 +440,7 @@ fn pairs(loops: &mut Loops<'_>, installs: Installs<'_>, out: &mut Measured) -> R
         let workload = &mut *loops.workload;
         let mut stats_run = || -> Result<u64> {
             let start = now_ns();
-            let ran = workload.run(plan.calls);
+            let ran = workload.run(calls);
             let elapsed = now_ns().saturating_sub(start);
             ran.map_err(anyhow::Error::msg)?;
             Ok(elapsed)
@@ -412,7 +452,7 @@ fn pairs(loops: &mut Loops<'_>, installs: Installs<'_>, out: &mut Measured) -> R
             // loop in which one of the others ran is run again, a bounded number of times.
             let mut tries = 0;
             loop {
-                match installed.stats_loop(&mut stats_run) {
+                match installed.stats_loop(calls, &mut stats_run) {
                     Ok(s) => break s,
                     Err(_) if !out.functions.is_one() && tries < MAX_RERUNS => {
                         tries += 1;
@@ -426,7 +466,7 @@ fn pairs(loops: &mut Loops<'_>, installs: Installs<'_>, out: &mut Measured) -> R
             if !counted {
                 // The kernel's count is this mechanism's only proof: check it here too.
                 let runs = k.run_cnt.saturating_sub(k.extra_runs);
-                let expected = per_op.expected(plan, epc, runs)?;
+                let expected = per_op.expected(calls, plan.alone, epc, runs)?;
                 check_fired(runs, expected, plan.alone, Phase::Mechanism)?;
                 out.events_per_call = Some(epc);
                 *total_fired.get_or_insert(0) += runs;
@@ -471,6 +511,19 @@ fn pairs(loops: &mut Loops<'_>, installs: Installs<'_>, out: &mut Measured) -> R
     Ok(())
 }
 
+/// What one call of the workload costs as it stands (armed or not), in the cell's unit:
+/// a short run timed from right after a tick (no tick inside at the sizes measured).
+fn ns_per_call(workload: &mut Runner, bound: u64) -> Result<f64> {
+    let n = bound.clamp(1, 100);
+    run_workload(workload, n)?;
+    align_to_tick(20_000_000);
+    let start = now_ns();
+    let ran = workload.run(n);
+    let elapsed = now_ns().saturating_sub(start);
+    ran.map_err(anyhow::Error::msg)?;
+    Ok(elapsed as f64 / n as f64)
+}
+
 /// Calls of the traced function per operation of the workload.
 struct PerOp {
     /// What the workload does by design (None: a function chosen with `--function`).
@@ -484,20 +537,19 @@ impl PerOp {
     /// events per call. The first loop fixes the traced calls per operation: the design,
     /// or the count itself, which must then be a whole, nonzero number per operation
     /// (exactly, where the agent runs alone).
-    fn expected(&mut self, plan: &AgentPlan, epc: u64, fired: u64) -> Result<u64> {
-        let per_call = plan.calls.saturating_mul(epc).max(1);
+    fn expected(&mut self, calls: u64, alone: bool, epc: u64, fired: u64) -> Result<u64> {
+        let per_call = calls.saturating_mul(epc).max(1);
         let n = match (self.counted, self.design) {
             (Some(n), _) | (None, Some(n)) => n,
             (None, None) => {
-                if plan.alone && fired % per_call != 0 {
+                if alone && fired % per_call != 0 {
                     bail!(
-                        "fired {fired} times in {} operations ({epc} events per call): not a whole number of calls per operation, so something else calls the function too",
-                        plan.calls
+                        "fired {fired} times in {calls} operations ({epc} events per call): not a whole number of calls per operation, so something else calls the function too"
                     );
                 }
                 let n = (fired as f64 / per_call as f64).round() as u64;
                 if n == 0 {
-                    bail!("fired {fired} times in {} operations: the workload does not call the function", plan.calls);
+                    bail!("fired {fired} times in {calls} operations: the workload does not call the function");
                 }
                 n
             }
@@ -647,9 +699,9 @@ mod tests {
         }
         fn stats_loop(
             &mut self,
+            calls: u64,
             run: &mut dyn FnMut() -> Result<u64>,
         ) -> Result<Option<tracelab_model::schema::KernelStatsLoop>> {
-            let calls = 10u64;
             let elapsed = run()?;
             let runs = (calls * u64::from(self.programs)).saturating_add_signed(self.runs_off_by);
             Ok(Some(tracelab_model::schema::KernelStatsLoop {

@@ -157,6 +157,7 @@ fn choose_functions(
         payload: None,
         stack: 1,
         calls: plan.calls.saturating_mul(runner.kind().traced_per_op()),
+        traced_per_op: runner.kind().traced_per_op(),
         others: &[],
         mid_attach: None,
         every_function: false,
@@ -469,6 +470,7 @@ fn run_cell(
         payload: spec.payload,
         stack: spec.stack,
         calls: plan.calls.saturating_mul(traced_per_op),
+        traced_per_op,
         others,
         mid_attach: plan
             .fault

@@ -43,7 +43,7 @@ fn check_row(cells: &[Value], mechanism: &str, unsupported_because: Option<&str>
         return;
     }
     assert_eq!(c["status"], "ok", "{c}");
-    let calls: u64 = CALLS.parse().expect("calls");
+    let calls = common::cell_calls(c, CALLS.parse().expect("calls"));
     let per_call_events = if mechanism.starts_with("function-graph") {
         2
     } else {

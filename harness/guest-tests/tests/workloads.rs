@@ -60,6 +60,7 @@ fn check(c: &Value, workload: &str, calls: u64, per_op: u64, lacks_fprobe: bool)
     }
     assert_eq!(c["traced_per_op"].as_u64(), Some(per_op), "{workload}: {c}");
     let epc = if mechanism == "function-graph" { 2 } else { 1 };
+    let calls = common::cell_calls(c, calls);
     assert_eq!(
         c["fired"].as_u64(),
         Some(2 * calls * per_op * epc),

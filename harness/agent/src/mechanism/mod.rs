@@ -69,6 +69,9 @@ pub struct CellSetup<'a> {
     pub stack: u32,
     /// Calls of the traced function per timed loop, at most (sizes ring buffers).
     pub calls: u64,
+    /// Traced calls per operation of the workload that `calls` counts (the design, or
+    /// the most allowed for a function chosen with `--function`).
+    pub traced_per_op: u64,
     /// The functions traced beside the target (`--functions N`: N − 1 of them), none of
     /// which the workload calls.
     pub others: &'a [Symbol],
@@ -156,8 +159,10 @@ pub trait Installed {
     /// Runs `run` (one loop of the workload; returns its elapsed time) with the kernel's
     /// own statistics of the mechanism switched on, verifies them and returns them. None
     /// for mechanisms the kernel keeps no statistics for (everything but BPF).
+    /// `ops` is the operations `run` makes.
     fn stats_loop(
         &mut self,
+        _ops: u64,
         _run: &mut dyn FnMut() -> anyhow::Result<u64>,
     ) -> anyhow::Result<Option<KernelStatsLoop>> {
         Ok(None)

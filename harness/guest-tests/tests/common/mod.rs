@@ -82,3 +82,17 @@ pub(crate) fn show(dir: &Path) -> Vec<Value> {
     );
     serde_json::from_slice(&show.stdout).expect("show --format json is a JSON list")
 }
+
+/// A cell's calls per loop: in a guest, the most that fit between two ticks, at most the
+/// plan's `--calls` (`bound`).
+#[allow(dead_code)]
+pub(crate) fn cell_calls(c: &Value, bound: u64) -> u64 {
+    let calls = c["calls"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no calls: {c}"));
+    assert!(
+        (1..=bound).contains(&calls),
+        "calls {calls} beyond {bound}: {c}"
+    );
+    calls
+}

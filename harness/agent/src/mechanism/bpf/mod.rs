@@ -60,6 +60,7 @@ impl Bpf {
             payload: cell.payload.unwrap_or(Payload::Count),
             stack: cell.stack,
             calls: cell.calls,
+            traced_per_op: cell.traced_per_op,
             workload: cell.workload,
             every: cell
                 .every_function
@@ -336,8 +337,10 @@ pub(super) struct BpfSpec {
     pub payload: Payload,
     /// Programs attached to the function at once.
     pub stack: u32,
-    /// Calls per timed loop (sizes the ring buffers).
+    /// Calls per timed loop, at most (sizes the ring buffers).
     pub calls: u64,
+    /// Traced calls per operation of the workload.
+    pub traced_per_op: u64,
     /// Where the tracepoint mechanisms attach (the workload's tracepoint).
     pub workload: Workload,
     /// Over every function (`--functions all`, kprobe_multi): the target's addresses,
@@ -751,6 +754,7 @@ impl Installed for BpfMechanism {
 
     fn stats_loop(
         &mut self,
+        ops: u64,
         run: &mut dyn FnMut() -> Result<u64>,
     ) -> Result<Option<KernelStatsLoop>> {
         let extra_per_program = if self.on_every_syscall() {
@@ -760,7 +764,7 @@ impl Installed for BpfMechanism {
         } else {
             0
         };
-        stats::stats_loop(&self.loaded, self.spec, extra_per_program, run).map(Some)
+        stats::stats_loop(&self.loaded, self.spec, ops, extra_per_program, run).map(Some)
     }
 
     fn remove(mut self: Box<Self>) -> Result<()> {
@@ -897,6 +901,7 @@ mod tests {
             payload: Payload::Count,
             stack: 1,
             calls: 1,
+            traced_per_op: 1,
             workload,
             every: None,
             alone: true,
@@ -942,6 +947,7 @@ mod tests {
             payload,
             stack,
             calls,
+            traced_per_op: 1,
             workload: Workload::Getppid,
             every: None,
             alone: true,

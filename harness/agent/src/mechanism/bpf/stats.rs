@@ -46,12 +46,13 @@ fn prog_stats(fd: i32) -> Result<(u64, u64, u64)> {
     Ok((info.run_cnt, info.run_time_ns, info.recursion_misses))
 }
 
-/// Runs `run` (one untimed-for-the-summary loop of `spec.calls` calls, returning its
+/// Runs `run` (one untimed-for-the-summary loop of `ops` operations, returning its
 /// elapsed time) with statistics on, and checks every program ran once per call (plus
 /// `extra_per_program` runs the kernel adds for programs on every syscall).
 pub(super) fn stats_loop(
     loaded: &[Loaded],
     spec: BpfSpec,
+    ops: u64,
     extra_per_program: u64,
     run: &mut dyn FnMut() -> Result<u64>,
 ) -> Result<KernelStatsLoop> {
@@ -72,7 +73,7 @@ pub(super) fn stats_loop(
         .collect::<Result<_>>()?;
     drop(on);
     let mut total = KernelStatsLoop {
-        calls: spec.calls,
+        calls: ops.saturating_mul(spec.traced_per_op),
         elapsed,
         programs: spec.stack,
         run_cnt: 0,
@@ -80,7 +81,7 @@ pub(super) fn stats_loop(
         recursion_misses: 0,
         extra_runs: extra_per_program * u64::from(spec.stack),
     };
-    let expected = spec.calls + extra_per_program;
+    let expected = ops.saturating_mul(spec.traced_per_op) + extra_per_program;
     for (i, (b, a)) in before.iter().zip(&after).enumerate() {
         let runs = a.0.checked_sub(b.0).context("run_cnt went backwards")?;
         let time = a.1.checked_sub(b.1).context("run_time_ns went backwards")?;
