@@ -57,7 +57,8 @@ fn check(target: &str) -> tempfile::TempDir {
     let spread = outside.last().copied().unwrap_or(0) - outside.first().copied().unwrap_or(0);
     assert!(spread <= 8, "{target}: {outside:?}");
     // The overhead is all kernel instructions: per call, armed minus baseline kernel
-    // instructions is the cell's overhead, and user space did not change.
+    // instructions is the cell's overhead, and user space did not change (to the plugin's
+    // limit).
     for r in rows.iter().filter(|r| r["mechanism"] != "baseline") {
         let label = format!("{}/{}", r["mechanism"], r["payload"]);
         let calls = common::cell_calls(r, CALLS) as f64;
@@ -78,7 +79,10 @@ fn check(target: &str) -> tempfile::TempDir {
             (kernel - overhead).abs() <= 8.0 / calls,
             "{target} {label}: kernel {kernel} vs overhead {overhead}"
         );
-        assert_eq!(user, 0.0, "{target} {label}");
+        // Within the plugin's own limit (the README's 8 insn per loop): a block the host
+        // cut short by kicking the vCPU is counted whole, and in user space that showed as
+        // ±6 insn in a loop when several guests ran at once.
+        assert!(user.abs() <= 8.0, "{target} {label}: user {user}");
     }
     // Each cell's breakdown by symbol adds up to its overhead, and names what a kernel
     // engineer expects: the kprobe handlers for the probes, BPF code made at run time

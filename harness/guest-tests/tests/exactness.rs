@@ -139,9 +139,11 @@ fn exact(target: &str) {
                 s["elapsed"].as_u64().expect("elapsed"),
                 s["thread_time"].as_u64().expect("thread_time"),
             );
-            // The thread clock's own reads are the only difference: well under 0.5 %.
+            // The thread clock's own reads are the only difference: two syscalls, about
+            // 1.1 k insn whatever the loop's size (loops of a few hundred calls are some
+            // 170 k insn, where that is 0.65 %).
             assert!(
-                e.abs_diff(t) * 200 < e,
+                e.abs_diff(t) <= 2_000,
                 "{target} {m}: elapsed {e}, thread {t}"
             );
         }

@@ -159,11 +159,14 @@ pub struct RunArgs {
     #[arg(long)]
     pub function: Option<String>,
     /// Calls (operations) per timed loop [default: 20000; pipe 2000, file-read and
-    /// open-close 5000, tcp 1000, fork 200].
+    /// open-close 5000, tcp 1000, fork 200]. In a guest, the most: a cell makes as many
+    /// as its armed loop fits into half a timer tick's period (on a 1-2-5 step), so no
+    /// loop holds a tick (pipe and fork, which sleep by design, and the functions axis
+    /// make all of them).
     #[arg(long)]
     pub calls: Option<u64>,
-    /// Interleaved baseline/mechanism pairs per cell (default: 3 under icount, where every
-    /// pair agrees; in real time the least, 15 by default, after which pairs are added
+    /// Interleaved baseline/mechanism pairs per cell (default: 3 under icount, where pairs
+    /// agree to the instruction unless the cell is flagged unstable; in real time the least, 15 by default, after which pairs are added
     /// until the overhead's 95% CI half-width is at most max(0.5 ns, 1% of it)).
     #[arg(long)]
     pub repeats: Option<u32>,

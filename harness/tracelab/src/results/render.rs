@@ -61,9 +61,27 @@ fn header_line(meta: &RunMeta, rows: &[SummaryRow], unit: Option<Unit>) -> Strin
         Ok(w) if w.is_macro() => "operations (figures per operation)",
         _ => "calls",
     };
+    // In a guest each cell makes the calls that fit between two ticks, at most the plan's.
+    let (fewest_calls, most_calls) = rows
+        .iter()
+        .filter_map(|r| r.calls)
+        .fold((u64::MAX, 0), |(lo, hi), c| (lo.min(c), hi.max(c)));
+    let per_loop = if most_calls == 0 || (fewest_calls, most_calls) == (meta.calls, meta.calls) {
+        format!("{} {calls}", meta.calls)
+    } else {
+        let range = if fewest_calls == most_calls {
+            fewest_calls.to_string()
+        } else {
+            format!("{fewest_calls}–{most_calls}")
+        };
+        format!(
+            "{range} {calls} per loop (each cell: the most of {} that fit between two timer ticks)",
+            meta.calls
+        )
+    };
     let mut line = format!(
-        "arch {}, kernel {}, workload {}, {} {calls} × {} repeats, unit {}, clock {}",
-        meta.arch, kernel, meta.workload, meta.calls, meta.repeats, unit, meta.clock
+        "arch {}, kernel {}, workload {}, {per_loop} × {} repeats, unit {}, clock {}",
+        meta.arch, kernel, meta.workload, meta.repeats, unit, meta.clock
     );
     if meta.vcpus() != 1 {
         line.push_str(&format!(

@@ -396,6 +396,19 @@ fn table_names_units_clock_and_reasons() {
 }
 
 #[test]
+fn header_says_when_cells_made_fewer_calls_than_the_plan() {
+    // A guest's cells make the calls that fit between two ticks, at most the plan's.
+    let mut m = meta();
+    m.calls = 20_000;
+    let t = render(&m, &[ok_cell("kprobe", Unit::Insn)], Format::Table).expect("table");
+    let first = t.lines().next().expect("header line");
+    assert!(
+        first.contains("1000 calls per loop (each cell: the most of 20000 that fit between two timer ticks) × 3 repeats"),
+        "{first}"
+    );
+}
+
+#[test]
 fn table_with_mixed_units_shows_a_unit_column() {
     let cells = vec![ok_cell("kprobe", Unit::Insn), ok_cell("kprobe", Unit::Ns)];
     let t = render(&meta(), &cells, Format::Table).expect("table");
