@@ -12,6 +12,7 @@ pub mod cli;
 pub mod compare;
 pub mod dataset;
 pub mod doctor;
+pub mod export;
 pub mod guest;
 pub mod history;
 pub mod interrupt;

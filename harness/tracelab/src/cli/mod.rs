@@ -7,6 +7,7 @@ mod bisect;
 mod chaos;
 mod compare;
 mod doctor;
+mod export;
 mod history;
 mod kernels;
 mod matrix;
@@ -73,6 +74,9 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// Print the summary of a results directory.
     Show(show::ShowArgs),
+    /// Write a results directory's or a dataset's cells for another system (OpenMetrics,
+    /// Bencher, LAVA).
+    Export(export::ExportArgs),
     /// Compare two results or dataset directories cell by cell (exit 1 on a regression).
     Compare(compare::CompareArgs),
     /// Run one study per (arch, kernel) guest in parallel into one Hive-style dataset.
@@ -111,6 +115,7 @@ pub fn dispatch(cli: Cli, command_line: Vec<String>) -> Result<Exit> {
         Command::Kernels { command } => kernels::run(command),
         Command::Doctor(args) => doctor::run(args),
         Command::Show(args) => show::run(args),
+        Command::Export(args) => export::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Matrix(args) => matrix::run(args, command_line),
         Command::Report(args) => report::run(args),
