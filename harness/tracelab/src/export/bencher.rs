@@ -17,15 +17,7 @@ pub(super) fn render(cells: &[Exported]) -> Result<Export> {
             .overhead
             .filter(|v| v.is_finite() && r.status == Status::Ok)
         else {
-            left_out.push(format!(
-                "{}: {}{}",
-                c.name,
-                r.status,
-                r.reason
-                    .as_deref()
-                    .map(|why| format!(" ({why})"))
-                    .unwrap_or_default()
-            ));
+            left_out.push(super::left_out(c));
             continue;
         };
         let mut metric = Map::new();

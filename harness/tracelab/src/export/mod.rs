@@ -6,6 +6,7 @@
 //! formats that can hold only figures (Bencher) list it in [`Export::left_out`].
 
 mod bencher;
+mod github_benchmark;
 mod lava;
 mod openmetrics;
 
@@ -24,6 +25,8 @@ pub enum ExportFormat {
     Bencher,
     /// `lava-test-case` lines for a LAVA test definition's run steps.
     Lava,
+    /// github-action-benchmark's custom JSON (`customSmallerIsBetter`).
+    GithubBenchmark,
 }
 
 /// One cell as every format sees it: where it ran, what it is, and its figure.
@@ -110,7 +113,22 @@ pub fn export(path: &Path, format: ExportFormat) -> Result<Export> {
             text: lava::render(&cells),
             left_out: Vec::new(),
         },
+        ExportFormat::GithubBenchmark => github_benchmark::render(&cells)?,
     })
+}
+
+/// `name: status (reason)`, for a cell a format cannot hold.
+fn left_out(c: &Exported) -> String {
+    format!(
+        "{}: {}{}",
+        c.name,
+        c.row.status,
+        c.row
+            .reason
+            .as_deref()
+            .map(|why| format!(" ({why})"))
+            .unwrap_or_default()
+    )
 }
 
 /// A figure in the format's base unit where it wants one: seconds for real time,

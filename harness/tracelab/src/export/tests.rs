@@ -185,3 +185,25 @@ fn names_stay_unique_across_datasets_side_by_side() {
     assert_eq!(v.as_object().map(|o| o.len()), Some(2), "{v}");
     assert!(v["a/arch=x86_64/kernel=6.12/kprobe"].is_object(), "{v}");
 }
+
+#[test]
+fn github_benchmark_lists_measured_cells_with_their_unit() {
+    let d = dataset();
+    let e = export(d.path(), ExportFormat::GithubBenchmark).expect("export");
+    let v: serde_json::Value = serde_json::from_str(&e.text).expect("json");
+    let list = v.as_array().expect("a list");
+    assert_eq!(list.len(), 2, "{v}");
+    let kprobe = list
+        .iter()
+        .find(|b| b["name"] == "x86_64/6.12/getppid/kprobe")
+        .expect("kprobe");
+    assert_eq!(kprobe["unit"], "insn per call");
+    assert_eq!(kprobe["value"].as_f64(), Some(818.86));
+    assert!(
+        kprobe["range"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("± ")),
+        "{kprobe}"
+    );
+    assert_eq!(e.left_out.len(), 1, "{:?}", e.left_out);
+}
