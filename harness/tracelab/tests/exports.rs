@@ -1,6 +1,6 @@
 //! `tracelab export` over the published reference, read back by the other systems' own
-//! parsers: OpenMetrics by `prometheus-client`'s (in the venv `./lab test` makes and names
-//! in `TRACELAB_PYTHON`).
+//! parsers: OpenMetrics by `prometheus-client`'s, KCIDB by `kcidb-io`'s schema validator
+//! (in the venv `./lab test` makes and names in `TRACELAB_PYTHON`).
 
 use assert_cmd::Command;
 use std::path::PathBuf;
@@ -24,28 +24,33 @@ fn export(format: &str) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
-#[test]
-fn openmetrics_parses_with_prometheus_client() {
+/// Runs `script` with the export in a file as its argument; its stdout.
+fn python(script: &str, text: &str, what: &str) -> String {
     let python = std::env::var_os("TRACELAB_PYTHON").expect(
-        "TRACELAB_PYTHON is not set: run the tests with `./lab test` (it makes the venv with prometheus-client)",
+        "TRACELAB_PYTHON is not set: run the tests with `./lab test` (it makes the venv with prometheus-client and kcidb-io)",
     );
-    let text = export("openmetrics");
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("metrics.txt");
-    std::fs::write(&file, &text).expect("write");
-    // Every family and sample as the parser reads them: (family, type, unit, samples).
-    let script = "import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families as p\nfor f in p(open(sys.argv[1]).read()):\n    print(f.name, f.type, f.unit or '-', len(f.samples))\n";
+    let file = dir.path().join("export");
+    std::fs::write(&file, text).expect("write");
     let out = std::process::Command::new(python)
         .args(["-c", script])
         .arg(&file)
         .output()
         .expect("run python");
-    let parsed = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "prometheus-client refused the export: {}",
+        "{what} refused the export: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn openmetrics_parses_with_prometheus_client() {
+    let text = export("openmetrics");
+    // Every family and sample as the parser reads them: (family, type, unit, samples).
+    let script = "import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families as p\nfor f in p(open(sys.argv[1]).read()):\n    print(f.name, f.type, f.unit or '-', len(f.samples))\n";
+    let parsed = python(script, &text, "prometheus-client");
     let samples = |family: &str| -> usize {
         parsed
             .lines()
@@ -92,4 +97,22 @@ fn lava_and_bencher_cover_every_cell() {
         .count();
     assert_eq!(bencher.as_object().map(|o| o.len()), Some(passed));
     assert!(cells > passed, "the reference has unsupported cells too");
+}
+
+#[test]
+fn kcidb_validates_with_kcidb_io() {
+    let text = export("kcidb");
+    let script = "import sys, json, kcidb_io\nd = json.load(open(sys.argv[1]))\nkcidb_io.schema.V5_3.validate_exactly(d)\nprint(len(d['checkouts']), len(d['builds']), len(d['tests']))\n";
+    let counts = python(script, &text, "kcidb-io");
+    let n: Vec<usize> = counts
+        .split_whitespace()
+        .map(|x| x.parse().expect("count"))
+        .collect();
+    let lava = export("lava");
+    let cells = lava
+        .lines()
+        .filter(|l| l.starts_with("lava-test-case "))
+        .count();
+    assert_eq!(n[2], cells, "one test per cell");
+    assert!(n[0] >= 4 && n[1] >= 8, "{counts}");
 }

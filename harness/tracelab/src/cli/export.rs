@@ -3,7 +3,7 @@
 
 use super::stdout::out;
 use super::Exit;
-use crate::export::ExportFormat;
+use crate::export::{ExportFormat, Origin};
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -13,10 +13,13 @@ pub struct ExportArgs {
     pub dir: PathBuf,
     #[arg(long, value_enum)]
     pub format: ExportFormat,
+    /// The CI system's name in the ids a KCIDB submission carries.
+    #[arg(long, default_value = "tracelab")]
+    pub origin: Origin,
 }
 
 pub(super) fn run(args: ExportArgs) -> Result<Exit> {
-    let e = crate::export::export(&args.dir, args.format)?;
+    let e = crate::export::export(&args.dir, args.format, &args.origin)?;
     out!("{}", e.text);
     for cell in &e.left_out {
         eprintln!("tracelab: not exported (no figure): {cell}");

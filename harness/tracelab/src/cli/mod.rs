@@ -75,7 +75,7 @@ pub enum Command {
     /// Print the summary of a results directory.
     Show(show::ShowArgs),
     /// Write a results directory's or a dataset's cells for another system (OpenMetrics,
-    /// Bencher, LAVA, github-action-benchmark).
+    /// Bencher, LAVA, github-action-benchmark, KCIDB).
     Export(export::ExportArgs),
     /// Compare two results or dataset directories cell by cell (exit 1 on a regression).
     Compare(compare::CompareArgs),

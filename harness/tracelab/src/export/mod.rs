@@ -7,6 +7,7 @@
 
 mod bencher;
 mod github_benchmark;
+mod kcidb;
 mod lava;
 mod openmetrics;
 
@@ -27,6 +28,35 @@ pub enum ExportFormat {
     Lava,
     /// github-action-benchmark's custom JSON (`customSmallerIsBetter`).
     GithubBenchmark,
+    /// A KCIDB submission (I/O schema v5.3): checkouts, builds and one test per cell.
+    Kcidb,
+}
+
+/// The name the exporting CI system submits under (KCIDB's `origin`): lower-case letters,
+/// digits and `_`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin(String);
+
+impl std::str::FromStr for Origin {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Origin, String> {
+        if !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            Ok(Origin(s.to_string()))
+        } else {
+            Err(format!(
+                "origin {s:?}: use lower-case letters, digits and _ only (KCIDB's origin)"
+            ))
+        }
+    }
+}
+
+impl Default for Origin {
+    fn default() -> Origin {
+        Origin("tracelab".to_string())
+    }
 }
 
 /// One cell as every format sees it: where it ran, what it is, and its figure.
@@ -42,6 +72,10 @@ pub(crate) struct Exported {
     /// that name (datasets side by side: `results/reference`), the results directory's
     /// path under the exported one and the label.
     pub name: String,
+    /// The run that measured it: its id, clock and kernel package.
+    pub run_id: String,
+    pub clock: String,
+    pub kernel_package: Option<String>,
     pub row: SummaryRow,
 }
 
@@ -63,7 +97,7 @@ fn cells(path: &Path) -> Result<Vec<Exported>> {
     let mut out = Vec::new();
     let mut qualified = Vec::new();
     for dir in dirs {
-        let (_, rows) = crate::results::load_rows(&dir)?;
+        let (meta, rows) = crate::results::load_rows(&dir)?;
         let under = dir.strip_prefix(path).unwrap_or(&dir).display().to_string();
         for row in rows {
             let label = CellId {
@@ -81,6 +115,9 @@ fn cells(path: &Path) -> Result<Vec<Exported>> {
             });
             out.push(Exported {
                 name: format!("{}/{}/{}/{label}", row.arch, row.kernel, row.workload),
+                run_id: meta.run_id.clone(),
+                clock: meta.clock.clone(),
+                kernel_package: meta.kernel_package.clone(),
                 arch: row.arch.clone(),
                 kernel: row.kernel.clone(),
                 kernel_release: row.kernel_release.clone(),
@@ -100,8 +137,8 @@ fn cells(path: &Path) -> Result<Vec<Exported>> {
     Ok(out)
 }
 
-/// The cells under `path` in `format`.
-pub fn export(path: &Path, format: ExportFormat) -> Result<Export> {
+/// The cells under `path` in `format`, submitted as `origin` where the format asks.
+pub fn export(path: &Path, format: ExportFormat, origin: &Origin) -> Result<Export> {
     let cells = cells(path)?;
     Ok(match format {
         ExportFormat::Openmetrics => Export {
@@ -114,6 +151,10 @@ pub fn export(path: &Path, format: ExportFormat) -> Result<Export> {
             left_out: Vec::new(),
         },
         ExportFormat::GithubBenchmark => github_benchmark::render(&cells)?,
+        ExportFormat::Kcidb => Export {
+            text: kcidb::render(&cells, &origin.0)?,
+            left_out: Vec::new(),
+        },
     })
 }
 

@@ -31,7 +31,7 @@ fn dataset() -> tempfile::TempDir {
 #[test]
 fn openmetrics_keeps_each_unit_and_every_status() {
     let d = dataset();
-    let e = export(d.path(), ExportFormat::Openmetrics).expect("export");
+    let e = export(d.path(), ExportFormat::Openmetrics, &Origin::default()).expect("export");
     let t = &e.text;
     assert!(
         t.contains("# UNIT tracelab_overhead_instructions instructions"),
@@ -93,7 +93,7 @@ fn openmetrics_escape(v: &str) -> String {
     let mut run = synthetic::run("x86_64", "6.12", Unit::Insn, &[spec], 3);
     run.cells[0].measured.reason = Some(v.to_string());
     synthetic::write_dataset(d.path(), &[run]).expect("write");
-    let t = export(d.path(), ExportFormat::Openmetrics)
+    let t = export(d.path(), ExportFormat::Openmetrics, &Origin::default())
         .expect("export")
         .text;
     let line = t
@@ -108,7 +108,7 @@ fn openmetrics_escape(v: &str) -> String {
 #[test]
 fn bencher_names_the_unit_and_lists_what_it_cannot_hold() {
     let d = dataset();
-    let e = export(d.path(), ExportFormat::Bencher).expect("export");
+    let e = export(d.path(), ExportFormat::Bencher, &Origin::default()).expect("export");
     let v: serde_json::Value = serde_json::from_str(&e.text).expect("json");
     let kprobe = &v["x86_64/6.12/getppid/kprobe"]["overhead-insn-per-call"];
     assert_eq!(kprobe["value"].as_f64(), Some(818.86), "{v}");
@@ -129,7 +129,9 @@ fn bencher_names_the_unit_and_lists_what_it_cannot_hold() {
 #[test]
 fn lava_lines_follow_lava_test_case_grammar() {
     let d = dataset();
-    let t = export(d.path(), ExportFormat::Lava).expect("export").text;
+    let t = export(d.path(), ExportFormat::Lava, &Origin::default())
+        .expect("export")
+        .text;
     let name_ok = |n: &str| {
         !n.is_empty()
             && n.chars()
@@ -180,7 +182,7 @@ fn names_stay_unique_across_datasets_side_by_side() {
     )];
     synthetic::write_dataset(&root.path().join("a"), &runs).expect("write");
     synthetic::write_dataset(&root.path().join("b"), &runs).expect("write");
-    let e = export(root.path(), ExportFormat::Bencher).expect("export");
+    let e = export(root.path(), ExportFormat::Bencher, &Origin::default()).expect("export");
     let v: serde_json::Value = serde_json::from_str(&e.text).expect("json");
     assert_eq!(v.as_object().map(|o| o.len()), Some(2), "{v}");
     assert!(v["a/arch=x86_64/kernel=6.12/kprobe"].is_object(), "{v}");
@@ -189,7 +191,7 @@ fn names_stay_unique_across_datasets_side_by_side() {
 #[test]
 fn github_benchmark_lists_measured_cells_with_their_unit() {
     let d = dataset();
-    let e = export(d.path(), ExportFormat::GithubBenchmark).expect("export");
+    let e = export(d.path(), ExportFormat::GithubBenchmark, &Origin::default()).expect("export");
     let v: serde_json::Value = serde_json::from_str(&e.text).expect("json");
     let list = v.as_array().expect("a list");
     assert_eq!(list.len(), 2, "{v}");
@@ -206,4 +208,42 @@ fn github_benchmark_lists_measured_cells_with_their_unit() {
         "{kprobe}"
     );
     assert_eq!(e.left_out.len(), 1, "{:?}", e.left_out);
+}
+
+#[test]
+fn kcidb_maps_status_number_and_path() {
+    let d = dataset();
+    let origin: Origin = "lab_one".parse().expect("origin");
+    let t = export(d.path(), ExportFormat::Kcidb, &origin)
+        .expect("export")
+        .text;
+    let v: serde_json::Value = serde_json::from_str(&t).expect("json");
+    assert_eq!(v["version"]["major"], 5);
+    assert_eq!(v["builds"].as_array().map(Vec::len), Some(2), "{v}");
+    let tests = v["tests"].as_array().expect("tests");
+    let find = |path: &str, arch: &str| {
+        tests
+            .iter()
+            .find(|t| t["path"] == path && t["build_id"].as_str().is_some_and(|b| b.contains(arch)))
+            .unwrap_or_else(|| panic!("no {path} on {arch}: {v}"))
+    };
+    let kprobe = find("tracelab.getppid.kprobe", "x86_64");
+    assert_eq!(kprobe["status"], "DONE");
+    assert_eq!(kprobe["number"]["value"].as_f64(), Some(818.86));
+    assert_eq!(kprobe["number"]["unit"], "insn");
+    assert!(kprobe["id"]
+        .as_str()
+        .is_some_and(|i| i.starts_with("lab_one:")));
+    let fprobe = find("tracelab.getppid.fprobe", "x86_64");
+    assert_eq!(fprobe["status"], "SKIP");
+    assert!(fprobe.get("number").is_none());
+    // Real time in seconds, printed with a metric prefix.
+    let native = find("tracelab.getppid.kprobe", "arm64");
+    assert_eq!(native["number"]["unit"], "s");
+    assert_eq!(native["number"]["prefix"], "metric");
+    assert_eq!(
+        kcidb::test_path("getppid", "bpf-fentry/count/k1"),
+        "tracelab.getppid.bpf-fentry.count.k1"
+    );
+    assert!("Lab".parse::<Origin>().is_err() && "a:b".parse::<Origin>().is_err());
 }
