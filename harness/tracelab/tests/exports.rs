@@ -116,3 +116,17 @@ fn kcidb_validates_with_kcidb_io() {
     assert_eq!(n[2], cells, "one test per cell");
     assert!(n[0] >= 4 && n[1] >= 8, "{counts}");
 }
+
+#[test]
+fn the_lava_test_definition_is_one_lava_reads() {
+    let yaml = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../lava/tracelab.yaml"),
+    )
+    .expect("lava/tracelab.yaml");
+    // Its structure as LAVA reads it, and every lava-test-case step in LAVA's grammar.
+    let script = "import sys, yaml, re\nd = yaml.safe_load(open(sys.argv[1]))\nm = d['metadata']\nassert m['format'] == 'Lava-Test Test Definition 1.0', m\nassert m['name'] and m['description'], m\nsteps = d['run']['steps']\nassert all(isinstance(s, str) for s in steps), steps\ncase = re.compile(r'^lava-test-case [A-Za-z0-9._-]+ (--shell .+|--result (pass|fail|skip|unknown)( --measurement \\S+ --units \\S+)?)$')\nfor s in steps:\n    if s.startswith('lava-test-case'):\n        assert case.match(s), s\nprint(len(steps), ' '.join(sorted(d['params'])))\n";
+    let out = python(script, &yaml, "PyYAML (LAVA's structure)");
+    assert_eq!(out.trim(), "4 ARGS OUT TRACELAB", "{out}");
+    // The step that reports the cells is the export tested above.
+    assert!(yaml.contains("export --format lava"), "{yaml}");
+}
