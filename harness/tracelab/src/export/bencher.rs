@@ -6,20 +6,12 @@
 use super::{Export, Exported};
 use anyhow::Result;
 use serde_json::{json, Map, Value};
-use tracelab_model::schema::Status;
 
 pub(super) fn render(cells: &[Exported]) -> Result<Export> {
     let mut benchmarks = Map::new();
-    let mut left_out = Vec::new();
-    for c in cells {
+    let (measured, left_out) = super::measured(cells);
+    for (c, value) in measured {
         let r = &c.row;
-        let Some(value) = r
-            .overhead
-            .filter(|v| v.is_finite() && r.status == Status::Ok)
-        else {
-            left_out.push(super::left_out(c));
-            continue;
-        };
         let mut metric = Map::new();
         metric.insert("value".into(), json!(value));
         if let Some(lo) = r.overhead_min.filter(|v| v.is_finite()) {

@@ -5,20 +5,12 @@
 use super::{Export, Exported};
 use anyhow::Result;
 use serde_json::{json, Value};
-use tracelab_model::schema::Status;
 
 pub(super) fn render(cells: &[Exported]) -> Result<Export> {
     let mut list = Vec::new();
-    let mut left_out = Vec::new();
-    for c in cells {
+    let (measured, left_out) = super::measured(cells);
+    for (c, value) in measured {
         let r = &c.row;
-        let Some(value) = r
-            .overhead
-            .filter(|v| v.is_finite() && r.status == Status::Ok)
-        else {
-            left_out.push(super::left_out(c));
-            continue;
-        };
         let reach = [r.overhead_min, r.overhead_max]
             .into_iter()
             .flatten()

@@ -158,18 +158,27 @@ pub fn export(path: &Path, format: ExportFormat, origin: &Origin) -> Result<Expo
     })
 }
 
-/// `name: status (reason)`, for a cell a format cannot hold.
-fn left_out(c: &Exported) -> String {
-    format!(
-        "{}: {}{}",
-        c.name,
-        c.row.status,
-        c.row
-            .reason
-            .as_deref()
-            .map(|why| format!(" ({why})"))
-            .unwrap_or_default()
-    )
+/// The cells with a figure, with it, and `name: status (reason)` of the others: what a
+/// format that holds only figures writes and leaves out.
+fn measured(cells: &[Exported]) -> (Vec<(&Exported, f64)>, Vec<String>) {
+    let mut with = Vec::new();
+    let mut without = Vec::new();
+    for c in cells {
+        match c.row.overhead.filter(|v| v.is_finite()) {
+            Some(v) if c.row.status == tracelab_model::schema::Status::Ok => with.push((c, v)),
+            _ => without.push(format!(
+                "{}: {}{}",
+                c.name,
+                c.row.status,
+                c.row
+                    .reason
+                    .as_deref()
+                    .map(|why| format!(" ({why})"))
+                    .unwrap_or_default()
+            )),
+        }
+    }
+    (with, without)
 }
 
 /// A figure in the format's base unit where it wants one: seconds for real time,
