@@ -7,8 +7,8 @@
 //!   `metric` prefix (so dashboards print ns);
 //! - `misc` the unit, the clock, the pairs' min and max, the calls per loop and the axes.
 //!
-//! Ids are stable for a run: `<origin>:<kernel release>`, `<origin>:<arch>/<release>`,
-//! `<origin>:<run id>/<cell name>`.
+//! Ids are stable for a run: `<origin>:debian-<source version>` (the release where the
+//! package is unknown), `<origin>:<arch>/<release>`, `<origin>:<run id>/<cell name>`.
 
 use super::{base_unit, Exported};
 use anyhow::Result;
@@ -22,13 +22,20 @@ pub(super) fn render(cells: &[Exported], origin: &str) -> Result<String> {
     let mut tests = Vec::new();
     for c in cells {
         let release = c.kernel_release.clone().unwrap_or_else(|| c.kernel.clone());
-        let checkout_id = format!("{origin}:{release}");
+        // One source tree for every arch's build of it: Debian's source version where the
+        // run knew its package (`linux-image-… 6.12.118-1~deb12u1`), else the release.
+        let source = c
+            .kernel_package
+            .as_deref()
+            .and_then(|p| p.split_whitespace().nth(1))
+            .map_or_else(|| release.clone(), |v| format!("debian-{v}"));
+        let checkout_id = format!("{origin}:{source}");
         checkouts.entry(checkout_id.clone()).or_insert_with(|| {
             json!({
                 "id": checkout_id,
                 "origin": origin,
                 "tree_name": "debian",
-                "misc": {"kernel_line": c.kernel, "kernel_release": release},
+                "misc": {"kernel_line": c.kernel, "source": source},
             })
         });
         let build_id = format!("{origin}:{}/{release}", c.arch);

@@ -247,3 +247,28 @@ fn kcidb_maps_status_number_and_path() {
     );
     assert!("Lab".parse::<Origin>().is_err() && "a:b".parse::<Origin>().is_err());
 }
+
+#[test]
+fn kcidb_builds_of_one_debian_source_share_a_checkout() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let runs: Vec<_> = [("x86_64", "amd64"), ("arm64", "arm64")]
+        .into_iter()
+        .map(|(arch, deb)| {
+            let mut run =
+                synthetic::run(arch, "6.12", Unit::Insn, &[CellSpec::ok("kprobe", 1.0)], 3);
+            run.meta.kernel_package = Some(format!(
+                "linux-image-6.12.118+deb12-cloud-{deb}-unsigned 6.12.118-1~deb12u1"
+            ));
+            run
+        })
+        .collect();
+    synthetic::write_dataset(d.path(), &runs).expect("write");
+    let t = export(d.path(), ExportFormat::Kcidb, &Origin::default())
+        .expect("export")
+        .text;
+    let v: serde_json::Value = serde_json::from_str(&t).expect("json");
+    let checkouts = v["checkouts"].as_array().expect("checkouts");
+    assert_eq!(checkouts.len(), 1, "{v}");
+    assert_eq!(checkouts[0]["id"], "tracelab:debian-6.12.118-1~deb12u1");
+    assert_eq!(v["builds"].as_array().map(Vec::len), Some(2), "{v}");
+}
