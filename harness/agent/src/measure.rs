@@ -313,12 +313,6 @@ fn pairs(loops: &mut Loops<'_>, installs: Installs<'_>, out: &mut Measured) -> R
     } else {
         installs.first
     };
-    // One install armed and removed before the first measured one, for a mechanism
-    // installed per repeat: the first registration of its kind in a boot is a state of its
-    // own (arm64 7.3 fprobe-exit: fgraph's return path, ftrace_return_to_handler, runs its
-    // loop over the registered ops once for the first install and twice for every later
-    // one, 12 insn per call), so every measured install is a later one. Not on the
-    // functions axis, whose attach times start from nothing by definition.
     // In a guest, the calls that fit between two ticks ([`crate::loop_size`]), sized on
     // an armed run of the settling install (or of the kept one). Not for a workload that
     // blocks (it sleeps through ticks by design) nor on the functions axis (no install
@@ -326,6 +320,12 @@ fn pairs(loops: &mut Loops<'_>, installs: Installs<'_>, out: &mut Measured) -> R
     let period = crate::clock::tick_period_ns()
         .filter(|_| plan.unit == Unit::Insn && !fresh && !loops.workload.kind().blocks());
     let mut cost = None;
+    // One install armed and removed before the first measured one, for a mechanism
+    // installed per repeat: the first registration of its kind in a boot is a state of its
+    // own (arm64 7.3 fprobe-exit: fgraph's return path, ftrace_return_to_handler, runs its
+    // loop over the registered ops once for the first install and twice for every later
+    // one, 12 insn per call), so every measured install is a later one. Not on the
+    // functions axis, whose attach times start from nothing by definition.
     if kept.is_none() && !fresh && out.mechanism != "baseline" {
         let mut settle = install().context("the settling install")?;
         settle.arm().context("arming the settling install")?;
@@ -516,7 +516,7 @@ fn pairs(loops: &mut Loops<'_>, installs: Installs<'_>, out: &mut Measured) -> R
 fn ns_per_call(workload: &mut Runner, bound: u64) -> Result<f64> {
     let n = bound.clamp(1, 100);
     run_workload(workload, n)?;
-    align_to_tick(20_000_000);
+    align_to_tick(crate::quiesce::TICK_WAIT_NS);
     let start = now_ns();
     let ran = workload.run(n);
     let elapsed = now_ns().saturating_sub(start);

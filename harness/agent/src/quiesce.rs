@@ -283,7 +283,7 @@ impl Monitor {
 }
 
 /// How long to spin for a tick: one comes every 4 ms at HZ=250, every 10 ms at HZ=100.
-const TICK_WAIT_NS: u64 = 10_000_000;
+pub(crate) const TICK_WAIT_NS: u64 = 10_000_000;
 
 #[cfg(test)]
 mod tests {
