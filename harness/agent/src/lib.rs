@@ -10,6 +10,7 @@
 mod btf;
 pub mod cleanup;
 mod clock;
+pub mod console;
 pub mod counters;
 mod cpu;
 pub mod environment;

@@ -16,6 +16,9 @@ pub const PREFIX: &str = "@@tracelab ";
 // One Hello per run: its size does not matter, and boxing it would reshape every match.
 #[allow(clippy::large_enum_variant)]
 pub enum Record {
+    /// The agent waits for its plan, one line of JSON on its standard input (the guest's
+    /// console). A guest is kept here (its snapshot) and restored here.
+    Ready,
     /// The agent started: where it runs.
     Hello {
         kernel_release: String,

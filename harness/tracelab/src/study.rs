@@ -34,6 +34,18 @@ pub struct Study {
     pub agent_dir: Option<PathBuf>,
     /// Guest kernel arguments after the lab's own (`--kernel-args`), validated.
     pub kernel_args: Vec<String>,
+    /// Whether icount guests are restored from a kept state (`--no-snapshot`: booted).
+    pub snapshots: Snapshots,
+}
+
+/// How an icount guest starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Snapshots {
+    /// Restored from the guest kept at the agent's `ready` for this kernel, agent and
+    /// QEMU command line; booted and kept there the first time.
+    Use,
+    /// Booted every time; nothing restored or kept (`--no-snapshot`).
+    Off,
 }
 
 impl Study {

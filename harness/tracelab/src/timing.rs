@@ -11,8 +11,18 @@ use tracelab_model::cell::Cell;
 /// One run's time, by what it went to.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timing {
-    /// Wall seconds: QEMU's start to the agent's first hello (every boot of the run).
+    /// Wall seconds: QEMU's start to the agent's hello (every start of the run, booted or
+    /// restored).
     pub boot_s: f64,
+    /// How many of the run's guests were booted, and how many restored from a kept
+    /// guest (absent in runs from before kept guests: all booted).
+    #[serde(default)]
+    pub booted: u32,
+    #[serde(default)]
+    pub restored: u32,
+    /// Wall seconds, within `boot_s`: keeping the booted guest for later runs.
+    #[serde(default)]
+    pub keep_s: f64,
     /// Wall seconds: the hello to the last cell's record.
     pub cells_s: f64,
     /// Wall seconds the host spent storing cells (cell files, Parquet, chart).
@@ -26,6 +36,14 @@ pub struct Timing {
     pub unit: String,
 }
 
+/// How a guest started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    Boot,
+    /// From a kept guest (`guest::snapshot`).
+    Restore,
+}
+
 /// Wall-clock marks a guest run collects as records arrive.
 #[derive(Debug)]
 pub struct Clock {
@@ -37,6 +55,9 @@ pub struct Clock {
     first_hello: Option<Instant>,
     last_record: Option<Instant>,
     writes: Duration,
+    booted: u32,
+    restored: u32,
+    keep: Duration,
 }
 
 impl Clock {
@@ -48,13 +69,25 @@ impl Clock {
             first_hello: None,
             last_record: None,
             writes: Duration::ZERO,
+            booted: 0,
+            restored: 0,
+            keep: Duration::ZERO,
         }
     }
 
-    /// A (re)boot starts now: its time to the hello counts as boot.
-    pub fn boot_starts(&mut self) {
+    /// A guest starts now, as `how`: its time to the hello counts as boot.
+    pub fn starts(&mut self, how: Start) {
         self.started = Instant::now();
         self.hello = None;
+        match how {
+            Start::Boot => self.booted += 1,
+            Start::Restore => self.restored += 1,
+        }
+    }
+
+    /// Keeping the booted guest took `took`.
+    pub fn kept(&mut self, took: Duration) {
+        self.keep += took;
     }
 
     pub fn hello(&mut self) {
@@ -84,6 +117,9 @@ impl Clock {
         let samples = cells.iter().flat_map(|c| &c.measured.samples);
         Timing {
             boot_s: self.boot.as_secs_f64(),
+            booted: self.booted,
+            restored: self.restored,
+            keep_s: self.keep.as_secs_f64(),
             cells_s,
             host_writes_s: self.writes.as_secs_f64(),
             shutdown_s: (end - last).as_secs_f64(),
@@ -100,7 +136,8 @@ impl Clock {
 
 impl Timing {
     /// One line: `time: boot 8.9 s, cells 9.6 s (host writes 0.2 s), shutdown 0.1 s; guest
-    /// clock: timed loops 1.49 G insn, quiet waits 0.02 G insn`.
+    /// clock: timed loops 1.49 G insn, quiet waits 0.02 G insn`; `restore 0.2 s` when the
+    /// guest was restored, `boot 9.5 s (kept in 0.6 s)` when it was kept.
     pub fn line(&self) -> String {
         let big = |x: u64| {
             if self.unit == "insn" {
@@ -109,8 +146,18 @@ impl Timing {
                 format!("{:.2} s", x as f64 / 1e9)
             }
         };
+        let start = match (self.booted, self.restored) {
+            (0, r) if r > 0 => "restore",
+            (b, r) if b > 0 && r > 0 => "boot and restore",
+            _ => "boot",
+        };
+        let keep = if self.keep_s > 0.0 {
+            format!(" (kept in {:.1} s)", self.keep_s)
+        } else {
+            String::new()
+        };
         format!(
-            "time: boot {:.1} s, cells {:.1} s (host writes {:.1} s), shutdown {:.1} s; guest clock: timed loops {}, quiet waits {}",
+            "time: {start} {:.1} s{keep}, cells {:.1} s (host writes {:.1} s), shutdown {:.1} s; guest clock: timed loops {}, quiet waits {}",
             self.boot_s,
             self.cells_s,
             self.host_writes_s,
@@ -134,6 +181,9 @@ mod tests {
     fn the_line_names_each_part_with_its_clock() {
         let t = Timing {
             boot_s: 8.94,
+            booted: 1,
+            restored: 0,
+            keep_s: 0.0,
             cells_s: 9.61,
             host_writes_s: 0.21,
             shutdown_s: 0.05,
@@ -145,10 +195,26 @@ mod tests {
             t.line(),
             "time: boot 8.9 s, cells 9.6 s (host writes 0.2 s), shutdown 0.1 s; guest clock: timed loops 1.49 G insn, quiet waits 0.02 G insn"
         );
+        let restored = Timing {
+            boot_s: 0.21,
+            booted: 0,
+            restored: 1,
+            ..t.clone()
+        };
+        assert!(restored.line().starts_with("time: restore 0.2 s, cells"));
+        let kept = Timing {
+            keep_s: 0.63,
+            ..t.clone()
+        };
+        assert!(kept
+            .line()
+            .starts_with("time: boot 8.9 s (kept in 0.6 s), cells"));
         let mut clock = Clock::start();
+        clock.starts(Start::Restore);
         clock.hello();
         clock.cell(Duration::from_millis(5));
         let timing = clock.finish(&[], "insn");
         assert!(timing.host_writes_s >= 0.005 && timing.guest_timed_loops == 0);
+        assert_eq!((timing.booted, timing.restored), (0, 1));
     }
 }

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -79,20 +79,51 @@ impl Drop for ChildGuard {
 /// How often a guest run looks for a stop request.
 const POLL: Duration = Duration::from_millis(100);
 
+/// When the host sends the agent its plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedAt {
+    /// When the agent says `ready` (a booted guest).
+    Ready,
+    /// At once: a restored guest's agent said `ready` before it was kept.
+    Start,
+}
+
+/// The line the host sends to the agent's standard input (the guest's console).
+pub struct Feed<'a> {
+    pub at: FeedAt,
+    /// Makes the line (the plan); it may act on the guest first (keep or restore it).
+    /// An error ends the run with it.
+    pub line: Box<dyn FnMut() -> Result<String> + 'a>,
+}
+
 /// Starts `cmd` and hands each record to `on_event` as it arrives.
+pub fn run(
+    cmd: Command,
+    timeouts: Timeouts,
+    on_event: &mut dyn FnMut(Event) -> Result<()>,
+) -> Result<Outcome> {
+    run_fed(cmd, timeouts, None, on_event)
+}
+
+/// [`run`], sending `feed`'s line (with a newline) to the guest's console when it is due.
 ///
 /// QEMU runs in its own process group, so a terminal's Ctrl-C reaches only the host, which
 /// then kills it ([`crate::interrupt`]), and it dies with the thread that started it (a
 /// host killed by SIGKILL leaves no guest running).
-pub fn run(
+pub fn run_fed(
     mut cmd: Command,
     timeouts: Timeouts,
+    mut feed: Option<Feed>,
     on_event: &mut dyn FnMut(Event) -> Result<()>,
 ) -> Result<Outcome> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+    cmd.stdin(if feed.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .process_group(0);
     // SAFETY: the closure runs in the child between fork and exec and only calls prctl,
     // which is async-signal-safe.
     unsafe {
@@ -113,6 +144,21 @@ pub fn run(
     let tx2 = tx.clone();
     std::thread::spawn(move || forward(BufReader::new(stdout), tx));
     std::thread::spawn(move || forward(BufReader::new(stderr), tx2));
+    // Kept open until the guest ends: QEMU's console sees no end of input.
+    let mut stdin = child.0.stdin.take();
+    let mut send = |feed: &mut Option<Feed>| -> Result<()> {
+        let (Some(mut f), Some(input)) = (feed.take(), stdin.as_mut()) else {
+            return Ok(());
+        };
+        let line = (f.line)()?;
+        input
+            .write_all(format!("{line}\n").as_bytes())
+            .and_then(|()| input.flush())
+            .context("sending the plan to the guest's console")
+    };
+    if feed.as_ref().is_some_and(|f| f.at == FeedAt::Start) {
+        send(&mut feed)?;
+    }
 
     let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);
     let mut hello = false;
@@ -145,6 +191,9 @@ pub fn run(
                 };
                 let done = matches!(event, Event::Record(Record::Done));
                 hello |= matches!(event, Event::Record(Record::Hello { .. }));
+                if matches!(event, Event::Record(Record::Ready)) {
+                    send(&mut feed)?;
+                }
                 on_event(event)?;
                 if done {
                     break Ending::Done;
@@ -292,6 +341,45 @@ mod tests {
         // records; a bare `@@tracelab` (no space) is not framed at all.
         assert_eq!(garbled, 4, "{} lines", out.tail.len());
         assert_eq!(out.ending, Ending::Exited("QEMU exit status 1".into()));
+    }
+
+    #[test]
+    fn the_plan_goes_to_the_console_when_the_agent_is_ready_or_at_once() {
+        let script = format!(
+            "echo '{}'; read line; echo \"got $line\"; echo '{}'",
+            encode(&Record::Ready),
+            encode(&Record::Done)
+        );
+        for at in [FeedAt::Ready, FeedAt::Start] {
+            let mut calls = 0;
+            let feed = Feed {
+                at,
+                line: Box::new(|| {
+                    calls += 1;
+                    Ok("{\"plan\":1}".to_string())
+                }),
+            };
+            let mut texts = Vec::new();
+            let out = run_fed(sh(&script), timeouts(10), Some(feed), &mut |e| {
+                if let Event::Text(t) = e {
+                    texts.push(t);
+                }
+                Ok(())
+            })
+            .expect("run");
+            assert_eq!(out.ending, Ending::Done);
+            assert_eq!(texts, ["got {\"plan\":1}"], "{at:?}");
+            assert_eq!(calls, 1);
+        }
+        // A feed that fails (a kept guest that cannot be restored) ends the run with it.
+        let feed = Feed {
+            at: FeedAt::Start,
+            line: Box::new(|| anyhow::bail!("damaged")),
+        };
+        let err = run_fed(sh(&script), timeouts(10), Some(feed), &mut |_| Ok(()))
+            .err()
+            .expect("an error");
+        assert_eq!(format!("{err:#}"), "damaged");
     }
 
     #[test]

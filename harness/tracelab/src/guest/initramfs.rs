@@ -1,4 +1,6 @@
-//! A byte-reproducible initramfs: busybox, the static agent, the plan and an `/init`.
+//! A byte-reproducible initramfs: busybox, the static agent and an `/init`. The plan is
+//! not in it: the agent reads it from the console, so that one guest state serves every
+//! plan (snapshots).
 //!
 //! Fixed order, timestamps, owners and inode numbers: figures from icount guests differed
 //! between runs when the initramfs differed only in timestamps.
@@ -9,29 +11,35 @@ use std::path::Path;
 use tracelab_kernels::userland::Tree;
 
 /// `/init`: mounts what the agent needs, runs it, and powers off (QEMU runs with
-/// `-no-reboot`, so a reboot ends it). The console is the agent's report channel.
+/// `-no-reboot`, so a reboot ends it). The console is the agent's report channel and
+/// brings its plan.
 pub const INIT_SCRIPT: &str = "#!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sysfs /sys
 /bin/busybox mount -t devtmpfs devtmpfs /dev
 /bin/busybox mount -t tracefs tracefs /sys/kernel/tracing
 /bin/busybox mount -t debugfs debugfs /sys/kernel/debug
-/tracelab-agent --plan /plan.json
+/tracelab-agent --plan-on-stdin
 /bin/busybox reboot -f
 ";
 
 /// Builds the archive (uncompressed newc cpio; the kernel takes it as is).
-pub fn build(agent: &Path, busybox: &Path, plan_json: &str) -> Result<Vec<u8>> {
-    build_with_init(agent, busybox, plan_json, INIT_SCRIPT)
+pub fn build(agent: &Path, busybox: &Path) -> Result<Vec<u8>> {
+    archive(agent, busybox, None, INIT_SCRIPT)
 }
 
-/// The same archive with another `/init` (tests drive the agent through scenarios).
+/// An archive with another `/init` and a plan in `/plan.json` (tests drive the agent
+/// through scenarios).
 pub fn build_with_init(
     agent: &Path,
     busybox: &Path,
     plan_json: &str,
     init: &str,
 ) -> Result<Vec<u8>> {
+    archive(agent, busybox, Some(plan_json), init)
+}
+
+fn archive(agent: &Path, busybox: &Path, plan_json: Option<&str>, init: &str) -> Result<Vec<u8>> {
     let agent =
         std::fs::read(agent).with_context(|| format!("reading agent {}", agent.display()))?;
     let busybox =
@@ -44,7 +52,9 @@ pub fn build_with_init(
     // The kernel opens /dev/console for init before anything can mount devtmpfs.
     tree.char_device("dev/console", 5, 1);
     tree.file("init", 0o755, init.as_bytes().to_vec());
-    tree.file("plan.json", 0o644, plan_json.as_bytes().to_vec());
+    if let Some(plan) = plan_json {
+        tree.file("plan.json", 0o644, plan.as_bytes().to_vec());
+    }
     tree.file("tracelab-agent", 0o755, agent);
     tree.archive()
 }
@@ -79,29 +89,30 @@ mod tests {
         let (a, b) = (dir.path().join("agent"), dir.path().join("busybox"));
         std::fs::write(&a, b"AGENT").expect("write");
         std::fs::write(&b, b"BUSYBOX").expect("write");
-        let one = build(&a, &b, "{\"plan\":1}").expect("build");
+        let one = build(&a, &b).expect("build");
         std::thread::sleep(std::time::Duration::from_millis(1100));
         std::fs::write(&a, b"AGENT").expect("rewrite with a new mtime");
-        let two = build(&a, &b, "{\"plan\":1}").expect("build");
+        let two = build(&a, &b).expect("build");
         assert_eq!(one, two);
         let text = String::from_utf8_lossy(&one);
         for name in [
             "bin/busybox",
             "dev/console",
             "init",
-            "plan.json",
             "tracelab-agent",
             "TRAILER!!!",
         ] {
             assert!(text.contains(name), "{name} missing");
         }
-        assert!(text.contains("AGENT") && text.contains("{\"plan\":1}"));
-        assert_ne!(one, build(&a, &b, "{\"plan\":2}").expect("build"));
-        // The bytes every guest booted before the archive was built as a `Tree`: the
-        // figures of an icount guest depend on them.
+        assert!(text.contains("AGENT") && !text.contains("plan.json"));
+        assert!(text.contains("--plan-on-stdin"));
+        let with_plan = build_with_init(&a, &b, "{\"plan\":1}", "#!/bin/sh\n").expect("build");
+        let text = String::from_utf8_lossy(&with_plan);
+        assert!(text.contains("plan.json") && text.contains("{\"plan\":1}"));
+        // The bytes every guest boots: the figures of an icount guest depend on them.
         assert_eq!(
             tracelab_kernels::cache::sha256_bytes(&one),
-            "3df3ea76d36e3dbd64fd098536ae5ca19be45528d99823b87670ab4bbeedd2d4"
+            "c8aeec984a495848a4a2f38d8c8bfba144f189140cbd832f9f902e56778473e0"
         );
     }
 }

@@ -4,10 +4,12 @@
 use crate::guest::console::{self, Ending, Event};
 use crate::guest::initramfs;
 use crate::guest::qemu::{self, Accel, Mode, Setup};
+use crate::guest::qmp::{Qmp, SocketPath};
+use crate::guest::snapshot::{self, Snapshot};
 use crate::interrupt::Interrupted;
 use crate::progress::{Event as StudyEvent, Observer};
 use crate::results::{self, ResultsDir, RunMeta};
-use crate::study::{Finished, Study};
+use crate::study::{Finished, Snapshots, Study};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -132,11 +134,9 @@ pub fn run(
     let mut plan = study.plan.clone();
     plan.unit = study.mode.unit();
     plan.kernel_config = config.clone();
-    let plan_json = serde_json::to_string_pretty(&plan)?;
-    let initrd = write_initramfs(
-        catalog.cache_dir(),
-        &initramfs::build(&agent, &busybox, &plan_json)?,
-    )?;
+    // One line: the agent reads its plan from the console (a tty line, raw).
+    let plan_line = serde_json::to_string(&plan)?;
+    let initrd = write_initramfs(catalog.cache_dir(), &initramfs::build(&agent, &busybox)?)?;
 
     let accel = if study.mode == Mode::Wall && qemu::kvm_usable(arch) {
         Accel::Kvm
@@ -221,9 +221,25 @@ pub fn run(
         },
         Accel::Tcg => study.timeouts,
     };
-    let mut outcome = console::run(setup.command(&kernel.image, &initrd), timeouts, &mut |e| {
-        boot.on_event(e)
-    })?;
+    // Icount guests are deterministic up to the agent's `ready`: they are kept there and
+    // restored (a wall-clock guest boots every time).
+    let kept = match (study.snapshots, study.mode) {
+        (Snapshots::Use, Mode::Icount) => Some(Snapshot::of(
+            catalog.cache_dir(),
+            boot.meta.qemu_version.as_deref().unwrap_or("unknown"),
+            &setup,
+            &kernel.image,
+            &initrd,
+        )?),
+        _ => None,
+    };
+    let guest = Guest {
+        kernel: &kernel.image,
+        initrd: &initrd,
+        kept: kept.as_ref(),
+        observer,
+    };
+    let mut outcome = guest.start(&setup, &plan_line, timeouts, &mut boot)?;
     if accel == Accel::Kvm && !boot.hello {
         // Debian kernels die early under some KVM hosts (emulation failures); TCG works.
         observer.event(
@@ -232,15 +248,10 @@ pub fn run(
         );
         setup = guest_setup(study, arch, Accel::Tcg);
         boot.plugin = next_boot(&mut setup)?.map(crate::attribution::Reader::new);
-        boot.clock.boot_starts();
         boot.meta.accel = Some(Accel::Tcg.name().to_string());
         boot.meta.cpu = setup.cpu().to_string();
         results::update_meta(boot.store.path(), boot.meta)?;
-        outcome = console::run(
-            setup.command(&kernel.image, &initrd),
-            study.timeouts,
-            &mut |e| boot.on_event(e),
-        )?;
+        outcome = guest.start(&setup, &plan_line, study.timeouts, &mut boot)?;
     }
     // A cell that hangs (an attach that never returns) fails alone: at the cell timeout
     // the guest is killed, that cell fails with the reason, and a fresh guest runs the
@@ -283,17 +294,13 @@ pub fn run(
         );
         let mut rest = plan.clone();
         rest.skip = boot.reported();
-        let initrd = write_initramfs(
-            catalog.cache_dir(),
-            &initramfs::build(&agent, &busybox, &serde_json::to_string_pretty(&rest)?)?,
-        )?;
         boot.hello = false;
-        boot.clock.boot_starts();
         boot.plugin = next_boot(&mut setup)?.map(crate::attribution::Reader::new);
-        outcome = console::run(
-            setup.command(&kernel.image, &initrd),
+        outcome = guest.start(
+            &setup,
+            &serde_json::to_string(&rest)?,
             study.timeouts,
-            &mut |e| boot.on_event(e),
+            &mut boot,
         )?;
     }
     if outcome.ending == Ending::Interrupted {
@@ -313,6 +320,105 @@ pub fn run(
     let cells = store.cells().to_vec();
     Ok(Finished { dir, meta, cells })
 }
+
+/// What every start of a run's guest shares.
+struct Guest<'a> {
+    kernel: &'a Path,
+    initrd: &'a Path,
+    /// The kept state to restore, or to keep at the first boot (icount guests).
+    kept: Option<&'a Snapshot>,
+    observer: &'a dyn Observer,
+}
+
+impl Guest<'_> {
+    /// Starts the guest of `setup` and runs `plan_line` in it: restores the kept guest when
+    /// there is one, else boots (and keeps the guest at the agent's `ready` when it
+    /// should be kept). A kept guest that fails to restore is removed, and the guest is
+    /// booted and kept again.
+    fn start(
+        &self,
+        setup: &Setup,
+        plan_line: &str,
+        timeouts: console::Timeouts,
+        boot: &mut Boot,
+    ) -> Result<console::Outcome> {
+        if let Some((snap, (path, sha))) = self.kept.and_then(|k| Some((k, k.find()?))) {
+            self.stage(&format!("restoring the kept guest {}", snap.key()));
+            boot.clock.starts(crate::timing::Start::Restore);
+            let socket = SocketPath::new();
+            let mut cmd = setup.command(self.kernel, self.initrd);
+            cmd.args(socket.qemu_args()).args(snapshot::INCOMING);
+            let failed = std::cell::RefCell::new(None);
+            let feed = console::Feed {
+                at: console::FeedAt::Start,
+                line: Box::new(|| {
+                    let restored = Qmp::connect(socket.path(), QMP_CONNECT)
+                        .and_then(|mut q| snap.restore(&mut q, &path, &sha));
+                    if let Err(e) = restored {
+                        let why = format!("{e:#}");
+                        *failed.borrow_mut() = Some(why.clone());
+                        bail!(why);
+                    }
+                    Ok(plan_line.to_string())
+                }),
+            };
+            let outcome = console::run_fed(cmd, timeouts, Some(feed), &mut |e| boot.on_event(e));
+            match (outcome, failed.into_inner()) {
+                (Err(_), Some(why)) => {
+                    self.stage(&format!(
+                        "the kept guest could not be restored ({why}); booting"
+                    ));
+                    snap.discard();
+                }
+                (outcome, _) => {
+                    boot.note_start(&format!("restored kept guest {}", snap.key()))?;
+                    return outcome;
+                }
+            }
+        }
+        boot.clock.starts(crate::timing::Start::Boot);
+        let socket = SocketPath::new();
+        let mut cmd = setup.command(self.kernel, self.initrd);
+        if self.kept.is_some() {
+            cmd.args(socket.qemu_args());
+        }
+        let kept = std::cell::RefCell::new(None);
+        let feed = console::Feed {
+            at: console::FeedAt::Ready,
+            line: Box::new(|| {
+                if let Some(snap) = self.kept {
+                    let started = std::time::Instant::now();
+                    let saved = Qmp::connect(socket.path(), QMP_CONNECT)
+                        .and_then(|mut q| snap.save(&mut q));
+                    *kept.borrow_mut() =
+                        Some((saved.map_err(|e| format!("{e:#}")), started.elapsed()));
+                }
+                Ok(plan_line.to_string())
+            }),
+        };
+        let outcome = console::run_fed(cmd, timeouts, Some(feed), &mut |e| boot.on_event(e));
+        let note = match (kept.into_inner(), self.kept) {
+            (Some((Ok(()), took)), Some(snap)) => {
+                boot.clock.kept(took);
+                format!("booted; kept as {}", snap.key())
+            }
+            (Some((Err(why), _)), _) => {
+                self.stage(&format!("the guest could not be kept: {why}"));
+                format!("booted; not kept: {why}")
+            }
+            _ => "booted".to_string(),
+        };
+        boot.note_start(&note)?;
+        outcome
+    }
+
+    fn stage(&self, what: &str) {
+        self.observer.event(None, StudyEvent::Stage(what));
+    }
+}
+
+/// How long QEMU gets to open its QMP socket.
+const QMP_CONNECT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The state of one guest run, as records arrive.
 struct Boot<'a> {
@@ -377,7 +483,7 @@ impl Boot<'_> {
                 self.symbols_part(part, parts, data)?
             }
             Event::Record(Record::Fatal { message }) => self.fatal = Some(message),
-            Event::Record(Record::Done) => {}
+            Event::Record(Record::Done | Record::Ready) => {}
             Event::Garbled(why) => self.garbled = Some(why),
             Event::Text(_) => {}
         }
@@ -453,6 +559,19 @@ impl Boot<'_> {
             );
         }
         Ok(())
+    }
+
+    /// Records how the guest started (each start of the run, in order) in `meta.json`.
+    fn note_start(&mut self, how: &str) -> Result<()> {
+        let starts = self
+            .meta
+            .extra
+            .entry("guest_starts".to_string())
+            .or_insert_with(|| serde_json::json!([]));
+        if let Some(list) = starts.as_array_mut() {
+            list.push(serde_json::json!(how));
+        }
+        results::update_meta(self.store.path(), self.meta)
     }
 
     /// The cells reported so far.
