@@ -12,6 +12,35 @@ fn read(clock: libc::clockid_t) -> u64 {
     (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// Whether loops are timed by the x86 TSC ([`count_with_tsc`]).
+static TSC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Times loops ([`loop_clock`]) by the TSC from now on, on x86_64 (elsewhere: no change).
+/// For a plan in instructions: under QEMU `-icount shift=0` the TSC is the guest's
+/// instruction count itself, while CLOCK_MONOTONIC converts it through the kernel's
+/// calibrated frequency (about 1 GHz, never exactly) and rounds by where in time a loop
+/// began, so a guest restored from a kept state, whose plan arrived at another time than
+/// a booted one's, measured 1-2 insn more or less per loop. arm64's counter runs at
+/// exactly 1 GHz there, so its CLOCK_MONOTONIC is exact already.
+pub(crate) fn count_with_tsc() {
+    TSC.store(
+        cfg!(target_arch = "x86_64"),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// The clock of timed loops: CLOCK_MONOTONIC in nanoseconds, or the TSC after
+/// [`count_with_tsc`]. Only differences of two readings are used. Not for spinning: under
+/// icount each RDTSC ends a translated block, and a spin on it ran 50 % slower.
+pub(crate) fn loop_clock() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if TSC.load(std::sync::atomic::Ordering::Relaxed) {
+        // SAFETY: RDTSC exists on every x86_64 CPU and has no memory effects.
+        return unsafe { core::arch::x86_64::_rdtsc() };
+    }
+    now_ns()
+}
+
 /// Reads CLOCK_MONOTONIC in nanoseconds. Under QEMU `-icount shift=0` the guest's clock
 /// advances one nanosecond per executed instruction, so the same reading is an
 /// instruction count there; the plan's unit says which.

@@ -8,7 +8,7 @@
 //! first in even repeats, armed first in odd ones), so whatever an install or a teardown
 //! leaves behind cannot fall on one side of every pair.
 
-use crate::clock::{align_to_tick, now_ns, thread_switches, thread_time_ns};
+use crate::clock::{align_to_tick, loop_clock, now_ns, thread_switches, thread_time_ns};
 use crate::counters::Counters;
 use crate::interrupts::Interrupts;
 use crate::mechanism::Installed;
@@ -98,9 +98,9 @@ impl Loops<'_> {
         let thread0 = thread_time_ns();
         // The plugin's markers sit just outside the clock reads (`--attribution`).
         let loop_serial = self.plan.attribution.then(crate::marker::start);
-        let start = now_ns();
+        let start = loop_clock();
         let ran = self.workload.run(calls);
-        let elapsed = now_ns().saturating_sub(start);
+        let elapsed = loop_clock().saturating_sub(start);
         if loop_serial.is_some() {
             crate::marker::end();
         }
@@ -439,9 +439,9 @@ fn pairs(loops: &mut Loops<'_>, installs: Installs<'_>, out: &mut Measured) -> R
         // every repeat; for the others a cross-check, once per cell.
         let workload = &mut *loops.workload;
         let mut stats_run = || -> Result<u64> {
-            let start = now_ns();
+            let start = loop_clock();
             let ran = workload.run(calls);
-            let elapsed = now_ns().saturating_sub(start);
+            let elapsed = loop_clock().saturating_sub(start);
             ran.map_err(anyhow::Error::msg)?;
             Ok(elapsed)
         };

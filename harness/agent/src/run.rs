@@ -30,6 +30,9 @@ pub enum Completion {
 /// Runs every cell of `plan`, handing each record to `emit` as soon as it exists.
 pub fn run(plan: &AgentPlan, emit: &mut dyn FnMut(&Record)) -> Result<Completion> {
     plan.validate().context("invalid plan")?;
+    if plan.unit == tracelab_model::schema::Unit::Insn {
+        crate::clock::count_with_tsc();
+    }
     let workload: Workload = plan.workload.parse()?;
     cleanup::catch_signals()?;
     if let Some(Fault::PanicAfterMs(ms)) = plan.fault {

@@ -1,5 +1,5 @@
-//! The instrument is exact: two boots of one plan give the same instruction count for
-//! every timed loop, every loop ran clean (the measuring thread never switched out, no
+//! The instrument is exact: two runs of one plan, one booted and one restored from a kept
+//! guest, give the same instruction count for every timed loop, every loop ran clean (the measuring thread never switched out, no
 //! interrupt or softirq but the tick ran in it, its own CPU time equals the loop's elapsed time up to the clock reads), and every cell's
 //! baseline is the null cell's. On x86_64 and arm64, Debian 6.12 and 7.3.
 
@@ -38,18 +38,52 @@ fn elapsed(cells: &[Value]) -> Vec<(String, Vec<u64>)> {
         .collect()
 }
 
+/// How each guest of a run started (`meta.json`'s `guest_starts`).
+fn starts(dir: &Path) -> Vec<String> {
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("meta.json")).expect("meta")).expect("json");
+    meta["extra"]["guest_starts"]
+        .as_array()
+        .expect("guest_starts")
+        .iter()
+        .map(|s| s.as_str().expect("a string").to_string())
+        .collect()
+}
+
+/// A booted guest and a restored one (#33) agree loop for loop: the first run keeps its
+/// guest (or restores one kept earlier), the second boots without, the third restores.
 fn exact(target: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut args = vec!["--target", target];
     args.extend(ARGS);
-    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    common::study(&args, &a);
+    let (kept, a, b) = (
+        dir.path().join("kept"),
+        dir.path().join("a"),
+        dir.path().join("b"),
+    );
+    common::study(&args, &kept);
+    let mut booted = args.clone();
+    booted.push("--no-snapshot");
+    common::study(&booted, &a);
     common::study(&args, &b);
+    assert_eq!(starts(&a), ["booted"], "{target}");
+    assert!(
+        starts(&b)
+            .iter()
+            .all(|s| s.starts_with("restored kept guest")),
+        "{target}: {:?}",
+        starts(&b)
+    );
     let (ca, cb) = (cells(&a), cells(&b));
     assert_eq!(
         elapsed(&ca),
         elapsed(&cb),
-        "{target}: two boots differ in some timed loop"
+        "{target}: a booted and a restored guest differ in some timed loop"
+    );
+    assert_eq!(
+        elapsed(&cells(&kept)),
+        elapsed(&cb),
+        "{target}: two runs differ"
     );
 
     // Every baseline loop of the run, per call: they agree within 0.5 insn/call on every
@@ -160,29 +194,29 @@ fn exact(target: &str) {
 }
 
 #[test]
-fn x86_64_6_12_two_boots_agree_loop_for_loop() {
+fn x86_64_6_12_booted_and_restored_agree_loop_for_loop() {
     exact("vm:x86_64/6.12");
 }
 
 #[test]
-fn x86_64_7_3_two_boots_agree_loop_for_loop() {
+fn x86_64_7_3_booted_and_restored_agree_loop_for_loop() {
     exact("vm:x86_64/7.3");
 }
 
 #[test]
-fn arm64_6_12_two_boots_agree_loop_for_loop() {
+fn arm64_6_12_booted_and_restored_agree_loop_for_loop() {
     exact("vm:arm64/6.12");
 }
 
 #[test]
-fn arm64_7_3_two_boots_agree_loop_for_loop() {
+fn arm64_7_3_booted_and_restored_agree_loop_for_loop() {
     exact("vm:arm64/7.3");
 }
 
 /// With the pipe's peer on a second vCPU (QEMU runs the two round-robin under icount),
 /// two boots still agree loop for loop.
 #[test]
-fn x86_64_6_12_two_vcpus_two_boots_agree_loop_for_loop() {
+fn x86_64_6_12_two_vcpus_two_runs_agree_loop_for_loop() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     for out in [&a, &b] {

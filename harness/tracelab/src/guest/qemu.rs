@@ -32,13 +32,17 @@ impl Mode {
         }
     }
 
-    /// What the cells' clock counts, for the results.
-    pub fn clock(self) -> &'static str {
-        match self {
-            Mode::Icount => {
+    /// What the cells' clock counts, for the results: under icount, x86_64 loops read the
+    /// TSC, which is the instruction count itself (the agent's `clock::count_with_tsc`).
+    pub fn clock(self, arch: Arch) -> &'static str {
+        match (self, arch) {
+            (Mode::Icount, Arch::X86_64) => {
+                "guest TSC under -icount shift=0,sleep=off: 1 tick = 1 instruction"
+            }
+            (Mode::Icount, Arch::Arm64) => {
                 "guest CLOCK_MONOTONIC under -icount shift=0,sleep=off: 1 ns = 1 instruction"
             }
-            Mode::Wall => "guest CLOCK_MONOTONIC (real time)",
+            (Mode::Wall, _) => "guest CLOCK_MONOTONIC (real time)",
         }
     }
 }
@@ -162,7 +166,17 @@ impl Setup {
             Arch::X86_64 => ("ttyS0", " tsc=reliable"),
             Arch::Arm64 => ("ttyAMA0", ""),
         };
-        let mut line = format!("console={console} quiet loglevel=1 nokaslr norandmaps cryptomgr.notests=1 panic=-1 rdinit=/init {QUIET_KERNEL}{arch_quiet}");
+        // Under icount, each syscall's random kernel stack offset is off too, like the
+        // random layouts: it drew a random number on every syscall (a ChaCha refill every
+        // 48th on arm64 6.1 and 6.12, so baseline loops took one of two lengths) and moved
+        // the stack, whose alignment changed what some copies cost (a restored guest,
+        // whose random state differs from a booted one's, measured 10 insn more in one
+        // arm64 7.3 loop).
+        let exact = match self.mode {
+            Mode::Icount => " randomize_kstack_offset=off",
+            Mode::Wall => "",
+        };
+        let mut line = format!("console={console} quiet loglevel=1 nokaslr norandmaps cryptomgr.notests=1 panic=-1 rdinit=/init {QUIET_KERNEL}{arch_quiet}{exact}");
         for a in &self.kernel_args {
             line.push(' ');
             line.push_str(a);

@@ -153,7 +153,7 @@ pub fn run(
         qemu_version: Some(qemu::version(setup.binary())?),
         mode: study.mode.name().to_string(),
         accel: Some(accel.name().to_string()),
-        clock: study.mode.clock().to_string(),
+        clock: study.mode.clock(arch).to_string(),
         ..super::base_meta(
             study,
             &plan,
