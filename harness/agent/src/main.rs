@@ -53,6 +53,7 @@ fn read_plan(source: &Source) -> Result<AgentPlan> {
             std::io::stdin()
                 .read_line(&mut line)
                 .context("reading the plan from standard input")?;
+            tracelab_agent::console::wait_for_a_round_time();
             (line, "standard input".to_string())
         }
     };

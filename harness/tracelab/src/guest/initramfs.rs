@@ -23,9 +23,26 @@ pub const INIT_SCRIPT: &str = "#!/bin/busybox sh
 /bin/busybox reboot -f
 ";
 
+/// `/init` for an archive that holds the plan (`/plan.json`).
+pub const INIT_SCRIPT_PLAN_FILE: &str = "#!/bin/busybox sh
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sysfs /sys
+/bin/busybox mount -t devtmpfs devtmpfs /dev
+/bin/busybox mount -t tracefs tracefs /sys/kernel/tracing
+/bin/busybox mount -t debugfs debugfs /sys/kernel/debug
+/tracelab-agent --plan /plan.json
+/bin/busybox reboot -f
+";
+
 /// Builds the archive (uncompressed newc cpio; the kernel takes it as is).
 pub fn build(agent: &Path, busybox: &Path) -> Result<Vec<u8>> {
     archive(agent, busybox, None, INIT_SCRIPT)
+}
+
+/// The archive with the plan in it, for guests whose plan must not arrive on the console
+/// (two vCPUs).
+pub fn build_with_plan(agent: &Path, busybox: &Path, plan_json: &str) -> Result<Vec<u8>> {
+    archive(agent, busybox, Some(plan_json), INIT_SCRIPT_PLAN_FILE)
 }
 
 /// An archive with another `/init` and a plan in `/plan.json` (tests drive the agent
@@ -106,9 +123,14 @@ mod tests {
         }
         assert!(text.contains("AGENT") && !text.contains("plan.json"));
         assert!(text.contains("--plan-on-stdin"));
-        let with_plan = build_with_init(&a, &b, "{\"plan\":1}", "#!/bin/sh\n").expect("build");
+        let with_plan = build_with_plan(&a, &b, "{\"plan\":1}").expect("build");
         let text = String::from_utf8_lossy(&with_plan);
         assert!(text.contains("plan.json") && text.contains("{\"plan\":1}"));
+        // The bytes of the archive every guest booted before plans came on the console.
+        assert_eq!(
+            tracelab_kernels::cache::sha256_bytes(&with_plan),
+            "3df3ea76d36e3dbd64fd098536ae5ca19be45528d99823b87670ab4bbeedd2d4"
+        );
         // The bytes every guest boots: the figures of an icount guest depend on them.
         assert_eq!(
             tracelab_kernels::cache::sha256_bytes(&one),

@@ -137,6 +137,19 @@ pub fn run(
     // One line: the agent reads its plan from the console (a tty line, raw).
     let plan_line = serde_json::to_string(&plan)?;
     let initrd = write_initramfs(catalog.cache_dir(), &initramfs::build(&agent, &busybox)?)?;
+    // With two vCPUs the plan's arrival time is part of the result: QEMU switches
+    // between the vCPUs by guest time, and loops of two runs whose plans arrived on the
+    // console at different times differed by up to 20 000 insn. From the initramfs,
+    // two boots agree loop for loop; such guests are not kept.
+    let plan_in = if study.plan.peer_cpu.is_some() {
+        PlanIn::Initramfs {
+            agent: &agent,
+            busybox: &busybox,
+            cache: catalog.cache_dir(),
+        }
+    } else {
+        PlanIn::Console { initrd: &initrd }
+    };
 
     let accel = if study.mode == Mode::Wall && qemu::kvm_usable(arch) {
         Accel::Kvm
@@ -223,8 +236,8 @@ pub fn run(
     };
     // Icount guests are deterministic up to the agent's `ready`: they are kept there and
     // restored (a wall-clock guest boots every time).
-    let kept = match (study.snapshots, study.mode) {
-        (Snapshots::Use, Mode::Icount) => Some(Snapshot::of(
+    let kept = match (study.snapshots, study.mode, &plan_in) {
+        (Snapshots::Use, Mode::Icount, PlanIn::Console { .. }) => Some(Snapshot::of(
             catalog.cache_dir(),
             boot.meta.qemu_version.as_deref().unwrap_or("unknown"),
             &setup,
@@ -235,7 +248,7 @@ pub fn run(
     };
     let guest = Guest {
         kernel: &kernel.image,
-        initrd: &initrd,
+        plan_in,
         kept: kept.as_ref(),
         observer,
     };
@@ -321,10 +334,23 @@ pub fn run(
     Ok(Finished { dir, meta, cells })
 }
 
+/// Where the agent finds its plan.
+enum PlanIn<'a> {
+    /// On the console, once it says `ready`: one initramfs serves every plan, and the
+    /// guest can be kept there.
+    Console { initrd: &'a Path },
+    /// In `/plan.json` of an initramfs made for the plan.
+    Initramfs {
+        agent: &'a Path,
+        busybox: &'a Path,
+        cache: &'a Path,
+    },
+}
+
 /// What every start of a run's guest shares.
 struct Guest<'a> {
     kernel: &'a Path,
-    initrd: &'a Path,
+    plan_in: PlanIn<'a>,
     /// The kept state to restore, or to keep at the first boot (icount guests).
     kept: Option<&'a Snapshot>,
     observer: &'a dyn Observer,
@@ -342,11 +368,31 @@ impl Guest<'_> {
         timeouts: console::Timeouts,
         boot: &mut Boot,
     ) -> Result<console::Outcome> {
+        let initrd = match &self.plan_in {
+            PlanIn::Console { initrd } => *initrd,
+            PlanIn::Initramfs {
+                agent,
+                busybox,
+                cache,
+            } => {
+                let initrd = write_initramfs(
+                    cache,
+                    &initramfs::build_with_plan(agent, busybox, plan_line)?,
+                )?;
+                boot.clock.starts(crate::timing::Start::Boot);
+                let outcome =
+                    console::run(setup.command(self.kernel, &initrd), timeouts, &mut |e| {
+                        boot.on_event(e)
+                    });
+                boot.note_start("booted; the plan in the initramfs")?;
+                return outcome;
+            }
+        };
         if let Some((snap, (path, sha))) = self.kept.and_then(|k| Some((k, k.find()?))) {
             self.stage(&format!("restoring the kept guest {}", snap.key()));
             boot.clock.starts(crate::timing::Start::Restore);
             let socket = SocketPath::new();
-            let mut cmd = setup.command(self.kernel, self.initrd);
+            let mut cmd = setup.command(self.kernel, initrd);
             cmd.args(socket.qemu_args()).args(snapshot::INCOMING);
             let failed = std::cell::RefCell::new(None);
             let feed = console::Feed {
@@ -378,7 +424,7 @@ impl Guest<'_> {
         }
         boot.clock.starts(crate::timing::Start::Boot);
         let socket = SocketPath::new();
-        let mut cmd = setup.command(self.kernel, self.initrd);
+        let mut cmd = setup.command(self.kernel, initrd);
         if self.kept.is_some() {
             cmd.args(socket.qemu_args());
         }
