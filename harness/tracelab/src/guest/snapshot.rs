@@ -108,9 +108,12 @@ impl Snapshot {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("creating {}", self.dir.display()))?;
         prune(&self.dir, KEEP);
+        // Unique per process and call: two guests of one key may be kept at once.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let temp = self
             .dir
-            .join(format!(".{}.{}.partial", self.key, std::process::id()));
+            .join(format!(".{}.{}-{n}.partial", self.key, std::process::id()));
         qmp.execute("stop", None)?;
         let written = (|| -> Result<()> {
             qmp.execute(
