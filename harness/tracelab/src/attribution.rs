@@ -325,6 +325,11 @@ pub fn breakdown(
             let r = records.get(&s.loop_serial?)?;
             calls = s.calls;
             let weight = 1.0 / s.calls as f64 / middle.len() as f64;
+            // Whole counts per symbol first, then one product each: how QEMU happened to
+            // cut the code into blocks (a restored guest translates afresh) must not
+            // reach the last digit of a figure through the order of float sums.
+            let mut loop_counts: BTreeMap<&str, u64> = BTreeMap::new();
+            let mut loop_traps = 0u64;
             for b in &r.blocks {
                 let name = if symbols.is_empty() && tracelab_model::attribution::is_kernel(b.vaddr)
                 {
@@ -332,11 +337,15 @@ pub fn breakdown(
                 } else {
                     symbols.name(b.vaddr, &runtime)
                 };
-                per.entry(name).or_default()[side] += b.total() as f64 * weight;
+                *loop_counts.entry(name).or_default() += b.total();
                 if symbols.is_trap(b.vaddr) {
-                    traps[side] += b.execs as f64 * weight;
+                    loop_traps += b.execs;
                 }
             }
+            for (name, count) in loop_counts {
+                per.entry(name).or_default()[side] += count as f64 * weight;
+            }
+            traps[side] += loop_traps as f64 * weight;
         }
     }
     let mut rows: Vec<SymbolCost> = per

@@ -10,6 +10,7 @@ mod github_benchmark;
 mod kcidb;
 mod lava;
 mod openmetrics;
+pub mod squad;
 
 use crate::results::SummaryRow;
 use anyhow::Result;
@@ -30,6 +31,8 @@ pub enum ExportFormat {
     GithubBenchmark,
     /// A KCIDB submission (I/O schema v5.3): checkouts, builds and one test per cell.
     Kcidb,
+    /// A SQUAD submission: sent with `--url` (token in `$SQUAD_TOKEN`), else printed.
+    Squad,
 }
 
 /// The name the exporting CI system submits under (KCIDB's `origin`): lower-case letters,
@@ -155,7 +158,16 @@ pub fn export(path: &Path, format: ExportFormat, origin: &Origin) -> Result<Expo
             text: kcidb::render(&cells, &origin.0)?,
             left_out: Vec::new(),
         },
+        ExportFormat::Squad => Export {
+            text: serde_json::to_string_pretty(&squad::payload(&cells).to_json())? + "\n",
+            left_out: Vec::new(),
+        },
     })
+}
+
+/// The SQUAD submission of the cells under `path`.
+pub fn squad_payload(path: &Path) -> Result<squad::Payload> {
+    Ok(squad::payload(&cells(path)?))
 }
 
 /// The cells with a figure, with it, and `name: status (reason)` of the others: what a

@@ -272,3 +272,30 @@ fn kcidb_builds_of_one_debian_source_share_a_checkout() {
     assert_eq!(checkouts[0]["id"], "tracelab:debian-6.12.118-1~deb12u1");
     assert_eq!(v["builds"].as_array().map(Vec::len), Some(2), "{v}");
 }
+
+#[test]
+fn squad_gets_every_cell_as_a_test_and_every_figure_as_a_metric_with_its_unit() {
+    let d = dataset();
+    let p = squad::payload(&cells(d.path()).expect("cells"));
+    assert_eq!(
+        p.tests,
+        serde_json::json!({
+            "tracelab/x86_64/6.12/getppid/kprobe": "pass",
+            "tracelab/x86_64/6.12/getppid/fprobe": "skip",
+            "tracelab/arm64/7.3/getppid/kprobe": "pass",
+        })
+    );
+    assert_eq!(
+        p.metrics,
+        serde_json::json!({
+            "tracelab/x86_64/6.12/getppid/kprobe": {"value": 818.86, "unit": "insn"},
+            "tracelab/arm64/7.3/getppid/kprobe": {"value": 250.0, "unit": "ns"},
+        })
+    );
+    assert_eq!(p.metadata["runs"].as_array().map(Vec::len), Some(2));
+    assert!(p.metadata["runs"][0]["clock"].is_string());
+    // Without --url the export prints what would be sent.
+    let e = export(d.path(), ExportFormat::Squad, &Origin::default()).expect("export");
+    let printed: serde_json::Value = serde_json::from_str(&e.text).expect("json");
+    assert_eq!(printed["metrics"], p.metrics);
+}
