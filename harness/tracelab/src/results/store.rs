@@ -163,6 +163,11 @@ impl ResultsDir {
         &self.path
     }
 
+    /// [`update_meta`] of this directory, a full disk said so as for a cell.
+    pub fn update_meta(&self, meta: &RunMeta) -> Result<()> {
+        update_meta(&self.path, meta).map_err(|e| self.full_disk_hint(e))
+    }
+
     pub fn cells(&self) -> &[Cell] {
         &self.cells
     }

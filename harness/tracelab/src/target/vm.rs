@@ -263,7 +263,7 @@ pub fn run(
         boot.plugin = next_boot(&mut setup)?.map(crate::attribution::Reader::new);
         boot.meta.accel = Some(Accel::Tcg.name().to_string());
         boot.meta.cpu = setup.cpu().to_string();
-        results::update_meta(boot.store.path(), boot.meta)?;
+        boot.store.update_meta(boot.meta)?;
         outcome = guest.start(&setup, &plan_line, study.timeouts, &mut boot)?;
     }
     // A cell that hangs (an attach that never returns) fails alone: at the cell timeout
@@ -298,7 +298,7 @@ pub fn run(
         boot.meta
             .extra
             .insert("guest_restarts".into(), serde_json::json!(restarted));
-        results::update_meta(boot.store.path(), boot.meta)?;
+        boot.store.update_meta(boot.meta)?;
         observer.event(
             None,
             StudyEvent::Stage(&format!(
@@ -329,7 +329,7 @@ pub fn run(
     boot.meta
         .extra
         .insert("timing".into(), serde_json::to_value(&timing)?);
-    results::update_meta(boot.store.path(), boot.meta)?;
+    boot.store.update_meta(boot.meta)?;
     let cells = store.cells().to_vec();
     Ok(Finished { dir, meta, cells })
 }
@@ -522,7 +522,7 @@ impl Boot<'_> {
                 extra.insert("agent_revision".into(), serde_json::json!(agent_revision));
                 extra.insert("boot_id".into(), serde_json::json!(boot_id));
                 extra.insert("agent_start_uptime".into(), serde_json::json!(uptime));
-                results::update_meta(self.store.path(), self.meta)?;
+                self.store.update_meta(self.meta)?;
             }
             Event::Record(Record::Cell(measured)) => self.add(*measured, None)?,
             Event::Record(Record::Symbols { part, parts, data }) => {
@@ -569,7 +569,7 @@ impl Boot<'_> {
                 "kernel_symbols".into(),
                 serde_json::json!(self.symbols.len()),
             );
-            results::update_meta(self.store.path(), self.meta)?;
+            self.store.update_meta(self.meta)?;
             self.symbol_parts.clear();
         }
         Ok(())
@@ -617,7 +617,7 @@ impl Boot<'_> {
         if let Some(list) = starts.as_array_mut() {
             list.push(serde_json::json!(how));
         }
-        results::update_meta(self.store.path(), self.meta)
+        self.store.update_meta(self.meta)
     }
 
     /// The cells reported so far.
