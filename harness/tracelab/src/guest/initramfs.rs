@@ -10,29 +10,30 @@ use std::io::Write;
 use std::path::Path;
 use tracelab_kernels::userland::Tree;
 
-/// `/init`: mounts what the agent needs, runs it, and powers off (QEMU runs with
-/// `-no-reboot`, so a reboot ends it). The console is the agent's report channel and
-/// brings its plan.
-pub const INIT_SCRIPT: &str = "#!/bin/busybox sh
-/bin/busybox mount -t proc proc /proc
-/bin/busybox mount -t sysfs sysfs /sys
-/bin/busybox mount -t devtmpfs devtmpfs /dev
-/bin/busybox mount -t tracefs tracefs /sys/kernel/tracing
-/bin/busybox mount -t debugfs debugfs /sys/kernel/debug
-/tracelab-agent --plan-on-stdin
-/bin/busybox reboot -f
-";
+/// An `/init` that mounts what the agent needs, runs it with `$plan` (where its plan comes
+/// from), and powers off (QEMU runs with `-no-reboot`, so a reboot ends it). The console
+/// is the agent's report channel.
+macro_rules! init_script {
+    ($plan:literal) => {
+        concat!(
+            "#!/bin/busybox sh\n",
+            "/bin/busybox mount -t proc proc /proc\n",
+            "/bin/busybox mount -t sysfs sysfs /sys\n",
+            "/bin/busybox mount -t devtmpfs devtmpfs /dev\n",
+            "/bin/busybox mount -t tracefs tracefs /sys/kernel/tracing\n",
+            "/bin/busybox mount -t debugfs debugfs /sys/kernel/debug\n",
+            "/tracelab-agent ",
+            $plan,
+            "\n/bin/busybox reboot -f\n"
+        )
+    };
+}
+
+/// `/init` of every guest: the console also brings the plan.
+pub const INIT_SCRIPT: &str = init_script!("--plan-on-stdin");
 
 /// `/init` for an archive that holds the plan (`/plan.json`).
-pub const INIT_SCRIPT_PLAN_FILE: &str = "#!/bin/busybox sh
-/bin/busybox mount -t proc proc /proc
-/bin/busybox mount -t sysfs sysfs /sys
-/bin/busybox mount -t devtmpfs devtmpfs /dev
-/bin/busybox mount -t tracefs tracefs /sys/kernel/tracing
-/bin/busybox mount -t debugfs debugfs /sys/kernel/debug
-/tracelab-agent --plan /plan.json
-/bin/busybox reboot -f
-";
+pub const INIT_SCRIPT_PLAN_FILE: &str = init_script!("--plan /plan.json");
 
 /// Builds the archive (uncompressed newc cpio; the kernel takes it as is).
 pub fn build(agent: &Path, busybox: &Path) -> Result<Vec<u8>> {

@@ -107,7 +107,10 @@ impl Snapshot {
     pub fn save(&self, qmp: &mut Qmp) -> Result<()> {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("creating {}", self.dir.display()))?;
-        prune(&self.dir, KEEP);
+        // Kept guests, and the partial files of crashed runs.
+        super::prune_unused(&self.dir, KEEP, |name| {
+            name.ends_with(".mig") || name.ends_with(".partial")
+        });
         // Unique per process and call: two guests of one key may be kept at once.
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -192,26 +195,6 @@ fn file_sha256(path: &Path) -> Result<String> {
     let mut hasher = Sha256::new();
     std::io::copy(&mut file, &mut hasher).with_context(|| format!("reading {}", path.display()))?;
     Ok(format!("{:x}", hasher.finalize()))
-}
-
-/// Removes kept guests (and partial files of crashed runs) unused for longer than `keep`
-/// (best effort).
-fn prune(dir: &Path, keep: Duration) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let old = e
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > keep);
-        let name = e.file_name().to_string_lossy().into_owned();
-        if old && (name.ends_with(".mig") || name.ends_with(".partial")) {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
 }
 
 #[cfg(test)]

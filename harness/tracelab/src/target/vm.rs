@@ -746,32 +746,13 @@ fn write_initramfs(cache: &Path, bytes: &[u8]) -> Result<PathBuf> {
     } else {
         crate::results::atomic::write(&path, bytes)?;
     }
-    prune_initramfs(&dir, INITRAMFS_KEEP);
+    crate::guest::prune_unused(&dir, INITRAMFS_KEEP, |name| name.ends_with(".cpio"));
     Ok(path)
 }
 
 /// How long an unused initramfs stays in the cache. Far longer than any guest runs, so a
 /// parallel guest's file is never removed under it.
 const INITRAMFS_KEEP: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
-
-/// Removes `*.cpio` files in `dir` last used more than `keep` ago (best effort).
-fn prune_initramfs(dir: &Path, keep: std::time::Duration) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let path = e.path();
-        let old = e
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > keep);
-        if old && path.extension().is_some_and(|x| x == "cpio") {
-            let _ = std::fs::remove_file(&path);
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {
