@@ -167,6 +167,27 @@ impl Timing {
         )
     }
 
+    /// The sum of several runs' timings (a matrix's guests, which run in one unit): the
+    /// guest clocks of runs in another unit than the first's are left out. None for none.
+    pub fn sum<'a>(all: impl IntoIterator<Item = &'a Timing>) -> Option<Timing> {
+        let mut all = all.into_iter();
+        let mut total = all.next()?.clone();
+        for t in all {
+            total.boot_s += t.boot_s;
+            total.booted += t.booted;
+            total.restored += t.restored;
+            total.keep_s += t.keep_s;
+            total.cells_s += t.cells_s;
+            total.host_writes_s += t.host_writes_s;
+            total.shutdown_s += t.shutdown_s;
+            if t.unit == total.unit {
+                total.guest_timed_loops += t.guest_timed_loops;
+                total.guest_quiet_waits += t.guest_quiet_waits;
+            }
+        }
+        Some(total)
+    }
+
     /// The timing stored in a run's `meta.json`, if any.
     pub fn of(meta: &crate::results::RunMeta) -> Option<Timing> {
         serde_json::from_value(meta.extra.get("timing")?.clone()).ok()
@@ -209,6 +230,13 @@ mod tests {
         assert!(kept
             .line()
             .starts_with("time: boot 8.9 s (kept in 0.6 s), cells"));
+        let both = Timing::sum([&t, &restored]).expect("a sum");
+        assert_eq!((both.booted, both.restored), (1, 1));
+        assert!(both
+            .line()
+            .starts_with("time: boot and restore 9.2 s, cells 19.2 s"));
+        assert_eq!(both.guest_timed_loops, 2 * t.guest_timed_loops);
+        assert!(Timing::sum([]).is_none());
         let mut clock = Clock::start();
         clock.starts(Start::Restore);
         clock.hello();

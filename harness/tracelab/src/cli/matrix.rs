@@ -130,6 +130,16 @@ pub(super) fn run(args: MatrixArgs, command_line: Vec<String>) -> Result<Exit> {
     observer.finish();
     let outcomes = outcomes?;
     out!("{}", crate::matrix::summary(&matrix.out, &outcomes));
+    // What the guests' time went to, summed over the guests that ran (in parallel, so
+    // the sum exceeds the wall time).
+    let timings: Vec<crate::timing::Timing> = outcomes
+        .iter()
+        .filter_map(|o| crate::results::read_meta(&matrix.out.join(&o.entry.dir)).ok())
+        .filter_map(|meta| crate::timing::Timing::of(&meta))
+        .collect();
+    if let Some(total) = crate::timing::Timing::sum(&timings) {
+        outln!("{} (summed over {} guests)", total.line(), timings.len());
+    }
     outln!("wall time: {:.0} s", started.elapsed().as_secs_f64());
     if crate::interrupt::requested() {
         eprintln!(

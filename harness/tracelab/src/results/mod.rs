@@ -17,8 +17,8 @@ pub use meta::{new_run_id, rfc3339_utc, RunMeta};
 pub use render::{render, render_rows};
 pub use row::SummaryRow;
 pub use store::{
-    load, load_breakdowns, load_rows, load_summaries, regenerate, update_meta, ResultsDir,
-    ATTRIBUTION_FILE,
+    load, load_breakdowns, load_rows, load_summaries, read_meta, regenerate, update_meta,
+    ResultsDir, ATTRIBUTION_FILE,
 };
 
 #[cfg(test)]

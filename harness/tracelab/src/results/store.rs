@@ -237,7 +237,8 @@ fn write_meta(path: &Path, meta: &RunMeta) -> Result<()> {
     atomic::write(&path.join(META_FILE), &json)
 }
 
-fn read_meta(path: &Path) -> Result<RunMeta> {
+/// A results directory's `meta.json`.
+pub fn read_meta(path: &Path) -> Result<RunMeta> {
     let file = path.join(META_FILE);
     if !path.exists() {
         bail!("{} does not exist", path.display());
