@@ -259,3 +259,69 @@ fn squad_flags_are_checked_before_anything_is_sent() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
 }
+
+/// A server that fails (HTTP 500): one line naming the endpoint and the status, and the
+/// submission said not stored.
+#[test]
+fn a_failing_server_is_one_line_with_its_status() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("accept");
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        // The whole request (its head, then Content-Length bytes of body): replying
+        // before it is read would reset the connection instead.
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        loop {
+            let n = conn.read(&mut buf).expect("read");
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&got).to_string();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length: usize = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                if got.len() >= end + 4 + length {
+                    break;
+                }
+            }
+        }
+        conn.write_all(
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 5\r\nConnection: close\r\n\r\noops\n",
+        )
+        .expect("reply");
+    });
+    let url = format!("http://127.0.0.1:{port}");
+    let failed = export(
+        &[
+            "--url",
+            &url,
+            "--project",
+            "tracelab/nightly",
+            "--build",
+            "2026-12-06-1",
+        ],
+        "t",
+    )
+    .failure();
+    server.join().expect("server");
+    let err = String::from_utf8_lossy(&failed.get_output().stderr).into_owned();
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "{url}/api/submit/tracelab/nightly/2026-12-06-1/tracelab"
+        )) && err.contains("HTTP 500")
+            && err.contains("nothing was stored"),
+        "{err}"
+    );
+}
