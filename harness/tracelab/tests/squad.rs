@@ -133,6 +133,18 @@ fn metrics(server: &Server) -> Vec<(String, f64, String)> {
     out
 }
 
+/// The flags that send the export to the SQUAD at `url`, as `nightly` of group `tracelab`.
+fn to(url: &str) -> [&str; 6] {
+    [
+        "--url",
+        url,
+        "--project",
+        "tracelab/nightly",
+        "--build",
+        "2026-12-06-1",
+    ]
+}
+
 fn export(args: &[&str], token: &str) -> assert_cmd::assert::Assert {
     Command::cargo_bin("tracelab")
         .expect("tracelab binary")
@@ -166,14 +178,7 @@ fn a_night_goes_into_squad_and_comes_back_with_its_values_and_units() {
     want.sort_by(|a, b| a.0.cmp(&b.0));
     assert!(want.len() > 20, "{} metrics", want.len());
 
-    let target = [
-        "--url",
-        &server.url,
-        "--project",
-        "tracelab/nightly",
-        "--build",
-        "2026-12-06-1",
-    ];
+    let target = to(&server.url);
     // A token SQUAD does not know: refused, nothing stored, one line naming the endpoint.
     let refused = export(&target, "not-a-token").failure();
     let err = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
@@ -210,18 +215,7 @@ fn a_night_goes_into_squad_and_comes_back_with_its_values_and_units() {
     // A server that is not there: one line, the submission not confirmed.
     drop(server);
     let url = format!("http://127.0.0.1:{}", free_port());
-    let gone = export(
-        &[
-            "--url",
-            &url,
-            "--project",
-            "tracelab/nightly",
-            "--build",
-            "2026-12-06-1",
-        ],
-        "x",
-    )
-    .failure();
+    let gone = export(&to(&url), "x").failure();
     let err = String::from_utf8_lossy(&gone.get_output().stderr).into_owned();
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(
@@ -302,18 +296,7 @@ fn a_failing_server_is_one_line_with_its_status() {
         .expect("reply");
     });
     let url = format!("http://127.0.0.1:{port}");
-    let failed = export(
-        &[
-            "--url",
-            &url,
-            "--project",
-            "tracelab/nightly",
-            "--build",
-            "2026-12-06-1",
-        ],
-        "t",
-    )
-    .failure();
+    let failed = export(&to(&url), "t").failure();
     server.join().expect("server");
     let err = String::from_utf8_lossy(&failed.get_output().stderr).into_owned();
     assert_eq!(err.trim().lines().count(), 1, "{err}");
